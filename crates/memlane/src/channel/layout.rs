@@ -1,0 +1,370 @@
+//! The channel's shared-memory layout (the data region of a segment of
+//! kind [`Kind::Channel`](crate::Kind::Channel)). Mirrored in
+//! `docs/ARCHITECTURE.md`.
+//!
+//! ```text
+//! offset            size              what
+//!      0            128               Config: written once by the creator before the header's
+//!                                     ready word; copied and validated by every opener
+//!    128            128               claim line: claim (u64) — the next free byte position
+//!    256            128               join line: sub_gen (u32), retired_messages (u64 @ +8),
+//!                                     retired_bytes (u64 @ +16)
+//!    384            128               data event (EventWord): publishers → subscribers
+//!    512            128               space event (EventWord): subscribers → publishers
+//!    640            128 × P           publisher slots (PubSlot)
+//!    640 + 128P     128 × S           subscriber slots (SubSlot)
+//!    ring_offset    capacity          the ring (ring_offset = the above rounded up to 4096)
+//! ```
+//!
+//! Every line is [`LINE`] (128) bytes so that words written by different
+//! parties never share a cache line (nor an adjacent-line prefetch pair).
+//!
+//! Records in the ring start at 16-byte aligned positions:
+//!
+//! ```text
+//! offset size field
+//!      0    8 stamp  position ^ STAMP_KEY, stored last (Release) = "committed"
+//!      8    4 len    payload length (0 for a pad record)
+//!     12    4 flags  FLAG_PAD: skip to the end of the ring; FLAG_DISCARD: skip this record
+//!     16  len payload, padded to a multiple of 16
+//! ```
+//! (`len` and `flags` are one 64-bit word, `meta`, written before the stamp.)
+
+use crate::sync::{AtomicU32, AtomicU64};
+
+use crate::sync::event_word::EventWord;
+
+/// The cache-line padding unit.
+pub(crate) const LINE: u64 = 128;
+/// Bytes of a record header.
+pub(crate) const RECORD_HEADER: u64 = 16;
+/// XOR-ed into every stamp so that zeroed memory never reads as committed.
+pub(crate) const STAMP_KEY: u64 = 0x6d65_6d6c_616e_6521; // "memlane!"
+/// The record is padding up to the end of the ring.
+pub(crate) const FLAG_PAD: u32 = 1;
+/// The record was loaned and dropped without commit: skip it.
+pub(crate) const FLAG_DISCARD: u32 = 2;
+/// Every flag bit this version knows.
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
+
+/// Magic of the config block ("CHAN").
+pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
+/// Version of the channel layout.
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+
+/// Smallest ring capacity.
+pub const MIN_CAPACITY: u64 = 4096;
+/// Largest ring capacity (16 GiB).
+pub const MAX_CAPACITY: u64 = 1 << 34;
+/// Largest number of publishers or subscribers.
+pub const MAX_ENDPOINTS: u32 = 1024;
+
+/// Slot states.
+pub(crate) const SLOT_FREE: u32 = 0;
+/// A subscriber is joining: its position is not yet set.
+pub(crate) const SLOT_CLAIMED: u32 = 1;
+/// In use.
+pub(crate) const SLOT_ACTIVE: u32 = 2;
+
+/// Offsets of the fixed lines.
+pub(crate) const CLAIM_OFFSET: u64 = 128;
+pub(crate) const JOIN_OFFSET: u64 = 256;
+pub(crate) const DATA_EVENT_OFFSET: u64 = 384;
+pub(crate) const SPACE_EVENT_OFFSET: u64 = 512;
+pub(crate) const SLOTS_OFFSET: u64 = 640;
+
+/// The configuration block at offset 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// [`CONFIG_MAGIC`].
+    pub(crate) magic: u32,
+    /// [`LAYOUT_VERSION`].
+    pub(crate) version: u32,
+    /// Ring capacity in bytes: a power of two in [MIN_CAPACITY, MAX_CAPACITY].
+    pub(crate) capacity: u64,
+    /// Largest payload; RECORD_HEADER + round16(max_message) <= capacity.
+    pub(crate) max_message: u32,
+    /// Publisher slots, 1..=MAX_ENDPOINTS.
+    pub(crate) max_publishers: u32,
+    /// Subscriber slots, 1..=MAX_ENDPOINTS.
+    pub(crate) max_subscribers: u32,
+    /// 0 = lossless (blocking) mode; other values are reserved.
+    pub(crate) mode: u32,
+    /// The claim position the channel started at.
+    pub(crate) initial_position: u64,
+    /// Offset of the ring; must equal [`ring_offset`] of the fields above.
+    pub(crate) ring_offset: u64,
+    /// Reserved, 0.
+    pub(crate) reserved: [u64; 10],
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Config>() == 128);
+    assert!(std::mem::offset_of!(Config, magic) == 0);
+    assert!(std::mem::offset_of!(Config, version) == 4);
+    assert!(std::mem::offset_of!(Config, capacity) == 8);
+    assert!(std::mem::offset_of!(Config, max_message) == 16);
+    assert!(std::mem::offset_of!(Config, max_publishers) == 20);
+    assert!(std::mem::offset_of!(Config, max_subscribers) == 24);
+    assert!(std::mem::offset_of!(Config, mode) == 28);
+    assert!(std::mem::offset_of!(Config, initial_position) == 32);
+    assert!(std::mem::offset_of!(Config, ring_offset) == 40);
+};
+
+/// The join line.
+#[repr(C)]
+pub(crate) struct JoinLine {
+    /// Bumped (SeqCst) by every subscriber that joins, before it reads
+    /// `claim`; publishers compare it around their claim (see ring.rs).
+    pub(crate) sub_gen: AtomicU32,
+    /// Padding.
+    pub(crate) _pad: u32,
+    /// Messages sent by publishers that have left.
+    pub(crate) retired_messages: AtomicU64,
+    /// Payload bytes sent by publishers that have left.
+    pub(crate) retired_bytes: AtomicU64,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(JoinLine, sub_gen) == 0);
+    assert!(std::mem::offset_of!(JoinLine, retired_messages) == 8);
+    assert!(std::mem::offset_of!(JoinLine, retired_bytes) == 16);
+    assert!(std::mem::size_of::<JoinLine>() <= LINE as usize);
+    assert!(std::mem::size_of::<EventWord>() <= LINE as usize);
+};
+
+/// A publisher slot (one line).
+#[repr(C)]
+pub(crate) struct PubSlot {
+    /// SLOT_FREE or SLOT_ACTIVE.
+    pub(crate) state: AtomicU32,
+    /// Owner's pid (informational: pids are reused).
+    pub(crate) pid: AtomicU32,
+    /// Messages sent (written only by the owner).
+    pub(crate) messages: AtomicU64,
+    /// Payload bytes sent (written only by the owner).
+    pub(crate) bytes: AtomicU64,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(PubSlot, state) == 0);
+    assert!(std::mem::offset_of!(PubSlot, pid) == 4);
+    assert!(std::mem::offset_of!(PubSlot, messages) == 8);
+    assert!(std::mem::offset_of!(PubSlot, bytes) == 16);
+    assert!(std::mem::size_of::<PubSlot>() <= LINE as usize);
+};
+
+/// A subscriber slot (one line).
+#[repr(C)]
+pub(crate) struct SubSlot {
+    /// SLOT_FREE, SLOT_CLAIMED or SLOT_ACTIVE.
+    pub(crate) state: AtomicU32,
+    /// Owner's pid (informational).
+    pub(crate) pid: AtomicU32,
+    /// The next byte position this subscriber will read; everything before
+    /// it has been consumed. Stored (SeqCst) by the owner after reading;
+    /// loaded by publishers to bound their claims.
+    pub(crate) position: AtomicU64,
+    /// Messages received (written only by the owner).
+    pub(crate) messages: AtomicU64,
+    /// Payload bytes received (written only by the owner).
+    pub(crate) bytes: AtomicU64,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(SubSlot, state) == 0);
+    assert!(std::mem::offset_of!(SubSlot, pid) == 4);
+    assert!(std::mem::offset_of!(SubSlot, position) == 8);
+    assert!(std::mem::offset_of!(SubSlot, messages) == 16);
+    assert!(std::mem::offset_of!(SubSlot, bytes) == 24);
+    assert!(std::mem::size_of::<SubSlot>() <= LINE as usize);
+};
+
+/// Rounds `n` up to a multiple of 16.
+#[inline]
+pub(crate) const fn round16(n: u64) -> u64 {
+    (n + 15) & !15
+}
+
+/// The ring bytes a message of `len` takes.
+#[inline]
+pub(crate) const fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + round16(len)
+}
+
+/// Offset of publisher slot `i`.
+pub(crate) const fn pub_slot_offset(i: u64) -> u64 {
+    SLOTS_OFFSET + i * LINE
+}
+
+/// Offset of subscriber slot `i`.
+pub(crate) const fn sub_slot_offset(max_publishers: u64, i: u64) -> u64 {
+    SLOTS_OFFSET + max_publishers * LINE + i * LINE
+}
+
+/// Offset of the ring.
+pub(crate) const fn ring_offset(max_publishers: u64, max_subscribers: u64) -> u64 {
+    let end = sub_slot_offset(max_publishers, max_subscribers);
+    (end + 4095) & !4095
+}
+
+/// The validated geometry every endpoint works from (a local copy: never
+/// re-read from shared memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) capacity: u64,
+    pub(crate) mask: u64,
+    pub(crate) max_message: u32,
+    pub(crate) max_publishers: u32,
+    pub(crate) max_subscribers: u32,
+    pub(crate) ring_offset: u64,
+    pub(crate) initial_position: u64,
+}
+
+impl Geometry {
+    /// Checks the creator's parameters; returns the geometry or what is wrong.
+    pub(crate) fn new(
+        capacity: u64,
+        max_message: u64,
+        max_publishers: u32,
+        max_subscribers: u32,
+        initial_position: u64,
+    ) -> Result<Geometry, String> {
+        if capacity == 0 {
+            return Err("the capacity is 0; use a power of two from 4KiB to 16GiB, e.g. 1MiB".into());
+        }
+        if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(format!(
+                "the capacity {capacity} is not a power of two from {MIN_CAPACITY} (4KiB) to {MAX_CAPACITY} (16GiB)"
+            ));
+        }
+        if max_message > u64::from(u32::MAX) || record_size(max_message) > capacity {
+            return Err(format!(
+                "the maximum message size {max_message} does not fit the capacity {capacity}: at most {} bytes",
+                capacity - RECORD_HEADER
+            ));
+        }
+        if initial_position % 16 != 0 {
+            return Err(format!("the initial position {initial_position} is not a multiple of 16"));
+        }
+        for (what, n) in [("publishers", max_publishers), ("subscribers", max_subscribers)] {
+            if n == 0 || n > MAX_ENDPOINTS {
+                return Err(format!("the maximum number of {what} is {n}; use 1 to {MAX_ENDPOINTS}"));
+            }
+        }
+        Ok(Geometry {
+            capacity,
+            mask: capacity - 1,
+            max_message: max_message as u32,
+            max_publishers,
+            max_subscribers,
+            ring_offset: ring_offset(u64::from(max_publishers), u64::from(max_subscribers)),
+            initial_position,
+        })
+    }
+
+    /// The data-region length the geometry needs.
+    pub(crate) fn data_len(&self) -> u64 {
+        self.ring_offset + self.capacity
+    }
+
+    /// The config block describing this geometry.
+    pub(crate) fn config(&self) -> Config {
+        Config {
+            magic: CONFIG_MAGIC,
+            version: LAYOUT_VERSION,
+            capacity: self.capacity,
+            max_message: self.max_message,
+            max_publishers: self.max_publishers,
+            max_subscribers: self.max_subscribers,
+            mode: 0,
+            initial_position: self.initial_position,
+            ring_offset: self.ring_offset,
+            reserved: [0; 10],
+        }
+    }
+
+    /// Validates a config block copied out of shared memory against the
+    /// mapped data length (from `fstat`, not from any header).
+    pub(crate) fn from_config(c: &Config, data_len: u64) -> Result<Geometry, String> {
+        if c.magic != CONFIG_MAGIC {
+            return Err("the channel config has the wrong magic".into());
+        }
+        if c.version != LAYOUT_VERSION {
+            return Err(format!("channel layout version {} (this memlane reads {LAYOUT_VERSION})", c.version));
+        }
+        if c.mode != 0 {
+            return Err(format!("unknown channel mode {}", c.mode));
+        }
+        let g = Geometry::new(
+            c.capacity,
+            u64::from(c.max_message),
+            c.max_publishers,
+            c.max_subscribers,
+            c.initial_position,
+        )?;
+        if c.ring_offset != g.ring_offset {
+            return Err(format!("ring offset {} (expected {})", c.ring_offset, g.ring_offset));
+        }
+        if g.data_len() != data_len {
+            return Err(format!("the channel needs {} bytes but {data_len} are mapped", g.data_len()));
+        }
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_rejects_bad_parameters() {
+        assert!(Geometry::new(0, 16, 1, 1, 0).unwrap_err().contains("capacity is 0"));
+        assert!(Geometry::new(5000, 16, 1, 1, 0).is_err());
+        assert!(Geometry::new(2048, 16, 1, 1, 0).is_err());
+        assert!(Geometry::new(4096, 4096, 1, 1, 0).is_err());
+        assert!(Geometry::new(4096, 4080, 1, 1, 0).is_ok());
+        assert!(Geometry::new(4096, 16, 0, 1, 0).is_err());
+        assert!(Geometry::new(4096, 16, 1, MAX_ENDPOINTS + 1, 0).is_err());
+    }
+
+    #[test]
+    fn layout_offsets() {
+        assert_eq!(record_size(0), 16);
+        assert_eq!(record_size(1), 32);
+        assert_eq!(record_size(16), 32);
+        assert_eq!(pub_slot_offset(0), 640);
+        assert_eq!(sub_slot_offset(4, 0), 640 + 512);
+        assert_eq!(ring_offset(4, 4), 4096);
+        assert_eq!(ring_offset(16, 16), 8192);
+        let g = Geometry::new(1 << 20, 65536, 4, 8, 0).unwrap();
+        assert_eq!(g.data_len(), 4096 + (1 << 20));
+        assert_eq!(Geometry::from_config(&g.config(), g.data_len()), Ok(g));
+    }
+
+    #[test]
+    fn config_validation_catches_each_fault() {
+        let g = Geometry::new(1 << 16, 1024, 2, 2, 0).unwrap();
+        let len = g.data_len();
+        let mut c = g.config();
+        c.magic = 0;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.version = 9;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.capacity = 3;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.ring_offset = 0;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.max_message = u32::MAX;
+        assert!(Geometry::from_config(&c, len).is_err());
+        assert!(Geometry::from_config(&g.config(), len + 4096).is_err());
+        let mut c = g.config();
+        c.mode = 1;
+        assert!(Geometry::from_config(&c, len).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! Channels: publishers and subscribers exchanging variable-length
+//! messages through a ring in a shared segment.
+//!
+//! Every subscriber receives every message published after it joined,
+//! exactly once, in ring order; nothing is lost: when the slowest
+//! subscriber is a full ring behind, [`Publisher::send`] waits,
+//! [`Publisher::send_timeout`] waits up to a bound and
+//! [`Publisher::try_send`] returns [`TrySendError::Full`](crate::TrySendError::Full).
+//! The protocol is described in `ring.rs` and `docs/ARCHITECTURE.md`.
+
+pub(crate) mod layout;
+mod publisher;
+pub(crate) mod ring;
+mod shm;
+mod subscriber;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use layout::{MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY};
+pub use publisher::{Loan, Publisher};
+pub use subscriber::{Iter, Message, Subscriber, TryIter};
+
+use crate::error::{CreateError, JoinError, OpenError, RemoveError};
+use crate::segment::header::Kind;
+use crate::segment::raw::{self, CreateSpec};
+use crate::segment::{Access, Disposition, DEFAULT_MODE};
+use crate::sync::Ordering;
+use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED};
+use ring::RingMem;
+use shm::ShmRing;
+
+/// The default ring capacity: 1 MiB.
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
+/// The default maximum message size: 64 KiB (or less, to fit the capacity).
+pub const DEFAULT_MAX_MESSAGE: u64 = 64 << 10;
+/// The default maximum number of publishers and of subscribers.
+pub const DEFAULT_MAX_ENDPOINTS: u32 = 8;
+
+/// What a channel does when the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Nothing is lost: publishers wait for the slowest subscriber.
+    Lossless,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Lossless => "lossless",
+        })
+    }
+}
+
+/// A handle to a channel: makes publishers and subscribers and reports
+/// on them.
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Channel;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-chan-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = Channel::builder("doc-chat").capacity(64 * 1024).dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// publ.send(b"hello")?;
+/// assert_eq!(&*sub.recv()?, b"hello");
+/// # drop((sub, publ, channel));
+/// memlane::Channel::remove_in(&dir, "doc-chat")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Channel {
+    ring: Arc<ShmRing>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.name())
+            .field("path", &self.path())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// Options for creating a channel; see [`Channel::builder`].
+#[derive(Debug, Clone)]
+pub struct ChannelBuilder {
+    name: String,
+    capacity: u64,
+    max_message: Option<u64>,
+    max_publishers: u32,
+    max_subscribers: u32,
+    dir: Option<PathBuf>,
+    file: Option<(PathBuf, Disposition)>,
+    mode: u32,
+    initial_position: u64,
+}
+
+impl ChannelBuilder {
+    /// Ring capacity in bytes: a power of two from 4 KiB to 16 GiB
+    /// (default 1 MiB).
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = bytes;
+        self
+    }
+    /// Largest message in bytes (default 64 KiB, or capacity − 16 if smaller).
+    pub fn max_message(mut self, bytes: u64) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+    /// Most publishers at once (default 8, at most [`MAX_ENDPOINTS`]).
+    pub fn max_publishers(mut self, n: u32) -> Self {
+        self.max_publishers = n;
+        self
+    }
+    /// Most subscribers at once (default 8, at most [`MAX_ENDPOINTS`]).
+    pub fn max_subscribers(mut self, n: u32) -> Self {
+        self.max_subscribers = n;
+        self
+    }
+    /// Creates the channel in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Backs the channel by a file (create-new or create-always).
+    pub fn file(mut self, path: impl Into<PathBuf>, disposition: Disposition) -> Self {
+        self.file = Some((path.into(), disposition));
+        self
+    }
+    /// Permission bits (default 0o600, owner only).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+    /// Starts the position counters at `position` (a multiple of 16);
+    /// for testing wrap-around of the 64-bit counters.
+    #[doc(hidden)]
+    pub fn initial_position(mut self, position: u64) -> Self {
+        self.initial_position = position;
+        self
+    }
+
+    /// Creates the channel.
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError::InvalidConfig`] for a capacity, message size or
+    /// endpoint count out of range; otherwise as for
+    /// [`SegmentBuilder::create`](crate::SegmentBuilder::create).
+    pub fn create(self) -> Result<Channel, CreateError> {
+        let max_message = self
+            .max_message
+            .unwrap_or_else(|| DEFAULT_MAX_MESSAGE.min(self.capacity.saturating_sub(layout::RECORD_HEADER)));
+        let geo = Geometry::new(
+            self.capacity,
+            max_message,
+            self.max_publishers,
+            self.max_subscribers,
+            self.initial_position,
+        )
+        .map_err(|reason| CreateError::InvalidConfig { reason })?;
+        if let Some((_, Disposition::OpenExisting)) = self.file {
+            return Err(CreateError::InvalidConfig {
+                reason: "a channel file cannot be opened with create; use Channel::open".into(),
+            });
+        }
+        let spec = CreateSpec {
+            name: &self.name,
+            dir: self.dir.as_deref(),
+            file: self.file.as_ref().map(|(p, d)| (p.as_path(), *d)),
+            mode: self.mode,
+            kind: Kind::Channel,
+            data_len: geo.data_len(),
+        };
+        let config = geo.config();
+        let seg = raw::create(&spec, |data, len| {
+            assert!(len as u64 >= geo.data_len());
+            // SAFETY: the data region is at least ring_offset + capacity
+            // bytes, page aligned, zero-filled and not yet visible to any
+            // other process; Config is plain integers.
+            unsafe {
+                std::ptr::write(data.cast::<Config>(), config);
+                let claim = &*data.add(layout::CLAIM_OFFSET as usize).cast::<std::sync::atomic::AtomicU64>();
+                claim.store(geo.initial_position, std::sync::atomic::Ordering::Relaxed);
+            }
+        })?;
+        Ok(Channel {
+            ring: Arc::new(ShmRing::new(seg, geo)),
+        })
+    }
+}
+
+impl Channel {
+    /// Starts building a channel named `name`.
+    pub fn builder(name: &str) -> ChannelBuilder {
+        ChannelBuilder {
+            name: name.to_string(),
+            capacity: DEFAULT_CAPACITY,
+            max_message: None,
+            max_publishers: DEFAULT_MAX_ENDPOINTS,
+            max_subscribers: DEFAULT_MAX_ENDPOINTS,
+            dir: None,
+            file: None,
+            mode: DEFAULT_MODE,
+            initial_position: 0,
+        }
+    }
+
+    /// Creates a channel with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// See [`ChannelBuilder::create`].
+    pub fn create(name: &str) -> Result<Channel, CreateError> {
+        Channel::builder(name).create()
+    }
+
+    /// Opens the channel `name` in `$MEMLANE_DIR` or `/dev/shm`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`]: not found, not a channel, incompatible, corrupt.
+    pub fn open(name: &str) -> Result<Channel, OpenError> {
+        Self::open_impl(name, None)
+    }
+
+    /// Opens the channel `name` in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Channel::open`].
+    pub fn open_in(dir: &Path, name: &str) -> Result<Channel, OpenError> {
+        Self::open_impl(name, Some(dir))
+    }
+
+    fn open_impl(name: &str, dir: Option<&Path>) -> Result<Channel, OpenError> {
+        let seg = raw::open(name, dir, Access::ReadWrite, Some(Kind::Channel), "channel", None)?;
+        if seg.data_len() < std::mem::size_of::<Config>() {
+            return Err(OpenError::Corrupt {
+                path: seg.path().to_path_buf(),
+                reason: "too small for a channel".into(),
+            });
+        }
+        // SAFETY: the data region holds at least a Config (checked above);
+        // it is copied out, never referenced.
+        let config = unsafe { std::ptr::read_volatile(seg.data_ptr().cast::<Config>()) };
+        let geo = Geometry::from_config(&config, seg.data_len() as u64).map_err(|reason| OpenError::Corrupt {
+            path: seg.path().to_path_buf(),
+            reason,
+        })?;
+        Ok(Channel {
+            ring: Arc::new(ShmRing::new(seg, geo)),
+        })
+    }
+
+    /// Removes the channel's name (processes that have it open keep it).
+    ///
+    /// # Errors
+    ///
+    /// See [`Segment::remove`](crate::Segment::remove).
+    pub fn remove(name: &str) -> Result<(), RemoveError> {
+        raw::remove(name, None)
+    }
+
+    /// Removes the channel's name from `dir`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Segment::remove`](crate::Segment::remove).
+    pub fn remove_in(dir: &Path, name: &str) -> Result<(), RemoveError> {
+        raw::remove(name, Some(dir))
+    }
+
+    /// Joins as a publisher.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::TooManyPublishers`] when every slot is taken.
+    pub fn publisher(&self) -> Result<Publisher, JoinError> {
+        Publisher::join(self.ring.clone())
+    }
+
+    /// Joins as a subscriber: it receives every message published from now on.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::TooManySubscribers`] when every slot is taken.
+    pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
+        Subscriber::join(self.ring.clone())
+    }
+
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        self.ring.segment().name()
+    }
+
+    /// The file that holds it.
+    pub fn path(&self) -> &Path {
+        self.ring.segment().path()
+    }
+
+    /// Ring capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.ring.geometry().capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.ring.geometry().max_message as usize
+    }
+
+    /// A snapshot of the channel's state.
+    pub fn info(&self) -> ChannelInfo {
+        let m = &*self.ring;
+        let g = *m.geometry();
+        let head = m.claim().load(Ordering::SeqCst);
+        let j = m.join();
+        let mut messages = j.retired_messages.load(Ordering::Relaxed);
+        let mut bytes = j.retired_bytes.load(Ordering::Relaxed);
+        let mut publishers = Vec::new();
+        for i in 0..g.max_publishers {
+            let s = m.pub_slot(i);
+            if s.state.load(Ordering::Acquire) == SLOT_ACTIVE {
+                let (pm, pb) = (s.messages.load(Ordering::Relaxed), s.bytes.load(Ordering::Relaxed));
+                messages = messages.wrapping_add(pm);
+                bytes = bytes.wrapping_add(pb);
+                publishers.push(PublisherInfo {
+                    slot: i,
+                    pid: s.pid.load(Ordering::Relaxed),
+                    messages: pm,
+                    bytes: pb,
+                });
+            }
+        }
+        let mut subscribers = Vec::new();
+        for i in 0..g.max_subscribers {
+            let s = m.sub_slot(i);
+            let state = s.state.load(Ordering::Acquire);
+            if state == SLOT_ACTIVE || state == SLOT_CLAIMED {
+                let position = s.position.load(Ordering::Acquire);
+                subscribers.push(SubscriberInfo {
+                    slot: i,
+                    pid: s.pid.load(Ordering::Relaxed),
+                    position,
+                    lag: head.wrapping_sub(position).min(g.capacity),
+                    messages: s.messages.load(Ordering::Relaxed),
+                    bytes: s.bytes.load(Ordering::Relaxed),
+                });
+            }
+        }
+        ChannelInfo {
+            name: self.name().to_string(),
+            path: self.path().to_path_buf(),
+            capacity: g.capacity,
+            max_message: g.max_message,
+            max_publishers: g.max_publishers,
+            max_subscribers: g.max_subscribers,
+            mode: Mode::Lossless,
+            creator_pid: self.ring.segment().info().creator_pid,
+            head,
+            bytes_claimed: head.wrapping_sub(g.initial_position),
+            messages_sent: messages,
+            bytes_sent: bytes,
+            publishers,
+            subscribers,
+        }
+    }
+}
+
+/// A snapshot of a channel; see [`Channel::info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// Name.
+    pub name: String,
+    /// File.
+    pub path: PathBuf,
+    /// Ring capacity in bytes.
+    pub capacity: u64,
+    /// Largest message in bytes.
+    pub max_message: u32,
+    /// Publisher slots.
+    pub max_publishers: u32,
+    /// Subscriber slots.
+    pub max_subscribers: u32,
+    /// Full-ring behaviour.
+    pub mode: Mode,
+    /// Pid of the creator.
+    pub creator_pid: u32,
+    /// The claim position (next byte to be reserved).
+    pub head: u64,
+    /// Ring bytes reserved since creation (records, headers and padding).
+    pub bytes_claimed: u64,
+    /// Messages committed since creation.
+    pub messages_sent: u64,
+    /// Payload bytes committed since creation.
+    pub bytes_sent: u64,
+    /// Publishers now joined.
+    pub publishers: Vec<PublisherInfo>,
+    /// Subscribers now joined.
+    pub subscribers: Vec<SubscriberInfo>,
+}
+
+/// One publisher in [`ChannelInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublisherInfo {
+    /// Slot index.
+    pub slot: u32,
+    /// Process id (as recorded; pids can be reused).
+    pub pid: u32,
+    /// Messages sent.
+    pub messages: u64,
+    /// Payload bytes sent.
+    pub bytes: u64,
+}
+
+/// One subscriber in [`ChannelInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriberInfo {
+    /// Slot index.
+    pub slot: u32,
+    /// Process id (as recorded; pids can be reused).
+    pub pid: u32,
+    /// Next byte position it will read.
+    pub position: u64,
+    /// Ring bytes it has yet to read (head − position).
+    pub lag: u64,
+    /// Messages received.
+    pub messages: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+}

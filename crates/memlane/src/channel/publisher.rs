@@ -1,0 +1,227 @@
+//! The sending side of a channel.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::layout::RECORD_HEADER;
+use super::ring::{self, Claim, PubState, RingMem};
+use super::shm::ShmRing;
+use crate::error::{JoinError, SendError, SendTimeoutError, TrySendError};
+
+/// Sends messages on a channel. Made by [`Channel::publisher`](crate::Channel::publisher);
+/// leaves the channel when dropped. Several publishers, in any processes,
+/// may send at once.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-pub-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-pub").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// publ.send(b"copied")?;
+/// let mut loan = publ.loan(6)?;
+/// loan.copy_from_slice(b"loaned");
+/// loan.commit();
+/// assert_eq!(sub.recv()?.to_vec(), b"copied");
+/// assert_eq!(sub.recv()?.to_vec(), b"loaned");
+/// # drop((sub, publ, channel));
+/// # memlane::Channel::remove_in(&dir, "doc-pub")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Publisher {
+    ring: Arc<ShmRing>,
+    st: PubState,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("slot", &self.st.slot).finish()
+    }
+}
+
+impl Publisher {
+    pub(super) fn join(ring: Arc<ShmRing>) -> Result<Publisher, JoinError> {
+        let st = ring::join_publisher(&*ring, crate::sys::current_pid())?;
+        Ok(Publisher { ring, st })
+    }
+
+    /// The largest message this channel takes.
+    pub fn max_message(&self) -> usize {
+        self.ring.geometry().max_message as usize
+    }
+
+    fn check_len(&self, len: usize) -> Result<u32, (usize, usize)> {
+        let max = self.max_message();
+        if len > max {
+            Err((len, max))
+        } else {
+            Ok(len as u32)
+        }
+    }
+
+    fn write_commit(&mut self, c: Claim, msg: &[u8]) {
+        // SAFETY: the claim reserves record_size(len) bytes at `c.off`, and
+        // the payload (len bytes after the 16-byte header) lies inside them.
+        unsafe { self.ring.write(c.off + RECORD_HEADER, msg) };
+        ring::commit(&*self.ring, &mut self.st, c, false);
+    }
+
+    /// Sends `msg`, waiting while the slowest subscriber is a ring behind.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] if `msg` exceeds the maximum message size.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        let len = self.check_len(msg.len()).map_err(|(len, max)| SendError::TooLarge { len, max })?;
+        let c = self.claim_wait(len);
+        self.write_commit(c, msg);
+        Ok(())
+    }
+
+    /// Sends `msg` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when the slowest subscriber is a ring behind;
+    /// [`TrySendError::TooLarge`] if `msg` exceeds the maximum.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
+        let len = self.check_len(msg.len()).map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
+        let c = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
+        self.write_commit(c, msg);
+        Ok(())
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] if no room freed up in time;
+    /// [`SendTimeoutError::TooLarge`] if `msg` exceeds the maximum.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
+        let len = self
+            .check_len(msg.len())
+            .map_err(|(len, max)| SendTimeoutError::TooLarge { len, max })?;
+        let c = self
+            .claim_blocking(len, Some(Instant::now() + timeout))
+            .ok_or(SendTimeoutError::Timeout)?;
+        self.write_commit(c, msg);
+        Ok(())
+    }
+
+    fn claim_wait(&mut self, len: u32) -> Claim {
+        loop {
+            if let Some(c) = self.claim_blocking(len, None) {
+                return c;
+            }
+        }
+    }
+
+    fn claim_blocking(&mut self, len: u32, deadline: Option<Instant>) -> Option<Claim> {
+        loop {
+            if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len) {
+                return Some(c);
+            }
+            if !ring::wait_for_space(&*self.ring, &mut self.st, len, deadline) {
+                return None;
+            }
+        }
+    }
+
+    /// Reserves `len` bytes in the ring to be filled in place (zero-copy),
+    /// waiting for room; [`Loan::commit`] publishes them. A loan dropped
+    /// without commit is skipped by subscribers.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] if `len` exceeds the maximum.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, SendError> {
+        let len = self.check_len(len).map_err(|(len, max)| SendError::TooLarge { len, max })?;
+        let claim = self.claim_wait(len);
+        Ok(Loan { publ: self, claim })
+    }
+
+    /// Like [`Publisher::loan`] but fails at once when the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Publisher::try_send`].
+    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, TrySendError> {
+        let len = self.check_len(len).map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
+        let claim = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
+        Ok(Loan { publ: self, claim })
+    }
+
+    /// Messages sent by this publisher.
+    pub fn messages_sent(&self) -> u64 {
+        self.st.messages
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        ring::leave_publisher(&*self.ring, &self.st);
+    }
+}
+
+/// Ring space reserved by [`Publisher::loan`], written in place through
+/// `DerefMut<Target = [u8]>` and published by [`Loan::commit`].
+pub struct Loan<'a> {
+    publ: &'a mut Publisher,
+    claim: Claim,
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan").field("len", &self.claim.len).finish()
+    }
+}
+
+impl Loan<'_> {
+    /// Publishes the loaned bytes.
+    pub fn commit(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let claim = this.claim;
+        let publ: &mut Publisher = this.publ;
+        ring::commit(&*publ.ring, &mut publ.st, claim, false);
+    }
+}
+
+impl std::ops::Deref for Loan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the claim gives this publisher exclusive use of the
+        // payload bytes until commit: no subscriber reads them before the
+        // stamp is stored and no other publisher can claim them; `len` was
+        // bounded by max_message and the record fits inside the ring.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.publ.ring.ring_ptr(self.claim.off + RECORD_HEADER),
+                self.claim.len as usize,
+            )
+        }
+    }
+}
+
+impl std::ops::DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`; `&mut self` makes the borrow unique here.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.publ.ring.ring_ptr(self.claim.off + RECORD_HEADER),
+                self.claim.len as usize,
+            )
+        }
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        // Not committed: publish it as a discarded record so the ring moves on.
+        let claim = self.claim;
+        let publ: &mut Publisher = self.publ;
+        ring::commit(&*publ.ring, &mut publ.st, claim, true);
+    }
+}

@@ -1,0 +1,434 @@
+//! The ring protocol: many publishers, many subscribers, nothing lost.
+//!
+//! Positions are byte counters (`u64`, wrapping) that only grow; a
+//! position's place in the ring is `position & (capacity - 1)`.
+//!
+//! **Publish.** A publisher needs `total` bytes (its record, plus a pad
+//! record when the record would cross the end of the ring):
+//!
+//! 1. `h = claim.load(Acquire)`; it *fits* if `h + total - min <= capacity`,
+//!    where `min` is the lowest position of the ACTIVE subscribers
+//!    (publishers cache it, with the `sub_gen` value loaded before the scan,
+//!    and rescan only when the cached value says "full").
+//! 2. `claim.compare_exchange(h, h + total, SeqCst)` reserves `[h, h+total)`.
+//! 3. `sub_gen.load(SeqCst)`: if it changed since the scan, a subscriber
+//!    joined meanwhile and might not be counted; rescan (waiting while any
+//!    slot is CLAIMED) until the reserved bytes fit for everyone.
+//! 4. Write the payload, then `meta` (len | flags << 32, Relaxed), then
+//!    `stamp = position ^ STAMP_KEY` with SeqCst (the Release that pairs
+//!    with the subscriber's Acquire load of the stamp).
+//! 5. `data_event.notify_waiters()`: one SeqCst load when nobody sleeps.
+//!
+//! **Subscribe.** A joining subscriber: CAS its slot FREE → CLAIMED,
+//! `sub_gen.fetch_add(1, SeqCst)`, `p = claim.load(SeqCst)`,
+//! `position = p`, state = ACTIVE (SeqCst). It receives every record
+//! claimed at or after `p`. A publisher whose CAS comes after that claim
+//! load also loads `sub_gen` after the increment (SeqCst total order), so
+//! step 3 catches it.
+//!
+//! **Consume.** At its position `p` a subscriber loads the stamp at
+//! `p & mask` (Acquire). Equal to `p ^ STAMP_KEY`: committed; it reads
+//! `meta`, validates the length against `max_message` and the ring end
+//! (never trusting it), reads the payload, then stores
+//! `position = p + record_size` (SeqCst; pairs with the publishers'
+//! position loads, so they never overwrite bytes still being read) and
+//! notifies the space event if a publisher sleeps. Anything else: empty
+//! (or, for a stamp from a later lap, corrupt).
+
+use std::time::{Duration, Instant};
+
+use super::layout::{
+    record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD, KNOWN_FLAGS,
+    RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, STAMP_KEY,
+};
+use crate::error::{Corrupt, JoinError};
+use crate::sync::event_word::EventWord;
+use crate::sync::{AtomicU64, Futex, Ordering};
+
+/// Access to a channel's shared memory.
+pub(crate) trait RingMem {
+    /// The futex implementation.
+    type F: Futex;
+    /// The futex.
+    fn futex(&self) -> &Self::F;
+    /// The validated local geometry.
+    fn geometry(&self) -> &Geometry;
+    /// The claim counter.
+    fn claim(&self) -> &AtomicU64;
+    /// The join line.
+    fn join(&self) -> &JoinLine;
+    /// Publishers → subscribers.
+    fn data_event(&self) -> &EventWord;
+    /// Subscribers → publishers.
+    fn space_event(&self) -> &EventWord;
+    /// Publisher slot `i < max_publishers`.
+    fn pub_slot(&self, i: u32) -> &PubSlot;
+    /// Subscriber slot `i < max_subscribers`.
+    fn sub_slot(&self, i: u32) -> &SubSlot;
+    /// The stamp word of the record at ring offset `off` (16-aligned, `< capacity`).
+    fn stamp(&self, off: u64) -> &AtomicU64;
+    /// The meta word of the record at ring offset `off`.
+    fn meta(&self, off: u64) -> &AtomicU64;
+    /// Copies `src` into the ring at `off`.
+    ///
+    /// # Safety
+    ///
+    /// `off + src.len() <= capacity`, and the caller holds a claim on those bytes.
+    unsafe fn write(&self, off: u64, src: &[u8]);
+}
+
+/// How long a sleeper sleeps at most before re-checking on its own.
+pub(crate) const RECHECK: Duration = Duration::from_millis(100);
+
+/// A publisher's local state.
+#[derive(Debug)]
+pub(crate) struct PubState {
+    pub(crate) slot: u32,
+    /// A lower bound of every ACTIVE subscriber's position known at `cached_gen`.
+    cached_min: u64,
+    cached_gen: u32,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Reserved ring space for one record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    /// Position of the record.
+    pub(crate) pos: u64,
+    /// Ring offset of the record.
+    pub(crate) off: u64,
+    /// Position of a pad record before it, if any.
+    pad_pos: Option<u64>,
+    /// Payload length.
+    pub(crate) len: u32,
+}
+
+/// A subscriber's local state.
+#[derive(Debug)]
+pub(crate) struct SubState {
+    pub(crate) slot: u32,
+    pub(crate) pos: u64,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+/// A committed record found at a subscriber's position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Ring offset of the payload.
+    pub(crate) payload_off: u64,
+    /// Payload length (validated).
+    pub(crate) len: u32,
+    /// Position after this record.
+    pub(crate) next: u64,
+}
+
+/// Result of scanning the subscriber slots from head `h`.
+struct Scan {
+    /// The largest `h - position` over ACTIVE subscribers (0 if none).
+    max_lag: u64,
+    /// Whether some slot is CLAIMED (a subscriber mid-join).
+    joining: bool,
+}
+
+fn scan<M: RingMem>(m: &M, h: u64) -> Scan {
+    let g = m.geometry();
+    let mut s = Scan {
+        max_lag: 0,
+        joining: false,
+    };
+    for i in 0..g.max_subscribers {
+        let slot = m.sub_slot(i);
+        match slot.state.load(Ordering::SeqCst) {
+            SLOT_ACTIVE => {
+                let lag = h.wrapping_sub(slot.position.load(Ordering::SeqCst));
+                // A position ahead of `h` (joined after we loaded `h`)
+                // does not constrain us.
+                if lag < (1 << 63) && lag > s.max_lag {
+                    s.max_lag = lag;
+                }
+            }
+            SLOT_CLAIMED => s.joining = true,
+            _ => {}
+        }
+    }
+    s
+}
+
+#[inline]
+fn fits(cap: u64, h: u64, total: u64, min: u64) -> bool {
+    let used = h.wrapping_sub(min);
+    used < (1 << 63) && used + total <= cap
+}
+
+/// Space needed at head `h` for a payload of `len`: (pad, total).
+#[inline]
+fn space_for(g: &Geometry, h: u64, len: u32) -> (u64, u64) {
+    let rec = record_size(u64::from(len));
+    let off = h & g.mask;
+    let pad = if off + rec > g.capacity { g.capacity - off } else { 0 };
+    (pad, pad + rec)
+}
+
+/// Joins as a publisher.
+pub(crate) fn join_publisher<M: RingMem>(m: &M, pid: u32) -> Result<PubState, JoinError> {
+    let g = m.geometry();
+    for i in 0..g.max_publishers {
+        let slot = m.pub_slot(i);
+        if slot
+            .state
+            .compare_exchange(SLOT_FREE, SLOT_ACTIVE, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            slot.pid.store(pid, Ordering::Relaxed);
+            slot.messages.store(0, Ordering::Relaxed);
+            slot.bytes.store(0, Ordering::Relaxed);
+            let cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
+            let h = m.claim().load(Ordering::SeqCst);
+            let cached_min = h.wrapping_sub(scan(m, h).max_lag);
+            return Ok(PubState {
+                slot: i,
+                cached_min,
+                cached_gen,
+                messages: 0,
+                bytes: 0,
+            });
+        }
+    }
+    Err(JoinError::TooManyPublishers {
+        max: g.max_publishers,
+    })
+}
+
+/// Leaves as a publisher: folds its counters into the retired totals.
+pub(crate) fn leave_publisher<M: RingMem>(m: &M, st: &PubState) {
+    let j = m.join();
+    j.retired_messages.fetch_add(st.messages, Ordering::Relaxed);
+    j.retired_bytes.fetch_add(st.bytes, Ordering::Relaxed);
+    let slot = m.pub_slot(st.slot);
+    slot.messages.store(0, Ordering::Relaxed);
+    slot.bytes.store(0, Ordering::Relaxed);
+    slot.state.store(SLOT_FREE, Ordering::Release);
+}
+
+/// Tries to reserve space for a payload of `len` bytes (`len <= max_message`,
+/// checked by the caller). `Ok(None)`: the slowest subscriber is a ring behind.
+pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Option<Claim> {
+    let g = *m.geometry();
+    loop {
+        let h = m.claim().load(Ordering::Acquire);
+        let (pad, total) = space_for(&g, h, len);
+        if !fits(g.capacity, h, total, st.cached_min) {
+            st.cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
+            st.cached_min = h.wrapping_sub(scan(m, h).max_lag);
+            if !fits(g.capacity, h, total, st.cached_min) {
+                return None;
+            }
+        }
+        if m
+            .claim()
+            .compare_exchange_weak(h, h.wrapping_add(total), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+            continue;
+        }
+        if m.join().sub_gen.load(Ordering::SeqCst) != st.cached_gen {
+            settle_after_join(m, st, h, total);
+        }
+        let pos = h.wrapping_add(pad);
+        return Some(Claim {
+            pos,
+            off: pos & g.mask,
+            pad_pos: (pad > 0).then_some(h),
+            len,
+        });
+    }
+}
+
+/// After a claim raced with a joining subscriber: waits until the claimed
+/// bytes `[h, h + total)` fit for every subscriber, the new one included.
+fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
+    let cap = m.geometry().capacity;
+    let mut ok = || {
+        let gen = m.join().sub_gen.load(Ordering::SeqCst);
+        let s = scan(m, h);
+        let min = h.wrapping_sub(s.max_lag);
+        if !s.joining && fits(cap, h, total, min) {
+            st.cached_gen = gen;
+            st.cached_min = min;
+            true
+        } else {
+            false
+        }
+    };
+    while !m
+        .space_event()
+        .wait_until(m.futex(), 200, None, Duration::from_millis(1), &mut ok)
+    {}
+}
+
+/// Whether a claim of `len` could succeed now (used by blocked senders).
+pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool {
+    let g = *m.geometry();
+    let h = m.claim().load(Ordering::SeqCst);
+    let (_, total) = space_for(&g, h, len);
+    st.cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
+    st.cached_min = h.wrapping_sub(scan(m, h).max_lag);
+    fits(g.capacity, h, total, st.cached_min)
+}
+
+/// Commits a claim (after its payload was written): pad first, then the
+/// record, then wakes sleeping subscribers.
+pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bool) {
+    let g = m.geometry();
+    let flags = if discard { FLAG_DISCARD } else { 0 };
+    m.meta(c.off)
+        .store(u64::from(c.len) | (u64::from(flags) << 32), Ordering::Relaxed);
+    if let Some(p) = c.pad_pos {
+        let off = p & g.mask;
+        m.meta(off)
+            .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
+        m.stamp(off).store(p ^ STAMP_KEY, Ordering::SeqCst);
+    }
+    m.stamp(c.off).store(c.pos ^ STAMP_KEY, Ordering::SeqCst);
+    if !discard {
+        st.messages += 1;
+        st.bytes += u64::from(c.len);
+        let slot = m.pub_slot(st.slot);
+        slot.messages.store(st.messages, Ordering::Relaxed);
+        slot.bytes.store(st.bytes, Ordering::Relaxed);
+    }
+    m.data_event().notify_waiters(m.futex());
+}
+
+/// Waits for space for `len` until `deadline`; false on time-out.
+pub(crate) fn wait_for_space<M: RingMem>(m: &M, st: &mut PubState, len: u32, deadline: Option<Instant>) -> bool {
+    m.space_event()
+        .wait_until(m.futex(), 1000, deadline, RECHECK, || has_space(m, st, len))
+}
+
+/// Joins as a subscriber at the current head.
+pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, JoinError> {
+    let g = m.geometry();
+    for i in 0..g.max_subscribers {
+        let slot = m.sub_slot(i);
+        if slot
+            .state
+            .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            slot.pid.store(pid, Ordering::Relaxed);
+            slot.messages.store(0, Ordering::Relaxed);
+            slot.bytes.store(0, Ordering::Relaxed);
+            m.join().sub_gen.fetch_add(1, Ordering::SeqCst);
+            let p = m.claim().load(Ordering::SeqCst);
+            slot.position.store(p, Ordering::SeqCst);
+            slot.state.store(SLOT_ACTIVE, Ordering::SeqCst);
+            return Ok(SubState {
+                slot: i,
+                pos: p,
+                messages: 0,
+                bytes: 0,
+            });
+        }
+    }
+    Err(JoinError::TooManySubscribers {
+        max: g.max_subscribers,
+    })
+}
+
+/// Leaves as a subscriber and wakes publishers it may have held back.
+pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
+    m.sub_slot(st.slot).state.store(SLOT_FREE, Ordering::SeqCst);
+    m.space_event().notify_waiters(m.futex());
+}
+
+fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
+    st.pos = next;
+    m.sub_slot(st.slot).position.store(next, Ordering::SeqCst);
+    m.space_event().notify_waiters(m.futex());
+}
+
+/// Looks for a committed message at the subscriber's position, skipping
+/// pad and discarded records. Every word read is validated.
+pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
+    let g = *m.geometry();
+    loop {
+        let p = st.pos;
+        let off = p & g.mask;
+        let stamp = m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY;
+        if stamp != p {
+            let ahead = stamp.wrapping_sub(p);
+            if ahead != 0 && ahead < (1 << 63) && ahead % g.capacity == 0 {
+                return Err(Corrupt {
+                    reason: format!("the record at position {p} was overwritten before it was read"),
+                });
+            }
+            return Ok(None);
+        }
+        let meta = m.meta(off).load(Ordering::Relaxed);
+        let len = meta as u32;
+        let flags = (meta >> 32) as u32;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Corrupt {
+                reason: format!("unknown record flags {flags:#x} at position {p}"),
+            });
+        }
+        if flags & FLAG_PAD != 0 {
+            if off == 0 || len != 0 {
+                return Err(Corrupt {
+                    reason: format!("a malformed pad record at position {p}"),
+                });
+            }
+            advance(m, st, p.wrapping_add(g.capacity - off));
+            continue;
+        }
+        if len > g.max_message || off + record_size(u64::from(len)) > g.capacity {
+            return Err(Corrupt {
+                reason: format!(
+                    "a record of {len} bytes at ring offset {off} (maximum {}, capacity {})",
+                    g.max_message, g.capacity
+                ),
+            });
+        }
+        let next = p.wrapping_add(record_size(u64::from(len)));
+        if flags & FLAG_DISCARD != 0 {
+            advance(m, st, next);
+            continue;
+        }
+        return Ok(Some(Record {
+            payload_off: off + RECORD_HEADER,
+            len,
+            next,
+        }));
+    }
+}
+
+/// Marks a record consumed.
+pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
+    st.messages += 1;
+    st.bytes += u64::from(r.len);
+    let slot = m.sub_slot(st.slot);
+    slot.messages.store(st.messages, Ordering::Relaxed);
+    slot.bytes.store(st.bytes, Ordering::Relaxed);
+    advance(m, st, r.next);
+}
+
+/// Waits for a message until `deadline`; false on time-out.
+pub(crate) fn wait_for_data<M: RingMem>(m: &M, st: &mut SubState, spin: u32, deadline: Option<Instant>) -> Result<bool, Corrupt> {
+    let mut err = None;
+    let ok = m.data_event().wait_until(m.futex(), spin, deadline, RECHECK, || match peek(m, st) {
+        Ok(Some(_)) => true,
+        Ok(None) => false,
+        Err(e) => {
+            err = Some(e);
+            true
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(ok),
+    }
+}

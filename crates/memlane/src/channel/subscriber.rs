@@ -1,0 +1,204 @@
+//! The receiving side of a channel.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ring::{self, Record, RingMem, SubState};
+use super::shm::ShmRing;
+use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
+use crate::sync::event_word::DEFAULT_SPIN;
+
+/// Receives every message published on a channel after it joined, once,
+/// in order. Made by [`Channel::subscriber`](crate::Channel::subscriber);
+/// leaves the channel (and stops holding publishers back) when dropped.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-sub-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// use std::time::Duration;
+/// let channel = memlane::Channel::builder("doc-sub").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// assert!(sub.try_recv().is_err()); // nothing yet
+/// channel.publisher()?.send(b"one")?;
+/// let msg = sub.recv_timeout(Duration::from_secs(1))?;
+/// assert_eq!(&*msg, b"one"); // read in place; released when `msg` drops
+/// # drop(msg);
+/// # drop((sub, channel));
+/// # memlane::Channel::remove_in(&dir, "doc-sub")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Subscriber {
+    ring: Arc<ShmRing>,
+    st: SubState,
+    spin: u32,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("slot", &self.st.slot)
+            .field("position", &self.st.pos)
+            .finish()
+    }
+}
+
+impl Subscriber {
+    pub(super) fn join(ring: Arc<ShmRing>) -> Result<Subscriber, JoinError> {
+        let st = ring::join_subscriber(&*ring, crate::sys::current_pid())?;
+        Ok(Subscriber {
+            ring,
+            st,
+            spin: DEFAULT_SPIN,
+        })
+    }
+
+    /// How many times a blocking receive polls before it sleeps (default
+    /// 4000, roughly 20–100 µs). Polling longer keeps latency low while
+    /// messages keep coming; 0 sleeps at once.
+    pub fn set_spin(&mut self, polls: u32) {
+        self.spin = polls;
+    }
+
+    fn message(&mut self, rec: Record) -> Message<'_> {
+        Message { sub: self, rec }
+    }
+
+    /// Takes the next message if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Corrupt`] when
+    /// the shared state is inconsistent.
+    pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
+        match ring::peek(&*self.ring, &mut self.st)? {
+            Some(rec) => Ok(self.message(rec)),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Waits for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Corrupt`] when the shared state is inconsistent.
+    pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
+        loop {
+            if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+                return Ok(self.message(rec));
+            }
+            ring::wait_for_data(&*self.ring, &mut self.st, self.spin, None)?;
+        }
+    }
+
+    /// Waits at most `timeout` for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if none arrived in time;
+    /// [`RecvTimeoutError::Corrupt`] when the shared state is inconsistent.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+                return Ok(self.message(rec));
+            }
+            if !ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(deadline))? {
+                return Err(RecvTimeoutError::Timeout);
+            }
+        }
+    }
+
+    /// A blocking iterator of copied messages (ends on a corrupt channel).
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter { sub: self }
+    }
+
+    /// An iterator of the messages waiting now, copied.
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter { sub: self }
+    }
+
+    /// Ring bytes not yet read by this subscriber.
+    pub fn lag(&self) -> u64 {
+        use crate::sync::Ordering;
+        self.ring
+            .claim()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.st.pos)
+            .min(self.ring.geometry().capacity)
+    }
+
+    /// Messages received by this subscriber.
+    pub fn messages_received(&self) -> u64 {
+        self.st.messages
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        ring::leave_subscriber(&*self.ring, &self.st);
+    }
+}
+
+/// A received message, read in place in the ring; released (its space
+/// handed back to publishers) when dropped. Copy it out with
+/// [`to_vec`](Message::to_vec) to keep it.
+pub struct Message<'a> {
+    sub: &'a mut Subscriber,
+    rec: Record,
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message").field("len", &self.rec.len).finish()
+    }
+}
+
+impl std::ops::Deref for Message<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the record was validated (len <= max_message, record
+        // inside the ring). Until this message is dropped the subscriber's
+        // position stays before it, so no honest publisher can claim these
+        // bytes; a hostile process can change their values but never their
+        // bounds.
+        unsafe {
+            std::slice::from_raw_parts(self.sub.ring.ring_ptr(self.rec.payload_off), self.rec.len as usize)
+        }
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        ring::release(&*self.sub.ring, &mut self.sub.st, self.rec);
+    }
+}
+
+/// See [`Subscriber::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    sub: &'a mut Subscriber,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Vec<u8>;
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.sub.recv().ok().map(|m| m.to_vec())
+    }
+}
+
+/// See [`Subscriber::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a> {
+    sub: &'a mut Subscriber,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Vec<u8>;
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.sub.try_recv().ok().map(|m| m.to_vec())
+    }
+}

@@ -1,0 +1,379 @@
+//! Error types: one enum per operation, each variant saying what happened
+//! and what to do about it. OS errors are kept as `source()`.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::name::MAX_NAME_LEN;
+
+/// A segment name that breaks the naming rules (see [`validate_name`](crate::validate_name)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("the name is empty: use 1 to {MAX_NAME_LEN} ASCII letters, digits, '.', '_' or '-'")]
+    Empty,
+    /// The name is longer than the maximum.
+    #[error("the name is {len} bytes long; the maximum is {max}")]
+    TooLong {
+        /// The length given.
+        len: usize,
+        /// The maximum length.
+        max: usize,
+    },
+    /// The name holds a character that is not allowed.
+    #[error("invalid name {name:?}: {ch:?} is not allowed; names may contain only ASCII letters, digits, '.', '_' and '-'")]
+    InvalidChar {
+        /// The name given.
+        name: String,
+        /// The first character that is not allowed.
+        ch: char,
+    },
+    /// The name starts with `.` or `-`.
+    #[error("invalid name {name:?}: a name may not start with '.' or '-'")]
+    BadStart {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// Why a segment, event or channel could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The name breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Something already exists at the name (create-new was asked for).
+    #[error("{what} already exists at {path} (remove it first with `memlane rm {name}`, or open it instead)")]
+    AlreadyExists {
+        /// The name given.
+        name: String,
+        /// What is at the name.
+        what: &'static str,
+        /// Where it is.
+        path: PathBuf,
+    },
+    /// A size or setting is out of range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// The directory to create the segment in does not exist.
+    #[error("the segment directory {dir} does not exist (set MEMLANE_DIR or pass an existing directory)")]
+    NoDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The OS refused for lack of permission.
+    #[error("permission denied creating {path}")]
+    PermissionDenied {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Not enough space on the file system (for `/dev/shm`, it is memory).
+    #[error("no space for {size} bytes at {path}: free space in its file system or ask for a smaller size")]
+    NoSpace {
+        /// The path.
+        path: PathBuf,
+        /// The size asked for.
+        size: u64,
+    },
+    /// An existing backing file to open could not be used.
+    #[error("cannot use the existing file: {0}")]
+    Open(#[source] Box<OpenError>),
+    /// Any other OS error.
+    #[error("{op} {path} failed")]
+    Io {
+        /// The step that failed.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a segment, event or channel could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The name breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Nothing exists at the name.
+    #[error("no {what} '{name}' in {dir} (see `memlane list`)")]
+    NotFound {
+        /// What was looked for ("segment", "channel", "event").
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// The file at the name does not start with a memlane header.
+    #[error("{path} is not a memlane segment ({reason}); it was not created by memlane, remove it by hand if it is stale")]
+    NotMemlane {
+        /// The path.
+        path: PathBuf,
+        /// What did not match.
+        reason: String,
+    },
+    /// The segment was made by an incompatible version of memlane.
+    #[error("{path} has format version {found}, this memlane reads version {expected}: use a matching memlane version, or remove and re-create it")]
+    IncompatibleVersion {
+        /// The path.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this library reads.
+        expected: u32,
+    },
+    /// The segment's creator has not finished building it.
+    #[error("{path} is not ready yet (its creator is still building it, or died doing so): retry shortly")]
+    NotReady {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file length disagrees with the header.
+    #[error("{path} is {file} bytes long but its header says {header}: the file was truncated or is corrupt")]
+    SizeMismatch {
+        /// The path.
+        path: PathBuf,
+        /// The length the header implies.
+        header: u64,
+        /// The length of the file.
+        file: u64,
+    },
+    /// The segment is of another kind (for example a channel opened as an event).
+    #[error("{path} is a memlane {found}, not a {expected}")]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// The kind asked for.
+        expected: &'static str,
+        /// The kind found.
+        found: &'static str,
+    },
+    /// The OS refused for lack of permission.
+    #[error("permission denied opening {path} (check its owner and mode with `ls -l`)")]
+    PermissionDenied {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A symlink is at the name; memlane never follows one.
+    #[error("{path} is a symlink; memlane never follows symlinks at a segment name")]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Something other than a regular file is at the name.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A view outside the segment was asked for.
+    #[error("the view {offset}+{len} lies outside the segment's {size} bytes")]
+    ViewOutOfBounds {
+        /// Offset asked for.
+        offset: u64,
+        /// Length asked for.
+        len: u64,
+        /// The segment's size.
+        size: u64,
+    },
+    /// The contents of the segment are inconsistent.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The path.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// Any other OS error.
+    #[error("{op} {path} failed")]
+    Io {
+        /// The step that failed.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a segment could not be removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// The name breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Nothing exists at the name.
+    #[error("no segment '{name}' in {dir} (see `memlane list`)")]
+    NotFound {
+        /// The name given.
+        name: String,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// Any other OS error.
+    #[error("removing {path} failed")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a read, write or flush of a segment failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The range lies outside the mapped view.
+    #[error("range {offset}+{len} lies outside the view of {size} bytes")]
+    OutOfBounds {
+        /// Offset asked for.
+        offset: usize,
+        /// Length asked for.
+        len: usize,
+        /// Length of the view.
+        size: usize,
+    },
+    /// The view was opened read-only.
+    #[error("the segment was opened read-only: open it with Access::ReadWrite or Access::CopyOnWrite to write")]
+    ReadOnly,
+    /// `msync` failed.
+    #[error("flushing the segment failed")]
+    Flush(#[source] io::Error),
+}
+
+/// Why a publisher or subscriber could not join a channel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// Every publisher slot is taken.
+    #[error("the channel already has its maximum of {max} publishers (create it with a larger max-publishers)")]
+    TooManyPublishers {
+        /// The maximum.
+        max: u32,
+    },
+    /// Every subscriber slot is taken.
+    #[error("the channel already has its maximum of {max} subscribers (create it with a larger max-subscribers)")]
+    TooManySubscribers {
+        /// The maximum.
+        max: u32,
+    },
+}
+
+/// A violation of the channel format found in shared memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the channel's shared state is corrupt: {reason}")]
+pub struct Corrupt {
+    /// What is inconsistent.
+    pub reason: String,
+}
+
+/// Why [`Publisher::send`](crate::Publisher::send) or [`Publisher::loan`](crate::Publisher::loan) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message is larger than the channel's maximum message size.
+    #[error("the message is {len} bytes; this channel's maximum is {max} (create it with a larger max-message)")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+/// Why [`Publisher::try_send`](crate::Publisher::try_send) or
+/// [`Publisher::try_loan`](crate::Publisher::try_loan) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// The slowest subscriber is a full ring behind: retry later, or use
+    /// `send` to wait.
+    #[error("the channel is full: the slowest subscriber is a whole ring behind")]
+    Full,
+    /// The message is larger than the channel's maximum message size.
+    #[error("the message is {len} bytes; this channel's maximum is {max} (create it with a larger max-message)")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+/// Why [`Publisher::send_timeout`](crate::Publisher::send_timeout) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError {
+    /// No space freed up within the time-out.
+    #[error("timed out waiting for space: the slowest subscriber is a whole ring behind")]
+    Timeout,
+    /// The message is larger than the channel's maximum message size.
+    #[error("the message is {len} bytes; this channel's maximum is {max} (create it with a larger max-message)")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+/// Why [`Subscriber::recv`](crate::Subscriber::recv) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+/// Why [`Subscriber::try_recv`](crate::Subscriber::try_recv) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// No message is waiting.
+    #[error("no message is waiting")]
+    Empty,
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}
+
+/// Why [`Subscriber::recv_timeout`](crate::Subscriber::recv_timeout) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// No message arrived within the time-out.
+    #[error("no message arrived within the time-out")]
+    Timeout,
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+}

@@ -1,0 +1,65 @@
+//! # memlane — fast, safe inter-process communication over named shared memory
+//!
+//! * [`Segment`]: a named shared-memory region, anonymous (`/dev/shm`) or
+//!   backed by a file, opened read-only, read-write or copy-on-write, with
+//!   bounds-checked reads and writes, views at an offset and flushes.
+//! * [`Event`]: a named cross-process "data ready" signal (a shared futex:
+//!   no system call when nobody sleeps).
+//! * [`Channel`]: publishers and subscribers, each in any process,
+//!   exchanging variable-length messages through a ring; nothing is lost,
+//!   receives block, time out or poll, sends can be zero-copy loans.
+//!
+//! ```
+//! use memlane::Channel;
+//! # let dir = std::env::temp_dir().join(format!("memlane-doc-lib-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::env::set_var("MEMLANE_DIR", &dir);
+//! // One process creates the channel and publishes...
+//! let channel = Channel::create("doc-quickstart")?;
+//! // ...another (here the same one) opens it by name and subscribes.
+//! let mut sub = Channel::open("doc-quickstart")?.subscriber()?;
+//! channel.publisher()?.send(b"data ready")?;
+//! assert_eq!(&*sub.recv()?, b"data ready");
+//! Channel::remove("doc-quickstart")?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The shared-memory layout and the atomic protocols are described in
+//! `docs/ARCHITECTURE.md`.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[allow(unsafe_code)]
+mod channel;
+mod error;
+#[allow(unsafe_code)]
+mod event;
+mod name;
+#[allow(unsafe_code)]
+mod segment;
+#[allow(unsafe_code)]
+mod sync;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use channel::{
+    Channel, ChannelBuilder, ChannelInfo, Iter, Loan, Message, Mode, Publisher, PublisherInfo, Subscriber,
+    SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY,
+    MAX_ENDPOINTS, MIN_CAPACITY,
+};
+pub use error::{
+    AccessError, CreateError, JoinError, NameError, OpenError, RecvError, RecvTimeoutError, RemoveError,
+    SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use event::Event;
+pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
+pub use segment::{list, Access, Disposition, Kind, OpenOptions, Segment, SegmentBuilder, SegmentEntry, DEFAULT_MODE};
+
+pub use error::Corrupt;
+
+/// The directory anonymous segments live in: `$MEMLANE_DIR` if set, else `/dev/shm`.
+pub fn default_dir() -> std::path::PathBuf {
+    sys::segment_dir(None)
+}

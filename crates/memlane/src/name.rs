@@ -1,0 +1,117 @@
+//! Segment names: what is allowed, and where a name lives on disk.
+
+use crate::error::NameError;
+
+/// The longest name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// The prefix of every segment file in the segment directory: the segment
+/// named `chat` is the file `memlane.chat`.
+pub const FILE_PREFIX: &str = "memlane.";
+
+/// Checks that `name` is a valid segment name: 1 to [`MAX_NAME_LEN`] ASCII
+/// letters, digits, `.`, `_` or `-`, not starting with `.` or `-`.
+///
+/// # Examples
+///
+/// ```
+/// assert!(memlane::validate_name("sensor-7.imu").is_ok());
+/// assert!(memlane::validate_name("a/b").is_err());
+/// assert!(memlane::validate_name("").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`NameError`] says which rule `name` breaks.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(NameError::InvalidChar {
+            name: name.to_string(),
+            ch,
+        });
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(NameError::BadStart {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The file name (inside the segment directory) of the segment `name`.
+pub(crate) fn file_name(name: &str) -> String {
+    format!("{FILE_PREFIX}{name}")
+}
+
+/// The segment name encoded in a directory entry, if it is one of ours.
+pub(crate) fn from_file_name(file: &str) -> Option<&str> {
+    let name = file.strip_prefix(FILE_PREFIX)?;
+    validate_name(name).ok().map(|()| name)
+}
+
+/// A unique temporary file name used while a segment is being built.
+/// It starts with `.` so it is never taken for a finished segment.
+pub(crate) fn temp_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        ".memlane-tmp.{name}.{}.{n}.{nanos:08x}",
+        crate::sys::current_pid()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_names() {
+        for n in ["a", "chat", "Sensor_1.imu-raw", "0", &"x".repeat(MAX_NAME_LEN)] {
+            assert!(validate_name(n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_names() {
+        assert!(matches!(validate_name(""), Err(NameError::Empty)));
+        assert!(matches!(
+            validate_name(&"x".repeat(MAX_NAME_LEN + 1)),
+            Err(NameError::TooLong { len: 201, max: 200 })
+        ));
+        for (n, bad) in [("a/b", '/'), ("a b", ' '), ("é", 'é'), ("a\0", '\0'), ("x:y", ':')] {
+            match validate_name(n) {
+                Err(NameError::InvalidChar { ch, .. }) => assert_eq!(ch, bad),
+                other => panic!("{n:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(validate_name(".."), Err(NameError::BadStart { .. })));
+        assert!(matches!(validate_name("-x"), Err(NameError::BadStart { .. })));
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(file_name("chat"), "memlane.chat");
+        assert_eq!(from_file_name("memlane.chat"), Some("chat"));
+        assert_eq!(from_file_name("other.chat"), None);
+        assert_eq!(from_file_name("memlane."), None);
+        assert!(temp_name("chat").starts_with(".memlane-tmp.chat."));
+        assert_ne!(temp_name("chat"), temp_name("chat"));
+    }
+}

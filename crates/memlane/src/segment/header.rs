@@ -1,0 +1,320 @@
+//! The segment header: the first [`HEADER_REGION`] bytes of every memlane
+//! file.
+//!
+//! ```text
+//! offset size field         meaning
+//!      0    8 magic         b"MEMLANE\0"
+//!      8    4 version       FORMAT_VERSION
+//!     12    4 kind          1 segment, 2 event, 3 channel, 4 link
+//!     16    4 ready         READY_VALUE once the header is complete (stored last, Release)
+//!     20    4 flags         reserved, 0
+//!     24    8 data_offset   always HEADER_REGION (4096)
+//!     32    8 data_len      bytes of the data region; file length = data_offset + data_len
+//!     40    4 creator_pid   pid of the creating process (informational only)
+//!     44    4 reserved      0
+//!     48    8 created_ns    creation time, ns since the Unix epoch (informational)
+//!     56   72 reserved      0
+//!    128 3968 (padding to HEADER_REGION, so the data region is page aligned)
+//! ```
+//!
+//! All integers are native-endian: a segment is shared between processes
+//! of one machine. Decoding works on a copy of the bytes ([`decode`]) so
+//! that it never holds a reference into memory another process may write.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The magic bytes at offset 0.
+pub const MAGIC: [u8; 8] = *b"MEMLANE\0";
+/// The format version this library reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The value of the ready word once the header is complete.
+pub const READY_VALUE: u32 = 0x5245_4459; // "REDY"
+/// Bytes reserved for the header; the data region starts here.
+pub const HEADER_REGION: u64 = 4096;
+/// The encoded size of [`Header`].
+pub const HEADER_SIZE: usize = 128;
+/// The largest data region accepted (1 TiB): anything larger is taken for
+/// corruption.
+pub const MAX_DATA_LEN: u64 = 1 << 40;
+
+/// What a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// Raw bytes ([`Segment`](crate::Segment)).
+    Segment = 1,
+    /// A data-ready event ([`Event`](crate::Event)).
+    Event = 2,
+    /// A channel ([`Channel`](crate::Channel)).
+    Channel = 3,
+    /// A name that points at a file-backed segment elsewhere.
+    Link = 4,
+}
+
+impl Kind {
+    /// Decodes a kind number.
+    pub fn from_u32(v: u32) -> Option<Kind> {
+        match v {
+            1 => Some(Kind::Segment),
+            2 => Some(Kind::Event),
+            3 => Some(Kind::Channel),
+            4 => Some(Kind::Link),
+            _ => None,
+        }
+    }
+
+    /// A lower-case word for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Segment => "segment",
+            Kind::Event => "event",
+            Kind::Channel => "channel",
+            Kind::Link => "file link",
+        }
+    }
+}
+
+/// The header as laid out in shared memory. Only [`Header::ready`] is ever
+/// accessed in place (atomically); the rest is written once by the creator
+/// before `ready` is published, and read by copying the bytes out.
+#[repr(C)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// A [`Kind`] number.
+    pub kind: u32,
+    /// [`READY_VALUE`] once complete; stored last with Release, loaded with
+    /// Acquire by openers.
+    pub ready: AtomicU32,
+    /// Reserved, 0.
+    pub flags: u32,
+    /// Always [`HEADER_REGION`].
+    pub data_offset: u64,
+    /// Length of the data region.
+    pub data_len: u64,
+    /// Creator's pid (informational).
+    pub creator_pid: u32,
+    /// Reserved, 0.
+    pub reserved0: u32,
+    /// Creation time in ns since the epoch (informational).
+    pub created_ns: u64,
+    /// Reserved, 0.
+    pub reserved: [u8; 72],
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+    assert!(std::mem::align_of::<Header>() == 8);
+    assert!(std::mem::offset_of!(Header, magic) == 0);
+    assert!(std::mem::offset_of!(Header, version) == 8);
+    assert!(std::mem::offset_of!(Header, kind) == 12);
+    assert!(std::mem::offset_of!(Header, ready) == 16);
+    assert!(std::mem::offset_of!(Header, flags) == 20);
+    assert!(std::mem::offset_of!(Header, data_offset) == 24);
+    assert!(std::mem::offset_of!(Header, data_len) == 32);
+    assert!(std::mem::offset_of!(Header, creator_pid) == 40);
+    assert!(std::mem::offset_of!(Header, reserved0) == 44);
+    assert!(std::mem::offset_of!(Header, created_ns) == 48);
+    assert!(std::mem::offset_of!(Header, reserved) == 56);
+};
+
+/// A validated header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// What the segment holds.
+    pub kind: Kind,
+    /// Length of the data region.
+    pub data_len: u64,
+    /// Creator's pid.
+    pub creator_pid: u32,
+    /// Creation time, ns since the epoch.
+    pub created_ns: u64,
+}
+
+/// Why a header is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer bytes than a header.
+    TooShort(u64),
+    /// Wrong magic.
+    BadMagic,
+    /// Another format version.
+    Version(u32),
+    /// Not published yet.
+    NotReady,
+    /// Unknown kind number.
+    BadKind(u32),
+    /// Inconsistent offsets or lengths.
+    Corrupt(String),
+    /// The file length disagrees with the header.
+    SizeMismatch {
+        /// What the header implies.
+        header: u64,
+        /// The file length.
+        file: u64,
+    },
+}
+
+fn u32_at(b: &[u8; HEADER_SIZE], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_ne_bytes(a)
+}
+
+fn u64_at(b: &[u8; HEADER_SIZE], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(a)
+}
+
+/// Encodes a complete header, with the ready word still 0 (the creator
+/// publishes it last).
+pub fn encode(kind: Kind, data_len: u64, creator_pid: u32, created_ns: u64) -> [u8; HEADER_SIZE] {
+    let mut b = [0u8; HEADER_SIZE];
+    b[0..8].copy_from_slice(&MAGIC);
+    b[8..12].copy_from_slice(&FORMAT_VERSION.to_ne_bytes());
+    b[12..16].copy_from_slice(&(kind as u32).to_ne_bytes());
+    b[24..32].copy_from_slice(&HEADER_REGION.to_ne_bytes());
+    b[32..40].copy_from_slice(&data_len.to_ne_bytes());
+    b[40..44].copy_from_slice(&creator_pid.to_ne_bytes());
+    b[48..56].copy_from_slice(&created_ns.to_ne_bytes());
+    b
+}
+
+#[cfg(test)]
+/// Marks an encoded header as ready (for writers that write the whole
+/// header with one `write`, such as file creation through a temporary
+/// name).
+pub fn set_ready(b: &mut [u8; HEADER_SIZE]) {
+    b[16..20].copy_from_slice(&READY_VALUE.to_ne_bytes());
+}
+
+/// Validates a copy of the header bytes against the file length from
+/// `fstat` (never trusting the header for the mapping length).
+pub fn decode(bytes: &[u8], file_len: u64) -> Result<HeaderInfo, HeaderError> {
+    if bytes.len() < HEADER_SIZE || file_len < HEADER_REGION {
+        return Err(HeaderError::TooShort(file_len.min(bytes.len() as u64)));
+    }
+    let mut b = [0u8; HEADER_SIZE];
+    b.copy_from_slice(&bytes[..HEADER_SIZE]);
+    if b[0..8] != MAGIC {
+        return Err(HeaderError::BadMagic);
+    }
+    let version = u32_at(&b, 8);
+    if version != FORMAT_VERSION {
+        return Err(HeaderError::Version(version));
+    }
+    if u32_at(&b, 16) != READY_VALUE {
+        return Err(HeaderError::NotReady);
+    }
+    let kind_raw = u32_at(&b, 12);
+    let kind = Kind::from_u32(kind_raw).ok_or(HeaderError::BadKind(kind_raw))?;
+    let data_offset = u64_at(&b, 24);
+    if data_offset != HEADER_REGION {
+        return Err(HeaderError::Corrupt(format!(
+            "data offset is {data_offset}, expected {HEADER_REGION}"
+        )));
+    }
+    let data_len = u64_at(&b, 32);
+    if data_len > MAX_DATA_LEN {
+        return Err(HeaderError::Corrupt(format!(
+            "data length {data_len} exceeds the maximum {MAX_DATA_LEN}"
+        )));
+    }
+    let expected = HEADER_REGION + data_len;
+    if expected != file_len {
+        return Err(HeaderError::SizeMismatch {
+            header: expected,
+            file: file_len,
+        });
+    }
+    Ok(HeaderInfo {
+        kind,
+        data_len,
+        creator_pid: u32_at(&b, 40),
+        created_ns: u64_at(&b, 48),
+    })
+}
+
+/// Publishes the ready word of a header mapped at `ready` (Release: pairs
+/// with the Acquire load of openers that map the segment).
+pub fn publish_ready(ready: &AtomicU32) {
+    ready.store(READY_VALUE, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(kind: Kind, len: u64) -> [u8; HEADER_SIZE] {
+        let mut b = encode(kind, len, 42, 7);
+        set_ready(&mut b);
+        b
+    }
+
+    #[test]
+    fn round_trip() {
+        let b = valid(Kind::Channel, 8192);
+        let info = decode(&b, HEADER_REGION + 8192).unwrap();
+        assert_eq!(
+            info,
+            HeaderInfo {
+                kind: Kind::Channel,
+                data_len: 8192,
+                creator_pid: 42,
+                created_ns: 7
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_each_fault() {
+        let good = valid(Kind::Segment, 100);
+        let len = HEADER_REGION + 100;
+        assert_eq!(decode(&good[..10], len), Err(HeaderError::TooShort(10)));
+        assert_eq!(decode(&good, 100), Err(HeaderError::TooShort(100)));
+        let mut b = good;
+        b[0] = b'X';
+        assert_eq!(decode(&b, len), Err(HeaderError::BadMagic));
+        let mut b = good;
+        b[8..12].copy_from_slice(&2u32.to_ne_bytes());
+        assert_eq!(decode(&b, len), Err(HeaderError::Version(2)));
+        let b = encode(Kind::Segment, 100, 1, 1);
+        assert_eq!(decode(&b, len), Err(HeaderError::NotReady));
+        let mut b = good;
+        b[12..16].copy_from_slice(&99u32.to_ne_bytes());
+        assert_eq!(decode(&b, len), Err(HeaderError::BadKind(99)));
+        let mut b = good;
+        b[24..32].copy_from_slice(&0u64.to_ne_bytes());
+        assert!(matches!(decode(&b, len), Err(HeaderError::Corrupt(_))));
+        let mut b = good;
+        b[32..40].copy_from_slice(&u64::MAX.to_ne_bytes());
+        assert!(matches!(decode(&b, len), Err(HeaderError::Corrupt(_))));
+        assert_eq!(
+            decode(&good, len + 1),
+            Err(HeaderError::SizeMismatch {
+                header: len,
+                file: len + 1
+            })
+        );
+    }
+
+    #[test]
+    fn encoding_matches_the_struct_layout() {
+        let b = valid(Kind::Event, 64);
+        // SAFETY: Header is repr(C), 128 bytes, of plain integers and one
+        // AtomicU32 (valid for any bit pattern); `b` is 128 bytes. The read is
+        // unaligned-safe through read_unaligned.
+        let h: Header = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<Header>()) };
+        assert_eq!(h.magic, MAGIC);
+        assert_eq!(h.version, FORMAT_VERSION);
+        assert_eq!(h.kind, Kind::Event as u32);
+        assert_eq!(h.ready.load(Ordering::Relaxed), READY_VALUE);
+        assert_eq!(h.data_offset, HEADER_REGION);
+        assert_eq!(h.data_len, 64);
+        assert_eq!(h.creator_pid, 42);
+        assert_eq!(h.created_ns, 7);
+    }
+}

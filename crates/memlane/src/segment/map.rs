@@ -1,0 +1,57 @@
+//! A mapped window of a segment file (through memmap2).
+
+use std::fs::File;
+use std::io;
+
+use memmap2::{MmapMut, MmapOptions, MmapRaw};
+
+/// How a window is mapped.
+pub(crate) enum Map {
+    /// `MAP_SHARED`, read-write or read-only.
+    Shared(MmapRaw),
+    /// `MAP_PRIVATE`: writes stay in this process (copy-on-write).
+    Private(MmapMut),
+}
+
+impl Map {
+    /// Maps `len` bytes of `file` from `offset` (any offset: memmap2 aligns
+    /// it to a page internally and hands back the exact window).
+    pub(crate) fn shared(file: &File, offset: u64, len: usize, writable: bool) -> io::Result<Map> {
+        let mut opts = MmapOptions::new();
+        opts.offset(offset).len(len);
+        let raw = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
+        Ok(Map::Shared(raw))
+    }
+
+    /// Maps a private copy-on-write window.
+    pub(crate) fn private(file: &File, offset: u64, len: usize) -> io::Result<Map> {
+        // SAFETY: memmap2's `map_copy` is unsafe because the file may be
+        // changed by others while mapped. Every access to the mapping goes
+        // through raw-pointer copies and atomics bounded by `len` (never a
+        // Rust reference to the bytes), so concurrent changes yield
+        // different bytes, never undefined behaviour.
+        let m = unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file)? };
+        Ok(Map::Private(m))
+    }
+
+    /// The start of the window.
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        match self {
+            Map::Shared(m) => m.as_mut_ptr(),
+            Map::Private(m) => m.as_ptr().cast_mut(),
+        }
+    }
+
+    /// `msync(MS_SYNC)` over a range of the window (a no-op for a private
+    /// copy-on-write window, whose changes never reach the file).
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        match self {
+            Map::Shared(m) => m.flush_range(offset, len),
+            Map::Private(_) => Ok(()),
+        }
+    }
+}

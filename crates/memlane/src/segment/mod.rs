@@ -1,0 +1,497 @@
+//! Named shared-memory segments.
+//!
+//! A [`Segment`] is a named region of shared memory: created by one process
+//! with [`Segment::create`] (or [`Segment::builder`] for a backing file,
+//! permissions and dispositions), opened by others with [`Segment::open`]
+//! (or [`Segment::open_options`] for views at an offset), read and written
+//! with bounds-checked [`read`](Segment::read) and [`write`](Segment::write),
+//! flushed with [`flush`](Segment::flush), and removed with
+//! [`Segment::remove`]. Dropping a `Segment` unmaps it and closes its file.
+
+pub(crate) mod header;
+mod map;
+pub(crate) mod raw;
+
+use std::path::{Path, PathBuf};
+
+pub use header::Kind;
+use raw::{CreateSpec, RawSegment};
+
+use crate::error::{AccessError, CreateError, OpenError, RemoveError};
+
+/// The default permission bits of new segments: owner read-write only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// How a segment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Reads only; writes fail with [`AccessError::ReadOnly`].
+    ReadOnly,
+    /// Reads and writes, shared with every other process.
+    #[default]
+    ReadWrite,
+    /// Private copy-on-write: local writes are never seen by other
+    /// processes nor written to the backing file.
+    CopyOnWrite,
+}
+
+/// What to do with a backing file (the classic file-mapping dispositions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Disposition {
+    /// Create the file; fail if it exists.
+    #[default]
+    CreateNew,
+    /// Create the file, replacing any file at the path.
+    CreateAlways,
+    /// Use an existing memlane file at the path; fail if there is none.
+    OpenExisting,
+}
+
+/// A named shared-memory segment mapped into this process.
+///
+/// # Examples
+///
+/// ```
+/// use memlane::{Access, Segment};
+/// # let dir = tempfile_dir();
+/// # std::env::set_var("MEMLANE_DIR", &dir);
+/// let mut server = Segment::create("doc-segment", 1_000_000)?;
+/// server.write(0, b"hello")?;
+///
+/// let client = Segment::open("doc-segment", Access::ReadOnly)?;
+/// let mut buf = [0u8; 5];
+/// client.read(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// Segment::remove("doc-segment")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # fn tempfile_dir() -> std::path::PathBuf {
+/// #     let d = std::env::temp_dir().join(format!("memlane-doc-seg-{}", std::process::id()));
+/// #     std::fs::create_dir_all(&d).unwrap(); d }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Segment {
+    raw: RawSegment,
+    access: Access,
+    view_offset: u64,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("name", &self.raw.name())
+            .field("path", &self.raw.path())
+            .field("len", &self.len())
+            .field("access", &self.access)
+            .field("view_offset", &self.view_offset)
+            .finish()
+    }
+}
+
+/// Options for creating a segment; see [`Segment::builder`].
+#[derive(Debug, Clone)]
+pub struct SegmentBuilder {
+    name: String,
+    size: u64,
+    dir: Option<PathBuf>,
+    file: Option<(PathBuf, Disposition)>,
+    mode: u32,
+}
+
+impl SegmentBuilder {
+    /// The size of the data region in bytes (1 or more; with
+    /// [`Disposition::OpenExisting`], 0 accepts any size).
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = size;
+        self
+    }
+    /// Creates the segment in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Backs the segment by the file at `path` (the name still refers to
+    /// it, through a small link entry in the segment directory).
+    pub fn file(mut self, path: impl Into<PathBuf>, disposition: Disposition) -> Self {
+        self.file = Some((path.into(), disposition));
+        self
+    }
+    /// Permission bits (default [`DEFAULT_MODE`], owner only); applied
+    /// exactly, whatever the umask. Use `0o660` for group access.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Creates the segment.
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError`]: a bad name, a zero size, a name already taken,
+    /// no space, or an OS error.
+    pub fn create(self) -> Result<Segment, CreateError> {
+        let opening = matches!(self.file, Some((_, Disposition::OpenExisting)));
+        if self.size == 0 && !opening {
+            return Err(CreateError::InvalidConfig {
+                reason: "the size is 0; a segment needs at least 1 byte".into(),
+            });
+        }
+        if self.size > header::MAX_DATA_LEN {
+            return Err(CreateError::InvalidConfig {
+                reason: format!("the size {} exceeds the maximum of {} bytes", self.size, header::MAX_DATA_LEN),
+            });
+        }
+        let spec = CreateSpec {
+            name: &self.name,
+            dir: self.dir.as_deref(),
+            file: self.file.as_ref().map(|(p, d)| (p.as_path(), *d)),
+            mode: self.mode,
+            kind: Kind::Segment,
+            data_len: self.size,
+        };
+        let raw = raw::create(&spec, |_, _| {})?;
+        Ok(Segment {
+            raw,
+            access: Access::ReadWrite,
+            view_offset: 0,
+        })
+    }
+}
+
+/// Options for opening a segment; see [`Segment::open_options`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    name: String,
+    access: Access,
+    dir: Option<PathBuf>,
+    view: Option<(u64, Option<u64>)>,
+}
+
+impl OpenOptions {
+    /// The access mode (default [`Access::ReadWrite`]).
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+    /// Looks in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Maps only a view starting `offset` bytes into the segment, of `len`
+    /// bytes (`None`: to the end).
+    pub fn view(mut self, offset: u64, len: Option<u64>) -> Self {
+        self.view = Some((offset, len));
+        self
+    }
+    /// Opens the segment.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`]: not found, not a memlane segment, another version,
+    /// not ready, a size mismatch, the wrong kind, a view out of bounds,
+    /// permission denied.
+    pub fn open(self) -> Result<Segment, OpenError> {
+        let raw = raw::open(
+            &self.name,
+            self.dir.as_deref(),
+            self.access,
+            Some(Kind::Segment),
+            "segment",
+            Some(self.view.unwrap_or((0, None))),
+        )?;
+        Ok(Segment {
+            raw,
+            access: self.access,
+            view_offset: self.view.map_or(0, |v| v.0),
+        })
+    }
+}
+
+impl Segment {
+    /// Creates a new anonymous (`/dev/shm`) segment of `size` bytes, owner
+    /// read-write only. Fails if the name is taken.
+    ///
+    /// # Errors
+    ///
+    /// See [`SegmentBuilder::create`].
+    #[doc(alias = "shm_open")]
+    #[doc(alias = "CreateFileMapping")]
+    pub fn create(name: &str, size: u64) -> Result<Segment, CreateError> {
+        Segment::builder(name).size(size).create()
+    }
+
+    /// Starts building a segment with more options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memlane::{Disposition, Segment};
+    /// let dir = std::env::temp_dir().join(format!("memlane-doc-build-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let seg = Segment::builder("doc-file-backed")
+    ///     .size(4096)
+    ///     .dir(&dir)
+    ///     .file(dir.join("data.bin"), Disposition::CreateAlways)
+    ///     .create()?;
+    /// seg.flush()?;
+    /// # drop(seg);
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(name: &str) -> SegmentBuilder {
+        SegmentBuilder {
+            name: name.to_string(),
+            size: 0,
+            dir: None,
+            file: None,
+            mode: DEFAULT_MODE,
+        }
+    }
+
+    /// Opens the segment `name` with `access`.
+    ///
+    /// # Errors
+    ///
+    /// See [`OpenOptions::open`].
+    #[doc(alias = "OpenFileMapping")]
+    pub fn open(name: &str, access: Access) -> Result<Segment, OpenError> {
+        Segment::open_options(name).access(access).open()
+    }
+
+    /// Starts opening a segment with more options (directory, view).
+    pub fn open_options(name: &str) -> OpenOptions {
+        OpenOptions {
+            name: name.to_string(),
+            access: Access::ReadWrite,
+            dir: None,
+            view: None,
+        }
+    }
+
+    /// Opens a file-backed segment by the path of its file.
+    ///
+    /// # Errors
+    ///
+    /// See [`OpenOptions::open`].
+    pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
+        let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)))?;
+        Ok(Segment {
+            raw,
+            access,
+            view_offset: 0,
+        })
+    }
+
+    /// Removes the name `name` from `$MEMLANE_DIR` or `/dev/shm` (a
+    /// file-backed segment keeps its file). Processes that have it open
+    /// keep their mapping until they drop it.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoveError`]: a bad name, nothing at the name, an OS error.
+    #[doc(alias = "shm_unlink")]
+    pub fn remove(name: &str) -> Result<(), RemoveError> {
+        raw::remove(name, None)
+    }
+
+    /// Like [`Segment::remove`] in an explicit directory.
+    ///
+    /// # Errors
+    ///
+    /// See [`Segment::remove`].
+    pub fn remove_in(dir: &Path, name: &str) -> Result<(), RemoveError> {
+        raw::remove(name, Some(dir))
+    }
+
+    /// The length of the mapped view in bytes.
+    pub fn len(&self) -> usize {
+        self.raw.data_len()
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.raw.name()
+    }
+
+    /// The file that holds the segment.
+    pub fn path(&self) -> &Path {
+        self.raw.path()
+    }
+
+    /// The access it was opened with.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Where this view starts inside the segment.
+    pub fn view_offset(&self) -> u64 {
+        self.view_offset
+    }
+
+    /// The size of the whole segment (not just this view).
+    pub fn segment_len(&self) -> u64 {
+        self.raw.info().data_len
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), AccessError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len() => Ok(()),
+            _ => Err(AccessError::OutOfBounds {
+                offset,
+                len,
+                size: self.len(),
+            }),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the view into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
+        self.check(offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the range is inside the mapped view (checked above); the
+        // bytes are copied, never referenced, so a concurrent writer in
+        // another process can change what is read but not its bounds.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.raw.data_ptr().add(offset), buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` into a new vector.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    pub fn read_vec(&self, offset: usize, len: usize) -> Result<Vec<u8>, AccessError> {
+        self.check(offset, len)?;
+        let mut v = vec![0u8; len];
+        self.read(offset, &mut v)?;
+        Ok(v)
+    }
+
+    /// Copies `data` into the view at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::ReadOnly`] on a read-only view,
+    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
+        if !self.raw.writable() {
+            return Err(AccessError::ReadOnly);
+        }
+        self.check(offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the range is inside a writable mapped view (checked
+        // above); `&mut self` keeps threads of this process from racing.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.raw.data_ptr().add(offset), data.len()) };
+        Ok(())
+    }
+
+    /// Fills `len` bytes at `offset` with `byte`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Segment::write`].
+    pub fn fill(&mut self, offset: usize, len: usize, byte: u8) -> Result<(), AccessError> {
+        if !self.raw.writable() {
+            return Err(AccessError::ReadOnly);
+        }
+        self.check(offset, len)?;
+        // SAFETY: as in `write`.
+        unsafe { std::ptr::write_bytes(self.raw.data_ptr().add(offset), byte, len) };
+        Ok(())
+    }
+
+    /// Writes the whole view back to its file and waits for it (`msync`).
+    /// A no-op for copy-on-write views; harmless for `/dev/shm`.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::Flush`] if `msync` fails.
+    #[doc(alias = "msync")]
+    #[doc(alias = "FlushViewOfFile")]
+    pub fn flush(&self) -> Result<(), AccessError> {
+        self.flush_range(0, self.len())
+    }
+
+    /// Writes `len` bytes at `offset` back to the file (`msync`).
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::OutOfBounds`] or [`AccessError::Flush`].
+    pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), AccessError> {
+        self.check(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.raw.flush_data_range(offset, len).map_err(AccessError::Flush)
+    }
+}
+
+/// One memlane entry found by [`list`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SegmentEntry {
+    /// The name.
+    pub name: String,
+    /// The file in the segment directory.
+    pub path: PathBuf,
+    /// What it holds, or why its header is not valid.
+    pub kind: Result<Kind, String>,
+    /// The length of its data region.
+    pub data_len: u64,
+    /// The pid that created it.
+    pub creator_pid: u32,
+    /// For a file-backed segment, its backing file.
+    pub target: Option<PathBuf>,
+}
+
+/// Lists the memlane entries in `dir` (default `$MEMLANE_DIR` or
+/// `/dev/shm`); returns the directory searched and the entries, by name.
+///
+/// # Errors
+///
+/// An I/O error if the directory cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// for entry in memlane::list(None)?.1 {
+///     println!("{} {:?}", entry.name, entry.kind);
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn list(dir: Option<&Path>) -> std::io::Result<(PathBuf, Vec<SegmentEntry>)> {
+    let (dir, items) = raw::list(dir)?;
+    let entries = items
+        .into_iter()
+        .map(|l| {
+            let (kind, data_len, creator_pid) = match &l.result {
+                Ok(info) => (Ok(info.kind), info.data_len, info.creator_pid),
+                Err(e) => (Err(e.clone()), l.file_len, 0),
+            };
+            SegmentEntry {
+                name: l.name,
+                path: l.path,
+                kind,
+                data_len,
+                creator_pid,
+                target: l.target,
+            }
+        })
+        .collect();
+    Ok((dir, entries))
+}

@@ -1,0 +1,708 @@
+//! Creating and opening memlane files of any kind: the common ground of
+//! segments, events and channels.
+//!
+//! Creation builds the file under a temporary name (`O_CREAT|O_EXCL|
+//! O_NOFOLLOW`, exact mode), sizes and reserves it, writes the header and
+//! the kind's initial state through a mapping, publishes the ready word
+//! (Release) and only then renames it into place. Opening never follows a
+//! symlink, takes the length from `fstat`, and validates the header from a
+//! copy of its bytes.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+
+use super::header::{self, HeaderError, HeaderInfo, Kind, HEADER_REGION, HEADER_SIZE};
+use super::map::Map;
+use super::{Access, Disposition};
+use crate::error::{CreateError, OpenError, RemoveError};
+use crate::name;
+use crate::sys::{self, Dir, OpenFileError};
+
+/// The largest path a link entry can hold.
+const MAX_LINK_PATH: usize = 4000;
+
+/// What to create.
+pub(crate) struct CreateSpec<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) dir: Option<&'a Path>,
+    pub(crate) file: Option<(&'a Path, Disposition)>,
+    pub(crate) mode: u32,
+    pub(crate) kind: Kind,
+    pub(crate) data_len: u64,
+}
+
+/// A mapped memlane file.
+pub(crate) struct RawSegment {
+    map: Map,
+    /// Offset of the data region inside `map`.
+    data_in_map: usize,
+    /// Length of the data region visible through `map`.
+    data_len: usize,
+    _file: File,
+    name: String,
+    path: PathBuf,
+    info: HeaderInfo,
+    writable: bool,
+}
+
+impl RawSegment {
+    /// Pointer to the start of the visible data region.
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        // SAFETY: `data_in_map <= map.len()` by construction (create maps
+        // the whole file; open maps from the data region's start).
+        unsafe { self.map.ptr().add(self.data_in_map) }
+    }
+    pub(crate) fn data_len(&self) -> usize {
+        self.data_len
+    }
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+    pub(crate) fn info(&self) -> &HeaderInfo {
+        &self.info
+    }
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+    pub(crate) fn flush_data_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.map.flush_range(self.data_in_map + offset, len)
+    }
+}
+
+/// Removes a half-built temporary file unless disarmed.
+struct TempGuard<'a> {
+    dir: &'a Dir,
+    name: Option<String>,
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.name.take() {
+            let _ = self.dir.unlink(OsStr::new(&n));
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn create_io(op: &'static str, path: &Path, e: io::Error, size: u64) -> CreateError {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            CreateError::PermissionDenied {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => CreateError::NoSpace {
+            path: path.to_path_buf(),
+            size,
+        },
+        _ => CreateError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+fn open_dir_for_create(dir: &Path) -> Result<Dir, CreateError> {
+    Dir::open(dir).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            CreateError::NoDirectory {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            create_io("opening directory", dir, e, 0)
+        }
+    })
+}
+
+/// Builds a file of `kind` in `dir` under a temporary name, runs `init` on
+/// its data region, publishes it and renames it to `final_name`.
+fn build_in<F>(
+    dir: &Dir,
+    dir_path: &Path,
+    final_name: &str,
+    display_name: &str,
+    replace: bool,
+    mode: u32,
+    kind: Kind,
+    data_len: u64,
+    init: F,
+) -> Result<(File, Map, PathBuf), CreateError>
+where
+    F: FnOnce(*mut u8, usize),
+{
+    let final_path = dir_path.join(final_name);
+    if !replace && dir.open_existing(OsStr::new(final_name), false).is_ok() {
+        return Err(CreateError::AlreadyExists {
+            name: display_name.to_string(),
+            what: "a segment",
+            path: final_path,
+        });
+    }
+    let total = HEADER_REGION + data_len;
+    let total_usize = usize::try_from(total).map_err(|_| CreateError::InvalidConfig {
+        reason: format!("{total} bytes do not fit in this machine's address space"),
+    })?;
+    let tmp = name::temp_name(display_name);
+    let tmp_path = dir_path.join(&tmp);
+    let file = dir
+        .create_exclusive(OsStr::new(&tmp), mode)
+        .map_err(|e| create_io("creating", &tmp_path, e, total))?;
+    let mut guard = TempGuard {
+        dir,
+        name: Some(tmp.clone()),
+    };
+    sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
+    let map = Map::shared(&file, 0, total_usize, true)
+        .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
+    let hdr = header::encode(kind, data_len, sys::current_pid(), now_ns());
+    // SAFETY: the mapping is `total >= HEADER_REGION > HEADER_SIZE` bytes,
+    // writable, and the file was created by us under a fresh exclusive name
+    // that no other process has opened as a segment.
+    unsafe { std::ptr::copy_nonoverlapping(hdr.as_ptr(), map.ptr(), HEADER_SIZE) };
+    // SAFETY: the data region starts at HEADER_REGION inside the mapping and
+    // is `data_len` bytes long.
+    init(unsafe { map.ptr().add(HEADER_REGION as usize) }, data_len as usize);
+    // SAFETY: offset 16 is 4-byte aligned inside the page-aligned mapping;
+    // the ready word is only ever accessed atomically.
+    let ready = unsafe { &*map.ptr().add(16).cast::<AtomicU32>() };
+    header::publish_ready(ready);
+    dir.rename(OsStr::new(&tmp), OsStr::new(final_name), replace)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                CreateError::AlreadyExists {
+                    name: display_name.to_string(),
+                    what: "a segment",
+                    path: final_path.clone(),
+                }
+            } else {
+                create_io("renaming into place", &final_path, e, total)
+            }
+        })?;
+    guard.name = None;
+    Ok((file, map, final_path))
+}
+
+/// Creates a segment of `spec.kind`; `init` fills the data region before
+/// it is published.
+pub(crate) fn create<F>(spec: &CreateSpec<'_>, init: F) -> Result<RawSegment, CreateError>
+where
+    F: FnOnce(*mut u8, usize),
+{
+    name::validate_name(spec.name)?;
+    let dir_path = sys::segment_dir(spec.dir);
+    let dir = open_dir_for_create(&dir_path)?;
+    let entry = name::file_name(spec.name);
+    match spec.file {
+        None => {
+            let (file, map, path) = build_in(
+                &dir,
+                &dir_path,
+                &entry,
+                spec.name,
+                false,
+                spec.mode,
+                spec.kind,
+                spec.data_len,
+                init,
+            )?;
+            Ok(finish_created(file, map, path, spec))
+        }
+        Some((file_path, disposition)) => create_file_backed(spec, &dir, &dir_path, file_path, disposition, init),
+    }
+}
+
+fn finish_created(file: File, map: Map, path: PathBuf, spec: &CreateSpec<'_>) -> RawSegment {
+    RawSegment {
+        data_in_map: HEADER_REGION as usize,
+        data_len: spec.data_len as usize,
+        map,
+        _file: file,
+        name: spec.name.to_string(),
+        path,
+        info: HeaderInfo {
+            kind: spec.kind,
+            data_len: spec.data_len,
+            creator_pid: sys::current_pid(),
+            created_ns: now_ns(),
+        },
+        writable: true,
+    }
+}
+
+fn split_path(path: &Path) -> Result<(PathBuf, String), CreateError> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| CreateError::InvalidConfig {
+            reason: format!("{} does not end in a UTF-8 file name", path.display()),
+        })?
+        .to_string();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent = parent.canonicalize().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            CreateError::NoDirectory { dir: parent.clone() }
+        } else {
+            create_io("resolving", &parent, e, 0)
+        }
+    })?;
+    Ok((parent, file_name))
+}
+
+fn create_file_backed<F>(
+    spec: &CreateSpec<'_>,
+    dir: &Dir,
+    dir_path: &Path,
+    file_path: &Path,
+    disposition: Disposition,
+    init: F,
+) -> Result<RawSegment, CreateError>
+where
+    F: FnOnce(*mut u8, usize),
+{
+    let (parent, file_name) = split_path(file_path)?;
+    let abs = parent.join(&file_name);
+    let abs_bytes = sys::name_bytes(abs.as_os_str()).to_vec();
+    if abs_bytes.len() > MAX_LINK_PATH {
+        return Err(CreateError::InvalidConfig {
+            reason: format!("the file path is {} bytes long; at most {MAX_LINK_PATH} are supported", abs_bytes.len()),
+        });
+    }
+    let entry = name::file_name(spec.name);
+    if dir.open_existing(OsStr::new(&entry), false).is_ok() {
+        return Err(CreateError::AlreadyExists {
+            name: spec.name.to_string(),
+            what: "a segment",
+            path: dir_path.join(&entry),
+        });
+    }
+    let parent_dir = open_dir_for_create(&parent)?;
+    let (raw, created_file) = match disposition {
+        Disposition::CreateNew | Disposition::CreateAlways => {
+            let replace = disposition == Disposition::CreateAlways;
+            let (file, map, path) = build_in(
+                &parent_dir,
+                &parent,
+                &file_name,
+                spec.name,
+                replace,
+                spec.mode,
+                spec.kind,
+                spec.data_len,
+                init,
+            )
+            .map_err(|e| match e {
+                CreateError::AlreadyExists { name, path, .. } => CreateError::AlreadyExists {
+                    name,
+                    what: "a file",
+                    path,
+                },
+                other => other,
+            })?;
+            (finish_created(file, map, path, spec), true)
+        }
+        Disposition::OpenExisting => {
+            let raw = open_in_dir(&parent_dir, &parent, &file_name, spec.name, Access::ReadWrite, Some(spec.kind), "segment")
+                .map_err(|e| CreateError::Open(Box::new(e)))?;
+            if spec.data_len != 0 && raw.info.data_len != spec.data_len {
+                return Err(CreateError::Open(Box::new(OpenError::SizeMismatch {
+                    path: abs.clone(),
+                    header: HEADER_REGION + spec.data_len,
+                    file: HEADER_REGION + raw.info.data_len,
+                })));
+            }
+            (raw, false)
+        }
+    };
+    // Register the name: a small link entry holding the absolute path.
+    let link = build_in(
+        dir,
+        dir_path,
+        &entry,
+        spec.name,
+        false,
+        spec.mode,
+        Kind::Link,
+        HEADER_REGION,
+        |data, len| {
+            // SAFETY: the data region is HEADER_REGION (4096) bytes and the
+            // path is at most MAX_LINK_PATH (4000) bytes plus a 4-byte length.
+            unsafe {
+                debug_assert!(4 + abs_bytes.len() <= len);
+                std::ptr::copy_nonoverlapping((abs_bytes.len() as u32).to_ne_bytes().as_ptr(), data, 4);
+                std::ptr::copy_nonoverlapping(abs_bytes.as_ptr(), data.add(4), abs_bytes.len());
+            }
+        },
+    );
+    if let Err(e) = link {
+        if created_file {
+            let _ = parent_dir.unlink(OsStr::new(&file_name));
+        }
+        return Err(e);
+    }
+    Ok(RawSegment { name: spec.name.to_string(), ..raw })
+}
+
+fn open_err_io(op: &'static str, path: &Path, e: io::Error) -> OpenError {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+            path: path.to_path_buf(),
+            source: e,
+        },
+        _ => OpenError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+fn header_error(path: &Path, e: HeaderError) -> OpenError {
+    let path = path.to_path_buf();
+    match e {
+        HeaderError::TooShort(n) => OpenError::NotMemlane {
+            path,
+            reason: format!("only {n} bytes, shorter than a header"),
+        },
+        HeaderError::BadMagic => OpenError::NotMemlane {
+            path,
+            reason: "wrong magic bytes".into(),
+        },
+        HeaderError::Version(found) => OpenError::IncompatibleVersion {
+            path,
+            found,
+            expected: header::FORMAT_VERSION,
+        },
+        HeaderError::NotReady => OpenError::NotReady { path },
+        HeaderError::BadKind(k) => OpenError::Corrupt {
+            path,
+            reason: format!("unknown kind {k}"),
+        },
+        HeaderError::Corrupt(reason) => OpenError::Corrupt { path, reason },
+        HeaderError::SizeMismatch { header, file } => OpenError::SizeMismatch { path, header, file },
+    }
+}
+
+/// Opens and validates one file in `dir`; `view` is an optional window
+/// (offset, length) of the data region.
+fn open_file(
+    dir: &Dir,
+    dir_path: &Path,
+    entry: &str,
+    name: &str,
+    access: Access,
+    what: &'static str,
+) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    let path = dir_path.join(entry);
+    let file = dir
+        .open_existing(OsStr::new(entry), access == Access::ReadWrite)
+        .map_err(|e| match e {
+            OpenFileError::Symlink => OpenError::Symlink { path: path.clone() },
+            OpenFileError::Io(e) if e.kind() == io::ErrorKind::NotFound => OpenError::NotFound {
+                what,
+                name: name.to_string(),
+                dir: dir_path.to_path_buf(),
+            },
+            OpenFileError::Io(e) => open_err_io("opening", &path, e),
+        })?;
+    let st = sys::file_info(&file).map_err(|e| open_err_io("inspecting", &path, e))?;
+    if !st.is_file {
+        return Err(OpenError::NotAFile { path });
+    }
+    let mut buf = [0u8; HEADER_SIZE];
+    let n = read_up_to(&file, &mut buf, 0).map_err(|e| open_err_io("reading the header of", &path, e))?;
+    let info = header::decode(&buf[..n], st.len).map_err(|e| header_error(&path, e))?;
+    Ok((file, info, path, st.len))
+}
+
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn open_in_dir(
+    dir: &Dir,
+    dir_path: &Path,
+    entry: &str,
+    name: &str,
+    access: Access,
+    expected: Option<Kind>,
+    what: &'static str,
+) -> Result<RawSegment, OpenError> {
+    open_view_in_dir(dir, dir_path, entry, name, access, expected, what, None, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open_view_in_dir(
+    dir: &Dir,
+    dir_path: &Path,
+    entry: &str,
+    name: &str,
+    access: Access,
+    expected: Option<Kind>,
+    what: &'static str,
+    view: Option<(u64, Option<u64>)>,
+    follow_link: bool,
+) -> Result<RawSegment, OpenError> {
+    let (file, info, path, file_len) = open_file(dir, dir_path, entry, name, access, what)?;
+    if info.kind == Kind::Link {
+        if !follow_link {
+            return Err(OpenError::Corrupt {
+                path,
+                reason: "a file link points at another file link".into(),
+            });
+        }
+        let target = read_link(&file, &path)?;
+        let (parent, file_name) = match (target.parent(), target.file_name().and_then(|n| n.to_str())) {
+            (Some(p), Some(n)) => (p.to_path_buf(), n.to_string()),
+            _ => {
+                return Err(OpenError::Corrupt {
+                    path,
+                    reason: "the file link holds no usable path".into(),
+                })
+            }
+        };
+        let pdir = Dir::open(&parent).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                OpenError::NotFound {
+                    what: "backing file",
+                    name: file_name.clone(),
+                    dir: parent.clone(),
+                }
+            } else {
+                open_err_io("opening directory", &parent, e)
+            }
+        })?;
+        let mut raw = open_view_in_dir(&pdir, &parent, &file_name, &file_name, access, expected, "backing file", view, false)?;
+        raw.name = name.to_string();
+        return Ok(raw);
+    }
+    if let Some(k) = expected {
+        if info.kind != k {
+            return Err(OpenError::WrongKind {
+                path,
+                expected: k.as_str(),
+                found: info.kind.as_str(),
+            });
+        }
+    }
+    let data_len = info.data_len;
+    let (off, len) = match view {
+        None => (0, data_len),
+        Some((off, len)) => {
+            let len = len.unwrap_or(data_len.saturating_sub(off));
+            if off.checked_add(len).is_none_or(|end| end > data_len) {
+                return Err(OpenError::ViewOutOfBounds { offset: off, len, size: data_len });
+            }
+            (off, len)
+        }
+    };
+    let _ = file_len;
+    let len_usize = usize::try_from(len).map_err(|_| OpenError::Corrupt {
+        path: path.clone(),
+        reason: format!("{len} bytes do not fit in this machine's address space"),
+    })?;
+    // Map header and all for whole-file opens (events, channels); only the
+    // window for views.
+    let (map_off, map_len, data_in_map) = if view.is_none() {
+        (0, HEADER_REGION as usize + len_usize, HEADER_REGION as usize)
+    } else {
+        (HEADER_REGION + off, len_usize, 0)
+    };
+    let map = if map_len == 0 {
+        // A zero-length view: map one header page read-only so the pointer
+        // is valid; nothing is ever read from it.
+        Map::shared(&file, 0, HEADER_REGION as usize, false)
+    } else {
+        match access {
+            Access::ReadOnly => Map::shared(&file, map_off, map_len, false),
+            Access::ReadWrite => Map::shared(&file, map_off, map_len, true),
+            Access::CopyOnWrite => Map::private(&file, map_off, map_len),
+        }
+    }
+    .map_err(|e| open_err_io("mapping", &path, e))?;
+    Ok(RawSegment {
+        map,
+        data_in_map: if map_len == 0 { 0 } else { data_in_map },
+        data_len: len_usize,
+        _file: file,
+        name: name.to_string(),
+        path,
+        info,
+        writable: access != Access::ReadOnly,
+    })
+}
+
+fn read_link(file: &File, path: &Path) -> Result<PathBuf, OpenError> {
+    let mut buf = vec![0u8; HEADER_REGION as usize];
+    let n = read_up_to(file, &mut buf, HEADER_REGION).map_err(|e| open_err_io("reading", path, e))?;
+    let corrupt = |reason: &str| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if n < 4 {
+        return Err(corrupt("the file link is truncated"));
+    }
+    let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len == 0 || len > MAX_LINK_PATH || 4 + len > n {
+        return Err(corrupt("the file link's path length is out of range"));
+    }
+    let p = sys::path_from_bytes(&buf[4..4 + len]);
+    if !p.is_absolute() {
+        return Err(corrupt("the file link's path is not absolute"));
+    }
+    Ok(p)
+}
+
+/// Opens the segment `name` (following a file link to its backing file).
+pub(crate) fn open(
+    name: &str,
+    dir: Option<&Path>,
+    access: Access,
+    expected: Option<Kind>,
+    what: &'static str,
+    view: Option<(u64, Option<u64>)>,
+) -> Result<RawSegment, OpenError> {
+    name::validate_name(name)?;
+    let dir_path = sys::segment_dir(dir);
+    let d = Dir::open(&dir_path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            OpenError::NotFound {
+                what,
+                name: name.to_string(),
+                dir: dir_path.clone(),
+            }
+        } else {
+            open_err_io("opening directory", &dir_path, e)
+        }
+    })?;
+    open_view_in_dir(&d, &dir_path, &name::file_name(name), name, access, expected, what, view, true)
+}
+
+/// Opens a memlane file by its path (a file-backed segment).
+pub(crate) fn open_path(
+    path: &Path,
+    access: Access,
+    expected: Option<Kind>,
+    view: Option<(u64, Option<u64>)>,
+) -> Result<RawSegment, OpenError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| OpenError::NotAFile { path: path.to_path_buf() })?
+        .to_string();
+    let d = Dir::open(&parent).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            OpenError::NotFound {
+                what: "file",
+                name: file_name.clone(),
+                dir: parent.clone(),
+            }
+        } else {
+            open_err_io("opening directory", &parent, e)
+        }
+    })?;
+    open_view_in_dir(&d, &parent, &file_name, &file_name, access, expected, "file", view, false)
+}
+
+/// Removes the name `name` (for a file-backed segment, the name only: the
+/// backing file stays).
+pub(crate) fn remove(name: &str, dir: Option<&Path>) -> Result<(), RemoveError> {
+    name::validate_name(name)?;
+    let dir_path = sys::segment_dir(dir);
+    let entry = name::file_name(name);
+    let path = dir_path.join(&entry);
+    let d = Dir::open(&dir_path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            RemoveError::NotFound {
+                name: name.to_string(),
+                dir: dir_path.clone(),
+            }
+        } else {
+            RemoveError::Io { path: path.clone(), source: e }
+        }
+    })?;
+    d.unlink(OsStr::new(&entry)).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            RemoveError::NotFound {
+                name: name.to_string(),
+                dir: dir_path.clone(),
+            }
+        } else {
+            RemoveError::Io { path, source: e }
+        }
+    })
+}
+
+/// One entry found by [`list`].
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) result: Result<HeaderInfo, String>,
+    pub(crate) file_len: u64,
+    pub(crate) target: Option<PathBuf>,
+}
+
+/// Lists the memlane entries of a directory.
+pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
+    let dir_path = sys::segment_dir(dir);
+    let d = Dir::open(&dir_path)?;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir_path)? {
+        let entry = entry?;
+        let fname = entry.file_name();
+        let Some(fname) = fname.to_str() else { continue };
+        let Some(name) = name::from_file_name(fname) else { continue };
+        let path = dir_path.join(fname);
+        let mut item = Listed {
+            name: name.to_string(),
+            path: path.clone(),
+            result: Err(String::new()),
+            file_len: 0,
+            target: None,
+        };
+        match open_file(&d, &dir_path, fname, name, Access::ReadOnly, "segment") {
+            Ok((file, info, _, len)) => {
+                item.file_len = len;
+                if info.kind == Kind::Link {
+                    item.target = read_link(&file, &path).ok();
+                }
+                item.result = Ok(info);
+            }
+            Err(e) => item.result = Err(e.to_string()),
+        }
+        out.push(item);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((dir_path, out))
+}

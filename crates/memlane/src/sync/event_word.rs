@@ -1,0 +1,148 @@
+//! The wait/notify protocol on a pair of shared words.
+//!
+//! ```text
+//! offset size field
+//!      0    4 seq      notification counter (wrapping); the futex word
+//!      4    4 waiters  number of threads, in any process, about to sleep or asleep
+//! ```
+//!
+//! Protocol (a Dekker pair on two SeqCst operations per side):
+//!
+//! * notifier: make the condition true (SeqCst store or RMW), then
+//!   `waiters.load(SeqCst)`; only if it is non-zero: `seq.fetch_add(1)`
+//!   and `FUTEX_WAKE` all. With nobody waiting that is one load: no syscall.
+//! * waiter: `waiters.fetch_add(1, SeqCst)`, then `s = seq.load(SeqCst)`,
+//!   then check the condition; only if false: `FUTEX_WAIT(seq, s)`; loop;
+//!   finally `waiters.fetch_sub(1)`.
+//!
+//! In the single total order of SeqCst operations either the notifier's
+//! `waiters` load sees the waiter (and then bumps `seq` after the waiter
+//! read it, so `FUTEX_WAIT` returns at once or is woken), or the waiter's
+//! condition check comes after the notifier made it true. No wake-up is
+//! lost. `EINTR`, `EAGAIN`, time-outs and spurious wake-ups just loop.
+
+use std::time::{Duration, Instant};
+
+use super::{AtomicU32, Futex, Ordering};
+
+/// Two shared words: a futex counter and a waiter count.
+#[repr(C)]
+pub(crate) struct EventWord {
+    /// Notification counter; the futex word.
+    pub(crate) seq: AtomicU32,
+    /// Threads registered as (about to be) asleep.
+    pub(crate) waiters: AtomicU32,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<EventWord>() == 8);
+    assert!(std::mem::offset_of!(EventWord, seq) == 0);
+    assert!(std::mem::offset_of!(EventWord, waiters) == 4);
+};
+
+/// How many times a waiter polls its condition before it sleeps.
+pub(crate) const DEFAULT_SPIN: u32 = 4000;
+
+impl EventWord {
+    /// Wakes sleepers if there are any. Call after making the condition
+    /// true with a SeqCst operation.
+    #[inline]
+    pub(crate) fn notify_waiters(&self, futex: &impl Futex) {
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            futex.wake_all(&self.seq);
+        }
+    }
+
+    /// Counts a notification unconditionally (a sticky, counting event)
+    /// and wakes sleepers if there are any.
+    #[inline]
+    pub(crate) fn notify_count(&self, futex: &impl Futex) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            futex.wake_all(&self.seq);
+        }
+    }
+
+    /// Waits until `ready()` returns true or `deadline` passes; returns
+    /// whether `ready()` became true. Polls `spin` times first, then
+    /// sleeps, waking at least every `recheck` to re-test the condition
+    /// (so a peer that died or a lost word can never hang it for good).
+    pub(crate) fn wait_until(
+        &self,
+        futex: &impl Futex,
+        spin: u32,
+        deadline: Option<Instant>,
+        recheck: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
+        for i in 0..spin {
+            if ready() {
+                return true;
+            }
+            if i % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let ok = loop {
+            let s = self.seq.load(Ordering::SeqCst);
+            if ready() {
+                break true;
+            }
+            let timeout = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break false;
+                    }
+                    (d - now).min(recheck)
+                }
+                None => recheck,
+            };
+            futex.wait(&self.seq, s, Some(timeout));
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        ok
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::LoomFutex;
+    use loom::sync::Arc;
+
+    struct Shared {
+        ev: EventWord,
+        flag: AtomicU32,
+        futex: LoomFutex,
+    }
+
+    /// A waiter and a notifier: the waiter must always see the flag (a lost
+    /// wake-up would leave it blocked, which loom reports as a deadlock).
+    #[test]
+    fn no_lost_wakeup() {
+        loom::model(|| {
+            let s = Arc::new(Shared {
+                ev: EventWord {
+                    seq: AtomicU32::new(0),
+                    waiters: AtomicU32::new(0),
+                },
+                flag: AtomicU32::new(0),
+                futex: LoomFutex::default(),
+            });
+            let s2 = s.clone();
+            let t = loom::thread::spawn(move || {
+                s2.flag.store(1, Ordering::SeqCst);
+                s2.ev.notify_waiters(&s2.futex);
+            });
+            let ok = s.ev.wait_until(&s.futex, 0, None, Duration::from_secs(3600), || {
+                s.flag.load(Ordering::SeqCst) == 1
+            });
+            assert!(ok);
+            t.join().unwrap();
+        });
+    }
+}

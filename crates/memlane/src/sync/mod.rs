@@ -1,0 +1,60 @@
+//! Atomics shim and the wait/notify protocol.
+//!
+//! Under `--cfg loom` the atomics are loom's and the futex is modelled
+//! with a loom mutex and condition variable, so the protocols written
+//! against this module can be model-checked without shared memory.
+
+pub(crate) mod event_word;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Sleeping and waking on a 32-bit word.
+pub(crate) trait Futex {
+    /// Sleeps while `word == expected` (may return early for any reason).
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>);
+    /// Wakes every sleeper on `word`.
+    fn wake_all(&self, word: &AtomicU32);
+}
+
+/// The OS futex (shared, cross-process).
+#[cfg(not(loom))]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OsFutex;
+
+#[cfg(not(loom))]
+impl Futex for OsFutex {
+    #[inline]
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+        crate::sys::futex_wait(word, expected, timeout);
+    }
+    #[inline]
+    fn wake_all(&self, word: &AtomicU32) {
+        crate::sys::futex_wake_all(word);
+    }
+}
+
+/// A loom model of a futex: check-and-sleep is atomic with respect to
+/// wake because both hold the mutex.
+#[cfg(loom)]
+#[derive(Default)]
+pub(crate) struct LoomFutex {
+    lock: loom::sync::Mutex<()>,
+    cv: loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+impl Futex for LoomFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, _timeout: Option<std::time::Duration>) {
+        let g = self.lock.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            drop(self.cv.wait(g).unwrap());
+        }
+    }
+    fn wake_all(&self, _word: &AtomicU32) {
+        let _g = self.lock.lock().unwrap();
+        self.cv.notify_all();
+    }
+}

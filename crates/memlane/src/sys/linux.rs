@@ -1,0 +1,175 @@
+//! Linux backend: `/dev/shm` files opened with `openat(O_NOFOLLOW)`, sized
+//! with `ftruncate` + `fallocate`, mapped with `mmap(MAP_SHARED)` (through
+//! memmap2), and shared (not private) futexes for waiting.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+
+/// The directory anonymous segments live in unless overridden.
+pub(crate) const DEFAULT_DIR: &str = "/dev/shm";
+
+/// Environment variable that overrides [`DEFAULT_DIR`].
+pub(crate) const DIR_ENV: &str = "MEMLANE_DIR";
+
+/// Returns the directory for anonymous segments: the explicit one, else
+/// `$MEMLANE_DIR`, else `/dev/shm`.
+pub(crate) fn segment_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    match std::env::var_os(DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_DIR),
+    }
+}
+
+/// An open directory, used as the anchor of every `*at` call so that a
+/// name is always resolved inside it.
+pub(crate) struct Dir {
+    fd: OwnedFd,
+}
+
+impl Dir {
+    /// Opens `path` as a directory (`O_DIRECTORY | O_CLOEXEC`).
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir { fd })
+    }
+
+    /// Creates `name` exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) with
+    /// exactly `mode` (the umask is overridden with `fchmod`).
+    pub(crate) fn create_exclusive(&self, name: &OsStr, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens an existing `name` without following a symlink at it.
+    /// A symlink gives `ELOOP`, reported as [`OpenFileError::Symlink`].
+    pub(crate) fn open_existing(&self, name: &OsStr, write: bool) -> Result<File, OpenFileError> {
+        let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP => OpenFileError::Symlink,
+            other => OpenFileError::Io(other.into()),
+        })?;
+        Ok(File::from(fd))
+    }
+
+    /// Renames `from` to `to` inside this directory. With `replace` false
+    /// the rename fails with `EEXIST` if `to` exists (`RENAME_NOREPLACE`).
+    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+        let flags = if replace {
+            rustix::fs::RenameFlags::empty()
+        } else {
+            rustix::fs::RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&self.fd, from, &self.fd, to, flags)?;
+        Ok(())
+    }
+
+    /// Removes `name` from this directory (never follows a symlink: a
+    /// symlink itself is what would be removed).
+    pub(crate) fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty())?;
+        Ok(())
+    }
+}
+
+/// Why opening an existing file failed.
+#[derive(Debug)]
+pub(crate) enum OpenFileError {
+    /// A symlink is at the name; memlane never follows one.
+    Symlink,
+    /// Any other OS error.
+    Io(io::Error),
+}
+
+/// What `fstat` says about an open file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileInfo {
+    /// Length in bytes.
+    pub(crate) len: u64,
+    /// Whether it is a regular file.
+    pub(crate) is_file: bool,
+}
+
+/// `fstat` on an open file.
+pub(crate) fn file_info(file: &File) -> io::Result<FileInfo> {
+    let meta = file.metadata()?;
+    Ok(FileInfo {
+        len: meta.len(),
+        is_file: meta.file_type().is_file(),
+    })
+}
+
+/// Sets the file length and reserves its blocks, so that a full `/dev/shm`
+/// is reported here as `ENOSPC` rather than as SIGBUS on first touch.
+pub(crate) fn set_len_reserved(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)?;
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // Some file systems cannot reserve; the length is set, go on.
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The current process id.
+pub(crate) fn current_pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// A file name as raw bytes.
+pub(crate) fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_bytes()
+}
+
+/// Blocks while `word` holds `expected`, for at most `timeout` (forever
+/// when `None`). Returns normally on wake-up, on a changed value
+/// (`EAGAIN`), on a signal (`EINTR`) and on time-out: callers always
+/// re-check their condition. A *shared* futex, so that wake-ups reach
+/// other processes mapping the same memory.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|d| futex::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    });
+    // Errors are all "re-check and go on" outcomes (EAGAIN, EINTR,
+    // ETIMEDOUT); anything else would be a bug in the arguments.
+    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+}
+
+/// Wakes every thread, in any process, blocked in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// A path from raw bytes (paths are bytes on Unix).
+pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
