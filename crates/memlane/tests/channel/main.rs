@@ -1,0 +1,394 @@
+//! Channel behaviour in one process: send/receive variants, back-pressure,
+//! loans, wrap-around, counters near overflow, introspection, and a
+//! property test of the ring against a `VecDeque` model.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use common::TestDir;
+use memlane::{Channel, CreateError, JoinError, Mode, OpenError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use proptest::prelude::*;
+
+fn channel(d: &TestDir, name: &str, capacity: u64, max_message: u64) -> Channel {
+    Channel::builder(name).capacity(capacity).max_message(max_message).dir(&d.path).create().unwrap()
+}
+
+#[test]
+fn send_and_receive_in_order() {
+    let d = TestDir::new("ch-basic");
+    let c = channel(&d, "basic", 64 * 1024, 1024);
+    let mut s1 = c.subscriber().unwrap();
+    let mut s2 = Channel::open_in(&d.path, "basic").unwrap().subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    for i in 0..100u32 {
+        p.send(&i.to_le_bytes()[..(i % 5) as usize]).unwrap();
+    }
+    for s in [&mut s1, &mut s2] {
+        for i in 0..100u32 {
+            let m = s.try_recv().unwrap();
+            assert_eq!(&*m, &i.to_le_bytes()[..(i % 5) as usize]);
+        }
+        assert!(matches!(s.try_recv(), Err(TryRecvError::Empty)));
+    }
+}
+
+#[test]
+fn empty_messages_are_messages() {
+    let d = TestDir::new("ch-empty");
+    let c = channel(&d, "e", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    p.send(b"").unwrap();
+    p.send(b"x").unwrap();
+    assert!(s.try_recv().unwrap().is_empty());
+    assert_eq!(s.try_recv().unwrap().to_vec(), b"x");
+}
+
+#[test]
+fn late_subscriber_sees_only_later_messages() {
+    let d = TestDir::new("ch-late");
+    let c = channel(&d, "late", 4096, 100);
+    let mut p = c.publisher().unwrap();
+    p.send(b"before").unwrap();
+    let mut s = c.subscriber().unwrap();
+    p.send(b"after").unwrap();
+    assert_eq!(s.try_recv().unwrap().to_vec(), b"after");
+    assert!(s.try_recv().is_err());
+}
+
+#[test]
+fn too_large_is_refused_with_both_sizes() {
+    let d = TestDir::new("ch-large");
+    let c = channel(&d, "l", 4096, 100);
+    let mut p = c.publisher().unwrap();
+    let e = p.send(&[0; 101]).unwrap_err();
+    assert_eq!(e, SendError::TooLarge { len: 101, max: 100 });
+    assert!(e.to_string().contains("101") && e.to_string().contains("100"));
+    assert!(matches!(p.try_send(&[0; 101]), Err(TrySendError::TooLarge { .. })));
+    assert!(matches!(p.send_timeout(&[0; 101], Duration::ZERO), Err(SendTimeoutError::TooLarge { .. })));
+    assert!(p.loan(101).is_err());
+    p.send(&[0; 100]).unwrap();
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let d = TestDir::new("ch-config");
+    let cases: [(u64, u64, u32, u32); 6] =
+        [(0, 10, 1, 1), (5000, 10, 1, 1), (1024, 10, 1, 1), (4096, 4096, 1, 1), (4096, 10, 0, 1), (4096, 10, 1, 2000)];
+    for (cap, max, p, s) in cases {
+        let e = Channel::builder("bad")
+            .capacity(cap)
+            .max_message(max)
+            .max_publishers(p)
+            .max_subscribers(s)
+            .dir(&d.path)
+            .create()
+            .unwrap_err();
+        assert!(matches!(e, CreateError::InvalidConfig { .. }), "{cap} {max} {p} {s}: {e}");
+    }
+    let e = Channel::builder("bad").capacity(0).dir(&d.path).create().unwrap_err();
+    assert!(e.to_string().contains("capacity is 0"), "{e}");
+    assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 0);
+}
+
+#[test]
+fn full_ring_back_pressure() {
+    let d = TestDir::new("ch-full");
+    let c = channel(&d, "full", 4096, 1000);
+    let mut slow = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    let mut sent = 0;
+    loop {
+        match p.try_send(&[7u8; 100]) {
+            Ok(()) => sent += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // 100-byte payloads take 16 + 112 = 128 ring bytes: 32 fit in 4096.
+    assert_eq!(sent, 32);
+    let start = Instant::now();
+    assert_eq!(p.send_timeout(&[1; 100], Duration::from_millis(50)), Err(SendTimeoutError::Timeout));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    // One receive frees one record's worth.
+    drop(slow.try_recv().unwrap());
+    p.try_send(&[8u8; 100]).unwrap();
+    assert_eq!(p.try_send(&[8u8; 100]), Err(TrySendError::Full));
+    // A blocked send proceeds as soon as the subscriber catches up.
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut n = 0;
+        while let Ok(m) = slow.recv_timeout(Duration::from_secs(5)) {
+            drop(m);
+            n += 1;
+            if n == 33 {
+                break;
+            }
+        }
+        n
+    });
+    p.send(&[9u8; 100]).unwrap();
+    assert_eq!(t.join().unwrap(), 33);
+    // Once the only subscriber has left, nothing holds the publisher back.
+    for _ in 0..100 {
+        p.try_send(&[1; 100]).unwrap();
+    }
+}
+
+#[test]
+fn loans_commit_and_discard() {
+    let d = TestDir::new("ch-loan");
+    let c = channel(&d, "loan", 4096, 1000);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    let mut l = p.loan(5).unwrap();
+    assert_eq!(l.len(), 5);
+    l.copy_from_slice(b"first");
+    l.commit();
+    let mut l = p.try_loan(3).unwrap();
+    l.copy_from_slice(b"bad");
+    drop(l); // discarded: never delivered
+    p.send(b"second").unwrap();
+    assert_eq!(s.try_recv().unwrap().to_vec(), b"first");
+    assert_eq!(s.try_recv().unwrap().to_vec(), b"second");
+    assert!(s.try_recv().is_err());
+    assert_eq!(c.info().messages_sent, 2);
+}
+
+#[test]
+fn recv_timeout_and_blocking_recv() {
+    let d = TestDir::new("ch-recv");
+    let c = channel(&d, "r", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    let start = Instant::now();
+    assert!(matches!(s.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout)));
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let c2 = c.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        c2.publisher().unwrap().send(b"wake").unwrap();
+    });
+    s.set_spin(0);
+    assert_eq!(s.recv().unwrap().to_vec(), b"wake");
+    t.join().unwrap();
+}
+
+#[test]
+fn iterators() {
+    let d = TestDir::new("ch-iter");
+    let c = channel(&d, "it", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    for m in [&b"a"[..], b"b", b"c"] {
+        p.send(m).unwrap();
+    }
+    let got: Vec<Vec<u8>> = s.try_iter().collect();
+    assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    p.send(b"d").unwrap();
+    assert_eq!(s.iter().next().unwrap(), b"d");
+}
+
+#[test]
+fn endpoint_limits() {
+    let d = TestDir::new("ch-limits");
+    let c = Channel::builder("lim").capacity(4096).max_publishers(1).max_subscribers(2).dir(&d.path).create().unwrap();
+    let p = c.publisher().unwrap();
+    assert_eq!(c.publisher().unwrap_err(), JoinError::TooManyPublishers { max: 1 });
+    drop(p);
+    let _p = c.publisher().unwrap();
+    let _a = c.subscriber().unwrap();
+    let b = c.subscriber().unwrap();
+    assert_eq!(c.subscriber().unwrap_err(), JoinError::TooManySubscribers { max: 2 });
+    drop(b);
+    let _b = c.subscriber().unwrap();
+}
+
+#[test]
+fn info_reports_endpoints_and_counters() {
+    let d = TestDir::new("ch-info");
+    let c = channel(&d, "info", 8192, 512);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    for _ in 0..3 {
+        p.send(b"12345").unwrap();
+    }
+    drop(s.try_recv().unwrap());
+    let i = c.info();
+    assert_eq!((i.capacity, i.max_message, i.mode), (8192, 512, Mode::Lossless));
+    assert_eq!((i.messages_sent, i.bytes_sent), (3, 15));
+    assert_eq!(i.publishers.len(), 1);
+    assert_eq!(i.publishers[0].pid, std::process::id());
+    assert_eq!(i.subscribers.len(), 1);
+    assert_eq!(i.subscribers[0].messages, 1);
+    assert_eq!(i.subscribers[0].lag, 64);
+    drop(p);
+    let i = c.info();
+    assert_eq!((i.publishers.len(), i.messages_sent), (0, 3), "counters survive a publisher leaving");
+}
+
+#[test]
+fn wrong_kind_and_missing_channel() {
+    let d = TestDir::new("ch-kind");
+    let _seg = memlane::Segment::builder("seg").size(10).dir(&d.path).create().unwrap();
+    assert!(matches!(Channel::open_in(&d.path, "seg"), Err(OpenError::WrongKind { .. })));
+    let e = Channel::open_in(&d.path, "nope").unwrap_err();
+    assert!(e.to_string().contains("no channel 'nope'"), "{e}");
+}
+
+#[test]
+fn counters_wrap_around_u64() {
+    let d = TestDir::new("ch-wrap");
+    let start = (u64::MAX - 3 * 4096) & !15;
+    let c = Channel::builder("wrap").capacity(4096).max_message(1000).initial_position(start).dir(&d.path).create().unwrap();
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    let mut rng = common::Rng::new(5);
+    for i in 0..2000u64 {
+        let len = rng.below(1001) as usize;
+        let msg: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+        p.send(&msg).unwrap();
+        assert_eq!(s.try_recv().unwrap().to_vec(), msg);
+    }
+    assert!(c.info().head < start, "the counter wrapped");
+}
+
+// ---- property test against a model ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send(usize),
+    Loan(usize, bool),
+    Recv(usize),
+    Join,
+    Leave(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..=600).prop_map(Op::Send),
+        1 => (0usize..=600, any::<bool>()).prop_map(|(l, c)| Op::Loan(l, c)),
+        4 => (0usize..3).prop_map(Op::Recv),
+        1 => Just(Op::Join),
+        1 => (0usize..3).prop_map(Op::Leave),
+    ]
+}
+
+/// What the channel must do, computed from positions like a user would
+/// reason about bytes in the ring.
+struct Model {
+    cap: u64,
+    head: u64,
+    /// Per subscriber: its position and its queue of (message, or None for
+    /// a discarded loan, position after it).
+    subs: Vec<Option<(u64, VecDeque<(Option<Vec<u8>>, u64)>)>>,
+}
+
+impl Model {
+    fn space(&self, len: usize) -> (u64, u64) {
+        let rec = 16 + ((len as u64 + 15) & !15);
+        let off = self.head % self.cap;
+        let pad = if off + rec > self.cap { self.cap - off } else { 0 };
+        (pad, pad + rec)
+    }
+    fn fits(&self, total: u64) -> bool {
+        self.subs.iter().flatten().all(|(pos, _)| self.head.wrapping_sub(*pos) + total <= self.cap)
+    }
+    fn publish(&mut self, msg: Option<Vec<u8>>, len: usize) {
+        let (_, total) = self.space(len);
+        let next = self.head.wrapping_add(total);
+        for (_, q) in self.subs.iter_mut().flatten() {
+            q.push_back((msg.clone(), next));
+        }
+        self.head = next;
+    }
+    /// A receive: skips discarded records (advancing the position, as the
+    /// ring does), then takes the next message if any.
+    fn recv(&mut self, i: usize) -> Option<Vec<u8>> {
+        let (pos, q) = self.subs[i].as_mut()?;
+        while let Some((m, next)) = q.pop_front() {
+            *pos = next;
+            if let Some(m) = m {
+                return Some(m);
+            }
+        }
+        None
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn ring_matches_model(ops in proptest::collection::vec(op(), 1..400), start_lap in 0u64..4) {
+        let d = TestDir::new("ch-prop");
+        let cap = 4096u64;
+        // Start the 64-bit counters a few laps before they wrap.
+        let start = (u64::MAX - start_lap * cap - 255 * 16) & !15;
+        let c = Channel::builder("prop").capacity(cap).max_message(600).initial_position(start).dir(&d.path).create().unwrap();
+        let mut p = c.publisher().unwrap();
+        let mut subs: Vec<Option<memlane::Subscriber>> = vec![None, None, None];
+        let mut model = Model { cap, head: start, subs: vec![None, None, None] };
+        let mut seq = 0u32;
+        for op in ops {
+            match op {
+                Op::Send(len) => {
+                    seq += 1;
+                    let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+                    let (_, total) = model.space(len);
+                    let expect_ok = model.fits(total);
+                    match p.try_send(&msg) {
+                        Ok(()) => { prop_assert!(expect_ok, "sent but the model says full"); model.publish(Some(msg), len); }
+                        Err(TrySendError::Full) => prop_assert!(!expect_ok, "full but the model has room"),
+                        Err(e) => prop_assert!(false, "{}", e),
+                    }
+                }
+                Op::Loan(len, commit) => {
+                    seq += 1;
+                    let (_, total) = model.space(len);
+                    let expect_ok = model.fits(total);
+                    match p.try_loan(len) {
+                        Ok(mut l) => {
+                            prop_assert!(expect_ok);
+                            for (i, b) in l.iter_mut().enumerate() { *b = (i as u32 ^ seq) as u8; }
+                            let msg = l.to_vec();
+                            if commit { l.commit(); model.publish(Some(msg), len); } else { drop(l); model.publish(None, len); }
+                        }
+                        Err(TrySendError::Full) => prop_assert!(!expect_ok),
+                        Err(e) => prop_assert!(false, "{}", e),
+                    }
+                }
+                Op::Recv(i) => {
+                    if let Some(s) = subs[i].as_mut() {
+                        match (s.try_recv(), model.recv(i)) {
+                            (Ok(m), Some(want)) => prop_assert_eq!(&*m, &want[..]),
+                            (Err(TryRecvError::Empty), None) => {}
+                            (got, want) => prop_assert!(false, "got {:?}, model {:?}", got.map(|m| m.to_vec()), want),
+                        }
+                    }
+                }
+                Op::Join => {
+                    if let Some(i) = subs.iter().position(|s| s.is_none()) {
+                        subs[i] = Some(c.subscriber().unwrap());
+                        model.subs[i] = Some((model.head, VecDeque::new()));
+                    }
+                }
+                Op::Leave(i) => {
+                    subs[i] = None;
+                    model.subs[i] = None;
+                }
+            }
+        }
+        // Drain: every subscriber gets exactly what the model holds.
+        for i in 0..3 {
+            if let Some(s) = subs[i].as_mut() {
+                while let Some(want) = model.recv(i) {
+                    let m = s.try_recv().unwrap();
+                    prop_assert_eq!(&*m, &want[..]);
+                }
+                prop_assert!(s.try_recv().is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Multi-process behaviour with real processes: this test binary is run
+//! again in a child role (publisher, subscriber) selected through
+//! `MEMLANE_TEST_ROLE`; every wait has a watchdog.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{expect_success, fnv1a, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV};
+use memlane::{Channel, TrySendError};
+
+const ENTRY: &str = "child_entry";
+const WATCHDOG: Duration = Duration::from_secs(240);
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"))
+}
+
+/// Message `seq` of publisher `publisher`: 16-byte header (publisher id,
+/// sequence number, checksum of the payload) and 0 to 4080 payload bytes,
+/// so whole messages are 16 B to 4 KiB.
+fn make_message(publisher: u32, seq: u32, buf: &mut Vec<u8>) {
+    let mut rng = Rng::new((u64::from(publisher) << 32) | u64::from(seq));
+    let len = rng.below(4081) as usize;
+    buf.clear();
+    buf.extend_from_slice(&publisher.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&[0; 8]);
+    for _ in 0..len {
+        buf.push(rng.next() as u8);
+    }
+    let sum = fnv1a(&buf[16..]);
+    buf[8..16].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// The child side: does nothing unless run in a role.
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var(ROLE_ENV) else { return };
+    let dir = PathBuf::from(var("MEMLANE_TEST_DIR"));
+    let name = var("MEMLANE_TEST_CHANNEL");
+    let channel = Channel::open_in(&dir, &name).expect("open channel");
+    match role.as_str() {
+        "publisher" => {
+            let id: u32 = var("MEMLANE_TEST_ID").parse().unwrap();
+            let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let mut p = channel.publisher().unwrap();
+            let mut buf = Vec::with_capacity(4096);
+            for seq in 0..count {
+                make_message(id, seq, &mut buf);
+                p.send(&buf).unwrap();
+            }
+            println!("RESULT sent={count}");
+        }
+        "subscriber" => {
+            let publishers: usize = var("MEMLANE_TEST_PUBLISHERS").parse().unwrap();
+            let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let spin: u32 = var("MEMLANE_TEST_SPIN").parse().unwrap();
+            let mut s = channel.subscriber().unwrap();
+            s.set_spin(spin);
+            let mut next = vec![0u32; publishers];
+            let total = count as usize * publishers;
+            for _ in 0..total {
+                let m = s.recv_timeout(Duration::from_secs(60)).expect("a message within 60 s");
+                assert!(m.len() >= 16 && m.len() <= 4096, "length {}", m.len());
+                let id = u32::from_le_bytes(m[0..4].try_into().unwrap()) as usize;
+                let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
+                let sum = u64::from_le_bytes(m[8..16].try_into().unwrap());
+                assert!(id < publishers, "publisher id {id}");
+                assert_eq!(seq, next[id], "publisher {id}: expected #{} got #{seq} (lost, duplicated or reordered)", next[id]);
+                assert_eq!(fnv1a(&m[16..]), sum, "publisher {id} #{seq}: checksum mismatch (torn message)");
+                let mut expect = Vec::new();
+                make_message(id as u32, seq, &mut expect);
+                assert_eq!(&*m, &expect[..], "publisher {id} #{seq}: content differs");
+                next[id] += 1;
+            }
+            assert!(s.try_recv().is_err(), "no extra messages");
+            println!("RESULT received={total}");
+        }
+        "sleeper" => {
+            // Blocks in recv with no spinning: it must be woken by the futex.
+            let mut s = channel.subscriber().unwrap();
+            s.set_spin(0);
+            let m = s.recv().unwrap();
+            println!("RESULT got={}", String::from_utf8_lossy(&m));
+        }
+        "counter" => {
+            // Receives until "END", checking order; prints the count.
+            let mut s = channel.subscriber().unwrap();
+            let mut n: u64 = 0;
+            loop {
+                let m = s.recv_timeout(Duration::from_secs(60)).expect("a message within 60 s");
+                if &*m == b"END" {
+                    break;
+                }
+                assert_eq!(u64::from_le_bytes(m[..8].try_into().unwrap()), n, "order");
+                n += 1;
+            }
+            println!("RESULT count={n}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn vars(d: &TestDir, name: &str, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("MEMLANE_TEST_DIR", d.path.display().to_string()),
+        ("MEMLANE_TEST_CHANNEL", name.to_string()),
+    ];
+    for (k, val) in extra {
+        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+        v.push((k, val.clone()));
+    }
+    v
+}
+
+#[test]
+fn two_publishers_three_subscribers_nothing_lost() {
+    let d = TestDir::new("mp-fanout");
+    let name = "fanout";
+    let publishers = 2u32;
+    let per_publisher = 50_000u32;
+    let channel = Channel::builder(name)
+        .capacity(1 << 20)
+        .max_message(4096)
+        .max_publishers(publishers)
+        .max_subscribers(3)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    // Three subscribers; the last never spins, so it sleeps on the futex
+    // whenever it catches up and must be woken.
+    let mut subs = Vec::new();
+    for spin in ["4000", "100", "0"] {
+        let v = vars(
+            &d,
+            name,
+            &[
+                ("MEMLANE_TEST_PUBLISHERS", publishers.to_string()),
+                ("MEMLANE_TEST_COUNT", per_publisher.to_string()),
+                ("MEMLANE_TEST_SPIN", spin.to_string()),
+            ],
+        );
+        subs.push(KillOnDrop(Some(spawn_role(ENTRY, "subscriber", &v))));
+    }
+    wait_for(Duration::from_secs(60), "three subscribers to join", || channel.info().subscribers.len() == 3);
+    let mut pubs = Vec::new();
+    for id in 0..publishers {
+        let v = vars(
+            &d,
+            name,
+            &[("MEMLANE_TEST_ID", id.to_string()), ("MEMLANE_TEST_COUNT", per_publisher.to_string())],
+        );
+        pubs.push(KillOnDrop(Some(spawn_role(ENTRY, "publisher", &v))));
+    }
+    for p in pubs {
+        let out = expect_success(&p.wait(WATCHDOG), "publisher");
+        assert!(out.contains(&format!("RESULT sent={per_publisher}")), "{out}");
+    }
+    for s in subs {
+        let out = expect_success(&s.wait(WATCHDOG), "subscriber");
+        assert!(out.contains(&format!("RESULT received={}", per_publisher * publishers)), "{out}");
+    }
+    let info = channel.info();
+    assert_eq!(info.messages_sent, u64::from(per_publisher * publishers));
+    assert!(info.subscribers.is_empty() && info.publishers.is_empty());
+}
+
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name.
+    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
+fn all_threads_sleeping(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.filter_map(|t| t.ok()).all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+            == Some('S')
+    })
+}
+
+#[test]
+fn a_subscriber_blocked_in_recv_is_woken() {
+    let d = TestDir::new("mp-wake");
+    let name = "wake";
+    let channel = Channel::builder(name).capacity(4096).dir(&d.path).create().unwrap();
+    let child = KillOnDrop(Some(spawn_role(ENTRY, "sleeper", &vars(&d, name, &[]))));
+    wait_for(Duration::from_secs(60), "the sleeper to join", || channel.info().subscribers.len() == 1);
+    // Wait until every thread of the child sleeps (it is parked in the futex).
+    let pid = child.id();
+    wait_for(Duration::from_secs(60), "the sleeper to sleep", || all_threads_sleeping(pid));
+    let start = Instant::now();
+    channel.publisher().unwrap().send(b"wake up").unwrap();
+    let out = expect_success(&child.wait(Duration::from_secs(60)), "sleeper");
+    assert!(out.contains("RESULT got=wake up"), "{out}");
+    eprintln!("sleeper woke and exited {:?} after the send", start.elapsed());
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn a_stopped_subscriber_fills_the_ring_then_everything_flows_again() {
+    let d = TestDir::new("mp-stop");
+    let name = "stop";
+    let capacity = 64 * 1024u64;
+    let channel = Channel::builder(name).capacity(capacity).max_message(1024).dir(&d.path).create().unwrap();
+    let child = KillOnDrop(Some(spawn_role(ENTRY, "counter", &vars(&d, name, &[]))));
+    wait_for(Duration::from_secs(60), "the counter to join", || channel.info().subscribers.len() == 1);
+    let pid = child.id();
+    signal(pid, "-STOP");
+    wait_for(Duration::from_secs(10), "the child to stop", || process_state(pid) == Some('T'));
+    let mut p = channel.publisher().unwrap();
+    let mut n: u64 = 0;
+    let mut msg = [0u8; 64];
+    loop {
+        msg[..8].copy_from_slice(&n.to_le_bytes());
+        match p.try_send(&msg) {
+            Ok(()) => n += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(n <= capacity / 80 + 1, "the ring never reported Full");
+    }
+    // 64-byte messages take 80 ring bytes; the stopped subscriber may
+    // have consumed nothing, so at most capacity / 80 fit.
+    assert!(n >= capacity / 80 - 1, "Full came too early: {n}");
+    assert_eq!(p.try_send(&msg), Err(TrySendError::Full), "still full while stopped");
+    let info = channel.info();
+    assert!(info.subscribers[0].lag > capacity - 80, "lag {}", info.subscribers[0].lag);
+    signal(pid, "-CONT");
+    let extra = 20_000u64;
+    for i in n..n + extra {
+        msg[..8].copy_from_slice(&i.to_le_bytes());
+        p.send_timeout(&msg, Duration::from_secs(60)).expect("flows again after SIGCONT");
+    }
+    p.send(b"END").unwrap();
+    let out = expect_success(&child.wait(WATCHDOG), "counter");
+    assert!(out.contains(&format!("RESULT count={}", n + extra)), "{out}");
+}

@@ -1,0 +1,299 @@
+//! Segment behaviour: create/open/read/write, access modes, views,
+//! file-backed dispositions, removal, and every header validation error.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+use common::TestDir;
+use memlane::{Access, AccessError, CreateError, Disposition, Event, Kind, OpenError, RemoveError, Segment};
+
+fn create(dir: &TestDir, name: &str, size: u64) -> Segment {
+    Segment::builder(name).size(size).dir(&dir.path).create().unwrap()
+}
+
+fn open(dir: &TestDir, name: &str, access: Access) -> Result<Segment, OpenError> {
+    Segment::open_options(name).dir(&dir.path).access(access).open()
+}
+
+#[test]
+fn create_write_open_read() {
+    let d = TestDir::new("seg-basic");
+    let mut s = create(&d, "basic", 1_000_000);
+    assert_eq!(s.len(), 1_000_000);
+    assert_eq!(s.name(), "basic");
+    assert_eq!(s.path(), d.path.join("memlane.basic"));
+    s.write(0, b"hello").unwrap();
+    s.write(999_995, b"world").unwrap();
+    let r = open(&d, "basic", Access::ReadOnly).unwrap();
+    assert_eq!(r.read_vec(0, 5).unwrap(), b"hello");
+    assert_eq!(r.read_vec(999_995, 5).unwrap(), b"world");
+    // A write through one mapping is seen through the other.
+    s.write(10, b"live").unwrap();
+    assert_eq!(r.read_vec(10, 4).unwrap(), b"live");
+}
+
+#[test]
+fn bounds_are_checked() {
+    let d = TestDir::new("seg-bounds");
+    let mut s = create(&d, "b", 100);
+    assert!(matches!(s.write(98, b"abc"), Err(AccessError::OutOfBounds { offset: 98, len: 3, size: 100 })));
+    assert!(matches!(s.read_vec(101, 0), Err(AccessError::OutOfBounds { .. })));
+    assert!(matches!(s.read_vec(usize::MAX, 2), Err(AccessError::OutOfBounds { .. })));
+    assert!(s.read_vec(100, 0).unwrap().is_empty());
+    assert!(s.flush_range(50, 51).is_err());
+}
+
+#[test]
+fn read_only_refuses_writes() {
+    let d = TestDir::new("seg-ro");
+    let _s = create(&d, "ro", 64);
+    let mut r = open(&d, "ro", Access::ReadOnly).unwrap();
+    assert!(matches!(r.write(0, b"x"), Err(AccessError::ReadOnly)));
+    assert_eq!(r.access(), Access::ReadOnly);
+}
+
+#[test]
+fn copy_on_write_stays_private() {
+    let d = TestDir::new("seg-cow");
+    let mut s = create(&d, "cow", 4096);
+    s.write(0, b"original").unwrap();
+    let mut c = open(&d, "cow", Access::CopyOnWrite).unwrap();
+    c.write(0, b"private!").unwrap();
+    assert_eq!(c.read_vec(0, 8).unwrap(), b"private!");
+    assert_eq!(s.read_vec(0, 8).unwrap(), b"original");
+    let again = open(&d, "cow", Access::ReadOnly).unwrap();
+    assert_eq!(again.read_vec(0, 8).unwrap(), b"original");
+}
+
+#[test]
+fn views_at_an_offset() {
+    let d = TestDir::new("seg-view");
+    let mut s = create(&d, "v", 3 * 4096 + 100);
+    s.write(5000, b"view-data").unwrap();
+    let v = Segment::open_options("v").dir(&d.path).view(5000, Some(9)).access(Access::ReadOnly).open().unwrap();
+    assert_eq!(v.len(), 9);
+    assert_eq!(v.view_offset(), 5000);
+    assert_eq!(v.segment_len(), 3 * 4096 + 100);
+    assert_eq!(v.read_vec(0, 9).unwrap(), b"view-data");
+    assert!(v.read_vec(5, 5).is_err());
+    let tail = Segment::open_options("v").dir(&d.path).view(4096 * 3, None).open().unwrap();
+    assert_eq!(tail.len(), 100);
+    let e = Segment::open_options("v").dir(&d.path).view(4096 * 3, Some(101)).open().unwrap_err();
+    assert!(matches!(e, OpenError::ViewOutOfBounds { .. }), "{e}");
+}
+
+#[test]
+fn create_new_refuses_an_existing_name() {
+    let d = TestDir::new("seg-exists");
+    let _s = create(&d, "taken", 10);
+    let e = Segment::builder("taken").size(10).dir(&d.path).create().unwrap_err();
+    assert!(matches!(e, CreateError::AlreadyExists { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("memlane rm taken"), "{msg}");
+}
+
+#[test]
+fn zero_size_and_bad_names_are_refused() {
+    let d = TestDir::new("seg-bad");
+    let e = Segment::builder("z").size(0).dir(&d.path).create().unwrap_err();
+    assert!(matches!(e, CreateError::InvalidConfig { .. }), "{e}");
+    for bad in ["", "a/b", "../x", ".hidden", "sp ace"] {
+        let e = Segment::builder(bad).size(1).dir(&d.path).create().unwrap_err();
+        assert!(matches!(e, CreateError::InvalidName(_)), "{bad}: {e}");
+        assert!(matches!(open(&d, bad, Access::ReadOnly), Err(OpenError::InvalidName(_))));
+    }
+    assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 0, "nothing left behind");
+}
+
+#[test]
+fn default_mode_is_owner_only_whatever_the_umask() {
+    let d = TestDir::new("seg-mode");
+    let s = create(&d, "m", 10);
+    let mode = std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let g = Segment::builder("g").size(10).mode(0o660).dir(&d.path).create().unwrap();
+    let mode = std::fs::metadata(g.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+}
+
+#[test]
+fn remove_and_not_found() {
+    let d = TestDir::new("seg-rm");
+    let s = create(&d, "gone", 10);
+    Segment::remove_in(&d.path, "gone").unwrap();
+    // The mapping stays usable after the name is removed.
+    assert_eq!(s.read_vec(0, 1).unwrap(), [0]);
+    let e = open(&d, "gone", Access::ReadOnly).unwrap_err();
+    assert!(matches!(e, OpenError::NotFound { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("'gone'") && msg.contains("memlane list"), "{msg}");
+    assert!(msg.contains(&d.path.display().to_string()), "{msg}");
+    assert!(matches!(Segment::remove_in(&d.path, "gone"), Err(RemoveError::NotFound { .. })));
+}
+
+fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn header_validation_errors_are_distinct() {
+    let d = TestDir::new("seg-hdr");
+    // Not a memlane segment: junk, and too short.
+    std::fs::write(d.path.join("memlane.junk"), vec![7u8; 8192]).unwrap();
+    let e = open(&d, "junk", Access::ReadOnly).unwrap_err();
+    assert!(matches!(e, OpenError::NotMemlane { .. }), "{e}");
+    assert!(e.to_string().contains("not a memlane segment"));
+    std::fs::write(d.path.join("memlane.short"), b"MEMLANE").unwrap();
+    assert!(matches!(open(&d, "short", Access::ReadOnly), Err(OpenError::NotMemlane { .. })));
+
+    // Another format version.
+    let s = create(&d, "ver", 100);
+    let p = s.path().to_path_buf();
+    drop(s);
+    write_at(&p, 8, &99u32.to_ne_bytes());
+    match open(&d, "ver", Access::ReadOnly).unwrap_err() {
+        OpenError::IncompatibleVersion { found: 99, expected: 1, .. } => {}
+        e => panic!("{e}"),
+    }
+
+    // Not ready.
+    let s = create(&d, "nr", 100);
+    let p = s.path().to_path_buf();
+    drop(s);
+    write_at(&p, 16, &0u32.to_ne_bytes());
+    assert!(matches!(open(&d, "nr", Access::ReadOnly), Err(OpenError::NotReady { .. })));
+
+    // Size mismatch: truncated and extended.
+    let s = create(&d, "sz", 8192);
+    let p = s.path().to_path_buf();
+    drop(s);
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(4096 + 100).unwrap();
+    match open(&d, "sz", Access::ReadOnly).unwrap_err() {
+        OpenError::SizeMismatch { header, file, .. } => assert_eq!((header, file), (4096 + 8192, 4196)),
+        e => panic!("{e}"),
+    }
+
+    // Wrong kind: an event opened as a segment.
+    let _ev = Event::create_in(&d.path, "ev").unwrap();
+    match open(&d, "ev", Access::ReadOnly).unwrap_err() {
+        OpenError::WrongKind { expected, found, .. } => assert_eq!((expected, found), ("segment", "event")),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn odd_files_at_the_name_are_refused() {
+    let d = TestDir::new("seg-odd");
+    let target = create(&d, "real", 100);
+    // A symlink is never followed.
+    symlink(target.path(), d.path.join("memlane.link")).unwrap();
+    assert!(matches!(open(&d, "link", Access::ReadOnly), Err(OpenError::Symlink { .. })));
+    // A directory.
+    std::fs::create_dir(d.path.join("memlane.dir")).unwrap();
+    assert!(matches!(open(&d, "dir", Access::ReadOnly), Err(OpenError::NotAFile { .. })));
+    // A FIFO (opened non-blocking, so this cannot hang).
+    let fifo = d.path.join("memlane.fifo");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if matches!(st, Ok(s) if s.success()) {
+        assert!(matches!(open(&d, "fifo", Access::ReadOnly), Err(OpenError::NotAFile { .. })));
+    } else {
+        eprintln!("skipping the FIFO case: mkfifo is not available");
+    }
+    // Creating over a symlink does not follow it either.
+    let e = Segment::builder("link").size(10).dir(&d.path).create().unwrap_err();
+    assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
+    assert_eq!(target.read_vec(0, 1).unwrap(), [0]);
+}
+
+#[test]
+fn file_backed_dispositions() {
+    let d = TestDir::new("seg-file");
+    let file = d.path.join("data.bin");
+    let mut s = Segment::builder("fb").size(10_000).dir(&d.path).file(&file, Disposition::CreateNew).create().unwrap();
+    assert_eq!(s.path(), file.canonicalize().unwrap());
+    s.write(0, b"persisted").unwrap();
+    s.flush().unwrap();
+    drop(s);
+    // The bytes reached the file.
+    let raw = std::fs::read(&file).unwrap();
+    assert_eq!(&raw[4096..4096 + 9], b"persisted");
+    // Opened by name through the link, and by path.
+    let by_name = open(&d, "fb", Access::ReadOnly).unwrap();
+    assert_eq!(by_name.read_vec(0, 9).unwrap(), b"persisted");
+    assert_eq!(by_name.name(), "fb");
+    let by_path = Segment::open_path(&file, Access::ReadOnly).unwrap();
+    assert_eq!(by_path.read_vec(0, 9).unwrap(), b"persisted");
+    // Create-new refuses an existing file (under another name).
+    let e = Segment::builder("fb2").size(10).dir(&d.path).file(&file, Disposition::CreateNew).create().unwrap_err();
+    assert!(matches!(e, CreateError::AlreadyExists { what: "a file", .. }), "{e}");
+    assert!(open(&d, "fb2", Access::ReadOnly).is_err(), "no name left behind");
+    // Open-existing reuses the file and its contents.
+    Segment::remove_in(&d.path, "fb").unwrap();
+    assert!(file.exists(), "removing the name keeps the file");
+    let again = Segment::builder("fb").dir(&d.path).file(&file, Disposition::OpenExisting).create().unwrap();
+    assert_eq!(again.read_vec(0, 9).unwrap(), b"persisted");
+    assert_eq!(again.len(), 10_000);
+    drop(again);
+    Segment::remove_in(&d.path, "fb").unwrap();
+    // Open-existing with the wrong size, and of a missing file.
+    let e = Segment::builder("fb").size(5).dir(&d.path).file(&file, Disposition::OpenExisting).create().unwrap_err();
+    assert!(matches!(e, CreateError::Open(_)), "{e}");
+    let e = Segment::builder("fb").dir(&d.path).file(d.path.join("missing.bin"), Disposition::OpenExisting).create().unwrap_err();
+    assert!(matches!(e, CreateError::Open(_)), "{e}");
+    // Create-always replaces the file with a fresh, zeroed one.
+    let fresh = Segment::builder("fb").size(20).dir(&d.path).file(&file, Disposition::CreateAlways).create().unwrap();
+    assert_eq!(fresh.read_vec(0, 9).unwrap(), [0u8; 9]);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 4096 + 20);
+    drop(fresh);
+    // A link whose file vanished reports the file as not found.
+    std::fs::remove_file(&file).unwrap();
+    let e = open(&d, "fb", Access::ReadOnly).unwrap_err();
+    assert!(matches!(e, OpenError::NotFound { what: "backing file", .. }), "{e}");
+}
+
+#[test]
+fn list_shows_entries_and_errors() {
+    let d = TestDir::new("seg-list");
+    let _a = create(&d, "alpha", 10);
+    let _e = Event::create_in(&d.path, "beta").unwrap();
+    std::fs::write(d.path.join("memlane.gamma"), b"junk").unwrap();
+    std::fs::write(d.path.join("unrelated"), b"x").unwrap();
+    let (dir, entries) = memlane::list(Some(&d.path)).unwrap();
+    assert_eq!(dir, d.path);
+    let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta", "gamma"]);
+    assert_eq!(entries[0].kind, Ok(Kind::Segment));
+    assert_eq!(entries[0].data_len, 10);
+    assert_eq!(entries[0].creator_pid, std::process::id());
+    assert_eq!(entries[1].kind, Ok(Kind::Event));
+    assert!(entries[2].kind.is_err());
+}
+
+#[test]
+fn no_temporary_files_survive_a_failed_create() {
+    let d = TestDir::new("seg-tmp");
+    let _s = create(&d, "x", 10);
+    let _ = Segment::builder("x").size(10).dir(&d.path).create().unwrap_err();
+    let _ = Segment::builder("y").size(memlane_max() + 1).dir(&d.path).create().unwrap_err();
+    let names: Vec<_> = std::fs::read_dir(&d.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["memlane.x"]);
+}
+
+fn memlane_max() -> u64 {
+    1 << 40
+}
+
+#[test]
+fn missing_directory_is_reported() {
+    let d = TestDir::new("seg-nodir");
+    let gone = d.path.join("nope");
+    let e = Segment::builder("x").size(1).dir(&gone).create().unwrap_err();
+    assert!(matches!(e, CreateError::NoDirectory { .. }), "{e}");
+    let e = Segment::open_options("x").dir(&gone).open().unwrap_err();
+    assert!(matches!(e, OpenError::NotFound { .. }), "{e}");
+}
