@@ -220,7 +220,7 @@ pub enum RemoveError {
     #[error(transparent)]
     InvalidName(#[from] NameError),
     /// Nothing exists at the name.
-    #[error("no segment '{name}' in {dir} (see `memlane list`)")]
+    #[error("nothing named '{name}' in {dir} (see `memlane list`)")]
     NotFound {
         /// The name given.
         name: String,

@@ -8,7 +8,7 @@ use crate::segment::header::Kind;
 use crate::segment::raw::{self, CreateSpec, RawSegment};
 use crate::segment::{Access, DEFAULT_MODE};
 use crate::sync::event_word::{EventWord, DEFAULT_SPIN};
-use crate::sync::{OsFutex, Ordering};
+use crate::sync::{Ordering, OsFutex};
 
 /// How long a sleeping waiter sleeps at most before it re-checks by itself.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -104,7 +104,14 @@ impl Event {
     }
 
     fn open_impl(name: &str, dir: Option<&Path>) -> Result<Event, OpenError> {
-        let seg = raw::open(name, dir, Access::ReadWrite, Some(Kind::Event), "event", None)?;
+        let seg = raw::open(
+            name,
+            dir,
+            Access::ReadWrite,
+            Some(Kind::Event),
+            "event",
+            None,
+        )?;
         if seg.data_len() < std::mem::size_of::<EventWord>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),

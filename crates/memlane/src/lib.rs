@@ -31,34 +31,61 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod channel;
+#[cfg_attr(loom, allow(dead_code))]
 mod error;
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod event;
+#[cfg_attr(loom, allow(dead_code))]
 mod name;
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod segment;
 #[allow(unsafe_code)]
 mod sync;
+#[cfg_attr(loom, allow(dead_code))]
 #[allow(unsafe_code)]
 mod sys;
 
+// Under `--cfg loom` only the protocols are built, against loom's atomics,
+// for model checking (`RUSTFLAGS="--cfg loom" cargo test -p memlane --lib loom`).
+#[cfg(loom)]
+#[allow(unsafe_code, dead_code, unused_imports)]
+mod channel {
+    #[path = "layout.rs"]
+    pub(crate) mod layout;
+    #[cfg(test)]
+    #[path = "loom_tests.rs"]
+    mod loom_tests;
+    #[path = "ring.rs"]
+    pub(crate) mod ring;
+}
+
+#[cfg(not(loom))]
 pub use channel::{
-    Channel, ChannelBuilder, ChannelInfo, Iter, Loan, Message, Mode, Publisher, PublisherInfo, Subscriber,
-    SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY,
-    MAX_ENDPOINTS, MIN_CAPACITY,
+    Channel, ChannelBuilder, ChannelInfo, Iter, Loan, Message, Mode, Publisher, PublisherInfo,
+    Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS,
+    DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
-    AccessError, CreateError, JoinError, NameError, OpenError, RecvError, RecvTimeoutError, RemoveError,
-    SendError, SendTimeoutError, TryRecvError, TrySendError,
+    AccessError, CreateError, JoinError, NameError, OpenError, RecvError, RecvTimeoutError,
+    RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+#[cfg(not(loom))]
 pub use event::Event;
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
-pub use segment::{list, Access, Disposition, Kind, OpenOptions, Segment, SegmentBuilder, SegmentEntry, DEFAULT_MODE};
+#[cfg(not(loom))]
+pub use segment::{
+    list, Access, Disposition, Kind, OpenOptions, Segment, SegmentBuilder, SegmentEntry,
+    DEFAULT_MODE,
+};
 
 pub use error::Corrupt;
 
+#[cfg(not(loom))]
 /// The directory anonymous segments live in: `$MEMLANE_DIR` if set, else `/dev/shm`.
 pub fn default_dir() -> std::path::PathBuf {
     sys::segment_dir(None)

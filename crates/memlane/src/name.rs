@@ -83,7 +83,13 @@ mod tests {
 
     #[test]
     fn accepts_valid_names() {
-        for n in ["a", "chat", "Sensor_1.imu-raw", "0", &"x".repeat(MAX_NAME_LEN)] {
+        for n in [
+            "a",
+            "chat",
+            "Sensor_1.imu-raw",
+            "0",
+            &"x".repeat(MAX_NAME_LEN),
+        ] {
             assert!(validate_name(n).is_ok(), "{n}");
         }
     }
@@ -95,14 +101,26 @@ mod tests {
             validate_name(&"x".repeat(MAX_NAME_LEN + 1)),
             Err(NameError::TooLong { len: 201, max: 200 })
         ));
-        for (n, bad) in [("a/b", '/'), ("a b", ' '), ("é", 'é'), ("a\0", '\0'), ("x:y", ':')] {
+        for (n, bad) in [
+            ("a/b", '/'),
+            ("a b", ' '),
+            ("é", 'é'),
+            ("a\0", '\0'),
+            ("x:y", ':'),
+        ] {
             match validate_name(n) {
                 Err(NameError::InvalidChar { ch, .. }) => assert_eq!(ch, bad),
                 other => panic!("{n:?}: {other:?}"),
             }
         }
-        assert!(matches!(validate_name(".."), Err(NameError::BadStart { .. })));
-        assert!(matches!(validate_name("-x"), Err(NameError::BadStart { .. })));
+        assert!(matches!(
+            validate_name(".."),
+            Err(NameError::BadStart { .. })
+        ));
+        assert!(matches!(
+            validate_name("-x"),
+            Err(NameError::BadStart { .. })
+        ));
     }
 
     #[test]

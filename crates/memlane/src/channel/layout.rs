@@ -126,6 +126,8 @@ pub(crate) struct JoinLine {
     pub(crate) retired_bytes: AtomicU64,
 }
 
+// Checked in production builds (loom atomics have another size).
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(JoinLine, sub_gen) == 0);
     assert!(std::mem::offset_of!(JoinLine, retired_messages) == 8);
@@ -147,6 +149,8 @@ pub(crate) struct PubSlot {
     pub(crate) bytes: AtomicU64,
 }
 
+// Checked in production builds (loom atomics have another size).
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(PubSlot, state) == 0);
     assert!(std::mem::offset_of!(PubSlot, pid) == 4);
@@ -172,6 +176,8 @@ pub(crate) struct SubSlot {
     pub(crate) bytes: AtomicU64,
 }
 
+// Checked in production builds (loom atomics have another size).
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(SubSlot, state) == 0);
     assert!(std::mem::offset_of!(SubSlot, pid) == 4);
@@ -232,7 +238,9 @@ impl Geometry {
         initial_position: u64,
     ) -> Result<Geometry, String> {
         if capacity == 0 {
-            return Err("the capacity is 0; use a power of two from 4KiB to 16GiB, e.g. 1MiB".into());
+            return Err(
+                "the capacity is 0; use a power of two from 4KiB to 16GiB, e.g. 1MiB".into(),
+            );
         }
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(format!(
@@ -246,11 +254,18 @@ impl Geometry {
             ));
         }
         if initial_position % 16 != 0 {
-            return Err(format!("the initial position {initial_position} is not a multiple of 16"));
+            return Err(format!(
+                "the initial position {initial_position} is not a multiple of 16"
+            ));
         }
-        for (what, n) in [("publishers", max_publishers), ("subscribers", max_subscribers)] {
+        for (what, n) in [
+            ("publishers", max_publishers),
+            ("subscribers", max_subscribers),
+        ] {
             if n == 0 || n > MAX_ENDPOINTS {
-                return Err(format!("the maximum number of {what} is {n}; use 1 to {MAX_ENDPOINTS}"));
+                return Err(format!(
+                    "the maximum number of {what} is {n}; use 1 to {MAX_ENDPOINTS}"
+                ));
             }
         }
         Ok(Geometry {
@@ -292,7 +307,10 @@ impl Geometry {
             return Err("the channel config has the wrong magic".into());
         }
         if c.version != LAYOUT_VERSION {
-            return Err(format!("channel layout version {} (this memlane reads {LAYOUT_VERSION})", c.version));
+            return Err(format!(
+                "channel layout version {} (this memlane reads {LAYOUT_VERSION})",
+                c.version
+            ));
         }
         if c.mode != 0 {
             return Err(format!("unknown channel mode {}", c.mode));
@@ -305,10 +323,16 @@ impl Geometry {
             c.initial_position,
         )?;
         if c.ring_offset != g.ring_offset {
-            return Err(format!("ring offset {} (expected {})", c.ring_offset, g.ring_offset));
+            return Err(format!(
+                "ring offset {} (expected {})",
+                c.ring_offset, g.ring_offset
+            ));
         }
         if g.data_len() != data_len {
-            return Err(format!("the channel needs {} bytes but {data_len} are mapped", g.data_len()));
+            return Err(format!(
+                "the channel needs {} bytes but {data_len} are mapped",
+                g.data_len()
+            ));
         }
         Ok(g)
     }
@@ -320,7 +344,9 @@ mod tests {
 
     #[test]
     fn geometry_rejects_bad_parameters() {
-        assert!(Geometry::new(0, 16, 1, 1, 0).unwrap_err().contains("capacity is 0"));
+        assert!(Geometry::new(0, 16, 1, 1, 0)
+            .unwrap_err()
+            .contains("capacity is 0"));
         assert!(Geometry::new(5000, 16, 1, 1, 0).is_err());
         assert!(Geometry::new(2048, 16, 1, 1, 0).is_err());
         assert!(Geometry::new(4096, 4096, 1, 1, 0).is_err());

@@ -154,9 +154,9 @@ impl ChannelBuilder {
     /// endpoint count out of range; otherwise as for
     /// [`SegmentBuilder::create`](crate::SegmentBuilder::create).
     pub fn create(self) -> Result<Channel, CreateError> {
-        let max_message = self
-            .max_message
-            .unwrap_or_else(|| DEFAULT_MAX_MESSAGE.min(self.capacity.saturating_sub(layout::RECORD_HEADER)));
+        let max_message = self.max_message.unwrap_or_else(|| {
+            DEFAULT_MAX_MESSAGE.min(self.capacity.saturating_sub(layout::RECORD_HEADER))
+        });
         let geo = Geometry::new(
             self.capacity,
             max_message,
@@ -186,7 +186,9 @@ impl ChannelBuilder {
             // other process; Config is plain integers.
             unsafe {
                 std::ptr::write(data.cast::<Config>(), config);
-                let claim = &*data.add(layout::CLAIM_OFFSET as usize).cast::<std::sync::atomic::AtomicU64>();
+                let claim = &*data
+                    .add(layout::CLAIM_OFFSET as usize)
+                    .cast::<std::sync::atomic::AtomicU64>();
                 claim.store(geo.initial_position, std::sync::atomic::Ordering::Relaxed);
             }
         })?;
@@ -240,7 +242,14 @@ impl Channel {
     }
 
     fn open_impl(name: &str, dir: Option<&Path>) -> Result<Channel, OpenError> {
-        let seg = raw::open(name, dir, Access::ReadWrite, Some(Kind::Channel), "channel", None)?;
+        let seg = raw::open(
+            name,
+            dir,
+            Access::ReadWrite,
+            Some(Kind::Channel),
+            "channel",
+            None,
+        )?;
         if seg.data_len() < std::mem::size_of::<Config>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),
@@ -250,9 +259,11 @@ impl Channel {
         // SAFETY: the data region holds at least a Config (checked above);
         // it is copied out, never referenced.
         let config = unsafe { std::ptr::read_volatile(seg.data_ptr().cast::<Config>()) };
-        let geo = Geometry::from_config(&config, seg.data_len() as u64).map_err(|reason| OpenError::Corrupt {
-            path: seg.path().to_path_buf(),
-            reason,
+        let geo = Geometry::from_config(&config, seg.data_len() as u64).map_err(|reason| {
+            OpenError::Corrupt {
+                path: seg.path().to_path_buf(),
+                reason,
+            }
         })?;
         Ok(Channel {
             ring: Arc::new(ShmRing::new(seg, geo)),
@@ -327,7 +338,10 @@ impl Channel {
         for i in 0..g.max_publishers {
             let s = m.pub_slot(i);
             if s.state.load(Ordering::Acquire) == SLOT_ACTIVE {
-                let (pm, pb) = (s.messages.load(Ordering::Relaxed), s.bytes.load(Ordering::Relaxed));
+                let (pm, pb) = (
+                    s.messages.load(Ordering::Relaxed),
+                    s.bytes.load(Ordering::Relaxed),
+                );
                 messages = messages.wrapping_add(pm);
                 bytes = bytes.wrapping_add(pb);
                 publishers.push(PublisherInfo {

@@ -38,7 +38,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("slot", &self.st.slot).finish()
+        f.debug_struct("Publisher")
+            .field("slot", &self.st.slot)
+            .finish()
     }
 }
 
@@ -75,7 +77,9 @@ impl Publisher {
     ///
     /// [`SendError::TooLarge`] if `msg` exceeds the maximum message size.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let len = self.check_len(msg.len()).map_err(|(len, max)| SendError::TooLarge { len, max })?;
+        let len = self
+            .check_len(msg.len())
+            .map_err(|(len, max)| SendError::TooLarge { len, max })?;
         let c = self.claim_wait(len);
         self.write_commit(c, msg);
         Ok(())
@@ -88,7 +92,9 @@ impl Publisher {
     /// [`TrySendError::Full`] when the slowest subscriber is a ring behind;
     /// [`TrySendError::TooLarge`] if `msg` exceeds the maximum.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
-        let len = self.check_len(msg.len()).map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
+        let len = self
+            .check_len(msg.len())
+            .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
         let c = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
         self.write_commit(c, msg);
         Ok(())
@@ -138,7 +144,9 @@ impl Publisher {
     ///
     /// [`SendError::TooLarge`] if `len` exceeds the maximum.
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, SendError> {
-        let len = self.check_len(len).map_err(|(len, max)| SendError::TooLarge { len, max })?;
+        let len = self
+            .check_len(len)
+            .map_err(|(len, max)| SendError::TooLarge { len, max })?;
         let claim = self.claim_wait(len);
         Ok(Loan { publ: self, claim })
     }
@@ -149,7 +157,9 @@ impl Publisher {
     ///
     /// As for [`Publisher::try_send`].
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, TrySendError> {
-        let len = self.check_len(len).map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
+        let len = self
+            .check_len(len)
+            .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
         let claim = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
         Ok(Loan { publ: self, claim })
     }
@@ -175,7 +185,9 @@ pub struct Loan<'a> {
 
 impl std::fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loan").field("len", &self.claim.len).finish()
+        f.debug_struct("Loan")
+            .field("len", &self.claim.len)
+            .finish()
     }
 }
 

@@ -7,33 +7,40 @@
 //! record when the record would cross the end of the ring):
 //!
 //! 1. `h = claim.load(Acquire)`; it *fits* if `h + total - min <= capacity`,
-//!    where `min` is the lowest position of the ACTIVE subscribers
-//!    (publishers cache it, with the `sub_gen` value loaded before the scan,
-//!    and rescan only when the cached value says "full").
-//! 2. `claim.compare_exchange(h, h + total, SeqCst)` reserves `[h, h+total)`.
-//! 3. `sub_gen.load(SeqCst)`: if it changed since the scan, a subscriber
-//!    joined meanwhile and might not be counted; rescan (waiting while any
-//!    slot is CLAIMED) until the reserved bytes fit for everyone.
+//!    where `min` is the lowest position of the ACTIVE subscribers.
+//!    Publishers cache `min` together with the `sub_gen` value loaded
+//!    (Acquire) before the scan, and whether the scan saw a CLAIMED slot;
+//!    they rescan only when the cached value says "full".
+//! 2. `claim.compare_exchange(h, h + total, AcqRel)` reserves `[h, h+total)`.
+//! 3. `fence(SeqCst)`, then `sub_gen.load`: if it changed since the scan,
+//!    or the scan saw a subscriber mid-join, that subscriber might not be
+//!    counted; rescan (waiting while any slot is CLAIMED) until the
+//!    reserved bytes fit for everyone.
 //! 4. Write the payload, then `meta` (len | flags << 32, Relaxed), then
-//!    `stamp = position ^ STAMP_KEY` with SeqCst (the Release that pairs
-//!    with the subscriber's Acquire load of the stamp).
-//! 5. `data_event.notify_waiters()`: one SeqCst load when nobody sleeps.
+//!    `stamp = position ^ STAMP_KEY` (Release; pairs with the subscriber's
+//!    Acquire load of the stamp, which makes payload and meta visible).
+//! 5. `data_event.notify_waiters()`: a fence and one load when nobody sleeps.
 //!
 //! **Subscribe.** A joining subscriber: CAS its slot FREE → CLAIMED,
-//! `sub_gen.fetch_add(1, SeqCst)`, `p = claim.load(SeqCst)`,
-//! `position = p`, state = ACTIVE (SeqCst). It receives every record
-//! claimed at or after `p`. A publisher whose CAS comes after that claim
-//! load also loads `sub_gen` after the increment (SeqCst total order), so
-//! step 3 catches it.
+//! `sub_gen.fetch_add(1, AcqRel)`, `fence(SeqCst)`, `p = claim.load`,
+//! `position = p`, state = ACTIVE (Release). It receives every record
+//! claimed at or after `p`. The two SeqCst fences (the publisher's in
+//! step 3, the subscriber's here) are ordered: if the publisher's comes
+//! first, the subscriber's claim load sees the publisher's claim (the
+//! record is before `p`: not for this subscriber); otherwise the
+//! publisher's `sub_gen` load sees the increment and step 3 waits. A
+//! publisher whose scan loaded `sub_gen` after the increment sees the slot
+//! CLAIMED or ACTIVE (the increment is a Release after the CAS), so it
+//! either counts the subscriber or takes step 3's slow path.
 //!
 //! **Consume.** At its position `p` a subscriber loads the stamp at
 //! `p & mask` (Acquire). Equal to `p ^ STAMP_KEY`: committed; it reads
 //! `meta`, validates the length against `max_message` and the ring end
 //! (never trusting it), reads the payload, then stores
-//! `position = p + record_size` (SeqCst; pairs with the publishers'
-//! position loads, so they never overwrite bytes still being read) and
-//! notifies the space event if a publisher sleeps. Anything else: empty
-//! (or, for a stamp from a later lap, corrupt).
+//! `position = p + record_size` (Release; pairs with the publishers'
+//! Acquire position loads, so they never overwrite bytes still being
+//! read) and notifies the space event if a publisher sleeps. Anything
+//! else: empty (or, for a stamp from a later lap, corrupt).
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +50,7 @@ use super::layout::{
 };
 use crate::error::{Corrupt, JoinError};
 use crate::sync::event_word::EventWord;
-use crate::sync::{AtomicU64, Futex, Ordering};
+use crate::sync::{fence, AtomicU64, Futex, Ordering};
 
 /// Access to a channel's shared memory.
 pub(crate) trait RingMem {
@@ -87,6 +94,8 @@ pub(crate) struct PubState {
     /// A lower bound of every ACTIVE subscriber's position known at `cached_gen`.
     cached_min: u64,
     cached_gen: u32,
+    /// The scan behind `cached_min` saw a subscriber mid-join.
+    saw_joining: bool,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -140,9 +149,9 @@ fn scan<M: RingMem>(m: &M, h: u64) -> Scan {
     };
     for i in 0..g.max_subscribers {
         let slot = m.sub_slot(i);
-        match slot.state.load(Ordering::SeqCst) {
+        match slot.state.load(Ordering::Acquire) {
             SLOT_ACTIVE => {
-                let lag = h.wrapping_sub(slot.position.load(Ordering::SeqCst));
+                let lag = h.wrapping_sub(slot.position.load(Ordering::Acquire));
                 // A position ahead of `h` (joined after we loaded `h`)
                 // does not constrain us.
                 if lag < (1 << 63) && lag > s.max_lag {
@@ -167,7 +176,11 @@ fn fits(cap: u64, h: u64, total: u64, min: u64) -> bool {
 fn space_for(g: &Geometry, h: u64, len: u32) -> (u64, u64) {
     let rec = record_size(u64::from(len));
     let off = h & g.mask;
-    let pad = if off + rec > g.capacity { g.capacity - off } else { 0 };
+    let pad = if off + rec > g.capacity {
+        g.capacity - off
+    } else {
+        0
+    };
     (pad, pad + rec)
 }
 
@@ -178,22 +191,22 @@ pub(crate) fn join_publisher<M: RingMem>(m: &M, pid: u32) -> Result<PubState, Jo
         let slot = m.pub_slot(i);
         if slot
             .state
-            .compare_exchange(SLOT_FREE, SLOT_ACTIVE, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(SLOT_FREE, SLOT_ACTIVE, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
             slot.pid.store(pid, Ordering::Relaxed);
             slot.messages.store(0, Ordering::Relaxed);
             slot.bytes.store(0, Ordering::Relaxed);
-            let cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
-            let h = m.claim().load(Ordering::SeqCst);
-            let cached_min = h.wrapping_sub(scan(m, h).max_lag);
-            return Ok(PubState {
+            let mut st = PubState {
                 slot: i,
-                cached_min,
-                cached_gen,
+                cached_min: 0,
+                cached_gen: 0,
+                saw_joining: false,
                 messages: 0,
                 bytes: 0,
-            });
+            };
+            rescan(m, &mut st, m.claim().load(Ordering::Acquire));
+            return Ok(st);
         }
     }
     Err(JoinError::TooManyPublishers {
@@ -212,6 +225,14 @@ pub(crate) fn leave_publisher<M: RingMem>(m: &M, st: &PubState) {
     slot.state.store(SLOT_FREE, Ordering::Release);
 }
 
+/// Refreshes the cached lower bound of subscriber positions from head `h`.
+fn rescan<M: RingMem>(m: &M, st: &mut PubState, h: u64) {
+    st.cached_gen = m.join().sub_gen.load(Ordering::Acquire);
+    let s = scan(m, h);
+    st.cached_min = h.wrapping_sub(s.max_lag);
+    st.saw_joining = s.joining;
+}
+
 /// Tries to reserve space for a payload of `len` bytes (`len <= max_message`,
 /// checked by the caller). `Ok(None)`: the slowest subscriber is a ring behind.
 pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Option<Claim> {
@@ -220,21 +241,25 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         let h = m.claim().load(Ordering::Acquire);
         let (pad, total) = space_for(&g, h, len);
         if !fits(g.capacity, h, total, st.cached_min) {
-            st.cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
-            st.cached_min = h.wrapping_sub(scan(m, h).max_lag);
+            rescan(m, st, h);
             if !fits(g.capacity, h, total, st.cached_min) {
                 return None;
             }
         }
-        if m
-            .claim()
-            .compare_exchange_weak(h, h.wrapping_add(total), Ordering::SeqCst, Ordering::Relaxed)
+        if m.claim()
+            .compare_exchange_weak(
+                h,
+                h.wrapping_add(total),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
-            std::hint::spin_loop();
+            crate::sync::spin_loop();
             continue;
         }
-        if m.join().sub_gen.load(Ordering::SeqCst) != st.cached_gen {
+        fence(Ordering::SeqCst);
+        if st.saw_joining || m.join().sub_gen.load(Ordering::Relaxed) != st.cached_gen {
             settle_after_join(m, st, h, total);
         }
         let pos = h.wrapping_add(pad);
@@ -252,16 +277,8 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
 fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
     let cap = m.geometry().capacity;
     let mut ok = || {
-        let gen = m.join().sub_gen.load(Ordering::SeqCst);
-        let s = scan(m, h);
-        let min = h.wrapping_sub(s.max_lag);
-        if !s.joining && fits(cap, h, total, min) {
-            st.cached_gen = gen;
-            st.cached_min = min;
-            true
-        } else {
-            false
-        }
+        rescan(m, st, h);
+        !st.saw_joining && fits(cap, h, total, st.cached_min)
     };
     while !m
         .space_event()
@@ -272,10 +289,9 @@ fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
 /// Whether a claim of `len` could succeed now (used by blocked senders).
 pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool {
     let g = *m.geometry();
-    let h = m.claim().load(Ordering::SeqCst);
+    let h = m.claim().load(Ordering::Acquire);
     let (_, total) = space_for(&g, h, len);
-    st.cached_gen = m.join().sub_gen.load(Ordering::SeqCst);
-    st.cached_min = h.wrapping_sub(scan(m, h).max_lag);
+    rescan(m, st, h);
     fits(g.capacity, h, total, st.cached_min)
 }
 
@@ -284,15 +300,17 @@ pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool 
 pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bool) {
     let g = m.geometry();
     let flags = if discard { FLAG_DISCARD } else { 0 };
-    m.meta(c.off)
-        .store(u64::from(c.len) | (u64::from(flags) << 32), Ordering::Relaxed);
+    m.meta(c.off).store(
+        u64::from(c.len) | (u64::from(flags) << 32),
+        Ordering::Relaxed,
+    );
     if let Some(p) = c.pad_pos {
         let off = p & g.mask;
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
-        m.stamp(off).store(p ^ STAMP_KEY, Ordering::SeqCst);
+        m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
     }
-    m.stamp(c.off).store(c.pos ^ STAMP_KEY, Ordering::SeqCst);
+    m.stamp(c.off).store(c.pos ^ STAMP_KEY, Ordering::Release);
     if !discard {
         st.messages += 1;
         st.bytes += u64::from(c.len);
@@ -304,7 +322,12 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
 }
 
 /// Waits for space for `len` until `deadline`; false on time-out.
-pub(crate) fn wait_for_space<M: RingMem>(m: &M, st: &mut PubState, len: u32, deadline: Option<Instant>) -> bool {
+pub(crate) fn wait_for_space<M: RingMem>(
+    m: &M,
+    st: &mut PubState,
+    len: u32,
+    deadline: Option<Instant>,
+) -> bool {
     m.space_event()
         .wait_until(m.futex(), 1000, deadline, RECHECK, || has_space(m, st, len))
 }
@@ -316,16 +339,20 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
         let slot = m.sub_slot(i);
         if slot
             .state
-            .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
             slot.pid.store(pid, Ordering::Relaxed);
             slot.messages.store(0, Ordering::Relaxed);
             slot.bytes.store(0, Ordering::Relaxed);
-            m.join().sub_gen.fetch_add(1, Ordering::SeqCst);
-            let p = m.claim().load(Ordering::SeqCst);
-            slot.position.store(p, Ordering::SeqCst);
-            slot.state.store(SLOT_ACTIVE, Ordering::SeqCst);
+            m.join().sub_gen.fetch_add(1, Ordering::AcqRel);
+            fence(Ordering::SeqCst);
+            let p = m.claim().load(Ordering::Acquire);
+            slot.position.store(p, Ordering::Relaxed);
+            slot.state.store(SLOT_ACTIVE, Ordering::Release);
+            // A publisher may be waiting for this join to finish (see
+            // `settle_after_join`).
+            m.space_event().notify_waiters(m.futex());
             return Ok(SubState {
                 slot: i,
                 pos: p,
@@ -341,13 +368,15 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
 
 /// Leaves as a subscriber and wakes publishers it may have held back.
 pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
-    m.sub_slot(st.slot).state.store(SLOT_FREE, Ordering::SeqCst);
+    m.sub_slot(st.slot)
+        .state
+        .store(SLOT_FREE, Ordering::Release);
     m.space_event().notify_waiters(m.futex());
 }
 
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
-    m.sub_slot(st.slot).position.store(next, Ordering::SeqCst);
+    m.sub_slot(st.slot).position.store(next, Ordering::Release);
     m.space_event().notify_waiters(m.futex());
 }
 
@@ -363,7 +392,9 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
             let ahead = stamp.wrapping_sub(p);
             if ahead != 0 && ahead < (1 << 63) && ahead % g.capacity == 0 {
                 return Err(Corrupt {
-                    reason: format!("the record at position {p} was overwritten before it was read"),
+                    reason: format!(
+                        "the record at position {p} was overwritten before it was read"
+                    ),
                 });
             }
             return Ok(None);
@@ -417,16 +448,23 @@ pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
 }
 
 /// Waits for a message until `deadline`; false on time-out.
-pub(crate) fn wait_for_data<M: RingMem>(m: &M, st: &mut SubState, spin: u32, deadline: Option<Instant>) -> Result<bool, Corrupt> {
+pub(crate) fn wait_for_data<M: RingMem>(
+    m: &M,
+    st: &mut SubState,
+    spin: u32,
+    deadline: Option<Instant>,
+) -> Result<bool, Corrupt> {
     let mut err = None;
-    let ok = m.data_event().wait_until(m.futex(), spin, deadline, RECHECK, || match peek(m, st) {
-        Ok(Some(_)) => true,
-        Ok(None) => false,
-        Err(e) => {
-            err = Some(e);
-            true
-        }
-    });
+    let ok = m
+        .data_event()
+        .wait_until(m.futex(), spin, deadline, RECHECK, || match peek(m, st) {
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            Err(e) => {
+                err = Some(e);
+                true
+            }
+        });
     match err {
         Some(e) => Err(e),
         None => Ok(ok),

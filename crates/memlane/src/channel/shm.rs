@@ -32,11 +32,19 @@ impl ShmRing {
     /// Wraps a mapped channel segment whose data region holds `geo`
     /// (validated by the caller against the mapped length).
     pub(crate) fn new(seg: RawSegment, geo: Geometry) -> ShmRing {
-        assert!(geo.data_len() <= seg.data_len() as u64, "geometry validated against the mapping");
+        assert!(
+            geo.data_len() <= seg.data_len() as u64,
+            "geometry validated against the mapping"
+        );
         let base = seg.data_ptr();
         // SAFETY: ring_offset + capacity <= data_len (asserted above).
         let ring = unsafe { base.add(geo.ring_offset as usize) };
-        ShmRing { seg, base, ring, geo }
+        ShmRing {
+            seg,
+            base,
+            ring,
+            geo,
+        }
     }
 
     /// The segment.
@@ -99,7 +107,12 @@ impl RingMem for ShmRing {
     fn sub_slot(&self, i: u32) -> &SubSlot {
         assert!(i < self.geo.max_subscribers);
         // SAFETY: i < max_subscribers, so the slot lies before ring_offset.
-        unsafe { self.at(sub_slot_offset(u64::from(self.geo.max_publishers), u64::from(i))) }
+        unsafe {
+            self.at(sub_slot_offset(
+                u64::from(self.geo.max_publishers),
+                u64::from(i),
+            ))
+        }
     }
     #[inline]
     fn stamp(&self, off: u64) -> &AtomicU64 {
@@ -118,7 +131,9 @@ impl RingMem for ShmRing {
     unsafe fn write(&self, off: u64, src: &[u8]) {
         debug_assert!(off + src.len() as u64 <= self.geo.capacity);
         // SAFETY: the caller guarantees bounds and an exclusive claim.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
+        }
     }
 }
 

@@ -153,7 +153,9 @@ pub struct Message<'a> {
 
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message").field("len", &self.rec.len).finish()
+        f.debug_struct("Message")
+            .field("len", &self.rec.len)
+            .finish()
     }
 }
 
@@ -166,7 +168,10 @@ impl std::ops::Deref for Message<'_> {
         // bytes; a hostile process can change their values but never their
         // bounds.
         unsafe {
-            std::slice::from_raw_parts(self.sub.ring.ring_ptr(self.rec.payload_off), self.rec.len as usize)
+            std::slice::from_raw_parts(
+                self.sub.ring.ring_ptr(self.rec.payload_off),
+                self.rec.len as usize,
+            )
         }
     }
 }

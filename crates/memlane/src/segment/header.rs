@@ -6,7 +6,7 @@
 //!      0    8 magic         b"MEMLANE\0"
 //!      8    4 version       FORMAT_VERSION
 //!     12    4 kind          1 segment, 2 event, 3 channel, 4 link
-//!     16    4 ready         READY_VALUE once the header is complete (stored last, Release)
+//!     16    4 ready         READY_VALUE once the segment is complete (stored last, Release)
 //!     20    4 flags         reserved, 0
 //!     24    8 data_offset   always HEADER_REGION (4096)
 //!     32    8 data_len      bytes of the data region; file length = data_offset + data_len
@@ -74,9 +74,13 @@ impl Kind {
     }
 }
 
-/// The header as laid out in shared memory. Only [`Header::ready`] is ever
-/// accessed in place (atomically); the rest is written once by the creator
-/// before `ready` is published, and read by copying the bytes out.
+/// The header as laid out in shared memory. The creator writes it through
+/// its mapping while the file still has a temporary name, stores
+/// [`Header::ready`] last (atomically, Release), and only then renames the
+/// file into place. Openers read a copy of the bytes (`pread`) and check
+/// every field, the ready word included, so a file published by any other
+/// means (or by a creator that died before the store) is reported "not
+/// ready" rather than used half-built.
 #[repr(C)]
 pub struct Header {
     /// [`MAGIC`].
@@ -85,8 +89,7 @@ pub struct Header {
     pub version: u32,
     /// A [`Kind`] number.
     pub kind: u32,
-    /// [`READY_VALUE`] once complete; stored last with Release, loaded with
-    /// Acquire by openers.
+    /// [`READY_VALUE`] once complete; stored last with Release.
     pub ready: AtomicU32,
     /// Reserved, 0.
     pub flags: u32,
@@ -184,9 +187,7 @@ pub fn encode(kind: Kind, data_len: u64, creator_pid: u32, created_ns: u64) -> [
 }
 
 #[cfg(test)]
-/// Marks an encoded header as ready (for writers that write the whole
-/// header with one `write`, such as file creation through a temporary
-/// name).
+/// Marks an encoded header as ready (tests build valid headers with it).
 pub fn set_ready(b: &mut [u8; HEADER_SIZE]) {
     b[16..20].copy_from_slice(&READY_VALUE.to_ne_bytes());
 }
@@ -238,8 +239,8 @@ pub fn decode(bytes: &[u8], file_len: u64) -> Result<HeaderInfo, HeaderError> {
     })
 }
 
-/// Publishes the ready word of a header mapped at `ready` (Release: pairs
-/// with the Acquire load of openers that map the segment).
+/// Publishes the ready word of a header mapped at `ready` (Release: every
+/// byte of the segment written before it is visible to whoever sees it).
 pub fn publish_ready(ready: &AtomicU32) {
     ready.store(READY_VALUE, Ordering::Release);
 }

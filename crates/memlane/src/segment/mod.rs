@@ -137,7 +137,11 @@ impl SegmentBuilder {
         }
         if self.size > header::MAX_DATA_LEN {
             return Err(CreateError::InvalidConfig {
-                reason: format!("the size {} exceeds the maximum of {} bytes", self.size, header::MAX_DATA_LEN),
+                reason: format!(
+                    "the size {} exceeds the maximum of {} bytes",
+                    self.size,
+                    header::MAX_DATA_LEN
+                ),
             });
         }
         let spec = CreateSpec {
@@ -363,7 +367,11 @@ impl Segment {
         // bytes are copied, never referenced, so a concurrent writer in
         // another process can change what is read but not its bounds.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.raw.data_ptr().add(offset), buf.as_mut_ptr(), buf.len())
+            std::ptr::copy_nonoverlapping(
+                self.raw.data_ptr().add(offset),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
         Ok(())
     }
@@ -396,7 +404,13 @@ impl Segment {
         }
         // SAFETY: the range is inside a writable mapped view (checked
         // above); `&mut self` keeps threads of this process from racing.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.raw.data_ptr().add(offset), data.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.raw.data_ptr().add(offset),
+                data.len(),
+            )
+        };
         Ok(())
     }
 
@@ -437,7 +451,9 @@ impl Segment {
         if len == 0 {
             return Ok(());
         }
-        self.raw.flush_data_range(offset, len).map_err(AccessError::Flush)
+        self.raw
+            .flush_data_range(offset, len)
+            .map_err(AccessError::Flush)
     }
 }
 

@@ -131,6 +131,7 @@ fn open_dir_for_create(dir: &Path) -> Result<Dir, CreateError> {
 
 /// Builds a file of `kind` in `dir` under a temporary name, runs `init` on
 /// its data region, publishes it and renames it to `final_name`.
+#[allow(clippy::too_many_arguments)]
 fn build_in<F>(
     dir: &Dir,
     dir_path: &Path,
@@ -141,7 +142,7 @@ fn build_in<F>(
     kind: Kind,
     data_len: u64,
     init: F,
-) -> Result<(File, Map, PathBuf), CreateError>
+) -> Result<(File, Map, PathBuf, u64), CreateError>
 where
     F: FnOnce(*mut u8, usize),
 {
@@ -169,14 +170,18 @@ where
     sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
     let map = Map::shared(&file, 0, total_usize, true)
         .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
-    let hdr = header::encode(kind, data_len, sys::current_pid(), now_ns());
+    let created_ns = now_ns();
+    let hdr = header::encode(kind, data_len, sys::current_pid(), created_ns);
     // SAFETY: the mapping is `total >= HEADER_REGION > HEADER_SIZE` bytes,
     // writable, and the file was created by us under a fresh exclusive name
     // that no other process has opened as a segment.
     unsafe { std::ptr::copy_nonoverlapping(hdr.as_ptr(), map.ptr(), HEADER_SIZE) };
     // SAFETY: the data region starts at HEADER_REGION inside the mapping and
     // is `data_len` bytes long.
-    init(unsafe { map.ptr().add(HEADER_REGION as usize) }, data_len as usize);
+    init(
+        unsafe { map.ptr().add(HEADER_REGION as usize) },
+        data_len as usize,
+    );
     // SAFETY: offset 16 is 4-byte aligned inside the page-aligned mapping;
     // the ready word is only ever accessed atomically.
     let ready = unsafe { &*map.ptr().add(16).cast::<AtomicU32>() };
@@ -194,7 +199,7 @@ where
             }
         })?;
     guard.name = None;
-    Ok((file, map, final_path))
+    Ok((file, map, final_path, created_ns))
 }
 
 /// Creates a segment of `spec.kind`; `init` fills the data region before
@@ -209,7 +214,7 @@ where
     let entry = name::file_name(spec.name);
     match spec.file {
         None => {
-            let (file, map, path) = build_in(
+            let (file, map, path, created) = build_in(
                 &dir,
                 &dir_path,
                 &entry,
@@ -220,13 +225,21 @@ where
                 spec.data_len,
                 init,
             )?;
-            Ok(finish_created(file, map, path, spec))
+            Ok(finish_created(file, map, path, spec, created))
         }
-        Some((file_path, disposition)) => create_file_backed(spec, &dir, &dir_path, file_path, disposition, init),
+        Some((file_path, disposition)) => {
+            create_file_backed(spec, &dir, &dir_path, file_path, disposition, init)
+        }
     }
 }
 
-fn finish_created(file: File, map: Map, path: PathBuf, spec: &CreateSpec<'_>) -> RawSegment {
+fn finish_created(
+    file: File,
+    map: Map,
+    path: PathBuf,
+    spec: &CreateSpec<'_>,
+    created_ns: u64,
+) -> RawSegment {
     RawSegment {
         data_in_map: HEADER_REGION as usize,
         data_len: spec.data_len as usize,
@@ -238,7 +251,7 @@ fn finish_created(file: File, map: Map, path: PathBuf, spec: &CreateSpec<'_>) ->
             kind: spec.kind,
             data_len: spec.data_len,
             creator_pid: sys::current_pid(),
-            created_ns: now_ns(),
+            created_ns,
         },
         writable: true,
     }
@@ -258,7 +271,9 @@ fn split_path(path: &Path) -> Result<(PathBuf, String), CreateError> {
     };
     let parent = parent.canonicalize().map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            CreateError::NoDirectory { dir: parent.clone() }
+            CreateError::NoDirectory {
+                dir: parent.clone(),
+            }
         } else {
             create_io("resolving", &parent, e, 0)
         }
@@ -282,7 +297,10 @@ where
     let abs_bytes = sys::name_bytes(abs.as_os_str()).to_vec();
     if abs_bytes.len() > MAX_LINK_PATH {
         return Err(CreateError::InvalidConfig {
-            reason: format!("the file path is {} bytes long; at most {MAX_LINK_PATH} are supported", abs_bytes.len()),
+            reason: format!(
+                "the file path is {} bytes long; at most {MAX_LINK_PATH} are supported",
+                abs_bytes.len()
+            ),
         });
     }
     let entry = name::file_name(spec.name);
@@ -297,7 +315,7 @@ where
     let (raw, created_file) = match disposition {
         Disposition::CreateNew | Disposition::CreateAlways => {
             let replace = disposition == Disposition::CreateAlways;
-            let (file, map, path) = build_in(
+            let (file, map, path, created) = build_in(
                 &parent_dir,
                 &parent,
                 &file_name,
@@ -316,11 +334,19 @@ where
                 },
                 other => other,
             })?;
-            (finish_created(file, map, path, spec), true)
+            (finish_created(file, map, path, spec, created), true)
         }
         Disposition::OpenExisting => {
-            let raw = open_in_dir(&parent_dir, &parent, &file_name, spec.name, Access::ReadWrite, Some(spec.kind), "segment")
-                .map_err(|e| CreateError::Open(Box::new(e)))?;
+            let raw = open_in_dir(
+                &parent_dir,
+                &parent,
+                &file_name,
+                spec.name,
+                Access::ReadWrite,
+                Some(spec.kind),
+                "segment",
+            )
+            .map_err(|e| CreateError::Open(Box::new(e)))?;
             if spec.data_len != 0 && raw.info.data_len != spec.data_len {
                 return Err(CreateError::Open(Box::new(OpenError::SizeMismatch {
                     path: abs.clone(),
@@ -346,7 +372,11 @@ where
             // path is at most MAX_LINK_PATH (4000) bytes plus a 4-byte length.
             unsafe {
                 debug_assert!(4 + abs_bytes.len() <= len);
-                std::ptr::copy_nonoverlapping((abs_bytes.len() as u32).to_ne_bytes().as_ptr(), data, 4);
+                std::ptr::copy_nonoverlapping(
+                    (abs_bytes.len() as u32).to_ne_bytes().as_ptr(),
+                    data,
+                    4,
+                );
                 std::ptr::copy_nonoverlapping(abs_bytes.as_ptr(), data.add(4), abs_bytes.len());
             }
         },
@@ -357,7 +387,10 @@ where
         }
         return Err(e);
     }
-    Ok(RawSegment { name: spec.name.to_string(), ..raw })
+    Ok(RawSegment {
+        name: spec.name.to_string(),
+        ..raw
+    })
 }
 
 fn open_err_io(op: &'static str, path: &Path, e: io::Error) -> OpenError {
@@ -396,7 +429,9 @@ fn header_error(path: &Path, e: HeaderError) -> OpenError {
             reason: format!("unknown kind {k}"),
         },
         HeaderError::Corrupt(reason) => OpenError::Corrupt { path, reason },
-        HeaderError::SizeMismatch { header, file } => OpenError::SizeMismatch { path, header, file },
+        HeaderError::SizeMismatch { header, file } => {
+            OpenError::SizeMismatch { path, header, file }
+        }
     }
 }
 
@@ -427,7 +462,8 @@ fn open_file(
         return Err(OpenError::NotAFile { path });
     }
     let mut buf = [0u8; HEADER_SIZE];
-    let n = read_up_to(&file, &mut buf, 0).map_err(|e| open_err_io("reading the header of", &path, e))?;
+    let n = read_up_to(&file, &mut buf, 0)
+        .map_err(|e| open_err_io("reading the header of", &path, e))?;
     let info = header::decode(&buf[..n], st.len).map_err(|e| header_error(&path, e))?;
     Ok((file, info, path, st.len))
 }
@@ -454,7 +490,9 @@ fn open_in_dir(
     expected: Option<Kind>,
     what: &'static str,
 ) -> Result<RawSegment, OpenError> {
-    open_view_in_dir(dir, dir_path, entry, name, access, expected, what, None, true)
+    open_view_in_dir(
+        dir, dir_path, entry, name, access, expected, what, None, true,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -478,15 +516,16 @@ fn open_view_in_dir(
             });
         }
         let target = read_link(&file, &path)?;
-        let (parent, file_name) = match (target.parent(), target.file_name().and_then(|n| n.to_str())) {
-            (Some(p), Some(n)) => (p.to_path_buf(), n.to_string()),
-            _ => {
-                return Err(OpenError::Corrupt {
-                    path,
-                    reason: "the file link holds no usable path".into(),
-                })
-            }
-        };
+        let (parent, file_name) =
+            match (target.parent(), target.file_name().and_then(|n| n.to_str())) {
+                (Some(p), Some(n)) => (p.to_path_buf(), n.to_string()),
+                _ => {
+                    return Err(OpenError::Corrupt {
+                        path,
+                        reason: "the file link holds no usable path".into(),
+                    })
+                }
+            };
         let pdir = Dir::open(&parent).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 OpenError::NotFound {
@@ -498,7 +537,17 @@ fn open_view_in_dir(
                 open_err_io("opening directory", &parent, e)
             }
         })?;
-        let mut raw = open_view_in_dir(&pdir, &parent, &file_name, &file_name, access, expected, "backing file", view, false)?;
+        let mut raw = open_view_in_dir(
+            &pdir,
+            &parent,
+            &file_name,
+            &file_name,
+            access,
+            expected,
+            "backing file",
+            view,
+            false,
+        )?;
         raw.name = name.to_string();
         return Ok(raw);
     }
@@ -517,7 +566,11 @@ fn open_view_in_dir(
         Some((off, len)) => {
             let len = len.unwrap_or(data_len.saturating_sub(off));
             if off.checked_add(len).is_none_or(|end| end > data_len) {
-                return Err(OpenError::ViewOutOfBounds { offset: off, len, size: data_len });
+                return Err(OpenError::ViewOutOfBounds {
+                    offset: off,
+                    len,
+                    size: data_len,
+                });
             }
             (off, len)
         }
@@ -530,7 +583,11 @@ fn open_view_in_dir(
     // Map header and all for whole-file opens (events, channels); only the
     // window for views.
     let (map_off, map_len, data_in_map) = if view.is_none() {
-        (0, HEADER_REGION as usize + len_usize, HEADER_REGION as usize)
+        (
+            0,
+            HEADER_REGION as usize + len_usize,
+            HEADER_REGION as usize,
+        )
     } else {
         (HEADER_REGION + off, len_usize, 0)
     };
@@ -560,7 +617,8 @@ fn open_view_in_dir(
 
 fn read_link(file: &File, path: &Path) -> Result<PathBuf, OpenError> {
     let mut buf = vec![0u8; HEADER_REGION as usize];
-    let n = read_up_to(file, &mut buf, HEADER_REGION).map_err(|e| open_err_io("reading", path, e))?;
+    let n =
+        read_up_to(file, &mut buf, HEADER_REGION).map_err(|e| open_err_io("reading", path, e))?;
     let corrupt = |reason: &str| OpenError::Corrupt {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -601,7 +659,17 @@ pub(crate) fn open(
             open_err_io("opening directory", &dir_path, e)
         }
     })?;
-    open_view_in_dir(&d, &dir_path, &name::file_name(name), name, access, expected, what, view, true)
+    open_view_in_dir(
+        &d,
+        &dir_path,
+        &name::file_name(name),
+        name,
+        access,
+        expected,
+        what,
+        view,
+        true,
+    )
 }
 
 /// Opens a memlane file by its path (a file-backed segment).
@@ -618,7 +686,9 @@ pub(crate) fn open_path(
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| OpenError::NotAFile { path: path.to_path_buf() })?
+        .ok_or_else(|| OpenError::NotAFile {
+            path: path.to_path_buf(),
+        })?
         .to_string();
     let d = Dir::open(&parent).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
@@ -631,7 +701,9 @@ pub(crate) fn open_path(
             open_err_io("opening directory", &parent, e)
         }
     })?;
-    open_view_in_dir(&d, &parent, &file_name, &file_name, access, expected, "file", view, false)
+    open_view_in_dir(
+        &d, &parent, &file_name, &file_name, access, expected, "file", view, false,
+    )
 }
 
 /// Removes the name `name` (for a file-backed segment, the name only: the
@@ -648,7 +720,10 @@ pub(crate) fn remove(name: &str, dir: Option<&Path>) -> Result<(), RemoveError> 
                 dir: dir_path.clone(),
             }
         } else {
-            RemoveError::Io { path: path.clone(), source: e }
+            RemoveError::Io {
+                path: path.clone(),
+                source: e,
+            }
         }
     })?;
     d.unlink(OsStr::new(&entry)).map_err(|e| {
@@ -681,8 +756,12 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
     for entry in std::fs::read_dir(&dir_path)? {
         let entry = entry?;
         let fname = entry.file_name();
-        let Some(fname) = fname.to_str() else { continue };
-        let Some(name) = name::from_file_name(fname) else { continue };
+        let Some(fname) = fname.to_str() else {
+            continue;
+        };
+        let Some(name) = name::from_file_name(fname) else {
+            continue;
+        };
         let path = dir_path.join(fname);
         let mut item = Listed {
             name: name.to_string(),

@@ -6,24 +6,28 @@
 //!      4    4 waiters  number of threads, in any process, about to sleep or asleep
 //! ```
 //!
-//! Protocol (a Dekker pair on two SeqCst operations per side):
+//! Protocol (a Dekker pair separated by SeqCst fences):
 //!
-//! * notifier: make the condition true (SeqCst store or RMW), then
-//!   `waiters.load(SeqCst)`; only if it is non-zero: `seq.fetch_add(1)`
-//!   and `FUTEX_WAKE` all. With nobody waiting that is one load: no syscall.
-//! * waiter: `waiters.fetch_add(1, SeqCst)`, then `s = seq.load(SeqCst)`,
-//!   then check the condition; only if false: `FUTEX_WAIT(seq, s)`; loop;
-//!   finally `waiters.fetch_sub(1)`.
+//! * notifier: make the condition true (a Release store or RMW), then
+//!   `fence(SeqCst)`, then `waiters.load(Relaxed)`; only if it is non-zero:
+//!   `seq.fetch_add(1, Release)` and `FUTEX_WAKE` all. With nobody waiting
+//!   that is a fence and one load: no syscall.
+//! * waiter: `waiters.fetch_add(1)`, `fence(SeqCst)`, then in a loop
+//!   `s = seq.load(Acquire)`, check the condition, and only if it is false
+//!   `FUTEX_WAIT(seq, s)`; finally `waiters.fetch_sub(1)`.
 //!
-//! In the single total order of SeqCst operations either the notifier's
-//! `waiters` load sees the waiter (and then bumps `seq` after the waiter
-//! read it, so `FUTEX_WAIT` returns at once or is woken), or the waiter's
-//! condition check comes after the notifier made it true. No wake-up is
-//! lost. `EINTR`, `EAGAIN`, time-outs and spurious wake-ups just loop.
+//! The two fences are ordered one way or the other: if the notifier's
+//! comes first, the waiter's condition check sees the condition; if the
+//! waiter's comes first, the notifier sees `waiters > 0` and bumps `seq`,
+//! so the waiter's `FUTEX_WAIT` either finds `seq != s` and returns at
+//! once or is asleep and woken. No wake-up is lost. `EINTR`, `EAGAIN`,
+//! time-outs and spurious wake-ups just loop. (Fences rather than SeqCst
+//! accesses: the protocol is model-checked with loom, which models SeqCst
+//! fences exactly but SeqCst accesses only as AcqRel.)
 
 use std::time::{Duration, Instant};
 
-use super::{AtomicU32, Futex, Ordering};
+use super::{fence, AtomicU32, Futex, Ordering};
 
 /// Two shared words: a futex counter and a waiter count.
 #[repr(C)]
@@ -34,6 +38,8 @@ pub(crate) struct EventWord {
     pub(crate) waiters: AtomicU32,
 }
 
+// Checked in production builds (loom atomics have another size).
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<EventWord>() == 8);
     assert!(std::mem::offset_of!(EventWord, seq) == 0);
@@ -45,21 +51,23 @@ pub(crate) const DEFAULT_SPIN: u32 = 4000;
 
 impl EventWord {
     /// Wakes sleepers if there are any. Call after making the condition
-    /// true with a SeqCst operation.
+    /// true (with a Release store or RMW).
     #[inline]
     pub(crate) fn notify_waiters(&self, futex: &impl Futex) {
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.seq.fetch_add(1, Ordering::Release);
             futex.wake_all(&self.seq);
         }
     }
 
-    /// Counts a notification unconditionally (a sticky, counting event)
-    /// and wakes sleepers if there are any.
+    /// Counts a notification unconditionally (a sticky, counting event:
+    /// the condition is `seq` itself) and wakes sleepers if there are any.
     #[inline]
     pub(crate) fn notify_count(&self, futex: &impl Futex) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) != 0 {
+        self.seq.fetch_add(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
             futex.wake_all(&self.seq);
         }
     }
@@ -76,18 +84,19 @@ impl EventWord {
         recheck: Duration,
         mut ready: impl FnMut() -> bool,
     ) -> bool {
-        for i in 0..spin {
+        for i in 0..super::spins(spin) {
             if ready() {
                 return true;
             }
             if i % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            std::hint::spin_loop();
+            super::spin_loop();
         }
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         let ok = loop {
-            let s = self.seq.load(Ordering::SeqCst);
+            let s = self.seq.load(Ordering::Acquire);
             if ready() {
                 break true;
             }
@@ -103,7 +112,7 @@ impl EventWord {
             };
             futex.wait(&self.seq, s, Some(timeout));
         };
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
         ok
     }
 }
@@ -135,12 +144,13 @@ mod loom_tests {
             });
             let s2 = s.clone();
             let t = loom::thread::spawn(move || {
-                s2.flag.store(1, Ordering::SeqCst);
+                s2.flag.store(1, Ordering::Release);
                 s2.ev.notify_waiters(&s2.futex);
             });
-            let ok = s.ev.wait_until(&s.futex, 0, None, Duration::from_secs(3600), || {
-                s.flag.load(Ordering::SeqCst) == 1
-            });
+            let ok =
+                s.ev.wait_until(&s.futex, 0, None, Duration::from_secs(3600), || {
+                    s.flag.load(Ordering::Acquire) == 1
+                });
             assert!(ok);
             t.join().unwrap();
         });

@@ -7,9 +7,29 @@
 pub(crate) mod event_word;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// A spin-loop hint (a yield under loom, so model checking terminates).
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// `n` polls in production, none under loom (whose state space would
+/// explode with busy-waiting).
+#[inline]
+pub(crate) const fn spins(n: u32) -> u32 {
+    if cfg!(loom) {
+        0
+    } else {
+        n
+    }
+}
 
 /// Sleeping and waking on a 32-bit word.
 pub(crate) trait Futex {

@@ -9,11 +9,19 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use common::TestDir;
-use memlane::{Channel, CreateError, JoinError, Mode, OpenError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use memlane::{
+    Channel, CreateError, JoinError, Mode, OpenError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
 use proptest::prelude::*;
 
 fn channel(d: &TestDir, name: &str, capacity: u64, max_message: u64) -> Channel {
-    Channel::builder(name).capacity(capacity).max_message(max_message).dir(&d.path).create().unwrap()
+    Channel::builder(name)
+        .capacity(capacity)
+        .max_message(max_message)
+        .dir(&d.path)
+        .create()
+        .unwrap()
 }
 
 #[test]
@@ -21,7 +29,10 @@ fn send_and_receive_in_order() {
     let d = TestDir::new("ch-basic");
     let c = channel(&d, "basic", 64 * 1024, 1024);
     let mut s1 = c.subscriber().unwrap();
-    let mut s2 = Channel::open_in(&d.path, "basic").unwrap().subscriber().unwrap();
+    let mut s2 = Channel::open_in(&d.path, "basic")
+        .unwrap()
+        .subscriber()
+        .unwrap();
     let mut p = c.publisher().unwrap();
     for i in 0..100u32 {
         p.send(&i.to_le_bytes()[..(i % 5) as usize]).unwrap();
@@ -67,8 +78,14 @@ fn too_large_is_refused_with_both_sizes() {
     let e = p.send(&[0; 101]).unwrap_err();
     assert_eq!(e, SendError::TooLarge { len: 101, max: 100 });
     assert!(e.to_string().contains("101") && e.to_string().contains("100"));
-    assert!(matches!(p.try_send(&[0; 101]), Err(TrySendError::TooLarge { .. })));
-    assert!(matches!(p.send_timeout(&[0; 101], Duration::ZERO), Err(SendTimeoutError::TooLarge { .. })));
+    assert!(matches!(
+        p.try_send(&[0; 101]),
+        Err(TrySendError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        p.send_timeout(&[0; 101], Duration::ZERO),
+        Err(SendTimeoutError::TooLarge { .. })
+    ));
     assert!(p.loan(101).is_err());
     p.send(&[0; 100]).unwrap();
 }
@@ -76,8 +93,14 @@ fn too_large_is_refused_with_both_sizes() {
 #[test]
 fn bad_configurations_are_refused() {
     let d = TestDir::new("ch-config");
-    let cases: [(u64, u64, u32, u32); 6] =
-        [(0, 10, 1, 1), (5000, 10, 1, 1), (1024, 10, 1, 1), (4096, 4096, 1, 1), (4096, 10, 0, 1), (4096, 10, 1, 2000)];
+    let cases: [(u64, u64, u32, u32); 6] = [
+        (0, 10, 1, 1),
+        (5000, 10, 1, 1),
+        (1024, 10, 1, 1),
+        (4096, 4096, 1, 1),
+        (4096, 10, 0, 1),
+        (4096, 10, 1, 2000),
+    ];
     for (cap, max, p, s) in cases {
         let e = Channel::builder("bad")
             .capacity(cap)
@@ -87,9 +110,16 @@ fn bad_configurations_are_refused() {
             .dir(&d.path)
             .create()
             .unwrap_err();
-        assert!(matches!(e, CreateError::InvalidConfig { .. }), "{cap} {max} {p} {s}: {e}");
+        assert!(
+            matches!(e, CreateError::InvalidConfig { .. }),
+            "{cap} {max} {p} {s}: {e}"
+        );
     }
-    let e = Channel::builder("bad").capacity(0).dir(&d.path).create().unwrap_err();
+    let e = Channel::builder("bad")
+        .capacity(0)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
     assert!(e.to_string().contains("capacity is 0"), "{e}");
     assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 0);
 }
@@ -111,7 +141,10 @@ fn full_ring_back_pressure() {
     // 100-byte payloads take 16 + 112 = 128 ring bytes: 32 fit in 4096.
     assert_eq!(sent, 32);
     let start = Instant::now();
-    assert_eq!(p.send_timeout(&[1; 100], Duration::from_millis(50)), Err(SendTimeoutError::Timeout));
+    assert_eq!(
+        p.send_timeout(&[1; 100], Duration::from_millis(50)),
+        Err(SendTimeoutError::Timeout)
+    );
     assert!(start.elapsed() >= Duration::from_millis(50));
     // One receive frees one record's worth.
     drop(slow.try_recv().unwrap());
@@ -164,7 +197,10 @@ fn recv_timeout_and_blocking_recv() {
     let c = channel(&d, "r", 4096, 100);
     let mut s = c.subscriber().unwrap();
     let start = Instant::now();
-    assert!(matches!(s.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout)));
+    assert!(matches!(
+        s.recv_timeout(Duration::from_millis(30)),
+        Err(RecvTimeoutError::Timeout)
+    ));
     assert!(start.elapsed() >= Duration::from_millis(30));
     let c2 = c.clone();
     let t = std::thread::spawn(move || {
@@ -194,14 +230,26 @@ fn iterators() {
 #[test]
 fn endpoint_limits() {
     let d = TestDir::new("ch-limits");
-    let c = Channel::builder("lim").capacity(4096).max_publishers(1).max_subscribers(2).dir(&d.path).create().unwrap();
+    let c = Channel::builder("lim")
+        .capacity(4096)
+        .max_publishers(1)
+        .max_subscribers(2)
+        .dir(&d.path)
+        .create()
+        .unwrap();
     let p = c.publisher().unwrap();
-    assert_eq!(c.publisher().unwrap_err(), JoinError::TooManyPublishers { max: 1 });
+    assert_eq!(
+        c.publisher().unwrap_err(),
+        JoinError::TooManyPublishers { max: 1 }
+    );
     drop(p);
     let _p = c.publisher().unwrap();
     let _a = c.subscriber().unwrap();
     let b = c.subscriber().unwrap();
-    assert_eq!(c.subscriber().unwrap_err(), JoinError::TooManySubscribers { max: 2 });
+    assert_eq!(
+        c.subscriber().unwrap_err(),
+        JoinError::TooManySubscribers { max: 2 }
+    );
     drop(b);
     let _b = c.subscriber().unwrap();
 }
@@ -217,7 +265,10 @@ fn info_reports_endpoints_and_counters() {
     }
     drop(s.try_recv().unwrap());
     let i = c.info();
-    assert_eq!((i.capacity, i.max_message, i.mode), (8192, 512, Mode::Lossless));
+    assert_eq!(
+        (i.capacity, i.max_message, i.mode),
+        (8192, 512, Mode::Lossless)
+    );
     assert_eq!((i.messages_sent, i.bytes_sent), (3, 15));
     assert_eq!(i.publishers.len(), 1);
     assert_eq!(i.publishers[0].pid, std::process::id());
@@ -226,14 +277,25 @@ fn info_reports_endpoints_and_counters() {
     assert_eq!(i.subscribers[0].lag, 64);
     drop(p);
     let i = c.info();
-    assert_eq!((i.publishers.len(), i.messages_sent), (0, 3), "counters survive a publisher leaving");
+    assert_eq!(
+        (i.publishers.len(), i.messages_sent),
+        (0, 3),
+        "counters survive a publisher leaving"
+    );
 }
 
 #[test]
 fn wrong_kind_and_missing_channel() {
     let d = TestDir::new("ch-kind");
-    let _seg = memlane::Segment::builder("seg").size(10).dir(&d.path).create().unwrap();
-    assert!(matches!(Channel::open_in(&d.path, "seg"), Err(OpenError::WrongKind { .. })));
+    let _seg = memlane::Segment::builder("seg")
+        .size(10)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    assert!(matches!(
+        Channel::open_in(&d.path, "seg"),
+        Err(OpenError::WrongKind { .. })
+    ));
     let e = Channel::open_in(&d.path, "nope").unwrap_err();
     assert!(e.to_string().contains("no channel 'nope'"), "{e}");
 }
@@ -242,7 +304,13 @@ fn wrong_kind_and_missing_channel() {
 fn counters_wrap_around_u64() {
     let d = TestDir::new("ch-wrap");
     let start = (u64::MAX - 3 * 4096) & !15;
-    let c = Channel::builder("wrap").capacity(4096).max_message(1000).initial_position(start).dir(&d.path).create().unwrap();
+    let c = Channel::builder("wrap")
+        .capacity(4096)
+        .max_message(1000)
+        .initial_position(start)
+        .dir(&d.path)
+        .create()
+        .unwrap();
     let mut s = c.subscriber().unwrap();
     let mut p = c.publisher().unwrap();
     let mut rng = common::Rng::new(5);
@@ -276,6 +344,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A subscriber's queue in the model: (message, or None for a discarded
+/// loan; the position after it).
+type ModelQueue = VecDeque<(Option<Vec<u8>>, u64)>;
+
 /// What the channel must do, computed from positions like a user would
 /// reason about bytes in the ring.
 struct Model {
@@ -283,18 +355,25 @@ struct Model {
     head: u64,
     /// Per subscriber: its position and its queue of (message, or None for
     /// a discarded loan, position after it).
-    subs: Vec<Option<(u64, VecDeque<(Option<Vec<u8>>, u64)>)>>,
+    subs: Vec<Option<(u64, ModelQueue)>>,
 }
 
 impl Model {
     fn space(&self, len: usize) -> (u64, u64) {
         let rec = 16 + ((len as u64 + 15) & !15);
         let off = self.head % self.cap;
-        let pad = if off + rec > self.cap { self.cap - off } else { 0 };
+        let pad = if off + rec > self.cap {
+            self.cap - off
+        } else {
+            0
+        };
         (pad, pad + rec)
     }
     fn fits(&self, total: u64) -> bool {
-        self.subs.iter().flatten().all(|(pos, _)| self.head.wrapping_sub(*pos) + total <= self.cap)
+        self.subs
+            .iter()
+            .flatten()
+            .all(|(pos, _)| self.head.wrapping_sub(*pos) + total <= self.cap)
     }
     fn publish(&mut self, msg: Option<Vec<u8>>, len: usize) {
         let (_, total) = self.space(len);
@@ -381,8 +460,8 @@ proptest! {
             }
         }
         // Drain: every subscriber gets exactly what the model holds.
-        for i in 0..3 {
-            if let Some(s) = subs[i].as_mut() {
+        for (i, sub) in subs.iter_mut().enumerate() {
+            if let Some(s) = sub.as_mut() {
                 while let Some(want) = model.recv(i) {
                     let m = s.try_recv().unwrap();
                     prop_assert_eq!(&*m, &want[..]);

@@ -38,7 +38,9 @@ fn make_message(publisher: u32, seq: u32, buf: &mut Vec<u8>) {
 /// The child side: does nothing unless run in a role.
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE_ENV) else { return };
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
     let dir = PathBuf::from(var("MEMLANE_TEST_DIR"));
     let name = var("MEMLANE_TEST_CHANNEL");
     let channel = Channel::open_in(&dir, &name).expect("open channel");
@@ -63,14 +65,24 @@ fn child_entry() {
             let mut next = vec![0u32; publishers];
             let total = count as usize * publishers;
             for _ in 0..total {
-                let m = s.recv_timeout(Duration::from_secs(60)).expect("a message within 60 s");
+                let m = s
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("a message within 60 s");
                 assert!(m.len() >= 16 && m.len() <= 4096, "length {}", m.len());
                 let id = u32::from_le_bytes(m[0..4].try_into().unwrap()) as usize;
                 let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
                 let sum = u64::from_le_bytes(m[8..16].try_into().unwrap());
                 assert!(id < publishers, "publisher id {id}");
-                assert_eq!(seq, next[id], "publisher {id}: expected #{} got #{seq} (lost, duplicated or reordered)", next[id]);
-                assert_eq!(fnv1a(&m[16..]), sum, "publisher {id} #{seq}: checksum mismatch (torn message)");
+                assert_eq!(
+                    seq, next[id],
+                    "publisher {id}: expected #{} got #{seq} (lost, duplicated or reordered)",
+                    next[id]
+                );
+                assert_eq!(
+                    fnv1a(&m[16..]),
+                    sum,
+                    "publisher {id} #{seq}: checksum mismatch (torn message)"
+                );
                 let mut expect = Vec::new();
                 make_message(id as u32, seq, &mut expect);
                 assert_eq!(&*m, &expect[..], "publisher {id} #{seq}: content differs");
@@ -91,7 +103,9 @@ fn child_entry() {
             let mut s = channel.subscriber().unwrap();
             let mut n: u64 = 0;
             loop {
-                let m = s.recv_timeout(Duration::from_secs(60)).expect("a message within 60 s");
+                let m = s
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("a message within 60 s");
                 if &*m == b"END" {
                     break;
                 }
@@ -145,23 +159,34 @@ fn two_publishers_three_subscribers_nothing_lost() {
         );
         subs.push(KillOnDrop(Some(spawn_role(ENTRY, "subscriber", &v))));
     }
-    wait_for(Duration::from_secs(60), "three subscribers to join", || channel.info().subscribers.len() == 3);
+    wait_for(Duration::from_secs(60), "three subscribers to join", || {
+        channel.info().subscribers.len() == 3
+    });
     let mut pubs = Vec::new();
     for id in 0..publishers {
         let v = vars(
             &d,
             name,
-            &[("MEMLANE_TEST_ID", id.to_string()), ("MEMLANE_TEST_COUNT", per_publisher.to_string())],
+            &[
+                ("MEMLANE_TEST_ID", id.to_string()),
+                ("MEMLANE_TEST_COUNT", per_publisher.to_string()),
+            ],
         );
         pubs.push(KillOnDrop(Some(spawn_role(ENTRY, "publisher", &v))));
     }
     for p in pubs {
         let out = expect_success(&p.wait(WATCHDOG), "publisher");
-        assert!(out.contains(&format!("RESULT sent={per_publisher}")), "{out}");
+        assert!(
+            out.contains(&format!("RESULT sent={per_publisher}")),
+            "{out}"
+        );
     }
     for s in subs {
         let out = expect_success(&s.wait(WATCHDOG), "subscriber");
-        assert!(out.contains(&format!("RESULT received={}", per_publisher * publishers)), "{out}");
+        assert!(
+            out.contains(&format!("RESULT received={}", per_publisher * publishers)),
+            "{out}"
+        );
     }
     let info = channel.info();
     assert_eq!(info.messages_sent, u64::from(per_publisher * publishers));
@@ -171,11 +196,14 @@ fn two_publishers_three_subscribers_nothing_lost() {
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The state follows the parenthesised command name.
-    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
 }
 
 fn all_threads_sleeping(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
     tasks.filter_map(|t| t.ok()).all(|t| {
         std::fs::read_to_string(t.path().join("stat"))
             .ok()
@@ -188,21 +216,36 @@ fn all_threads_sleeping(pid: u32) -> bool {
 fn a_subscriber_blocked_in_recv_is_woken() {
     let d = TestDir::new("mp-wake");
     let name = "wake";
-    let channel = Channel::builder(name).capacity(4096).dir(&d.path).create().unwrap();
+    let channel = Channel::builder(name)
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
     let child = KillOnDrop(Some(spawn_role(ENTRY, "sleeper", &vars(&d, name, &[]))));
-    wait_for(Duration::from_secs(60), "the sleeper to join", || channel.info().subscribers.len() == 1);
+    wait_for(Duration::from_secs(60), "the sleeper to join", || {
+        channel.info().subscribers.len() == 1
+    });
     // Wait until every thread of the child sleeps (it is parked in the futex).
     let pid = child.id();
-    wait_for(Duration::from_secs(60), "the sleeper to sleep", || all_threads_sleeping(pid));
+    wait_for(Duration::from_secs(60), "the sleeper to sleep", || {
+        all_threads_sleeping(pid)
+    });
     let start = Instant::now();
     channel.publisher().unwrap().send(b"wake up").unwrap();
     let out = expect_success(&child.wait(Duration::from_secs(60)), "sleeper");
     assert!(out.contains("RESULT got=wake up"), "{out}");
-    eprintln!("sleeper woke and exited {:?} after the send", start.elapsed());
+    eprintln!(
+        "sleeper woke and exited {:?} after the send",
+        start.elapsed()
+    );
 }
 
 fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} {pid}");
 }
 
@@ -211,12 +254,21 @@ fn a_stopped_subscriber_fills_the_ring_then_everything_flows_again() {
     let d = TestDir::new("mp-stop");
     let name = "stop";
     let capacity = 64 * 1024u64;
-    let channel = Channel::builder(name).capacity(capacity).max_message(1024).dir(&d.path).create().unwrap();
+    let channel = Channel::builder(name)
+        .capacity(capacity)
+        .max_message(1024)
+        .dir(&d.path)
+        .create()
+        .unwrap();
     let child = KillOnDrop(Some(spawn_role(ENTRY, "counter", &vars(&d, name, &[]))));
-    wait_for(Duration::from_secs(60), "the counter to join", || channel.info().subscribers.len() == 1);
+    wait_for(Duration::from_secs(60), "the counter to join", || {
+        channel.info().subscribers.len() == 1
+    });
     let pid = child.id();
     signal(pid, "-STOP");
-    wait_for(Duration::from_secs(10), "the child to stop", || process_state(pid) == Some('T'));
+    wait_for(Duration::from_secs(10), "the child to stop", || {
+        process_state(pid) == Some('T')
+    });
     let mut p = channel.publisher().unwrap();
     let mut n: u64 = 0;
     let mut msg = [0u8; 64];
@@ -232,16 +284,28 @@ fn a_stopped_subscriber_fills_the_ring_then_everything_flows_again() {
     // 64-byte messages take 80 ring bytes; the stopped subscriber may
     // have consumed nothing, so at most capacity / 80 fit.
     assert!(n >= capacity / 80 - 1, "Full came too early: {n}");
-    assert_eq!(p.try_send(&msg), Err(TrySendError::Full), "still full while stopped");
+    assert_eq!(
+        p.try_send(&msg),
+        Err(TrySendError::Full),
+        "still full while stopped"
+    );
     let info = channel.info();
-    assert!(info.subscribers[0].lag > capacity - 80, "lag {}", info.subscribers[0].lag);
+    assert!(
+        info.subscribers[0].lag > capacity - 80,
+        "lag {}",
+        info.subscribers[0].lag
+    );
     signal(pid, "-CONT");
     let extra = 20_000u64;
     for i in n..n + extra {
         msg[..8].copy_from_slice(&i.to_le_bytes());
-        p.send_timeout(&msg, Duration::from_secs(60)).expect("flows again after SIGCONT");
+        p.send_timeout(&msg, Duration::from_secs(60))
+            .expect("flows again after SIGCONT");
     }
     p.send(b"END").unwrap();
     let out = expect_success(&child.wait(WATCHDOG), "counter");
-    assert!(out.contains(&format!("RESULT count={}", n + extra)), "{out}");
+    assert!(
+        out.contains(&format!("RESULT count={}", n + extra)),
+        "{out}"
+    );
 }

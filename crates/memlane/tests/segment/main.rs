@@ -8,14 +8,23 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
 
 use common::TestDir;
-use memlane::{Access, AccessError, CreateError, Disposition, Event, Kind, OpenError, RemoveError, Segment};
+use memlane::{
+    Access, AccessError, CreateError, Disposition, Event, Kind, OpenError, RemoveError, Segment,
+};
 
 fn create(dir: &TestDir, name: &str, size: u64) -> Segment {
-    Segment::builder(name).size(size).dir(&dir.path).create().unwrap()
+    Segment::builder(name)
+        .size(size)
+        .dir(&dir.path)
+        .create()
+        .unwrap()
 }
 
 fn open(dir: &TestDir, name: &str, access: Access) -> Result<Segment, OpenError> {
-    Segment::open_options(name).dir(&dir.path).access(access).open()
+    Segment::open_options(name)
+        .dir(&dir.path)
+        .access(access)
+        .open()
 }
 
 #[test]
@@ -39,9 +48,22 @@ fn create_write_open_read() {
 fn bounds_are_checked() {
     let d = TestDir::new("seg-bounds");
     let mut s = create(&d, "b", 100);
-    assert!(matches!(s.write(98, b"abc"), Err(AccessError::OutOfBounds { offset: 98, len: 3, size: 100 })));
-    assert!(matches!(s.read_vec(101, 0), Err(AccessError::OutOfBounds { .. })));
-    assert!(matches!(s.read_vec(usize::MAX, 2), Err(AccessError::OutOfBounds { .. })));
+    assert!(matches!(
+        s.write(98, b"abc"),
+        Err(AccessError::OutOfBounds {
+            offset: 98,
+            len: 3,
+            size: 100
+        })
+    ));
+    assert!(matches!(
+        s.read_vec(101, 0),
+        Err(AccessError::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        s.read_vec(usize::MAX, 2),
+        Err(AccessError::OutOfBounds { .. })
+    ));
     assert!(s.read_vec(100, 0).unwrap().is_empty());
     assert!(s.flush_range(50, 51).is_err());
 }
@@ -73,15 +95,28 @@ fn views_at_an_offset() {
     let d = TestDir::new("seg-view");
     let mut s = create(&d, "v", 3 * 4096 + 100);
     s.write(5000, b"view-data").unwrap();
-    let v = Segment::open_options("v").dir(&d.path).view(5000, Some(9)).access(Access::ReadOnly).open().unwrap();
+    let v = Segment::open_options("v")
+        .dir(&d.path)
+        .view(5000, Some(9))
+        .access(Access::ReadOnly)
+        .open()
+        .unwrap();
     assert_eq!(v.len(), 9);
     assert_eq!(v.view_offset(), 5000);
     assert_eq!(v.segment_len(), 3 * 4096 + 100);
     assert_eq!(v.read_vec(0, 9).unwrap(), b"view-data");
     assert!(v.read_vec(5, 5).is_err());
-    let tail = Segment::open_options("v").dir(&d.path).view(4096 * 3, None).open().unwrap();
+    let tail = Segment::open_options("v")
+        .dir(&d.path)
+        .view(4096 * 3, None)
+        .open()
+        .unwrap();
     assert_eq!(tail.len(), 100);
-    let e = Segment::open_options("v").dir(&d.path).view(4096 * 3, Some(101)).open().unwrap_err();
+    let e = Segment::open_options("v")
+        .dir(&d.path)
+        .view(4096 * 3, Some(101))
+        .open()
+        .unwrap_err();
     assert!(matches!(e, OpenError::ViewOutOfBounds { .. }), "{e}");
 }
 
@@ -89,7 +124,11 @@ fn views_at_an_offset() {
 fn create_new_refuses_an_existing_name() {
     let d = TestDir::new("seg-exists");
     let _s = create(&d, "taken", 10);
-    let e = Segment::builder("taken").size(10).dir(&d.path).create().unwrap_err();
+    let e = Segment::builder("taken")
+        .size(10)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::AlreadyExists { .. }));
     let msg = e.to_string();
     assert!(msg.contains("memlane rm taken"), "{msg}");
@@ -98,14 +137,29 @@ fn create_new_refuses_an_existing_name() {
 #[test]
 fn zero_size_and_bad_names_are_refused() {
     let d = TestDir::new("seg-bad");
-    let e = Segment::builder("z").size(0).dir(&d.path).create().unwrap_err();
+    let e = Segment::builder("z")
+        .size(0)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::InvalidConfig { .. }), "{e}");
     for bad in ["", "a/b", "../x", ".hidden", "sp ace"] {
-        let e = Segment::builder(bad).size(1).dir(&d.path).create().unwrap_err();
+        let e = Segment::builder(bad)
+            .size(1)
+            .dir(&d.path)
+            .create()
+            .unwrap_err();
         assert!(matches!(e, CreateError::InvalidName(_)), "{bad}: {e}");
-        assert!(matches!(open(&d, bad, Access::ReadOnly), Err(OpenError::InvalidName(_))));
+        assert!(matches!(
+            open(&d, bad, Access::ReadOnly),
+            Err(OpenError::InvalidName(_))
+        ));
     }
-    assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        std::fs::read_dir(&d.path).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }
 
 #[test]
@@ -114,7 +168,12 @@ fn default_mode_is_owner_only_whatever_the_umask() {
     let s = create(&d, "m", 10);
     let mode = std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let g = Segment::builder("g").size(10).mode(0o660).dir(&d.path).create().unwrap();
+    let g = Segment::builder("g")
+        .size(10)
+        .mode(0o660)
+        .dir(&d.path)
+        .create()
+        .unwrap();
     let mode = std::fs::metadata(g.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
 }
@@ -129,9 +188,15 @@ fn remove_and_not_found() {
     let e = open(&d, "gone", Access::ReadOnly).unwrap_err();
     assert!(matches!(e, OpenError::NotFound { .. }));
     let msg = e.to_string();
-    assert!(msg.contains("'gone'") && msg.contains("memlane list"), "{msg}");
+    assert!(
+        msg.contains("'gone'") && msg.contains("memlane list"),
+        "{msg}"
+    );
     assert!(msg.contains(&d.path.display().to_string()), "{msg}");
-    assert!(matches!(Segment::remove_in(&d.path, "gone"), Err(RemoveError::NotFound { .. })));
+    assert!(matches!(
+        Segment::remove_in(&d.path, "gone"),
+        Err(RemoveError::NotFound { .. })
+    ));
 }
 
 fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
@@ -149,7 +214,10 @@ fn header_validation_errors_are_distinct() {
     assert!(matches!(e, OpenError::NotMemlane { .. }), "{e}");
     assert!(e.to_string().contains("not a memlane segment"));
     std::fs::write(d.path.join("memlane.short"), b"MEMLANE").unwrap();
-    assert!(matches!(open(&d, "short", Access::ReadOnly), Err(OpenError::NotMemlane { .. })));
+    assert!(matches!(
+        open(&d, "short", Access::ReadOnly),
+        Err(OpenError::NotMemlane { .. })
+    ));
 
     // Another format version.
     let s = create(&d, "ver", 100);
@@ -157,7 +225,11 @@ fn header_validation_errors_are_distinct() {
     drop(s);
     write_at(&p, 8, &99u32.to_ne_bytes());
     match open(&d, "ver", Access::ReadOnly).unwrap_err() {
-        OpenError::IncompatibleVersion { found: 99, expected: 1, .. } => {}
+        OpenError::IncompatibleVersion {
+            found: 99,
+            expected: 1,
+            ..
+        } => {}
         e => panic!("{e}"),
     }
 
@@ -166,22 +238,34 @@ fn header_validation_errors_are_distinct() {
     let p = s.path().to_path_buf();
     drop(s);
     write_at(&p, 16, &0u32.to_ne_bytes());
-    assert!(matches!(open(&d, "nr", Access::ReadOnly), Err(OpenError::NotReady { .. })));
+    assert!(matches!(
+        open(&d, "nr", Access::ReadOnly),
+        Err(OpenError::NotReady { .. })
+    ));
 
     // Size mismatch: truncated and extended.
     let s = create(&d, "sz", 8192);
     let p = s.path().to_path_buf();
     drop(s);
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(4096 + 100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(4096 + 100)
+        .unwrap();
     match open(&d, "sz", Access::ReadOnly).unwrap_err() {
-        OpenError::SizeMismatch { header, file, .. } => assert_eq!((header, file), (4096 + 8192, 4196)),
+        OpenError::SizeMismatch { header, file, .. } => {
+            assert_eq!((header, file), (4096 + 8192, 4196))
+        }
         e => panic!("{e}"),
     }
 
     // Wrong kind: an event opened as a segment.
     let _ev = Event::create_in(&d.path, "ev").unwrap();
     match open(&d, "ev", Access::ReadOnly).unwrap_err() {
-        OpenError::WrongKind { expected, found, .. } => assert_eq!((expected, found), ("segment", "event")),
+        OpenError::WrongKind {
+            expected, found, ..
+        } => assert_eq!((expected, found), ("segment", "event")),
         e => panic!("{e}"),
     }
 }
@@ -192,20 +276,33 @@ fn odd_files_at_the_name_are_refused() {
     let target = create(&d, "real", 100);
     // A symlink is never followed.
     symlink(target.path(), d.path.join("memlane.link")).unwrap();
-    assert!(matches!(open(&d, "link", Access::ReadOnly), Err(OpenError::Symlink { .. })));
+    assert!(matches!(
+        open(&d, "link", Access::ReadOnly),
+        Err(OpenError::Symlink { .. })
+    ));
     // A directory.
     std::fs::create_dir(d.path.join("memlane.dir")).unwrap();
-    assert!(matches!(open(&d, "dir", Access::ReadOnly), Err(OpenError::NotAFile { .. })));
+    assert!(matches!(
+        open(&d, "dir", Access::ReadOnly),
+        Err(OpenError::NotAFile { .. })
+    ));
     // A FIFO (opened non-blocking, so this cannot hang).
     let fifo = d.path.join("memlane.fifo");
     let st = std::process::Command::new("mkfifo").arg(&fifo).status();
     if matches!(st, Ok(s) if s.success()) {
-        assert!(matches!(open(&d, "fifo", Access::ReadOnly), Err(OpenError::NotAFile { .. })));
+        assert!(matches!(
+            open(&d, "fifo", Access::ReadOnly),
+            Err(OpenError::NotAFile { .. })
+        ));
     } else {
         eprintln!("skipping the FIFO case: mkfifo is not available");
     }
     // Creating over a symlink does not follow it either.
-    let e = Segment::builder("link").size(10).dir(&d.path).create().unwrap_err();
+    let e = Segment::builder("link")
+        .size(10)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
     assert_eq!(target.read_vec(0, 1).unwrap(), [0]);
 }
@@ -214,7 +311,12 @@ fn odd_files_at_the_name_are_refused() {
 fn file_backed_dispositions() {
     let d = TestDir::new("seg-file");
     let file = d.path.join("data.bin");
-    let mut s = Segment::builder("fb").size(10_000).dir(&d.path).file(&file, Disposition::CreateNew).create().unwrap();
+    let mut s = Segment::builder("fb")
+        .size(10_000)
+        .dir(&d.path)
+        .file(&file, Disposition::CreateNew)
+        .create()
+        .unwrap();
     assert_eq!(s.path(), file.canonicalize().unwrap());
     s.write(0, b"persisted").unwrap();
     s.flush().unwrap();
@@ -229,31 +331,69 @@ fn file_backed_dispositions() {
     let by_path = Segment::open_path(&file, Access::ReadOnly).unwrap();
     assert_eq!(by_path.read_vec(0, 9).unwrap(), b"persisted");
     // Create-new refuses an existing file (under another name).
-    let e = Segment::builder("fb2").size(10).dir(&d.path).file(&file, Disposition::CreateNew).create().unwrap_err();
-    assert!(matches!(e, CreateError::AlreadyExists { what: "a file", .. }), "{e}");
-    assert!(open(&d, "fb2", Access::ReadOnly).is_err(), "no name left behind");
+    let e = Segment::builder("fb2")
+        .size(10)
+        .dir(&d.path)
+        .file(&file, Disposition::CreateNew)
+        .create()
+        .unwrap_err();
+    assert!(
+        matches!(e, CreateError::AlreadyExists { what: "a file", .. }),
+        "{e}"
+    );
+    assert!(
+        open(&d, "fb2", Access::ReadOnly).is_err(),
+        "no name left behind"
+    );
     // Open-existing reuses the file and its contents.
     Segment::remove_in(&d.path, "fb").unwrap();
     assert!(file.exists(), "removing the name keeps the file");
-    let again = Segment::builder("fb").dir(&d.path).file(&file, Disposition::OpenExisting).create().unwrap();
+    let again = Segment::builder("fb")
+        .dir(&d.path)
+        .file(&file, Disposition::OpenExisting)
+        .create()
+        .unwrap();
     assert_eq!(again.read_vec(0, 9).unwrap(), b"persisted");
     assert_eq!(again.len(), 10_000);
     drop(again);
     Segment::remove_in(&d.path, "fb").unwrap();
     // Open-existing with the wrong size, and of a missing file.
-    let e = Segment::builder("fb").size(5).dir(&d.path).file(&file, Disposition::OpenExisting).create().unwrap_err();
+    let e = Segment::builder("fb")
+        .size(5)
+        .dir(&d.path)
+        .file(&file, Disposition::OpenExisting)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::Open(_)), "{e}");
-    let e = Segment::builder("fb").dir(&d.path).file(d.path.join("missing.bin"), Disposition::OpenExisting).create().unwrap_err();
+    let e = Segment::builder("fb")
+        .dir(&d.path)
+        .file(d.path.join("missing.bin"), Disposition::OpenExisting)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::Open(_)), "{e}");
     // Create-always replaces the file with a fresh, zeroed one.
-    let fresh = Segment::builder("fb").size(20).dir(&d.path).file(&file, Disposition::CreateAlways).create().unwrap();
+    let fresh = Segment::builder("fb")
+        .size(20)
+        .dir(&d.path)
+        .file(&file, Disposition::CreateAlways)
+        .create()
+        .unwrap();
     assert_eq!(fresh.read_vec(0, 9).unwrap(), [0u8; 9]);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 4096 + 20);
     drop(fresh);
     // A link whose file vanished reports the file as not found.
     std::fs::remove_file(&file).unwrap();
     let e = open(&d, "fb", Access::ReadOnly).unwrap_err();
-    assert!(matches!(e, OpenError::NotFound { what: "backing file", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            OpenError::NotFound {
+                what: "backing file",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -278,9 +418,20 @@ fn list_shows_entries_and_errors() {
 fn no_temporary_files_survive_a_failed_create() {
     let d = TestDir::new("seg-tmp");
     let _s = create(&d, "x", 10);
-    let _ = Segment::builder("x").size(10).dir(&d.path).create().unwrap_err();
-    let _ = Segment::builder("y").size(memlane_max() + 1).dir(&d.path).create().unwrap_err();
-    let names: Vec<_> = std::fs::read_dir(&d.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let _ = Segment::builder("x")
+        .size(10)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
+    let _ = Segment::builder("y")
+        .size(memlane_max() + 1)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
+    let names: Vec<_> = std::fs::read_dir(&d.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["memlane.x"]);
 }
 
@@ -292,7 +443,11 @@ fn memlane_max() -> u64 {
 fn missing_directory_is_reported() {
     let d = TestDir::new("seg-nodir");
     let gone = d.path.join("nope");
-    let e = Segment::builder("x").size(1).dir(&gone).create().unwrap_err();
+    let e = Segment::builder("x")
+        .size(1)
+        .dir(&gone)
+        .create()
+        .unwrap_err();
     assert!(matches!(e, CreateError::NoDirectory { .. }), "{e}");
     let e = Segment::open_options("x").dir(&gone).open().unwrap_err();
     assert!(matches!(e, OpenError::NotFound { .. }), "{e}");

@@ -1,0 +1,181 @@
+//! The command-line arguments, as clap derive types: one struct per
+//! subcommand, parsed and validated before any command runs (a bad size,
+//! duration or name is a usage error, exit status 2).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::parse;
+
+/// Inter-process communication over named shared memory.
+///
+/// Channels live as files `memlane.NAME` in the segment directory:
+/// `--dir`, else `$MEMLANE_DIR`, else `/dev/shm`.
+#[derive(Debug, Parser)]
+#[command(name = "memlane", version)]
+pub struct Cli {
+    /// The segment directory (default: $MEMLANE_DIR, else /dev/shm).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a channel.
+    Create(CreateArgs),
+    /// Send messages: each argument is one message; without arguments,
+    /// each line of standard input is one.
+    Send(SendArgs),
+    /// Subscribe to a channel and print each message as it arrives, one
+    /// per line (only messages sent after it subscribed).
+    Listen(ListenArgs),
+    /// Show a channel's settings, counters, publishers and subscribers.
+    Info(InfoArgs),
+    /// List every memlane entry in the segment directory.
+    List(ListArgs),
+    /// Remove channels or segments by name.
+    Rm(RmArgs),
+    /// Show the whole system: two processes exchange messages over a pair
+    /// of channels and measure the latency.
+    Demo(DemoArgs),
+    /// The client half of `memlane demo` (run by it, in a child process).
+    #[command(hide = true)]
+    DemoClient(DemoClientArgs),
+}
+
+/// Arguments of `memlane create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The channel's name: ASCII letters, digits, '.', '_' and '-'.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// Ring capacity: a power of two from 4KiB to 16GiB (e.g. 64KiB, 1MiB, 4096).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse::size)]
+    pub capacity: u64,
+    /// Largest message (default: 64KiB, or less to fit the capacity).
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    pub max_message: Option<u64>,
+    /// Most publishers at once.
+    #[arg(long, value_name = "N")]
+    pub max_publishers: Option<u32>,
+    /// Most subscribers at once.
+    #[arg(long, value_name = "N")]
+    pub max_subscribers: Option<u32>,
+    /// Back the channel by this file instead of anonymous shared memory.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Replace an existing file at --file instead of failing.
+    #[arg(long, requires = "file")]
+    pub force: bool,
+}
+
+/// Arguments of `memlane send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The channel's name.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// The messages, one per argument (default: one per line of standard input).
+    #[arg(value_name = "MESSAGE", value_parser = clap::value_parser!(OsString))]
+    pub messages: Vec<OsString>,
+    /// Wait at most this long for space in a full channel (e.g. 500ms, 2s;
+    /// default: wait as long as it takes).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// How `memlane listen` prints a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The bytes as text, control characters and invalid UTF-8 escaped
+    /// (`\n`, `\t`, `\x1b`, `\\`).
+    Text,
+    /// Lowercase hexadecimal.
+    Hex,
+    /// One JSON object per line: {"seq":0,"len":5,"text":"hello"}, or
+    /// "hex" instead of "text" for bytes that are not UTF-8.
+    Json,
+}
+
+/// Arguments of `memlane listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The channel's name.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// Exit after this many messages.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit (status 0) when no message arrives for this long (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+    /// How to print each message.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Create this file once subscribed (only messages sent after that are
+    /// received), so that scripts know when to start sending.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Arguments of `memlane info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The channel's name.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `memlane list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `memlane rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The names to remove.
+    #[arg(required = true, value_name = "NAME", value_parser = parse::name)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `memlane demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Text messages to send before measuring.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub messages: u32,
+    /// Round trips to measure.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub round_trips: u32,
+}
+
+/// Arguments of the hidden `memlane demo-client`.
+#[derive(Debug, Args)]
+pub struct DemoClientArgs {
+    /// The request channel (server → client).
+    #[arg(long, value_parser = parse::name)]
+    pub req: String,
+    /// The response channel (client → server).
+    #[arg(long, value_parser = parse::name)]
+    pub resp: String,
+    /// Text messages to expect.
+    #[arg(long)]
+    pub messages: u32,
+    /// Round trips to echo.
+    #[arg(long)]
+    pub round_trips: u32,
+}

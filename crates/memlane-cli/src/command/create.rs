@@ -1,0 +1,45 @@
+//! `memlane create`: creates a channel and prints what it created.
+
+use std::path::Path;
+
+use memlane::{Channel, Disposition};
+
+use crate::cli::CreateArgs;
+use crate::output;
+
+/// Creates the channel described by `args`.
+pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
+    let mut builder = Channel::builder(&args.name).capacity(args.capacity);
+    if let Some(dir) = dir {
+        builder = builder.dir(dir);
+    }
+    if let Some(max) = args.max_message {
+        builder = builder.max_message(max);
+    }
+    if let Some(n) = args.max_publishers {
+        builder = builder.max_publishers(n);
+    }
+    if let Some(n) = args.max_subscribers {
+        builder = builder.max_subscribers(n);
+    }
+    if let Some(file) = &args.file {
+        let disposition = if args.force {
+            Disposition::CreateAlways
+        } else {
+            Disposition::CreateNew
+        };
+        builder = builder.file(file, disposition);
+    }
+    let channel = builder.create()?;
+    let info = channel.info();
+    println!("created channel '{}'", output::escape(info.name.as_bytes()));
+    println!("  path:         {}", output::path(&info.path));
+    println!("  capacity:     {}", output::size_exact(info.capacity));
+    println!(
+        "  max message:  {}",
+        output::size_exact(u64::from(info.max_message))
+    );
+    println!("  publishers:   up to {}", info.max_publishers);
+    println!("  subscribers:  up to {}", info.max_subscribers);
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `memlane listen`: subscribes to a channel and prints each message as it
+//! arrives, one per line.
+
+use std::io::{ErrorKind, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use memlane::RecvTimeoutError;
+
+use crate::cli::{Format, ListenArgs};
+use crate::command::open_channel;
+use crate::output;
+
+/// Prints messages until `--count` are received or `--timeout` passes
+/// without one.
+pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
+    let channel = open_channel(dir, &args.name)?;
+    let mut sub = channel.subscriber()?;
+    if let Some(ready) = &args.ready_file {
+        std::fs::write(ready, format!("{}\n", std::process::id()))
+            .with_context(|| format!("creating the ready file {}", output::path(ready)))?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut seq: u64 = 0;
+    while args.count.is_none_or(|count| seq < count) {
+        let line = match args.timeout {
+            None => render(&sub.recv()?, seq, args.format),
+            Some(timeout) => match sub.recv_timeout(timeout) {
+                Ok(msg) => render(&msg, seq, args.format),
+                Err(RecvTimeoutError::Timeout) => {
+                    if std::io::stderr().is_terminal() {
+                        eprintln!("no message for {timeout:?}; {seq} received");
+                    }
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        match writeln!(out, "{line}").and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`memlane listen x | head -1`): done.
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context("writing to standard output")),
+        }
+        seq += 1;
+    }
+    Ok(())
+}
+
+/// Formats message number `seq` as one line.
+fn render(msg: &[u8], seq: u64, format: Format) -> String {
+    match format {
+        Format::Text => output::escape(msg),
+        Format::Hex => output::hex(msg),
+        Format::Json => {
+            let (key, value) = match std::str::from_utf8(msg) {
+                Ok(text) => ("text", serde_json::Value::from(text)),
+                Err(_) => ("hex", serde_json::Value::from(output::hex(msg))),
+            };
+            format!(r#"{{"seq":{seq},"len":{},"{key}":{value}}}"#, msg.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_format() {
+        assert_eq!(render(b"hi\n", 0, Format::Text), "hi\\n");
+        assert_eq!(render(b"hi", 0, Format::Hex), "6869");
+        assert_eq!(
+            render(b"hello", 0, Format::Json),
+            r#"{"seq":0,"len":5,"text":"hello"}"#
+        );
+        assert_eq!(
+            render(b"a\"\x1b", 3, Format::Json),
+            r#"{"seq":3,"len":3,"text":"a\"\u001b"}"#
+        );
+        assert_eq!(
+            render(b"\xff", 1, Format::Json),
+            r#"{"seq":1,"len":1,"hex":"ff"}"#
+        );
+    }
+}

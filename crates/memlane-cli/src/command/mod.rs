@@ -1,0 +1,36 @@
+//! One module per subcommand, each with a `run` function taking the
+//! segment directory (`--dir`, `None` for the library's default) and its
+//! parsed arguments.
+
+pub mod create;
+pub mod demo;
+pub mod demo_client;
+pub mod info;
+pub mod list;
+pub mod listen;
+pub mod rm;
+pub mod send;
+
+use std::path::Path;
+
+use memlane::{Channel, OpenError};
+
+/// An error whose message was already printed; it only sets the exit status.
+#[derive(Debug)]
+pub struct AlreadyReported;
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("errors were reported above")
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+/// Opens the channel `name` in `dir`, or in the default directory.
+pub fn open_channel(dir: Option<&Path>, name: &str) -> Result<Channel, OpenError> {
+    match dir {
+        Some(dir) => Channel::open_in(dir, name),
+        None => Channel::open(name),
+    }
+}

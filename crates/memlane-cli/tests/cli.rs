@@ -1,0 +1,442 @@
+//! End-to-end tests of the `memlane` binary: each test runs it in its own
+//! temporary segment directory (removed at the end, pass or fail), with a
+//! watchdog so that no test can hang.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any one command may run before the test kills it and fails.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// A temporary segment directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("memlane-cli-test-{}-{n}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create the test directory");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Names of the files in the directory.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("read the test directory")
+            .map(|e| {
+                e.expect("directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn code(&self) -> i32 {
+        self.status.code().expect("exited, not killed by a signal")
+    }
+
+    /// Asserts exit status 0.
+    fn ok(self) -> Output {
+        assert_eq!(self.code(), 0, "command failed: {self:#?}");
+        self.no_panic()
+    }
+
+    /// Asserts exit status `code`, and that the error is a clean message.
+    fn fails(self, code: i32) -> Output {
+        assert_eq!(self.code(), code, "unexpected exit status: {self:#?}");
+        assert!(
+            self.stderr.contains("error:"),
+            "no error message: {self:#?}"
+        );
+        self.no_panic()
+    }
+
+    fn no_panic(self) -> Output {
+        for bad in ["panicked", "RUST_BACKTRACE"] {
+            assert!(!self.stderr.contains(bad), "{bad}: {self:#?}");
+        }
+        self
+    }
+}
+
+/// A running `memlane` process whose output is being collected.
+struct Running {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Running {
+    /// Waits for the process to exit (killing it after [`WATCHDOG`]).
+    fn finish(mut self) -> Output {
+        let deadline = Instant::now() + WATCHDOG;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("watchdog: memlane did not exit within {WATCHDOG:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only reached unfinished when a test fails: do not leave it running.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// `memlane --dir DIR ARGS...`, not yet started.
+fn memlane(dir: &TempDir, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_memlane"));
+    cmd.env_remove("MEMLANE_DIR").env_remove("RUST_BACKTRACE");
+    cmd.arg("--dir").arg(dir.path()).args(args);
+    cmd
+}
+
+/// Starts `cmd`, feeding it `stdin` (or nothing).
+fn start(mut cmd: Command, stdin: Option<&[u8]>) -> Running {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start memlane");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input).expect("write stdin");
+    }
+    let stdout = Some(read_all(child.stdout.take().unwrap()));
+    let stderr = Some(read_all(child.stderr.take().unwrap()));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs `memlane --dir DIR ARGS...` to the end.
+fn run(dir: &TempDir, args: &[&str]) -> Output {
+    start(memlane(dir, args), None).finish()
+}
+
+/// Runs `memlane --dir DIR ARGS...` with `stdin` as standard input.
+fn run_with_stdin(dir: &TempDir, args: &[&str], stdin: &[u8]) -> Output {
+    start(memlane(dir, args), Some(stdin)).finish()
+}
+
+/// Starts `memlane listen NAME EXTRA...` and waits until it has subscribed.
+fn listen(dir: &TempDir, name: &str, extra: &[&str]) -> Running {
+    let ready = dir.path().join(format!("ready-{name}"));
+    let mut cmd = memlane(dir, &["listen", name]);
+    cmd.arg("--ready-file").arg(&ready).args(extra);
+    let mut running = start(cmd, None);
+    let deadline = Instant::now() + WATCHDOG;
+    while !ready.exists() {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            panic!(
+                "listener exited before subscribing ({status}): {:#?}",
+                running.finish()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watchdog: listener never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&ready).unwrap();
+    running
+}
+
+#[test]
+fn create_send_listen_info_list_rm() {
+    let dir = TempDir::new("flow");
+    let out = run(&dir, &["create", "chat", "--capacity", "64KiB"]).ok();
+    assert!(out.stdout.contains("chat"), "{out:#?}");
+    assert!(out.stdout.contains("65536"), "{out:#?}");
+    assert!(out
+        .stdout
+        .contains(&dir.path().join("memlane.chat").display().to_string()));
+
+    let listener = listen(&dir, "chat", &["--count", "6"]);
+    run(&dir, &["send", "chat", "hello", "tab\there", "esc\x1b[0m"]).ok();
+    run_with_stdin(&dir, &["send", "chat"], b"line one\n\nlast\r\n").ok();
+    let heard = listener.finish().ok();
+    let lines: Vec<&str> = heard.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["hello", "tab\\there", "esc\\x1b[0m", "line one", "", "last"]
+    );
+
+    let info = run(&dir, &["info", "chat"]).ok();
+    assert!(info.stdout.contains("messages sent:  6"), "{info:#?}");
+    assert!(info.stdout.contains("lossless"), "{info:#?}");
+    let json = run(&dir, &["info", "chat", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("info --json is JSON");
+    assert_eq!(v["name"], "chat");
+    assert_eq!(v["messages_sent"], 6);
+    assert_eq!(v["capacity"], 65536);
+    assert_eq!(v["subscribers"].as_array().map(Vec::len), Some(0));
+
+    let list = run(&dir, &["list"]).ok();
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("chat ") && l.contains("channel")),
+        "{list:#?}"
+    );
+    let json = run(&dir, &["list", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("list --json is JSON");
+    let entries = v["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["name"] == "chat" && e["kind"] == "channel"),
+        "{v}"
+    );
+
+    run(&dir, &["rm", "chat"]).ok();
+    let list = run(&dir, &["list"]).ok();
+    assert!(!list.stdout.contains("chat"), "{list:#?}");
+    assert!(list.stdout.contains("no memlane entries"), "{list:#?}");
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn listen_formats() {
+    let dir = TempDir::new("formats");
+    run(&dir, &["create", "fmt"]).ok();
+    let json = listen(&dir, "fmt", &["--count", "2", "--format", "json"]);
+    let hex = listen(&dir, "fmt", &["--count", "2", "--format", "hex"]);
+    run_with_stdin(&dir, &["send", "fmt"], b"hi \"you\"\n\xff\x00\n").ok();
+    let json = json.finish().ok();
+    let lines: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{json:#?}");
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"seq": 0, "len": 8, "text": "hi \"you\""})
+    );
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"seq": 1, "len": 2, "hex": "ff00"})
+    );
+    let hex = hex.finish().ok();
+    assert_eq!(hex.stdout, "68692022796f7522\nff00\n");
+}
+
+#[test]
+fn listen_timeout_with_nothing_sent_exits_0() {
+    let dir = TempDir::new("timeout");
+    run(&dir, &["create", "quiet"]).ok();
+    let out = run(&dir, &["listen", "quiet", "--timeout", "200ms"]).ok();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn missing_name() {
+    let dir = TempDir::new("missing");
+    for cmd in ["info", "send", "listen", "rm"] {
+        let mut args = vec![cmd, "no-such-channel"];
+        if cmd == "send" {
+            args.push("x");
+        }
+        let out = run(&dir, &args).fails(1);
+        assert!(out.stderr.contains("no-such-channel"), "{out:#?}");
+        assert!(out.stderr.contains("memlane list"), "{out:#?}");
+    }
+}
+
+#[test]
+fn file_that_is_not_a_segment() {
+    let dir = TempDir::new("junk");
+    std::fs::write(dir.path().join("memlane.junk"), vec![b'j'; 4096]).unwrap();
+    for cmd in ["info", "listen"] {
+        let out = run(&dir, &[cmd, "junk"]).fails(1);
+        assert!(out.stderr.contains("not a memlane segment"), "{out:#?}");
+    }
+    let list = run(&dir, &["list"]).ok();
+    assert!(
+        list.stdout.contains("junk") && list.stdout.contains("invalid"),
+        "{list:#?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("memlane.junk")).unwrap(),
+        vec![b'j'; 4096]
+    );
+}
+
+#[test]
+fn name_with_a_slash() {
+    let dir = TempDir::new("slash");
+    for cmd in ["create", "info", "rm"] {
+        let out = run(&dir, &[cmd, "a/b"]).fails(2);
+        assert!(out.stderr.contains("'/' is not allowed"), "{out:#?}");
+        assert!(out.stderr.contains("letters, digits"), "{out:#?}");
+    }
+    assert!(dir.files().is_empty());
+}
+
+#[test]
+fn message_over_the_maximum() {
+    let dir = TempDir::new("toolarge");
+    run(
+        &dir,
+        &[
+            "create",
+            "small",
+            "--capacity",
+            "4KiB",
+            "--max-message",
+            "100",
+        ],
+    )
+    .ok();
+    let big = "x".repeat(101);
+    let out = run(&dir, &["send", "small", "ok", &big]).fails(1);
+    assert!(
+        out.stderr.contains("101") && out.stderr.contains("100"),
+        "{out:#?}"
+    );
+    let out = run_with_stdin(&dir, &["send", "small"], format!("{big}\n").as_bytes()).fails(1);
+    assert!(
+        out.stderr.contains("101") && out.stderr.contains("100"),
+        "{out:#?}"
+    );
+    // Nothing was sent: the size check comes first.
+    let json = run(&dir, &["info", "small", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["messages_sent"], 0);
+}
+
+#[test]
+fn bad_sizes() {
+    let dir = TempDir::new("sizes");
+    let out = run(&dir, &["create", "zero", "--capacity", "0"]);
+    let code = out.code();
+    assert!(matches!(code, 1 | 2), "{out:#?}");
+    let out = out.fails(code);
+    assert!(out.stderr.contains("capacity"), "{out:#?}");
+    let out = run(&dir, &["create", "bad", "--capacity", "12XB"]).fails(2);
+    assert!(out.stderr.contains("unknown unit"), "{out:#?}");
+    for bad in ["-1", "", "99999999999999999999", "1.5MiB"] {
+        let arg = format!("--capacity={bad}");
+        let out = run(&dir, &["create", "bad", &arg]).fails(2);
+        assert!(out.stderr.contains("--capacity"), "{out:#?}");
+    }
+    let out = run(&dir, &["listen", "x", "--timeout", "5"]).fails(2);
+    assert!(out.stderr.contains("unit"), "{out:#?}");
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn create_twice_and_rm_twice() {
+    let dir = TempDir::new("twice");
+    run(&dir, &["create", "once"]).ok();
+    let out = run(&dir, &["create", "once"]).fails(1);
+    assert!(out.stderr.contains("already exists"), "{out:#?}");
+    run(&dir, &["rm", "once"]).ok();
+    run(&dir, &["rm", "once"]).fails(1);
+}
+
+#[test]
+fn file_backed_channel() {
+    let dir = TempDir::new("file");
+    let file = dir.path().join("backing.bin");
+    let file = file.to_str().unwrap();
+    run(
+        &dir,
+        &["create", "filed", "--capacity", "4KiB", "--file", file],
+    )
+    .ok();
+    run(
+        &dir,
+        &["create", "filed2", "--capacity", "4KiB", "--file", file],
+    )
+    .fails(1);
+    let listener = listen(&dir, "filed", &["--count", "1"]);
+    run(&dir, &["send", "filed", "on disk"]).ok();
+    assert_eq!(listener.finish().ok().stdout, "on disk\n");
+    let list = run(&dir, &["list"]).ok();
+    assert!(list.stdout.contains("filed"), "{list:#?}");
+    run(&dir, &["rm", "filed"]).ok();
+}
+
+#[test]
+fn demo_runs_end_to_end_and_cleans_up() {
+    let dir = TempDir::new("demo");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_memlane"));
+    cmd.env("MEMLANE_DIR", dir.path())
+        .env_remove("RUST_BACKTRACE")
+        .args(["demo", "--messages", "3", "--round-trips", "200"]);
+    let out = start(cmd, None).finish().ok();
+    for expected in [
+        "client received: hello #1",
+        "client received: hello #3",
+        "p50",
+        "p99",
+        "one-way",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "{expected:?} missing: {out:#?}"
+        );
+    }
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
