@@ -169,6 +169,15 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// The file belongs to another user (it could be a trap planted by
+    /// them); open it with `allow_other_owner` if that user is trusted.
+    #[error("{path} belongs to user id {owner}, not to you; if that user is trusted, open it with allow_other_owner(true) (`--allow-other-owner` on the command line)")]
+    ForeignOwner {
+        /// The path.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+    },
     /// A symlink is at the name; memlane never follows one.
     #[error("{path} is a symlink; memlane never follows symlinks at a segment name")]
     Symlink {

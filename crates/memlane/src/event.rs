@@ -111,6 +111,7 @@ impl Event {
             Some(Kind::Event),
             "event",
             None,
+            false,
         )?;
         if seg.data_len() < std::mem::size_of::<EventWord>() {
             return Err(OpenError::Corrupt {

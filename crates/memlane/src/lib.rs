@@ -39,6 +39,7 @@ mod error;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod event;
+mod fault;
 #[cfg_attr(loom, allow(dead_code))]
 mod name;
 #[cfg(not(loom))]
@@ -66,8 +67,8 @@ mod channel {
 
 #[cfg(not(loom))]
 pub use channel::{
-    Channel, ChannelBuilder, ChannelInfo, Iter, Loan, Message, Mode, Publisher, PublisherInfo,
-    Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS,
+    Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Loan, Message, Mode, Publisher,
+    PublisherInfo, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS,
     DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{

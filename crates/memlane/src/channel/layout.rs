@@ -50,7 +50,7 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
 /// Magic of the config block ("CHAN").
 pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
 /// Version of the channel layout.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: u64 = 4096;
@@ -147,6 +147,14 @@ pub(crate) struct PubSlot {
     pub(crate) messages: AtomicU64,
     /// Payload bytes sent (written only by the owner).
     pub(crate) bytes: AtomicU64,
+    /// Write-ahead record of the claim in progress: the head position the
+    /// owner is about to claim (stored Release before its claim CAS).
+    pub(crate) pending_pos: AtomicU64,
+    /// Bytes of that claim (pad + record); 0 when no claim is in progress
+    /// (cleared, Release, after the commit).
+    pub(crate) pending_total: AtomicU64,
+    /// Payload length of that claim.
+    pub(crate) pending_len: AtomicU64,
 }
 
 // Checked in production builds (loom atomics have another size).
@@ -156,6 +164,9 @@ const _: () = {
     assert!(std::mem::offset_of!(PubSlot, pid) == 4);
     assert!(std::mem::offset_of!(PubSlot, messages) == 8);
     assert!(std::mem::offset_of!(PubSlot, bytes) == 16);
+    assert!(std::mem::offset_of!(PubSlot, pending_pos) == 24);
+    assert!(std::mem::offset_of!(PubSlot, pending_total) == 32);
+    assert!(std::mem::offset_of!(PubSlot, pending_len) == 40);
     assert!(std::mem::size_of::<PubSlot>() <= LINE as usize);
 };
 

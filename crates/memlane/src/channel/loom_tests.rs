@@ -61,6 +61,9 @@ impl LoomRing {
                     pid: AtomicU32::new(0),
                     messages: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
+                    pending_pos: AtomicU64::new(0),
+                    pending_total: AtomicU64::new(0),
+                    pending_len: AtomicU64::new(0),
                 })
                 .collect(),
             subs: (0..subs)

@@ -229,7 +229,16 @@ impl Channel {
     ///
     /// [`OpenError`]: not found, not a channel, incompatible, corrupt.
     pub fn open(name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, None)
+        Self::open_impl(name, None, false)
+    }
+
+    /// Starts opening a channel with more options.
+    pub fn open_options(name: &str) -> ChannelOpenOptions {
+        ChannelOpenOptions {
+            name: name.to_string(),
+            dir: None,
+            allow_other_owner: false,
+        }
     }
 
     /// Opens the channel `name` in `dir`.
@@ -238,10 +247,14 @@ impl Channel {
     ///
     /// See [`Channel::open`].
     pub fn open_in(dir: &Path, name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, Some(dir))
+        Self::open_impl(name, Some(dir), false)
     }
 
-    fn open_impl(name: &str, dir: Option<&Path>) -> Result<Channel, OpenError> {
+    fn open_impl(
+        name: &str,
+        dir: Option<&Path>,
+        allow_foreign: bool,
+    ) -> Result<Channel, OpenError> {
         let seg = raw::open(
             name,
             dir,
@@ -249,6 +262,7 @@ impl Channel {
             Some(Kind::Channel),
             "channel",
             None,
+            allow_foreign,
         )?;
         if seg.data_len() < std::mem::size_of::<Config>() {
             return Err(OpenError::Corrupt {
@@ -384,6 +398,35 @@ impl Channel {
             publishers,
             subscribers,
         }
+    }
+}
+
+/// Options for opening a channel; see [`Channel::open_options`].
+#[derive(Debug, Clone)]
+pub struct ChannelOpenOptions {
+    name: String,
+    dir: Option<PathBuf>,
+    allow_other_owner: bool,
+}
+
+impl ChannelOpenOptions {
+    /// Looks in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Accepts a channel owned by another user (refused by default).
+    pub fn allow_other_owner(mut self, allow: bool) -> Self {
+        self.allow_other_owner = allow;
+        self
+    }
+    /// Opens the channel.
+    ///
+    /// # Errors
+    ///
+    /// See [`Channel::open`].
+    pub fn open(self) -> Result<Channel, OpenError> {
+        Channel::open_impl(&self.name, self.dir.as_deref(), self.allow_other_owner)
     }
 }
 

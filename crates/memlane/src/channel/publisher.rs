@@ -65,9 +65,16 @@ impl Publisher {
     }
 
     fn write_commit(&mut self, c: Claim, msg: &[u8]) {
+        let half = msg.len() / 2;
         // SAFETY: the claim reserves record_size(len) bytes at `c.off`, and
         // the payload (len bytes after the 16-byte header) lies inside them.
-        unsafe { self.ring.write(c.off + RECORD_HEADER, msg) };
+        unsafe { self.ring.write(c.off + RECORD_HEADER, &msg[..half]) };
+        crate::fault::point("mid_payload");
+        // SAFETY: as above, for the second half.
+        unsafe {
+            self.ring
+                .write(c.off + RECORD_HEADER + half as u64, &msg[half..])
+        };
         ring::commit(&*self.ring, &mut self.st, c, false);
     }
 

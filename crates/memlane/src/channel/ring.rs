@@ -222,6 +222,7 @@ pub(crate) fn leave_publisher<M: RingMem>(m: &M, st: &PubState) {
     let slot = m.pub_slot(st.slot);
     slot.messages.store(0, Ordering::Relaxed);
     slot.bytes.store(0, Ordering::Relaxed);
+    slot.pending_total.store(0, Ordering::Relaxed);
     slot.state.store(SLOT_FREE, Ordering::Release);
 }
 
@@ -243,9 +244,18 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         if !fits(g.capacity, h, total, st.cached_min) {
             rescan(m, st, h);
             if !fits(g.capacity, h, total, st.cached_min) {
+                m.pub_slot(st.slot)
+                    .pending_total
+                    .store(0, Ordering::Release);
                 return None;
             }
         }
+        // Write-ahead: whoever finds this publisher dead can tell which
+        // claim it held (see `repair_dead_publisher`).
+        let slot = m.pub_slot(st.slot);
+        slot.pending_len.store(u64::from(len), Ordering::Relaxed);
+        slot.pending_total.store(total, Ordering::Relaxed);
+        slot.pending_pos.store(h, Ordering::Release);
         if m.claim()
             .compare_exchange_weak(
                 h,
@@ -258,6 +268,7 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
             crate::sync::spin_loop();
             continue;
         }
+        crate::fault::point("after_claim");
         fence(Ordering::SeqCst);
         if st.saw_joining || m.join().sub_gen.load(Ordering::Relaxed) != st.cached_gen {
             settle_after_join(m, st, h, total);
@@ -309,8 +320,14 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
         m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
+        crate::fault::point("after_pad");
     }
+    crate::fault::point("before_commit");
     m.stamp(c.off).store(c.pos ^ STAMP_KEY, Ordering::Release);
+    crate::fault::point("after_commit");
+    m.pub_slot(st.slot)
+        .pending_total
+        .store(0, Ordering::Release);
     if !discard {
         st.messages += 1;
         st.bytes += u64::from(c.len);
@@ -319,6 +336,92 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
         slot.bytes.store(st.bytes, Ordering::Relaxed);
     }
     m.data_event().notify_waiters(m.futex());
+}
+
+/// Completes, as discarded, the claim a dead publisher left uncommitted,
+/// so that subscribers are not blocked by it for good. The caller holds
+/// the dead publisher's liveness token (so no live process owns slot
+/// `slot`) and frees the slot afterwards. Returns whether it wrote a
+/// record.
+///
+/// The claim is known from the slot's write-ahead fields. It is repaired
+/// only if the claim CAS evidently succeeded (the head is past it), it lies
+/// within the last ring's worth of bytes, its record is not committed, and
+/// no *other* publisher slot records a claim at the same position (that
+/// one, not the dead one, then owns it).
+pub(crate) fn repair_dead_publisher<M: RingMem>(
+    m: &M,
+    slot: u32,
+    others_alive_at: impl Fn(u64) -> bool,
+) -> bool {
+    let g = *m.geometry();
+    let s = m.pub_slot(slot);
+    let total = s.pending_total.load(Ordering::Acquire);
+    if total == 0 {
+        return false;
+    }
+    let p = s.pending_pos.load(Ordering::Acquire);
+    let len = s.pending_len.load(Ordering::Relaxed);
+    let rec = record_size(len);
+    if len > u64::from(g.max_message) || rec > total || total > g.capacity || p % 16 != 0 {
+        return false; // not a claim this format can make: leave it
+    }
+    let pad = total - rec;
+    let head = m.claim().load(Ordering::Acquire);
+    let ahead = head.wrapping_sub(p);
+    if ahead < total || ahead > g.capacity {
+        return false; // the CAS failed, or the bytes were reused long ago
+    }
+    if others_alive_at(p) {
+        return false;
+    }
+    let rpos = p.wrapping_add(pad);
+    let roff = rpos & g.mask;
+    if pad > 0 && (p & g.mask) + pad != g.capacity {
+        return false;
+    }
+    if m.stamp(roff).load(Ordering::Acquire) ^ STAMP_KEY == rpos {
+        return false; // committed before it died
+    }
+    m.meta(roff)
+        .store(len | (u64::from(FLAG_DISCARD) << 32), Ordering::Relaxed);
+    if pad > 0 {
+        let off = p & g.mask;
+        m.meta(off)
+            .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
+        m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
+    }
+    m.stamp(roff).store(rpos ^ STAMP_KEY, Ordering::Release);
+    s.pending_total.store(0, Ordering::Release);
+    m.data_event().notify_waiters(m.futex());
+    true
+}
+
+/// Frees a dead publisher's slot (its token held by the caller).
+pub(crate) fn free_dead_publisher<M: RingMem>(m: &M, slot: u32) {
+    let s = m.pub_slot(slot);
+    let j = m.join();
+    j.retired_messages
+        .fetch_add(s.messages.load(Ordering::Relaxed), Ordering::Relaxed);
+    j.retired_bytes
+        .fetch_add(s.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+    s.messages.store(0, Ordering::Relaxed);
+    s.bytes.store(0, Ordering::Relaxed);
+    s.pending_total.store(0, Ordering::Relaxed);
+    s.state.store(SLOT_FREE, Ordering::Release);
+}
+
+/// Frees a dead subscriber's slot (its token held by the caller), so it
+/// no longer holds publishers back.
+pub(crate) fn free_dead_subscriber<M: RingMem>(m: &M, slot: u32) {
+    m.sub_slot(slot).state.store(SLOT_FREE, Ordering::Release);
+    m.space_event().notify_waiters(m.futex());
+}
+
+/// Whether the subscriber is blocked on a claimed but uncommitted record
+/// (as opposed to having read everything claimed so far).
+pub(crate) fn blocked_on_uncommitted<M: RingMem>(m: &M, st: &SubState) -> bool {
+    m.claim().load(Ordering::Acquire) != st.pos
 }
 
 /// Waits for space for `len` until `deadline`; false on time-out.
@@ -390,7 +493,11 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
         let stamp = m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY;
         if stamp != p {
             let ahead = stamp.wrapping_sub(p);
-            if ahead != 0 && ahead < (1 << 63) && ahead % g.capacity == 0 {
+            // The header of a record one to four laps ahead: this one was
+            // overwritten. (Payload bytes of older records sit here too, so
+            // only an exact small multiple of the capacity counts: garbage
+            // matches with odds of about 2^-62.)
+            if ahead != 0 && ahead % g.capacity == 0 && ahead <= 4 * g.capacity {
                 return Err(Corrupt {
                     reason: format!(
                         "the record at position {p} was overwritten before it was read"

@@ -168,9 +168,16 @@ pub struct OpenOptions {
     access: Access,
     dir: Option<PathBuf>,
     view: Option<(u64, Option<u64>)>,
+    allow_other_owner: bool,
 }
 
 impl OpenOptions {
+    /// Accepts a segment owned by another user (refused by default: a
+    /// segment planted by someone else could be a trap).
+    pub fn allow_other_owner(mut self, allow: bool) -> Self {
+        self.allow_other_owner = allow;
+        self
+    }
     /// The access mode (default [`Access::ReadWrite`]).
     pub fn access(mut self, access: Access) -> Self {
         self.access = access;
@@ -202,6 +209,7 @@ impl OpenOptions {
             Some(Kind::Segment),
             "segment",
             Some(self.view.unwrap_or((0, None))),
+            self.allow_other_owner,
         )?;
         Ok(Segment {
             raw,
@@ -269,6 +277,7 @@ impl Segment {
             access: Access::ReadWrite,
             dir: None,
             view: None,
+            allow_other_owner: false,
         }
     }
 
@@ -278,7 +287,7 @@ impl Segment {
     ///
     /// See [`OpenOptions::open`].
     pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
-        let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)))?;
+        let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
         Ok(Segment {
             raw,
             access,

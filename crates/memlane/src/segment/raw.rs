@@ -44,6 +44,8 @@ pub(crate) struct RawSegment {
     data_len: usize,
     _file: File,
     name: String,
+    /// The directory the name lives in (and the endpoints' liveness tokens).
+    name_dir: PathBuf,
     path: PathBuf,
     info: HeaderInfo,
     writable: bool,
@@ -64,6 +66,9 @@ impl RawSegment {
     }
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+    pub(crate) fn name_dir(&self) -> &Path {
+        &self.name_dir
     }
     pub(crate) fn info(&self) -> &HeaderInfo {
         &self.info
@@ -147,13 +152,24 @@ where
     F: FnOnce(*mut u8, usize),
 {
     let final_path = dir_path.join(final_name);
-    if !replace && dir.open_existing(OsStr::new(final_name), false).is_ok() {
-        return Err(CreateError::AlreadyExists {
-            name: display_name.to_string(),
-            what: "a segment",
-            path: final_path,
-        });
+    // A memlane file of ours at the name that no live process holds is
+    // stale (its users exited or died): it is replaced, under an exclusive
+    // lock so no opener can take it meanwhile.
+    let mut stale: Option<File> = None;
+    if !replace {
+        if let Ok(existing) = dir.open_existing(OsStr::new(final_name), false) {
+            if is_stale(&existing) {
+                stale = Some(existing);
+            } else {
+                return Err(CreateError::AlreadyExists {
+                    name: display_name.to_string(),
+                    what: "a segment",
+                    path: final_path,
+                });
+            }
+        }
     }
+    let replace = replace || stale.is_some();
     let total = HEADER_REGION + data_len;
     let total_usize = usize::try_from(total).map_err(|_| CreateError::InvalidConfig {
         reason: format!("{total} bytes do not fit in this machine's address space"),
@@ -167,6 +183,9 @@ where
         dir,
         name: Some(tmp.clone()),
     };
+    // Every process that has a segment mapped holds a shared lock on its
+    // file: `gc` and re-creation over a stale name take it exclusively.
+    sys::lock_shared(&file).map_err(|e| create_io("locking", &tmp_path, e, total))?;
     sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
     let map = Map::shared(&file, 0, total_usize, true)
         .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
@@ -200,6 +219,26 @@ where
         })?;
     guard.name = None;
     Ok((file, map, final_path, created_ns))
+}
+
+/// Whether an existing file is a memlane file of this user that no live
+/// process holds (it then stays locked exclusively while `file` is open).
+pub(crate) fn is_stale(file: &File) -> bool {
+    let Ok(st) = sys::file_info(file) else {
+        return false;
+    };
+    if !st.is_file || st.uid != sys::current_uid() {
+        return false;
+    }
+    let mut buf = [0u8; HEADER_SIZE];
+    let Ok(n) = read_up_to(file, &mut buf, 0) else {
+        return false;
+    };
+    let ours = match header::decode(&buf[..n], st.len) {
+        Ok(_) | Err(HeaderError::NotReady) | Err(HeaderError::SizeMismatch { .. }) => true,
+        Err(_) => n >= 8 && buf[..8] == header::MAGIC,
+    };
+    ours && sys::try_lock_exclusive(file).unwrap_or(false)
 }
 
 /// Creates a segment of `spec.kind`; `init` fills the data region before
@@ -246,6 +285,7 @@ fn finish_created(
         map,
         _file: file,
         name: spec.name.to_string(),
+        name_dir: sys::segment_dir(spec.dir),
         path,
         info: HeaderInfo {
             kind: spec.kind,
@@ -389,6 +429,7 @@ where
     }
     Ok(RawSegment {
         name: spec.name.to_string(),
+        name_dir: dir_path.to_path_buf(),
         ..raw
     })
 }
@@ -444,6 +485,31 @@ fn open_file(
     name: &str,
     access: Access,
     what: &'static str,
+    allow_foreign: bool,
+) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    // A file replaced at the name while we waited for its lock: open anew.
+    let mut tries = 0;
+    loop {
+        match open_file_once(dir, dir_path, entry, name, access, what, allow_foreign) {
+            Err(OpenError::NotFound { .. })
+                if tries < 3 && dir.identity(OsStr::new(entry)).is_some() =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open_file_once(
+    dir: &Dir,
+    dir_path: &Path,
+    entry: &str,
+    name: &str,
+    access: Access,
+    what: &'static str,
+    allow_foreign: bool,
 ) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
     let path = dir_path.join(entry);
     let file = dir
@@ -460,6 +526,22 @@ fn open_file(
     let st = sys::file_info(&file).map_err(|e| open_err_io("inspecting", &path, e))?;
     if !st.is_file {
         return Err(OpenError::NotAFile { path });
+    }
+    if st.uid != sys::current_uid() && !allow_foreign {
+        return Err(OpenError::ForeignOwner {
+            path,
+            owner: st.uid,
+        });
+    }
+    // The holder lock (see `build_in`); then make sure the name still
+    // refers to this file (`gc` may have removed it while we waited).
+    sys::lock_shared(&file).map_err(|e| open_err_io("locking", &path, e))?;
+    if dir.identity(OsStr::new(entry)) != Some(st.id) {
+        return Err(OpenError::NotFound {
+            what,
+            name: name.to_string(),
+            dir: dir_path.to_path_buf(),
+        });
     }
     let mut buf = [0u8; HEADER_SIZE];
     let n = read_up_to(&file, &mut buf, 0)
@@ -491,7 +573,7 @@ fn open_in_dir(
     what: &'static str,
 ) -> Result<RawSegment, OpenError> {
     open_view_in_dir(
-        dir, dir_path, entry, name, access, expected, what, None, true,
+        dir, dir_path, entry, name, access, expected, what, None, true, false,
     )
 }
 
@@ -506,8 +588,10 @@ fn open_view_in_dir(
     what: &'static str,
     view: Option<(u64, Option<u64>)>,
     follow_link: bool,
+    allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
-    let (file, info, path, file_len) = open_file(dir, dir_path, entry, name, access, what)?;
+    let (file, info, path, file_len) =
+        open_file(dir, dir_path, entry, name, access, what, allow_foreign)?;
     if info.kind == Kind::Link {
         if !follow_link {
             return Err(OpenError::Corrupt {
@@ -547,8 +631,10 @@ fn open_view_in_dir(
             "backing file",
             view,
             false,
+            allow_foreign,
         )?;
         raw.name = name.to_string();
+        raw.name_dir = dir_path.to_path_buf();
         return Ok(raw);
     }
     if let Some(k) = expected {
@@ -609,6 +695,7 @@ fn open_view_in_dir(
         data_len: len_usize,
         _file: file,
         name: name.to_string(),
+        name_dir: dir_path.to_path_buf(),
         path,
         info,
         writable: access != Access::ReadOnly,
@@ -645,6 +732,7 @@ pub(crate) fn open(
     expected: Option<Kind>,
     what: &'static str,
     view: Option<(u64, Option<u64>)>,
+    allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
     name::validate_name(name)?;
     let dir_path = sys::segment_dir(dir);
@@ -669,6 +757,7 @@ pub(crate) fn open(
         what,
         view,
         true,
+        allow_foreign,
     )
 }
 
@@ -678,6 +767,7 @@ pub(crate) fn open_path(
     access: Access,
     expected: Option<Kind>,
     view: Option<(u64, Option<u64>)>,
+    allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -702,7 +792,16 @@ pub(crate) fn open_path(
         }
     })?;
     open_view_in_dir(
-        &d, &parent, &file_name, &file_name, access, expected, "file", view, false,
+        &d,
+        &parent,
+        &file_name,
+        &file_name,
+        access,
+        expected,
+        "file",
+        view,
+        false,
+        allow_foreign,
     )
 }
 
@@ -770,7 +869,15 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             file_len: 0,
             target: None,
         };
-        match open_file(&d, &dir_path, fname, name, Access::ReadOnly, "segment") {
+        match open_file(
+            &d,
+            &dir_path,
+            fname,
+            name,
+            Access::ReadOnly,
+            "segment",
+            true,
+        ) {
             Ok((file, info, _, len)) => {
                 item.file_len = len;
                 if info.kind == Kind::Link {

@@ -78,6 +78,25 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens `name`, creating it (mode 0600) if missing, without following
+    /// a symlink: a liveness token file.
+    pub(crate) fn open_token(&self, name: &OsStr, create: bool) -> io::Result<File> {
+        let mut flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if create {
+            flags |= OFlags::CREATE;
+        }
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))?;
+        Ok(File::from(fd))
+    }
+
+    /// The identity (device, inode) of `name` in this directory, without
+    /// following a symlink; `None` if there is nothing at the name.
+    pub(crate) fn identity(&self, name: &OsStr) -> Option<(u64, u64)> {
+        rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    }
+
     /// Renames `from` to `to` inside this directory. With `replace` false
     /// the rename fails with `EEXIST` if `to` exists (`RENAME_NOREPLACE`).
     pub(crate) fn rename(&self, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
@@ -114,14 +133,29 @@ pub(crate) struct FileInfo {
     pub(crate) len: u64,
     /// Whether it is a regular file.
     pub(crate) is_file: bool,
+    /// The owner.
+    pub(crate) uid: u32,
+    /// Device and inode: the file's identity.
+    pub(crate) id: (u64, u64),
+    /// Seconds since the last modification.
+    pub(crate) age_secs: u64,
 }
 
 /// `fstat` on an open file.
 pub(crate) fn file_info(file: &File) -> io::Result<FileInfo> {
+    use std::os::unix::fs::MetadataExt;
     let meta = file.metadata()?;
+    let age_secs = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .map_or(0, |d| d.as_secs());
     Ok(FileInfo {
         len: meta.len(),
         is_file: meta.file_type().is_file(),
+        uid: meta.uid(),
+        id: (meta.dev(), meta.ino()),
+        age_secs,
     })
 }
 
@@ -135,6 +169,57 @@ pub(crate) fn set_len_reserved(file: &File, len: u64) -> io::Result<()> {
         Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The effective user id of this process.
+pub(crate) fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Tries to take an exclusive `flock` without blocking: `Ok(true)` if
+/// taken, `Ok(false)` if another open file description holds a lock.
+/// `flock` locks belong to the open file description, are released when
+/// the process dies (even by SIGKILL), and conflict within one process too.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    use rustix::fs::FlockOperation;
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes a shared `flock`, waiting for an exclusive holder to let go.
+pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
+    use rustix::fs::FlockOperation;
+    loop {
+        match rustix::fs::flock(file, FlockOperation::LockShared) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Releases this descriptor's `flock`.
+pub(crate) fn unlock(file: &File) {
+    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);
+}
+
+/// Whether the process `pid` is stopped (SIGSTOP, or traced), from
+/// `/proc/<pid>/stat`. Informational only: pids are reused.
+pub(crate) fn process_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|c| c == 'T' || c == 't')
+}
+
+/// Whether a process with id `pid` exists (informational: pids are reused).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The current process id.

@@ -401,73 +401,320 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn ring_matches_model(ops in proptest::collection::vec(op(), 1..400), start_lap in 0u64..4) {
-        let d = TestDir::new("ch-prop");
-        let cap = 4096u64;
-        // Start the 64-bit counters a few laps before they wrap.
-        let start = (u64::MAX - start_lap * cap - 255 * 16) & !15;
-        let c = Channel::builder("prop").capacity(cap).max_message(600).initial_position(start).dir(&d.path).create().unwrap();
-        let mut p = c.publisher().unwrap();
-        let mut subs: Vec<Option<memlane::Subscriber>> = vec![None, None, None];
-        let mut model = Model { cap, head: start, subs: vec![None, None, None] };
-        let mut seq = 0u32;
-        for op in ops {
-            match op {
-                Op::Send(len) => {
-                    seq += 1;
-                    let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
-                    let (_, total) = model.space(len);
-                    let expect_ok = model.fits(total);
-                    match p.try_send(&msg) {
-                        Ok(()) => { prop_assert!(expect_ok, "sent but the model says full"); model.publish(Some(msg), len); }
-                        Err(TrySendError::Full) => prop_assert!(!expect_ok, "full but the model has room"),
-                        Err(e) => prop_assert!(false, "{}", e),
+        check_model(ops, start_lap)?;
+    }
+}
+
+/// Runs `ops` against the channel and the model side by side.
+fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
+    let d = TestDir::new("ch-prop");
+    let cap = 4096u64;
+    // Start the 64-bit counters a few laps before they wrap.
+    let start = (u64::MAX - start_lap * cap - 255 * 16) & !15;
+    let c = Channel::builder("prop")
+        .capacity(cap)
+        .max_message(600)
+        .initial_position(start)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut p = c.publisher().unwrap();
+    let mut subs: Vec<Option<memlane::Subscriber>> = vec![None, None, None];
+    let mut model = Model {
+        cap,
+        head: start,
+        subs: vec![None, None, None],
+    };
+    let mut seq = 0u32;
+    let trace = std::env::var_os("MODEL_TRACE").is_some();
+    for op in ops {
+        if trace {
+            let i = c.info();
+            eprintln!(
+                "{op:?} | head {} model {} | subs {:?} | model {:?}",
+                i.head,
+                model.head,
+                i.subscribers.iter().map(|s| (s.slot, s.position)).collect::<Vec<_>>(),
+                model.subs.iter().map(|s| s.as_ref().map(|(p, q)| (*p, q.len()))).collect::<Vec<_>>()
+            );
+        }
+        match op {
+            Op::Send(len) => {
+                seq += 1;
+                let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+                let (_, total) = model.space(len);
+                let expect_ok = model.fits(total);
+                match p.try_send(&msg) {
+                    Ok(()) => {
+                        prop_assert!(expect_ok, "sent but the model says full");
+                        model.publish(Some(msg), len);
                     }
-                }
-                Op::Loan(len, commit) => {
-                    seq += 1;
-                    let (_, total) = model.space(len);
-                    let expect_ok = model.fits(total);
-                    match p.try_loan(len) {
-                        Ok(mut l) => {
-                            prop_assert!(expect_ok);
-                            for (i, b) in l.iter_mut().enumerate() { *b = (i as u32 ^ seq) as u8; }
-                            let msg = l.to_vec();
-                            if commit { l.commit(); model.publish(Some(msg), len); } else { drop(l); model.publish(None, len); }
-                        }
-                        Err(TrySendError::Full) => prop_assert!(!expect_ok),
-                        Err(e) => prop_assert!(false, "{}", e),
+                    Err(TrySendError::Full) => {
+                        prop_assert!(!expect_ok, "full but the model has room")
                     }
-                }
-                Op::Recv(i) => {
-                    if let Some(s) = subs[i].as_mut() {
-                        match (s.try_recv(), model.recv(i)) {
-                            (Ok(m), Some(want)) => prop_assert_eq!(&*m, &want[..]),
-                            (Err(TryRecvError::Empty), None) => {}
-                            (got, want) => prop_assert!(false, "got {:?}, model {:?}", got.map(|m| m.to_vec()), want),
-                        }
-                    }
-                }
-                Op::Join => {
-                    if let Some(i) = subs.iter().position(|s| s.is_none()) {
-                        subs[i] = Some(c.subscriber().unwrap());
-                        model.subs[i] = Some((model.head, VecDeque::new()));
-                    }
-                }
-                Op::Leave(i) => {
-                    subs[i] = None;
-                    model.subs[i] = None;
+                    Err(e) => prop_assert!(false, "{}", e),
                 }
             }
-        }
-        // Drain: every subscriber gets exactly what the model holds.
-        for (i, sub) in subs.iter_mut().enumerate() {
-            if let Some(s) = sub.as_mut() {
-                while let Some(want) = model.recv(i) {
-                    let m = s.try_recv().unwrap();
-                    prop_assert_eq!(&*m, &want[..]);
+            Op::Loan(len, commit) => {
+                seq += 1;
+                let (_, total) = model.space(len);
+                let expect_ok = model.fits(total);
+                match p.try_loan(len) {
+                    Ok(mut l) => {
+                        prop_assert!(expect_ok);
+                        for (i, b) in l.iter_mut().enumerate() {
+                            *b = (i as u32 ^ seq) as u8;
+                        }
+                        let msg = l.to_vec();
+                        if commit {
+                            l.commit();
+                            model.publish(Some(msg), len);
+                        } else {
+                            drop(l);
+                            model.publish(None, len);
+                        }
+                    }
+                    Err(TrySendError::Full) => prop_assert!(!expect_ok),
+                    Err(e) => prop_assert!(false, "{}", e),
                 }
-                prop_assert!(s.try_recv().is_err());
+            }
+            Op::Recv(i) => {
+                if let Some(s) = subs[i].as_mut() {
+                    match (s.try_recv(), model.recv(i)) {
+                        (Ok(m), Some(want)) => prop_assert_eq!(&*m, &want[..]),
+                        (Err(TryRecvError::Empty), None) => {}
+                        (got, want) => prop_assert!(
+                            false,
+                            "got {:?}, model {:?}",
+                            got.map(|m| m.to_vec()),
+                            want
+                        ),
+                    }
+                }
+            }
+            Op::Join => {
+                if let Some(i) = subs.iter().position(|s| s.is_none()) {
+                    subs[i] = Some(c.subscriber().unwrap());
+                    model.subs[i] = Some((model.head, VecDeque::new()));
+                }
+            }
+            Op::Leave(i) => {
+                subs[i] = None;
+                model.subs[i] = None;
             }
         }
     }
+    // Drain: every subscriber gets exactly what the model holds.
+    for (i, sub) in subs.iter_mut().enumerate() {
+        if let Some(s) = sub.as_mut() {
+            while let Some(want) = model.recv(i) {
+                let m = s.try_recv().unwrap();
+                prop_assert_eq!(&*m, &want[..]);
+            }
+            prop_assert!(s.try_recv().is_err());
+        }
+    }
+    Ok(())
+}
+
+/// A sequence proptest once found (kept as a regression test).
+#[test]
+fn model_regression_overwritten_record() {
+    let ops = vec![
+        Op::Join,
+        Op::Send(575),
+        Op::Send(311),
+        Op::Send(297),
+        Op::Recv(0),
+        Op::Send(46),
+        Op::Send(259),
+        Op::Loan(570, true),
+        Op::Send(83),
+        Op::Send(327),
+        Op::Recv(0),
+        Op::Send(571),
+        Op::Send(11),
+        Op::Join,
+        Op::Recv(0),
+        Op::Send(319),
+        Op::Send(527),
+        Op::Recv(1),
+        Op::Send(319),
+        Op::Send(315),
+        Op::Send(76),
+        Op::Leave(0),
+        Op::Loan(74, false),
+        Op::Send(340),
+        Op::Send(565),
+        Op::Recv(1),
+        Op::Send(170),
+        Op::Send(206),
+        Op::Recv(1),
+        Op::Loan(396, false),
+        Op::Send(501),
+        Op::Send(260),
+        Op::Send(319),
+        Op::Recv(1),
+        Op::Send(377),
+        Op::Send(377),
+        Op::Recv(1),
+        Op::Loan(133, true),
+        Op::Join,
+        Op::Join,
+        Op::Send(69),
+        Op::Recv(2),
+        Op::Recv(2),
+        Op::Recv(0),
+        Op::Join,
+        Op::Recv(2),
+        Op::Send(491),
+        Op::Recv(0),
+        Op::Recv(1),
+        Op::Send(165),
+        Op::Recv(2),
+        Op::Recv(2),
+        Op::Loan(132, true),
+        Op::Send(340),
+        Op::Recv(1),
+        Op::Send(533),
+        Op::Recv(2),
+        Op::Recv(2),
+        Op::Send(55),
+        Op::Loan(565, false),
+        Op::Loan(327, false),
+        Op::Send(146),
+        Op::Recv(0),
+        Op::Recv(1),
+        Op::Send(230),
+        Op::Recv(1),
+        Op::Send(269),
+        Op::Send(39),
+        Op::Join,
+        Op::Loan(378, false),
+        Op::Send(273),
+        Op::Recv(0),
+        Op::Recv(2),
+        Op::Recv(0),
+        Op::Leave(2),
+        Op::Recv(1),
+        Op::Send(314),
+        Op::Leave(2),
+        Op::Join,
+        Op::Recv(2),
+        Op::Recv(1),
+        Op::Send(540),
+        Op::Recv(1),
+        Op::Recv(1),
+        Op::Send(495),
+        Op::Send(294),
+        Op::Send(352),
+        Op::Send(484),
+        Op::Recv(0),
+        Op::Send(316),
+        Op::Recv(0),
+        Op::Join,
+        Op::Send(311),
+        Op::Send(378),
+        Op::Recv(1),
+        Op::Send(419),
+        Op::Join,
+        Op::Recv(2),
+        Op::Recv(2),
+        Op::Send(260),
+        Op::Leave(1),
+        Op::Recv(2),
+        Op::Leave(2),
+        Op::Send(309),
+        Op::Recv(1),
+        Op::Recv(0),
+        Op::Send(410),
+        Op::Recv(2),
+        Op::Send(512),
+        Op::Send(5),
+        Op::Recv(0),
+        Op::Join,
+        Op::Recv(2),
+        Op::Recv(2),
+        Op::Recv(1),
+        Op::Recv(0),
+        Op::Send(177),
+        Op::Send(540),
+        Op::Recv(2),
+        Op::Send(466),
+        Op::Recv(0),
+        Op::Recv(0),
+        Op::Join,
+        Op::Leave(0),
+        Op::Recv(0),
+        Op::Recv(1),
+        Op::Recv(1),
+        Op::Leave(0),
+        Op::Leave(1),
+        Op::Recv(2),
+        Op::Send(96),
+        Op::Send(0),
+        Op::Recv(0),
+        Op::Send(85),
+        Op::Send(468),
+        Op::Recv(1),
+        Op::Loan(409, false),
+        Op::Send(80),
+        Op::Recv(0),
+        Op::Leave(2),
+        Op::Recv(0),
+        Op::Send(466),
+        Op::Leave(2),
+        Op::Send(216),
+        Op::Send(360),
+        Op::Join,
+        Op::Recv(2),
+        Op::Send(97),
+        Op::Leave(0),
+        Op::Send(113),
+        Op::Recv(0),
+        Op::Leave(2),
+        Op::Recv(0),
+        Op::Recv(0),
+        Op::Send(205),
+        Op::Send(454),
+        Op::Send(298),
+        Op::Leave(2),
+        Op::Leave(0),
+        Op::Send(454),
+        Op::Leave(1),
+        Op::Recv(0),
+        Op::Recv(1),
+        Op::Send(232),
+        Op::Recv(1),
+        Op::Recv(0),
+        Op::Send(551),
+        Op::Recv(1),
+        Op::Recv(1),
+        Op::Join,
+        Op::Recv(2),
+        Op::Send(256),
+        Op::Join,
+        Op::Loan(385, true),
+        Op::Recv(1),
+        Op::Send(248),
+        Op::Recv(1),
+        Op::Loan(235, false),
+        Op::Send(469),
+        Op::Join,
+        Op::Recv(2),
+        Op::Send(199),
+        Op::Send(387),
+        Op::Loan(56, true),
+        Op::Recv(1),
+        Op::Join,
+        Op::Send(217),
+        Op::Recv(1),
+        Op::Leave(2),
+        Op::Recv(2),
+        Op::Send(158),
+        Op::Leave(0),
+        Op::Recv(1),
+        Op::Recv(1),
+    ];
+    check_model(ops, 1).unwrap();
 }

@@ -1,0 +1,88 @@
+//! A shared mapping of a file in the run's directory, for the floor
+//! transports: the only `unsafe` of this crate.
+#![allow(unsafe_code)]
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use memmap2::MmapRaw;
+
+/// A `MAP_SHARED` read-write mapping of a whole file.
+pub(crate) struct Shm {
+    map: MmapRaw,
+}
+
+impl Shm {
+    /// Creates `path` (new, mode 0600) of `len` bytes, zero-filled, and maps it.
+    pub(crate) fn create(path: &Path, len: usize) -> io::Result<Shm> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.set_len(len as u64)?;
+        Ok(Shm {
+            map: MmapRaw::map_raw(&f)?,
+        })
+    }
+
+    /// Maps the existing file `path`.
+    pub(crate) fn open(path: &Path) -> io::Result<Shm> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Shm {
+            map: MmapRaw::map_raw(&f)?,
+        })
+    }
+
+    fn check(&self, off: usize, len: usize, align: usize) {
+        assert!(
+            off % align == 0
+                && off
+                    .checked_add(len)
+                    .is_some_and(|end| end <= self.map.len()),
+            "shared access at {off}+{len} outside the {}-byte mapping",
+            self.map.len()
+        );
+    }
+
+    /// The `AtomicU32` at `off`.
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        self.check(off, 4, 4);
+        // SAFETY: in bounds and aligned (checked; the mapping is page
+        // aligned); an atomic is valid for any bits and may be shared with
+        // other processes; the mapping lives as long as `self`.
+        unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    /// The `AtomicU64` at `off`.
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        self.check(off, 8, 8);
+        // SAFETY: as for `u32_at`.
+        unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    /// Copies `src` to `off`. The caller's protocol must give it exclusive
+    /// use of those bytes (the peer does not read them until a later
+    /// Release store that it Acquires).
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len(), 1);
+        // SAFETY: in bounds (checked); raw copies, no reference into
+        // memory the peer may write; the protocol orders the accesses.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(off), src.len())
+        }
+    }
+
+    /// Copies `dst.len()` bytes at `off` into `dst` (same protocol rule).
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len(), 1);
+        // SAFETY: as for `write`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Fault points for crash-injection tests.
+//!
+//! With the `fault-injection` feature, `MEMLANE_FAULT=<point>:<n>` makes
+//! the process kill itself with SIGKILL the `n`-th time it passes
+//! `<point>` (1-based), exactly as `kill -9` would: no destructor runs, no
+//! lock is released but by the kernel. Without the feature every point
+//! compiles to nothing.
+
+/// Passes the fault point `name`.
+#[inline(always)]
+pub(crate) fn point(name: &str) {
+    #[cfg(feature = "fault-injection")]
+    imp::point(name);
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = name;
+}
+
+#[cfg(feature = "fault-injection")]
+mod imp {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    fn target() -> &'static Option<(String, u64)> {
+        static T: OnceLock<Option<(String, u64)>> = OnceLock::new();
+        T.get_or_init(|| {
+            let v = std::env::var("MEMLANE_FAULT").ok()?;
+            let (p, n) = v.rsplit_once(':')?;
+            Some((p.to_string(), n.parse().ok()?))
+        })
+    }
+
+    pub(super) fn point(name: &str) {
+        static HITS: AtomicU64 = AtomicU64::new(0);
+        if let Some((p, n)) = target() {
+            if p == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n {
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::KILL,
+                );
+            }
+        }
+    }
+}
