@@ -67,9 +67,9 @@ mod channel {
 
 #[cfg(not(loom))]
 pub use channel::{
-    Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Loan, Message, Mode, Publisher,
-    PublisherInfo, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY, DEFAULT_MAX_ENDPOINTS,
-    DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
+    Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
+    Publisher, PublisherInfo, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY,
+    DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
     AccessError, CreateError, JoinError, NameError, OpenError, RecvError, RecvTimeoutError,
@@ -80,8 +80,8 @@ pub use event::Event;
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
 #[cfg(not(loom))]
 pub use segment::{
-    list, Access, Disposition, Kind, OpenOptions, Segment, SegmentBuilder, SegmentEntry,
-    DEFAULT_MODE,
+    gc, list, Access, Collected, Disposition, Kind, OpenOptions, Segment, SegmentBuilder,
+    SegmentEntry, DEFAULT_MODE,
 };
 
 pub use error::Corrupt;

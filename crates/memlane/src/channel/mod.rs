@@ -9,6 +9,7 @@
 //! The protocol is described in `ring.rs` and `docs/ARCHITECTURE.md`.
 
 pub(crate) mod layout;
+mod liveness;
 mod publisher;
 pub(crate) mod ring;
 mod shm;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use layout::{MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY};
+pub use liveness::Liveness;
 pub use publisher::{Loan, Publisher};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
@@ -340,6 +342,29 @@ impl Channel {
         self.ring.geometry().max_message as usize
     }
 
+    /// Reclaims the slots of publishers and subscribers whose processes
+    /// died without leaving: a dead subscriber stops holding publishers
+    /// back, and a message a dead publisher had claimed but not committed
+    /// is skipped (never delivered in part). Endpoints do this by
+    /// themselves when they are blocked; this is for tools and monitors.
+    /// Returns how many (publishers, subscribers) were reclaimed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-reap-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-reap").dir(&dir).create()?;
+    /// assert_eq!(channel.reap(), (0, 0)); // nobody died
+    /// # drop(channel);
+    /// # memlane::Channel::remove_in(&dir, "doc-reap")?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reap(&self) -> (u32, u32) {
+        liveness::reap(&self.ring)
+    }
+
     /// A snapshot of the channel's state.
     pub fn info(&self) -> ChannelInfo {
         let m = &*self.ring;
@@ -358,9 +383,11 @@ impl Channel {
                 );
                 messages = messages.wrapping_add(pm);
                 bytes = bytes.wrapping_add(pb);
+                let pid = s.pid.load(Ordering::Relaxed);
                 publishers.push(PublisherInfo {
                     slot: i,
-                    pid: s.pid.load(Ordering::Relaxed),
+                    state: liveness::probe(m, liveness::Role::Publisher, i, pid),
+                    pid,
                     messages: pm,
                     bytes: pb,
                 });
@@ -372,9 +399,11 @@ impl Channel {
             let state = s.state.load(Ordering::Acquire);
             if state == SLOT_ACTIVE || state == SLOT_CLAIMED {
                 let position = s.position.load(Ordering::Acquire);
+                let pid = s.pid.load(Ordering::Relaxed);
                 subscribers.push(SubscriberInfo {
                     slot: i,
-                    pid: s.pid.load(Ordering::Relaxed),
+                    state: liveness::probe(m, liveness::Role::Subscriber, i, pid),
+                    pid,
                     position,
                     lag: head.wrapping_sub(position).min(g.capacity),
                     messages: s.messages.load(Ordering::Relaxed),
@@ -470,6 +499,9 @@ pub struct ChannelInfo {
 pub struct PublisherInfo {
     /// Slot index.
     pub slot: u32,
+    /// Alive, stalled (its process is stopped) or dead (reclaimable with
+    /// [`Channel::reap`]); known from its liveness token, not its pid.
+    pub state: Liveness,
     /// Process id (as recorded; pids can be reused).
     pub pid: u32,
     /// Messages sent.
@@ -484,6 +516,9 @@ pub struct PublisherInfo {
 pub struct SubscriberInfo {
     /// Slot index.
     pub slot: u32,
+    /// Alive, stalled (its process is stopped) or dead (reclaimable with
+    /// [`Channel::reap`]); known from its liveness token, not its pid.
+    pub state: Liveness,
     /// Process id (as recorded; pids can be reused).
     pub pid: u32,
     /// Next byte position it will read.

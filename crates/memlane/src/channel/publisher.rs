@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
+use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
 use crate::error::{JoinError, SendError, SendTimeoutError, TrySendError};
@@ -34,6 +35,10 @@ use crate::error::{JoinError, SendError, SendTimeoutError, TrySendError};
 pub struct Publisher {
     ring: Arc<ShmRing>,
     st: PubState,
+    reap: ReapTimer,
+    /// The liveness token, held (locked) for as long as this publisher is
+    /// joined; dropped after `Drop::drop` frees the slot.
+    _token: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -46,8 +51,20 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     pub(super) fn join(ring: Arc<ShmRing>) -> Result<Publisher, JoinError> {
-        let st = ring::join_publisher(&*ring, crate::sys::current_pid())?;
-        Ok(Publisher { ring, st })
+        let pid = crate::sys::current_pid();
+        let g = *ring.geometry();
+        let (st, token) = liveness::join(&ring, Role::Publisher, g.max_publishers, |i| {
+            ring::take_publisher_slot(&*ring, i, pid)
+        })
+        .ok_or(JoinError::TooManyPublishers {
+            max: g.max_publishers,
+        })?;
+        Ok(Publisher {
+            ring,
+            st,
+            reap: ReapTimer::new(),
+            _token: token,
+        })
     }
 
     /// The largest message this channel takes.
@@ -102,7 +119,7 @@ impl Publisher {
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
-        let c = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
+        let c = self.claim_now(len).ok_or(TrySendError::Full)?;
         self.write_commit(c, msg);
         Ok(())
     }
@@ -132,12 +149,28 @@ impl Publisher {
         }
     }
 
+    fn claim_now(&mut self, len: u32) -> Option<Claim> {
+        if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len) {
+            return Some(c);
+        }
+        // Full: a dead subscriber may be what holds us back.
+        if self.reap.maybe_reap(&self.ring) {
+            return ring::try_claim(&*self.ring, &mut self.st, len);
+        }
+        None
+    }
+
     fn claim_blocking(&mut self, len: u32, deadline: Option<Instant>) -> Option<Claim> {
         loop {
-            if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len) {
+            if let Some(c) = self.claim_now(len) {
                 return Some(c);
             }
-            if !ring::wait_for_space(&*self.ring, &mut self.st, len, deadline) {
+            // Sleep in slices, looking for dead subscribers in between.
+            let slice = Instant::now() + REAP_EVERY;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            if !ring::wait_for_space(&*self.ring, &mut self.st, len, Some(until))
+                && deadline.is_some_and(|d| Instant::now() >= d)
+            {
                 return None;
             }
         }
@@ -167,7 +200,7 @@ impl Publisher {
         let len = self
             .check_len(len)
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
-        let claim = ring::try_claim(&*self.ring, &mut self.st, len).ok_or(TrySendError::Full)?;
+        let claim = self.claim_now(len).ok_or(TrySendError::Full)?;
         Ok(Loan { publ: self, claim })
     }
 
@@ -180,6 +213,11 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         ring::leave_publisher(&*self.ring, &self.st);
+        if let Some(token) = self._token.take() {
+            self.ring
+                .tokens()
+                .release(Role::Publisher, self.st.slot, token);
+        }
     }
 }
 

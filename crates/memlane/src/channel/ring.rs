@@ -48,7 +48,9 @@ use super::layout::{
     record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD, KNOWN_FLAGS,
     RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, STAMP_KEY,
 };
-use crate::error::{Corrupt, JoinError};
+use crate::error::Corrupt;
+#[cfg(loom)]
+use crate::error::JoinError;
 use crate::sync::event_word::EventWord;
 use crate::sync::{fence, AtomicU64, Futex, Ordering};
 
@@ -76,6 +78,9 @@ pub(crate) trait RingMem {
     fn stamp(&self, off: u64) -> &AtomicU64;
     /// The meta word of the record at ring offset `off`.
     fn meta(&self, off: u64) -> &AtomicU64;
+    /// Called now and then by a publisher that cannot make progress (a
+    /// subscriber mid-join for long): the place to reclaim dead endpoints.
+    fn on_stuck(&self) {}
     /// Copies `src` into the ring at `off`.
     ///
     /// # Safety
@@ -184,10 +189,20 @@ fn space_for(g: &Geometry, h: u64, len: u32) -> (u64, u64) {
     (pad, pad + rec)
 }
 
+#[cfg(loom)]
 /// Joins as a publisher.
 pub(crate) fn join_publisher<M: RingMem>(m: &M, pid: u32) -> Result<PubState, JoinError> {
     let g = m.geometry();
-    for i in 0..g.max_publishers {
+    (0..g.max_publishers)
+        .find_map(|i| take_publisher_slot(m, i, pid))
+        .ok_or(JoinError::TooManyPublishers {
+            max: g.max_publishers,
+        })
+}
+
+/// Takes publisher slot `i` if it is FREE.
+pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option<PubState> {
+    {
         let slot = m.pub_slot(i);
         if slot
             .state
@@ -206,12 +221,10 @@ pub(crate) fn join_publisher<M: RingMem>(m: &M, pid: u32) -> Result<PubState, Jo
                 bytes: 0,
             };
             rescan(m, &mut st, m.claim().load(Ordering::Acquire));
-            return Ok(st);
+            return Some(st);
         }
     }
-    Err(JoinError::TooManyPublishers {
-        max: g.max_publishers,
-    })
+    None
 }
 
 /// Leaves as a publisher: folds its counters into the retired totals.
@@ -287,8 +300,13 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
 /// bytes `[h, h + total)` fit for every subscriber, the new one included.
 fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
     let cap = m.geometry().capacity;
+    let mut calls = 0u32;
     let mut ok = || {
         rescan(m, st, h);
+        calls += 1;
+        if calls % 64 == 0 {
+            m.on_stuck();
+        }
         !st.saw_joining && fits(cap, h, total, st.cached_min)
     };
     while !m
@@ -435,10 +453,20 @@ pub(crate) fn wait_for_space<M: RingMem>(
         .wait_until(m.futex(), 1000, deadline, RECHECK, || has_space(m, st, len))
 }
 
+#[cfg(loom)]
 /// Joins as a subscriber at the current head.
 pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, JoinError> {
     let g = m.geometry();
-    for i in 0..g.max_subscribers {
+    (0..g.max_subscribers)
+        .find_map(|i| take_subscriber_slot(m, i, pid))
+        .ok_or(JoinError::TooManySubscribers {
+            max: g.max_subscribers,
+        })
+}
+
+/// Takes subscriber slot `i` if it is FREE, at the current head.
+pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option<SubState> {
+    {
         let slot = m.sub_slot(i);
         if slot
             .state
@@ -456,7 +484,7 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
             // A publisher may be waiting for this join to finish (see
             // `settle_after_join`).
             m.space_event().notify_waiters(m.futex());
-            return Ok(SubState {
+            return Some(SubState {
                 slot: i,
                 pos: p,
                 messages: 0,
@@ -464,9 +492,7 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
             });
         }
     }
-    Err(JoinError::TooManySubscribers {
-        max: g.max_subscribers,
-    })
+    None
 }
 
 /// Leaves as a subscriber and wakes publishers it may have held back.

@@ -7,6 +7,7 @@ use super::layout::{
     pub_slot_offset, sub_slot_offset, Geometry, JoinLine, PubSlot, SubSlot, CLAIM_OFFSET,
     DATA_EVENT_OFFSET, JOIN_OFFSET, SPACE_EVENT_OFFSET,
 };
+use super::liveness::Tokens;
 use super::ring::RingMem;
 use crate::segment::raw::RawSegment;
 use crate::sync::event_word::EventWord;
@@ -18,6 +19,7 @@ pub(crate) struct ShmRing {
     base: *mut u8,
     ring: *mut u8,
     geo: Geometry,
+    tokens: Tokens,
 }
 
 // SAFETY: the mapping is process-wide memory that stays mapped as long as
@@ -39,12 +41,19 @@ impl ShmRing {
         let base = seg.data_ptr();
         // SAFETY: ring_offset + capacity <= data_len (asserted above).
         let ring = unsafe { base.add(geo.ring_offset as usize) };
+        let tokens = Tokens::new(seg.name_dir(), seg.name());
         ShmRing {
             seg,
             base,
             ring,
             geo,
+            tokens,
         }
+    }
+
+    /// The endpoints' liveness tokens.
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// The segment.
@@ -71,6 +80,9 @@ impl RingMem for ShmRing {
     #[inline]
     fn futex(&self) -> &OsFutex {
         &OsFutex
+    }
+    fn on_stuck(&self) {
+        super::liveness::reap(self);
     }
     #[inline]
     fn geometry(&self) -> &Geometry {

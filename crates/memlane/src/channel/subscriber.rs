@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
 use super::ring::{self, Record, RingMem, SubState};
 use super::shm::ShmRing;
 use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
@@ -34,6 +35,10 @@ pub struct Subscriber {
     ring: Arc<ShmRing>,
     st: SubState,
     spin: u32,
+    reap: ReapTimer,
+    /// The liveness token, held (locked) for as long as this subscriber is
+    /// joined; dropped after `Drop::drop` frees the slot.
+    _token: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -47,11 +52,20 @@ impl std::fmt::Debug for Subscriber {
 
 impl Subscriber {
     pub(super) fn join(ring: Arc<ShmRing>) -> Result<Subscriber, JoinError> {
-        let st = ring::join_subscriber(&*ring, crate::sys::current_pid())?;
+        let pid = crate::sys::current_pid();
+        let g = *ring.geometry();
+        let (st, token) = liveness::join(&ring, Role::Subscriber, g.max_subscribers, |i| {
+            ring::take_subscriber_slot(&*ring, i, pid)
+        })
+        .ok_or(JoinError::TooManySubscribers {
+            max: g.max_subscribers,
+        })?;
         Ok(Subscriber {
             ring,
             st,
             spin: DEFAULT_SPIN,
+            reap: ReapTimer::new(),
+            _token: token,
         })
     }
 
@@ -73,10 +87,33 @@ impl Subscriber {
     /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Corrupt`] when
     /// the shared state is inconsistent.
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
-        match ring::peek(&*self.ring, &mut self.st)? {
-            Some(rec) => Ok(self.message(rec)),
-            None => Err(TryRecvError::Empty),
+        if let Some(rec) = self.peek_or_reap()? {
+            return Ok(self.message(rec));
         }
+        Err(TryRecvError::Empty)
+    }
+
+    /// The next record; when blocked on a record whose publisher may have
+    /// died, reclaims dead publishers (rate-limited) and looks again.
+    fn peek_or_reap(&mut self) -> Result<Option<Record>, crate::error::Corrupt> {
+        if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+            return Ok(Some(rec));
+        }
+        if ring::blocked_on_uncommitted(&*self.ring, &self.st) && self.reap.maybe_reap(&self.ring) {
+            return ring::peek(&*self.ring, &mut self.st);
+        }
+        Ok(None)
+    }
+
+    /// Waits for data until `deadline` in slices, reaping in between;
+    /// false on time-out.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, crate::error::Corrupt> {
+        let slice = Instant::now() + REAP_EVERY;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        if ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(until))? {
+            return Ok(true);
+        }
+        Ok(!deadline.is_some_and(|d| Instant::now() >= d))
     }
 
     /// Waits for the next message.
@@ -86,10 +123,10 @@ impl Subscriber {
     /// [`RecvError::Corrupt`] when the shared state is inconsistent.
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
-            if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+            if let Some(rec) = self.peek_or_reap()? {
                 return Ok(self.message(rec));
             }
-            ring::wait_for_data(&*self.ring, &mut self.st, self.spin, None)?;
+            self.wait(None)?;
         }
     }
 
@@ -102,10 +139,10 @@ impl Subscriber {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+            if let Some(rec) = self.peek_or_reap()? {
                 return Ok(self.message(rec));
             }
-            if !ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(deadline))? {
+            if !self.wait(Some(deadline))? {
                 return Err(RecvTimeoutError::Timeout);
             }
         }
@@ -140,6 +177,11 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         ring::leave_subscriber(&*self.ring, &self.st);
+        if let Some(token) = self._token.take() {
+            self.ring
+                .tokens()
+                .release(Role::Subscriber, self.st.slot, token);
+        }
     }
 }
 

@@ -466,6 +466,57 @@ impl Segment {
     }
 }
 
+/// One entry removed (or, in a dry run, to be removed) by [`gc`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Collected {
+    /// The file name in the segment directory.
+    pub file: String,
+    /// Why it was removed.
+    pub reason: &'static str,
+}
+
+/// Removes what no live process holds from `dir` (default `$MEMLANE_DIR`
+/// or `/dev/shm`): segments, events and channels of this user that no
+/// process has open (a crash leaves them behind), file links whose file
+/// is gone or unheld (the backing files themselves are never removed),
+/// temporary files of creators that died mid-creation, and liveness tokens
+/// of removed channels. A segment some live process holds is never
+/// removed: every process with a segment open holds a shared `flock` on
+/// its file, and `gc` removes a name only while holding the exclusive one.
+/// With `dry_run`, reports without removing.
+///
+/// # Errors
+///
+/// An I/O error if the directory cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-gc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let seg = memlane::Segment::builder("doc-gc").size(64).dir(&dir).create()?;
+/// assert!(memlane::gc(Some(&dir), false)?.1.is_empty()); // held by `seg`
+/// drop(seg); // its creator exits without removing it
+/// let removed = memlane::gc(Some(&dir), false)?.1;
+/// assert_eq!(removed[0].file, "memlane.doc-gc");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<(PathBuf, Vec<Collected>)> {
+    let (dir, items) = raw::gc(dir, dry_run, 5)?;
+    Ok((
+        dir,
+        items
+            .into_iter()
+            .map(|c| Collected {
+                file: c.file,
+                reason: c.what,
+            })
+            .collect(),
+    ))
+}
+
 /// One memlane entry found by [`list`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]

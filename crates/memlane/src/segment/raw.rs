@@ -892,3 +892,102 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((dir_path, out))
 }
+
+/// Why `gc` removed an entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Collected {
+    pub(crate) file: String,
+    pub(crate) what: &'static str,
+}
+
+/// Removes what no live process holds: segments of this user whose files
+/// nobody has mapped (checked with an exclusive `flock`, held while the
+/// name is removed), file links whose file is gone or unheld, temporary
+/// files of creators that died (older than `tmp_age_secs`), and liveness
+/// tokens of channels that no longer exist. Never touches another user's
+/// files, symlinks or anything not made by memlane.
+pub(crate) fn gc(
+    dir: Option<&Path>,
+    dry_run: bool,
+    tmp_age_secs: u64,
+) -> io::Result<(PathBuf, Vec<Collected>)> {
+    let dir_path = sys::segment_dir(dir);
+    let d = Dir::open(&dir_path)?;
+    let mut out = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&dir_path)? {
+        if let Some(n) = entry?.file_name().to_str() {
+            names.push(n.to_string());
+        }
+    }
+    names.sort();
+    let remove = |file: &str, what: &'static str, out: &mut Vec<Collected>| {
+        if dry_run || d.unlink(OsStr::new(file)).is_ok() {
+            out.push(Collected {
+                file: file.to_string(),
+                what,
+            });
+        }
+    };
+    let mut live_names = std::collections::HashSet::new();
+    for fname in &names {
+        let Some(name) = name::from_file_name(fname) else {
+            continue;
+        };
+        let Ok(file) = d.open_existing(OsStr::new(fname), false) else {
+            live_names.insert(name.to_string());
+            continue;
+        };
+        if !is_stale(&file) {
+            live_names.insert(name.to_string());
+            continue;
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        let n = read_up_to(&file, &mut buf, 0).unwrap_or(0);
+        let len = sys::file_info(&file).map_or(0, |s| s.len);
+        let is_link = matches!(header::decode(&buf[..n], len), Ok(info) if info.kind == Kind::Link);
+        if is_link {
+            let held = read_link(&file, &dir_path.join(fname))
+                .ok()
+                .is_some_and(|target| {
+                    std::fs::File::open(&target)
+                        .is_ok_and(|t| sys::try_lock_exclusive(&t).map(|got| !got).unwrap_or(true))
+                });
+            if held {
+                live_names.insert(name.to_string());
+                continue;
+            }
+            remove(fname, "file link whose file nobody holds", &mut out);
+        } else {
+            remove(fname, "segment no process holds", &mut out);
+        }
+    }
+    for fname in &names {
+        if let Some(rest) = fname.strip_prefix(".memlane-tmp.") {
+            let _ = rest;
+            let Ok(file) = d.open_token(OsStr::new(fname), false) else {
+                continue;
+            };
+            let old = sys::file_info(&file)
+                .is_ok_and(|s| s.age_secs >= tmp_age_secs && s.uid == sys::current_uid());
+            if old && sys::try_lock_exclusive(&file).unwrap_or(false) {
+                remove(fname, "temporary file of a creator that died", &mut out);
+            }
+        } else if let Some(rest) = fname.strip_prefix(".memlane-ep.") {
+            let Some((chan, _slot)) = rest.rsplit_once('.') else {
+                continue;
+            };
+            if live_names.contains(chan) {
+                continue;
+            }
+            let Ok(file) = d.open_token(OsStr::new(fname), false) else {
+                continue;
+            };
+            let ours = sys::file_info(&file).is_ok_and(|s| s.uid == sys::current_uid());
+            if ours && sys::try_lock_exclusive(&file).unwrap_or(false) {
+                remove(fname, "liveness token of a removed channel", &mut out);
+            }
+        }
+    }
+    Ok((dir_path, out))
+}

@@ -200,11 +200,6 @@ pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
     }
 }
 
-/// Releases this descriptor's `flock`.
-pub(crate) fn unlock(file: &File) {
-    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);
-}
-
 /// Whether the process `pid` is stopped (SIGSTOP, or traced), from
 /// `/proc/<pid>/stat`. Informational only: pids are reused.
 pub(crate) fn process_stopped(pid: u32) -> bool {
@@ -215,11 +210,6 @@ pub(crate) fn process_stopped(pid: u32) -> bool {
                 .and_then(|(_, rest)| rest.chars().next())
         })
         .is_some_and(|c| c == 'T' || c == 't')
-}
-
-/// Whether a process with id `pid` exists (informational: pids are reused).
-pub(crate) fn process_exists(pid: u32) -> bool {
-    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The current process id.

@@ -434,8 +434,15 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
                 "{op:?} | head {} model {} | subs {:?} | model {:?}",
                 i.head,
                 model.head,
-                i.subscribers.iter().map(|s| (s.slot, s.position)).collect::<Vec<_>>(),
-                model.subs.iter().map(|s| s.as_ref().map(|(p, q)| (*p, q.len()))).collect::<Vec<_>>()
+                i.subscribers
+                    .iter()
+                    .map(|s| (s.slot, s.position))
+                    .collect::<Vec<_>>(),
+                model
+                    .subs
+                    .iter()
+                    .map(|s| s.as_ref().map(|(p, q)| (*p, q.len())))
+                    .collect::<Vec<_>>()
             );
         }
         match op {
