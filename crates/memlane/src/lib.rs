@@ -40,6 +40,10 @@ mod error;
 #[allow(unsafe_code)]
 mod event;
 mod fault;
+#[cfg(not(loom))]
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod fuzzing;
 #[cfg_attr(loom, allow(dead_code))]
 mod name;
 #[cfg(not(loom))]
@@ -80,7 +84,7 @@ pub use event::Event;
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
 #[cfg(not(loom))]
 pub use segment::{
-    gc, list, Access, Collected, Disposition, Kind, OpenOptions, Segment, SegmentBuilder,
+    gc, gc_with, list, Access, Collected, Disposition, Kind, OpenOptions, Segment, SegmentBuilder,
     SegmentEntry, DEFAULT_MODE,
 };
 

@@ -380,9 +380,12 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     }
     let p = s.pending_pos.load(Ordering::Acquire);
     let len = s.pending_len.load(Ordering::Relaxed);
-    let rec = record_size(len);
-    if len > u64::from(g.max_message) || rec > total || total > g.capacity || p % 16 != 0 {
+    if len > u64::from(g.max_message) || total > g.capacity || p % 16 != 0 {
         return false; // not a claim this format can make: leave it
+    }
+    let rec = record_size(len);
+    if rec > total {
+        return false;
     }
     let pad = total - rec;
     let head = m.claim().load(Ordering::Acquire);

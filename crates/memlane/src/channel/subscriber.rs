@@ -113,7 +113,7 @@ impl Subscriber {
         if ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(until))? {
             return Ok(true);
         }
-        Ok(!deadline.is_some_and(|d| Instant::now() >= d))
+        Ok(deadline.is_none_or(|d| Instant::now() < d))
     }
 
     /// Waits for the next message.

@@ -504,7 +504,18 @@ pub struct Collected {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<(PathBuf, Vec<Collected>)> {
-    let (dir, items) = raw::gc(dir, dry_run, 5)?;
+    gc_with(dir, dry_run, 5)
+}
+
+/// Like [`gc`], removing temporary files of dead creators only once they
+/// are `tmp_age_secs` old ([`gc`] uses 5 s).
+#[doc(hidden)]
+pub fn gc_with(
+    dir: Option<&Path>,
+    dry_run: bool,
+    tmp_age_secs: u64,
+) -> std::io::Result<(PathBuf, Vec<Collected>)> {
+    let (dir, items) = raw::gc(dir, dry_run, tmp_age_secs)?;
     Ok((
         dir,
         items

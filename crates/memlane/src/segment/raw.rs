@@ -204,7 +204,9 @@ where
     // SAFETY: offset 16 is 4-byte aligned inside the page-aligned mapping;
     // the ready word is only ever accessed atomically.
     let ready = unsafe { &*map.ptr().add(16).cast::<AtomicU32>() };
+    crate::fault::point("create_before_ready");
     header::publish_ready(ready);
+    crate::fault::point("create_before_rename");
     dir.rename(OsStr::new(&tmp), OsStr::new(final_name), replace)
         .map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
