@@ -267,6 +267,12 @@ pub enum AccessError {
     /// `msync` failed.
     #[error("flushing the segment failed")]
     Flush(#[source] io::Error),
+    /// Another process truncated the segment's file: the bytes past its new
+    /// end are gone (memlane caught the SIGBUS and read zeros instead).
+    #[error(
+        "the segment's file was truncated by another process; its contents are no longer valid"
+    )]
+    Truncated,
 }
 
 /// Why a publisher or subscriber could not join a channel.

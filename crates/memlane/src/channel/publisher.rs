@@ -7,7 +7,7 @@ use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
-use crate::error::{JoinError, SendError, SendTimeoutError, TrySendError};
+use crate::error::{Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
 
 /// Sends messages on a channel. Made by [`Channel::publisher`](crate::Channel::publisher);
 /// leaves the channel when dropped. Several publishers, in any processes,
@@ -81,7 +81,7 @@ impl Publisher {
         }
     }
 
-    fn write_commit(&mut self, c: Claim, msg: &[u8]) {
+    fn write_commit(&mut self, c: Claim, msg: &[u8]) -> Result<(), Corrupt> {
         let half = msg.len() / 2;
         // SAFETY: the claim reserves record_size(len) bytes at `c.off`, and
         // the payload (len bytes after the 16-byte header) lies inside them.
@@ -93,6 +93,7 @@ impl Publisher {
                 .write(c.off + RECORD_HEADER + half as u64, &msg[half..])
         };
         ring::commit(&*self.ring, &mut self.st, c, false);
+        self.ring.check_truncated()
     }
 
     /// Sends `msg`, waiting while the slowest subscriber is a ring behind.
@@ -105,8 +106,7 @@ impl Publisher {
             .check_len(msg.len())
             .map_err(|(len, max)| SendError::TooLarge { len, max })?;
         let c = self.claim_wait(len);
-        self.write_commit(c, msg);
-        Ok(())
+        Ok(self.write_commit(c, msg)?)
     }
 
     /// Sends `msg` if there is room now.
@@ -120,8 +120,7 @@ impl Publisher {
             .check_len(msg.len())
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
         let c = self.claim_now(len).ok_or(TrySendError::Full)?;
-        self.write_commit(c, msg);
-        Ok(())
+        Ok(self.write_commit(c, msg)?)
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -137,8 +136,7 @@ impl Publisher {
         let c = self
             .claim_blocking(len, Some(Instant::now() + timeout))
             .ok_or(SendTimeoutError::Timeout)?;
-        self.write_commit(c, msg);
-        Ok(())
+        Ok(self.write_commit(c, msg)?)
     }
 
     fn claim_wait(&mut self, len: u32) -> Claim {

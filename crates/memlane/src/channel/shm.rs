@@ -51,6 +51,21 @@ impl ShmRing {
         }
     }
 
+    /// `Corrupt` if another process truncated the channel's file (caught
+    /// SIGBUS; see `sys/sigbus.rs`). One relaxed load when nothing happened.
+    #[inline]
+    pub(crate) fn check_truncated(&self) -> Result<(), crate::error::Corrupt> {
+        if self.seg.truncated() {
+            return Err(crate::error::Corrupt {
+                reason: format!(
+                    "{} was truncated by another process while mapped",
+                    self.seg.path().display()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The endpoints' liveness tokens.
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.tokens

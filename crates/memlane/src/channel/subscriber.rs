@@ -96,7 +96,9 @@ impl Subscriber {
     /// The next record; when blocked on a record whose publisher may have
     /// died, reclaims dead publishers (rate-limited) and looks again.
     fn peek_or_reap(&mut self) -> Result<Option<Record>, crate::error::Corrupt> {
-        if let Some(rec) = ring::peek(&*self.ring, &mut self.st)? {
+        let found = ring::peek(&*self.ring, &mut self.st)?;
+        self.ring.check_truncated()?;
+        if let Some(rec) = found {
             return Ok(Some(rec));
         }
         if ring::blocked_on_uncommitted(&*self.ring, &self.st) && self.reap.maybe_reap(&self.ring) {

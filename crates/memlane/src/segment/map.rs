@@ -5,8 +5,14 @@ use std::io;
 
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
+/// A mapped window, guarded against SIGBUS from a truncated file.
+pub(crate) struct Map {
+    kind: MapKind,
+    guard: crate::sys::sigbus::Guard,
+}
+
 /// How a window is mapped.
-pub(crate) enum Map {
+enum MapKind {
     /// `MAP_SHARED`, read-write or read-only.
     Shared(MmapRaw),
     /// `MAP_PRIVATE`: writes stay in this process (copy-on-write).
@@ -24,7 +30,25 @@ impl Map {
         } else {
             opts.map_raw_read_only(file)?
         };
-        Ok(Map::Shared(raw))
+        Ok(Map::guarded(MapKind::Shared(raw)))
+    }
+
+    fn guarded(kind: MapKind) -> Map {
+        let (ptr, len) = match &kind {
+            MapKind::Shared(m) => (m.as_mut_ptr(), m.len()),
+            MapKind::Private(m) => (m.as_ptr().cast_mut(), m.len()),
+        };
+        Map {
+            guard: crate::sys::sigbus::Guard::register(ptr, len),
+            kind,
+        }
+    }
+
+    /// Whether another process truncated the file under this window (an
+    /// access past its new end was caught and read zeros).
+    #[inline]
+    pub(crate) fn truncated(&self) -> bool {
+        self.guard.faulted()
     }
 
     /// Maps a private copy-on-write window.
@@ -35,23 +59,23 @@ impl Map {
         // Rust reference to the bytes), so concurrent changes yield
         // different bytes, never undefined behaviour.
         let m = unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file)? };
-        Ok(Map::Private(m))
+        Ok(Map::guarded(MapKind::Private(m)))
     }
 
     /// The start of the window.
     pub(crate) fn ptr(&self) -> *mut u8 {
-        match self {
-            Map::Shared(m) => m.as_mut_ptr(),
-            Map::Private(m) => m.as_ptr().cast_mut(),
+        match &self.kind {
+            MapKind::Shared(m) => m.as_mut_ptr(),
+            MapKind::Private(m) => m.as_ptr().cast_mut(),
         }
     }
 
     /// `msync(MS_SYNC)` over a range of the window (a no-op for a private
     /// copy-on-write window, whose changes never reach the file).
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        match self {
-            Map::Shared(m) => m.flush_range(offset, len),
-            Map::Private(_) => Ok(()),
+        match &self.kind {
+            MapKind::Shared(m) => m.flush_range(offset, len),
+            MapKind::Private(_) => Ok(()),
         }
     }
 }

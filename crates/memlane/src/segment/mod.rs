@@ -382,6 +382,9 @@ impl Segment {
                 buf.len(),
             )
         };
+        if self.raw.truncated() {
+            return Err(AccessError::Truncated);
+        }
         Ok(())
     }
 
@@ -402,7 +405,8 @@ impl Segment {
     /// # Errors
     ///
     /// [`AccessError::ReadOnly`] on a read-only view,
-    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    /// [`AccessError::OutOfBounds`] if the range leaves the view,
+    /// [`AccessError::Truncated`] if another process truncated the file.
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
         if !self.raw.writable() {
             return Err(AccessError::ReadOnly);
@@ -420,6 +424,9 @@ impl Segment {
                 data.len(),
             )
         };
+        if self.raw.truncated() {
+            return Err(AccessError::Truncated);
+        }
         Ok(())
     }
 
@@ -435,6 +442,9 @@ impl Segment {
         self.check(offset, len)?;
         // SAFETY: as in `write`.
         unsafe { std::ptr::write_bytes(self.raw.data_ptr().add(offset), byte, len) };
+        if self.raw.truncated() {
+            return Err(AccessError::Truncated);
+        }
         Ok(())
     }
 

@@ -76,6 +76,11 @@ impl RawSegment {
     pub(crate) fn writable(&self) -> bool {
         self.writable
     }
+    /// Whether another process truncated the file under this mapping.
+    #[inline]
+    pub(crate) fn truncated(&self) -> bool {
+        self.map.truncated()
+    }
     pub(crate) fn flush_data_range(&self, offset: usize, len: usize) -> io::Result<()> {
         self.map.flush_range(self.data_in_map + offset, len)
     }

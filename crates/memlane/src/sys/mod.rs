@@ -9,6 +9,8 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
+#[cfg(target_os = "linux")]
+pub(crate) mod sigbus;
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("memlane supports Linux only for now; Windows and macOS backends are planned");

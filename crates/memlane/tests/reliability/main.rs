@@ -117,6 +117,16 @@ fn child_entry() {
             }
             println!("RESULT writes={writes}");
         }
+        "truncate" => {
+            let path = dir.join(format!("memlane.{name}"));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(4096)
+                .unwrap();
+            println!("RESULT truncated");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -668,4 +678,56 @@ fn created_owner_only_whatever_the_umask() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_peer_truncating_the_file_does_not_kill_us() {
+    let d = TestDir::new("rel-trunc");
+    let mut seg = Segment::builder("trunc")
+        .size(64 * 1024)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    seg.write(60_000, b"before").unwrap();
+    // Another process cuts the file down to its header.
+    let out = KillOnDrop(Some(spawn_role(ENTRY, "truncate", &vars(&d, "trunc", &[]))))
+        .wait(Duration::from_secs(30));
+    assert!(expect_success(&out, "truncating child").contains("RESULT truncated"));
+    // Touching the lost pages raised SIGBUS; memlane caught it.
+    let mut buf = [0u8; 6];
+    assert!(matches!(
+        seg.read(60_000, &mut buf),
+        Err(memlane::AccessError::Truncated)
+    ));
+    assert!(matches!(
+        seg.write(100, b"x"),
+        Err(memlane::AccessError::Truncated)
+    ));
+    drop(seg);
+
+    // A channel whose file is truncated under it reports corruption.
+    let c = Channel::builder("trunc-chan")
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut sub = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    p.send(b"ok").unwrap();
+    assert_eq!(&*sub.try_recv().unwrap(), b"ok");
+    let file = d.path.join("memlane.trunc-chan");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    assert!(
+        p.try_send(b"lost").is_err(),
+        "the publisher sees the truncation"
+    );
+    assert!(matches!(
+        sub.try_recv(),
+        Err(memlane::TryRecvError::Corrupt(_))
+    ));
 }
