@@ -1,1 +1,471 @@
-fn main() {}
+//! `memlane-compare`: memlane against the hardware floor, pipes, Unix
+//! sockets and iceoryx2, all measured in one run on this machine.
+//!
+//! ```sh
+//! cargo run --release -p memlane-bench -- --out docs/benchmarks          # full run (a few minutes)
+//! cargo run --release -p memlane-bench -- --out /tmp/bench --quick       # smoke test (seconds)
+//! ```
+//!
+//! It writes `RESULTS.md` (every figure with its ratio to the floor and to
+//! each peer, and the issue's targets met or missed) and SVG plots into the
+//! output directory. The workloads are described in `docs/benchmarks/README.md`
+//! and in `memlane-benchkit`. The binary re-executes itself with `--child`
+//! for the second process.
+
+#![deny(unsafe_code)]
+
+mod peers;
+mod plot;
+mod report;
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use memlane_benchkit::{
+    floor, pin_to_cpu, run_latency, run_throughput, serve, serve_builtin, Job, LatencyResult,
+    Launcher, Outcome, TempDir, ThroughputResult, Transport, Workload,
+};
+
+use peers::{Iox2, Pipe, SeqPacket, UnixStreamT};
+
+/// Transports in the latency tables, in display order.
+pub const LATENCY_TRANSPORTS: &[&str] = &[
+    "floor-spin",
+    "floor-futex",
+    "memlane-spin",
+    "memlane-block",
+    "memlane-sleep",
+    "iox2-spin",
+    "iox2-event",
+    "pipe",
+    "uds-stream",
+    "uds-seqpacket",
+];
+/// Message sizes of the latency tables.
+pub const LATENCY_SIZES: &[usize] = &[8, 1024, 64 << 10];
+/// Transports in the throughput tables.
+pub const THROUGHPUT_TRANSPORTS: &[&str] = &[
+    "floor-ring",
+    "memlane-spin",
+    "memlane-block",
+    "memlane-loan",
+    "iox2-spin",
+    "pipe",
+    "uds-stream",
+    "uds-seqpacket",
+];
+/// Message sizes of the throughput tables.
+pub const THROUGHPUT_SIZES: &[usize] = &[64, 1 << 20];
+/// Transports of the latency-versus-size sweep.
+pub const SWEEP_TRANSPORTS: &[&str] = &[
+    "floor-spin",
+    "memlane-spin",
+    "memlane-block",
+    "iox2-spin",
+    "pipe",
+    "uds-stream",
+];
+/// Sizes of the sweep.
+pub const SWEEP_SIZES: &[usize] = &[8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20];
+/// Subscriber counts of the fan-out runs.
+pub const FANOUT: &[u32] = &[1, 2, 4, 8];
+
+/// Everything one run measured.
+#[derive(Debug, Default)]
+pub struct Results {
+    /// The main latency table.
+    pub latency: Vec<LatencyResult>,
+    /// The throughput table (memcpy included).
+    pub throughput: Vec<ThroughputResult>,
+    /// Latency versus size.
+    pub sweep: Vec<LatencyResult>,
+    /// Fan-out latency (8 B).
+    pub fanout_latency: Vec<LatencyResult>,
+    /// Fan-out throughput (64 B).
+    pub fanout_throughput: Vec<ThroughputResult>,
+    /// Whether the two processes were pinned to CPUs 0 and 1.
+    pub pinned: bool,
+    /// `--quick`.
+    pub quick: bool,
+    /// CPUs available to the run (before pinning).
+    pub cpus: usize,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+}
+
+struct Options {
+    out: PathBuf,
+    quick: bool,
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: memlane-compare [--out DIR] [--quick]");
+    eprintln!("       memlane-compare --single TRANSPORT latency|throughput SIZE COUNT");
+    eprintln!("  --out DIR   where RESULTS.md and the SVG plots go (default docs/benchmarks)");
+    eprintln!("  --quick     far fewer iterations: a smoke test, not a measurement");
+    eprintln!("  --single    run one job and print its result (e.g. under strace or perf stat)");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return match child(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: benchmark child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("--single") {
+        return match single(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut opts = Options {
+        out: PathBuf::from("docs/benchmarks"),
+        quick: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--out" => match it.next() {
+                Some(d) => opts.out = PathBuf::from(d),
+                None => return usage(),
+            },
+            "-h" | "--help" => {
+                usage();
+                return ExitCode::SUCCESS;
+            }
+            _ => return usage(),
+        }
+    }
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--single TRANSPORT WORKLOAD SIZE COUNT`: one job, its result on
+/// standard output (for counting its system calls with `strace -c -f` or
+/// `perf stat -e raw_syscalls:sys_enter`).
+fn single(args: &[String]) -> io::Result<()> {
+    let [transport, workload, size, count] = args else {
+        return Err(memlane_benchkit::bad(
+            "--single takes TRANSPORT latency|throughput SIZE COUNT",
+        ));
+    };
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| memlane_benchkit::bad(format!("{s} is not a number")))
+    };
+    let dir = TempDir::new("memlane-compare")?;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin_to_cpu(0);
+    }
+    let job = Job::from_args(&[
+        format!("transport={transport}"),
+        format!("workload={workload}"),
+        format!("size={}", num(size)?),
+        format!("count={}", num(count)?),
+        "warmup=100".to_string(),
+        "subscribers=1".to_string(),
+        format!("dir={}", dir.path().display()),
+        format!("tag=single-{}", std::process::id()),
+    ])?;
+    let launcher = Launcher::current_exe(&["--child"])?;
+    match run_job(&launcher, &job)? {
+        Outcome::Latency(l) => println!(
+            "{} latency {} B x{}: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
+            l.transport, l.size, l.round_trips, l.p50_ns, l.p99_ns, l.p999_ns
+        ),
+        Outcome::Throughput(t) => println!(
+            "{} throughput {} B x{}: {:.3} M msgs/s, {:.2} GB/s",
+            t.transport,
+            t.size,
+            t.messages,
+            t.msgs_per_s / 1e6,
+            t.bytes_per_s / 1e9
+        ),
+    }
+    Ok(())
+}
+
+fn child(args: &[String]) -> io::Result<()> {
+    let job = Job::from_args(args)?;
+    if serve_builtin(&job)? {
+        return Ok(());
+    }
+    match job.transport.as_str() {
+        "pipe" => serve(&Pipe, &job),
+        "uds-stream" => serve(&UnixStreamT, &job),
+        "uds-seqpacket" => serve(&SeqPacket, &job),
+        "iox2-spin" => serve(&Iox2::Spin, &job),
+        "iox2-event" => serve(&Iox2::Event, &job),
+        other => Err(memlane_benchkit::bad(format!("unknown transport {other}"))),
+    }
+}
+
+/// Runs one job of any transport.
+fn run_job(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
+    fn go<T: Transport>(t: &T, launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
+        Ok(match job.workload {
+            Workload::Latency => Outcome::Latency(run_latency(t, launcher, job)?),
+            Workload::Throughput => Outcome::Throughput(run_throughput(t, launcher, job)?),
+        })
+    }
+    match job.transport.as_str() {
+        "pipe" => go(&Pipe, launcher, job),
+        "uds-stream" => go(&UnixStreamT, launcher, job),
+        "uds-seqpacket" => go(&SeqPacket, launcher, job),
+        "iox2-spin" => go(&Iox2::Spin, launcher, job),
+        "iox2-event" => go(&Iox2::Event, launcher, job),
+        _ => memlane_benchkit::run_builtin(launcher, job),
+    }
+}
+
+/// Round trips for a latency run of `size` bytes.
+fn round_trips(size: usize, quick: bool, sweep: bool) -> (u64, u64) {
+    let n: u64 = if !sweep && size <= 64 << 10 {
+        100_000
+    } else if size <= 4 << 10 {
+        20_000
+    } else if size <= 32 << 10 {
+        5_000
+    } else if size <= 256 << 10 {
+        1_000
+    } else {
+        400
+    };
+    if quick {
+        ((n / 100).max(100), 20)
+    } else {
+        (n, (n / 10).max(100))
+    }
+}
+
+/// Warm-up round trips: at least the job's own, and (outside `--quick`)
+/// enough for two laps of a ring of the job's capacity, so that first-touch
+/// page faults of the ring are not measured.
+fn warmup_laps(job: &Job) -> u64 {
+    if job.count < 10_000 && job.warmup < 100 {
+        return job.warmup; // --quick
+    }
+    let record = (job.size as u64 + 16).next_multiple_of(16);
+    job.warmup.max(2 * job.ring_capacity() / record)
+}
+
+/// Messages for a throughput run of `size` bytes.
+fn messages(size: usize, quick: bool) -> u64 {
+    let n: u64 = if size <= 4096 { 2_000_000 } else { 3_000 };
+    if quick {
+        (n / 100).max(50)
+    } else {
+        n
+    }
+}
+
+struct Runner<'a> {
+    launcher: Launcher,
+    dir: &'a TempDir,
+    next: u32,
+    done: usize,
+    total: usize,
+}
+
+impl Runner<'_> {
+    fn job(
+        &mut self,
+        transport: &str,
+        workload: Workload,
+        size: usize,
+        count: u64,
+        warmup: u64,
+        subs: u32,
+    ) -> Job {
+        self.next += 1;
+        Job {
+            transport: transport.to_string(),
+            workload,
+            size,
+            count,
+            warmup,
+            subscribers: subs,
+            dir: self.dir.path().to_path_buf(),
+            tag: format!("j{}-{}", self.next, std::process::id()),
+        }
+    }
+
+    fn run(&mut self, job: &Job) -> io::Result<Outcome> {
+        self.done += 1;
+        eprint!(
+            "[{:>3}/{}] {:<14} {:<10} {:>8} B x{:<2} ... ",
+            self.done,
+            self.total,
+            job.transport,
+            match job.workload {
+                Workload::Latency => "latency",
+                Workload::Throughput => "throughput",
+            },
+            job.size,
+            job.subscribers
+        );
+        let t0 = std::time::Instant::now();
+        let out = run_job(&self.launcher, job).map_err(|e| {
+            io::Error::other(format!(
+                "{} {:?} {} B: {e}",
+                job.transport, job.workload, job.size
+            ))
+        })?;
+        match &out {
+            Outcome::Latency(l) => eprintln!(
+                "p50 {:>10.0} ns  p99 {:>10.0} ns  ({:.1}s)",
+                l.p50_ns,
+                l.p99_ns,
+                t0.elapsed().as_secs_f64()
+            ),
+            Outcome::Throughput(t) => eprintln!(
+                "{:>8.2} M msg/s  {:>6.2} GB/s  ({:.1}s)",
+                t.msgs_per_s / 1e6,
+                t.bytes_per_s / 1e9,
+                t.seconds
+            ),
+        }
+        Ok(out)
+    }
+}
+
+fn run(opts: &Options) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = cpus >= 2 && pin_to_cpu(0);
+    let dir = TempDir::new("memlane-compare")?;
+    let lat_jobs: usize = LATENCY_SIZES
+        .iter()
+        .map(|&s| {
+            LATENCY_TRANSPORTS
+                .iter()
+                .filter(|t| peers::supports(t, Workload::Latency, s))
+                .count()
+        })
+        .sum();
+    let thr_jobs: usize = THROUGHPUT_SIZES
+        .iter()
+        .map(|&s| {
+            THROUGHPUT_TRANSPORTS
+                .iter()
+                .filter(|t| peers::supports(t, Workload::Throughput, s))
+                .count()
+        })
+        .sum();
+    let sweep_jobs: usize = SWEEP_SIZES
+        .iter()
+        .map(|&s| {
+            SWEEP_TRANSPORTS
+                .iter()
+                .filter(|t| peers::supports(t, Workload::Latency, s))
+                .count()
+        })
+        .sum();
+    let mut r = Runner {
+        launcher: Launcher::current_exe(&["--child"])?,
+        dir: &dir,
+        next: 0,
+        done: 0,
+        total: lat_jobs + thr_jobs + sweep_jobs + 2 * FANOUT.len(),
+    };
+    let mut res = Results {
+        pinned,
+        cpus,
+        quick: opts.quick,
+        ..Results::default()
+    };
+    for &size in LATENCY_SIZES {
+        for t in LATENCY_TRANSPORTS {
+            if !peers::supports(t, Workload::Latency, size) {
+                continue;
+            }
+            let (n, w) = round_trips(size, opts.quick, false);
+            let job = r.job(t, Workload::Latency, size, n, w, 1);
+            let job = Job {
+                warmup: warmup_laps(&job),
+                ..job
+            };
+            if let Outcome::Latency(l) = r.run(&job)? {
+                res.latency.push(l);
+            }
+        }
+    }
+    for &size in THROUGHPUT_SIZES {
+        let n = messages(size, opts.quick);
+        res.throughput.push(floor::memcpy(size, n));
+        for t in THROUGHPUT_TRANSPORTS {
+            if !peers::supports(t, Workload::Throughput, size) {
+                continue;
+            }
+            let job = r.job(t, Workload::Throughput, size, n, 0, 1);
+            if let Outcome::Throughput(x) = r.run(&job)? {
+                res.throughput.push(x);
+            }
+        }
+    }
+    for &subs in FANOUT {
+        let (n, w) = round_trips(8, opts.quick, false);
+        let job = r.job("memlane-spin", Workload::Latency, 8, n / 2, w, subs);
+        let job = Job {
+            warmup: warmup_laps(&job),
+            ..job
+        };
+        if let Outcome::Latency(l) = r.run(&job)? {
+            res.fanout_latency.push(l);
+        }
+        let job = r.job(
+            "memlane-spin",
+            Workload::Throughput,
+            64,
+            messages(64, opts.quick) / 2,
+            0,
+            subs,
+        );
+        if let Outcome::Throughput(x) = r.run(&job)? {
+            res.fanout_throughput.push(x);
+        }
+    }
+    for &size in SWEEP_SIZES {
+        for t in SWEEP_TRANSPORTS {
+            if !peers::supports(t, Workload::Latency, size) {
+                continue;
+            }
+            let (n, w) = round_trips(size, opts.quick, true);
+            let job = r.job(t, Workload::Latency, size, n, w, 1);
+            let job = Job {
+                warmup: warmup_laps(&job),
+                ..job
+            };
+            if let Outcome::Latency(l) = r.run(&job)? {
+                res.sweep.push(l);
+            }
+        }
+    }
+    res.seconds = start.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&opts.out)?;
+    let md = report::markdown(&res);
+    std::fs::write(opts.out.join("RESULTS.md"), md)?;
+    plot::all(&res, &opts.out)?;
+    eprintln!(
+        "wrote {} and plots in {:.0} s",
+        opts.out.join("RESULTS.md").display(),
+        res.seconds
+    );
+    Ok(())
+}

@@ -192,6 +192,7 @@ pub struct IoxLink {
     sub: Subscriber<ipc::Service, [u8], ()>,
     notifier: Option<Notifier<ipc::Service>>,
     listener: Option<Listener<ipc::Service>>,
+    connected: bool,
     // Dropped last: the ports need their node.
     _node: Node<ipc::Service>,
 }
@@ -199,13 +200,12 @@ pub struct IoxLink {
 impl Iox2 {
     fn open(&self, job: &Job, parent: bool) -> io::Result<IoxLink> {
         set_log_level(LogLevel::Error);
-        let node = NodeBuilder::new()
-            .create::<ipc::Service>()
-            .map_err(ierr)?;
+        let node = NodeBuilder::new().create::<ipc::Service>().map_err(ierr)?;
         // Queue depth: what a ring of the same capacity as memlane's holds.
         let depth = (job.ring_capacity() as usize / (job.size + 64)).clamp(2, 256);
         let service = |dir: &str| {
-            let name = ServiceName::new(&format!("memlane-bench/{}/{dir}", job.tag)).map_err(ierr)?;
+            let name =
+                ServiceName::new(&format!("memlane-bench/{}/{dir}", job.tag)).map_err(ierr)?;
             node.service_builder(&name)
                 .publish_subscribe::<[u8]>()
                 .max_publishers(1)
@@ -216,7 +216,11 @@ impl Iox2 {
                 .open_or_create()
                 .map_err(ierr)
         };
-        let (out, inc) = if parent { ("ping", "pong") } else { ("pong", "ping") };
+        let (out, inc) = if parent {
+            ("ping", "pong")
+        } else {
+            ("pong", "ping")
+        };
         let out_service = service(out)?;
         let in_service = service(inc)?;
         let publ = out_service
@@ -228,8 +232,8 @@ impl Iox2 {
         let sub = in_service.subscriber_builder().create().map_err(ierr)?;
         let (notifier, listener) = if *self == Iox2::Event {
             let event = |dir: &str| {
-                let name =
-                    ServiceName::new(&format!("memlane-bench/{}/{dir}-ev", job.tag)).map_err(ierr)?;
+                let name = ServiceName::new(&format!("memlane-bench/{}/{dir}-ev", job.tag))
+                    .map_err(ierr)?;
                 node.service_builder(&name)
                     .event()
                     .open_or_create()
@@ -247,6 +251,7 @@ impl Iox2 {
             sub,
             notifier,
             listener,
+            connected: false,
             _node: node,
         })
     }
@@ -270,8 +275,11 @@ impl Transport for Iox2 {
 
 impl Link for IoxLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        // The child's subscriber joined before it said `ready`.
-        self.publ.update_connections().map_err(ierr)?;
+        if !self.connected {
+            // The peer's subscriber joined before it said `ready`.
+            self.publ.update_connections().map_err(ierr)?;
+            self.connected = true;
+        }
         let sample = self.publ.loan_slice_uninit(msg.len()).map_err(ierr)?;
         sample.write_from_slice(msg).send().map_err(ierr)?;
         if let Some(n) = &self.notifier {

@@ -29,15 +29,7 @@ impl TempDir {
     ///
     /// If neither location is writable.
     pub fn new(tag: &str) -> io::Result<TempDir> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let leaf = format!(
-            "{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let leaf = unique(tag);
         let shm = Path::new("/dev/shm").join(&leaf);
         match std::fs::create_dir(&shm) {
             Ok(()) => Ok(TempDir(shm)),
@@ -47,6 +39,17 @@ impl TempDir {
                 Ok(TempDir(tmp))
             }
         }
+    }
+
+    /// Creates a fresh directory inside `parent`.
+    ///
+    /// # Errors
+    ///
+    /// If `parent` is not writable.
+    pub fn new_in(parent: &Path, tag: &str) -> io::Result<TempDir> {
+        let path = parent.join(unique(tag));
+        std::fs::create_dir(&path)?;
+        Ok(TempDir(path))
     }
 
     /// The directory.
@@ -61,13 +64,24 @@ impl Drop for TempDir {
     }
 }
 
-/// Pins the calling thread (and threads it starts later) to `cpu`, if the
-/// machine has it. Returns whether it did.
+/// `tag-PID-COUNTER-NANOS`.
+fn unique(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Pins the calling thread (and threads and processes it starts later) to
+/// `cpu`, if the machine has it. Returns whether it did. (A child must be
+/// able to pin itself elsewhere: `available_parallelism` would only count
+/// the inherited mask, so this just asks the kernel.)
 pub fn pin_to_cpu(cpu: usize) -> bool {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpu >= n {
-        return false;
-    }
     let mut set = rustix::thread::CpuSet::new();
     set.set(cpu);
     rustix::thread::sched_setaffinity(None, &set).is_ok()

@@ -42,12 +42,24 @@ pub enum Command {
     List(ListArgs),
     /// Remove channels or segments by name.
     Rm(RmArgs),
+    /// Remove what no live process holds: segments left by crashed or
+    /// exited processes, temporary files of creators that died, stale
+    /// liveness tokens; with --reap, also reclaim dead endpoints' slots in
+    /// the named channels.
+    Gc(GcArgs),
     /// Show the whole system: two processes exchange messages over a pair
     /// of channels and measure the latency.
     Demo(DemoArgs),
     /// The client half of `memlane demo` (run by it, in a child process).
     #[command(hide = true)]
     DemoClient(DemoClientArgs),
+    /// Measure memlane on this machine against the hardware floor (a cache
+    /// line, a futex, a minimal ring, memcpy) in two processes: latency,
+    /// throughput and fan-out, with each figure's ratio to the floor.
+    Bench(BenchArgs),
+    /// The second process of `memlane bench` (run by it).
+    #[command(hide = true)]
+    BenchChild(BenchChildArgs),
 }
 
 /// Arguments of `memlane create`.
@@ -74,6 +86,10 @@ pub struct CreateArgs {
     /// Replace an existing file at --file instead of failing.
     #[arg(long, requires = "file")]
     pub force: bool,
+    /// Replace a stale channel at the name (one that no live process holds:
+    /// its users exited or crashed) instead of failing.
+    #[arg(long)]
+    pub replace_stale: bool,
 }
 
 /// Arguments of `memlane send`.
@@ -144,6 +160,21 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// Arguments of `memlane gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also reclaim the slots of dead publishers and subscribers in these
+    /// channels (a dead subscriber holds publishers back).
+    #[arg(long, value_name = "NAME", value_parser = parse::name)]
+    pub reap: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `memlane rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -178,4 +209,30 @@ pub struct DemoClientArgs {
     /// Round trips to echo.
     #[arg(long)]
     pub round_trips: u32,
+}
+
+/// Arguments of `memlane bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Far fewer iterations (seconds instead of about a minute): rough figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Round trips per latency measurement (default 20000; 1000 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub round_trips: Option<u64>,
+    /// Messages per throughput measurement (default 1000000 of 64 B and
+    /// 2000 of 1 MiB; --quick: 20000 and 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: Option<u64>,
+}
+
+/// Arguments of the hidden `memlane bench-child`.
+#[derive(Debug, Args)]
+pub struct BenchChildArgs {
+    /// The job, as `key=value` arguments written by `memlane bench`.
+    #[arg(required = true, value_name = "KEY=VALUE")]
+    pub job: Vec<String>,
 }

@@ -29,8 +29,11 @@ fn main() -> ExitCode {
         Command::Info(args) => command::info::run(dir, args),
         Command::List(args) => command::list::run(dir, args),
         Command::Rm(args) => command::rm::run(dir, args),
+        Command::Gc(args) => command::gc::run(dir, args),
         Command::Demo(args) => command::demo::run(dir, args),
         Command::DemoClient(args) => command::demo_client::run(dir, args),
+        Command::Bench(args) => command::bench::run(dir, args),
+        Command::BenchChild(args) => command::bench::run_child(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -440,3 +440,76 @@ fn demo_runs_end_to_end_and_cleans_up() {
     }
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
+
+/// `memlane bench --quick --json` with tiny counts: the JSON has the
+/// documented shape (timing values are never asserted) and the private
+/// directory of the run is gone afterwards.
+#[test]
+fn bench_quick_json_shape_and_cleanup() {
+    let dir = TempDir::new("bench");
+    let out = run(
+        &dir,
+        &[
+            "bench",
+            "--quick",
+            "--json",
+            "--round-trips",
+            "50",
+            "--messages",
+            "200",
+        ],
+    )
+    .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:#?}"));
+    assert!(v["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    assert!(v["machine"]["kernel"].is_string(), "{v}");
+    assert!(v["pinned"].is_boolean() && v["quick"] == true, "{v}");
+    let latency = v["latency"].as_array().expect("latency is an array");
+    let throughput = v["throughput"].as_array().expect("throughput is an array");
+    for row in latency {
+        for key in ["p50_ns", "p99_ns", "p999_ns", "max_ns"] {
+            assert!(row[key].is_number(), "{key} in {row}");
+        }
+        assert!(
+            row["transport"].is_string() && row["floor"].is_string(),
+            "{row}"
+        );
+        assert!(row["size"].is_u64() && row["round_trips"].is_u64(), "{row}");
+        assert!(row["ratio_to_floor"].is_number(), "{row}");
+    }
+    for row in throughput {
+        for key in ["msgs_per_s", "bytes_per_s", "seconds"] {
+            assert!(row[key].is_number(), "{key} in {row}");
+        }
+        assert!(row["ratio_to_floor"].is_number(), "{row}");
+    }
+    let has = |rows: &[serde_json::Value], transport: &str, size: u64| {
+        rows.iter()
+            .any(|r| r["transport"] == transport && r["size"] == size)
+    };
+    for t in [
+        "floor-spin",
+        "floor-futex",
+        "memlane-spin",
+        "memlane-block",
+        "memlane-sleep",
+    ] {
+        for size in [8, 1024, 65536] {
+            assert!(has(latency, t, size), "no {t} latency at {size} B: {v}");
+        }
+    }
+    for t in ["floor-ring", "memcpy", "memlane-spin", "memlane-loan"] {
+        for size in [64, 1 << 20] {
+            assert!(
+                has(throughput, t, size),
+                "no {t} throughput at {size} B: {v}"
+            );
+        }
+    }
+    assert!(
+        latency.iter().any(|r| r["subscribers"] == 8),
+        "no 8-subscriber run: {v}"
+    );
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}

@@ -12,6 +12,9 @@
 //! Channels live in a private directory, removed at the end.
 //! Run: `cargo bench -p memlane --bench hot_paths`.
 
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -97,13 +100,17 @@ fn hot_paths(c: &mut Criterion) {
     for size in [64usize, 1 << 20] {
         let ch = channel(&dir, &format!("loan-{size}"), 4 << 20, 1 << 20);
         let mut publ = ch.publisher().expect("publisher");
-        g.bench_with_input(BenchmarkId::new("no subscriber", size), &size, |b, &size| {
-            b.iter(|| {
-                let mut loan = publ.loan(size).expect("loan");
-                loan[0] = 1;
-                loan.commit();
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("no subscriber", size),
+            &size,
+            |b, &size| {
+                b.iter(|| {
+                    let mut loan = publ.loan(size).expect("loan");
+                    loan[0] = 1;
+                    loan.commit();
+                })
+            },
+        );
     }
     let ch = channel(&dir, "copy-1MiB", 4 << 20, 1 << 20);
     let mut publ = ch.publisher().expect("publisher");

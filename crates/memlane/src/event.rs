@@ -80,6 +80,7 @@ impl Event {
             mode: DEFAULT_MODE,
             kind: Kind::Event,
             data_len: 64,
+            replace_stale: true,
         };
         let seg = raw::create(&spec, |_, _| {})?;
         Ok(Event { seg, seen: 0 })

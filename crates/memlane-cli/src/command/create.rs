@@ -9,7 +9,12 @@ use crate::output;
 
 /// Creates the channel described by `args`.
 pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
-    let mut builder = Channel::builder(&args.name).capacity(args.capacity);
+    // A channel made by `memlane create` is held by nobody once this
+    // process exits, so the library's default (replace a stale channel)
+    // would make a second `create` silently reset it: ask for it instead.
+    let mut builder = Channel::builder(&args.name)
+        .capacity(args.capacity)
+        .replace_stale(args.replace_stale);
     if let Some(dir) = dir {
         builder = builder.dir(dir);
     }

@@ -33,6 +33,7 @@ struct InfoJson {
 #[derive(Serialize)]
 struct PublisherJson {
     slot: u32,
+    state: String,
     pid: u32,
     messages: u64,
     bytes: u64,
@@ -42,6 +43,7 @@ struct PublisherJson {
 #[derive(Serialize)]
 struct SubscriberJson {
     slot: u32,
+    state: String,
     pid: u32,
     position: u64,
     lag: u64,
@@ -69,6 +71,7 @@ impl From<&ChannelInfo> for InfoJson {
                 .iter()
                 .map(|p| PublisherJson {
                     slot: p.slot,
+                    state: p.state.to_string(),
                     pid: p.pid,
                     messages: p.messages,
                     bytes: p.bytes,
@@ -79,6 +82,7 @@ impl From<&ChannelInfo> for InfoJson {
                 .iter()
                 .map(|s| SubscriberJson {
                     slot: s.slot,
+                    state: s.state.to_string(),
                     pid: s.pid,
                     position: s.position,
                     lag: s.lag,
@@ -119,13 +123,17 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "  {:>4}  {:>8}  {:>12}  {:>14}",
-            "SLOT", "PID", "MESSAGES", "BYTES"
+            "  {:>4}  {:>7}  {:>8}  {:>12}  {:>14}",
+            "SLOT", "STATE", "PID", "MESSAGES", "BYTES"
         );
         for p in &info.publishers {
             println!(
-                "  {:>4}  {:>8}  {:>12}  {:>14}",
-                p.slot, p.pid, p.messages, p.bytes
+                "  {:>4}  {:>7}  {:>8}  {:>12}  {:>14}",
+                p.slot,
+                p.state.to_string(),
+                p.pid,
+                p.messages,
+                p.bytes
             );
         }
     }
@@ -139,15 +147,34 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "  {:>4}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
-            "SLOT", "PID", "POSITION", "LAG", "MESSAGES", "BYTES"
+            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
+            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES"
         );
         for s in &info.subscribers {
             println!(
-                "  {:>4}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
-                s.slot, s.pid, s.position, s.lag, s.messages, s.bytes
+                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
+                s.slot,
+                s.state.to_string(),
+                s.pid,
+                s.position,
+                s.lag,
+                s.messages,
+                s.bytes
             );
         }
+    }
+    let dead = info
+        .publishers
+        .iter()
+        .map(|p| p.state)
+        .chain(info.subscribers.iter().map(|s| s.state))
+        .filter(|s| *s == memlane::Liveness::Dead)
+        .count();
+    if dead > 0 {
+        println!(
+            "{dead} endpoint(s) died without leaving; blocked endpoints reclaim them by themselves, or run `memlane gc --reap {}`",
+            output::escape(info.name.as_bytes())
+        );
     }
     Ok(())
 }

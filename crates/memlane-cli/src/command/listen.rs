@@ -3,6 +3,11 @@
 
 use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use anyhow::Context;
 use memlane::RecvTimeoutError;
@@ -11,9 +16,18 @@ use crate::cli::{Format, ListenArgs};
 use crate::command::open_channel;
 use crate::output;
 
+/// How often a waiting listener checks for SIGINT/SIGTERM.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
 /// Prints messages until `--count` are received or `--timeout` passes
-/// without one.
+/// without one. SIGINT and SIGTERM end it cleanly: the subscriber leaves
+/// the channel (freeing its slot) and the exit status is 130 or 143.
 pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            .context("installing the SIGINT/SIGTERM handlers")?;
+    }
     let channel = open_channel(dir, &args.name)?;
     let mut sub = channel.subscriber()?;
     if let Some(ready) = &args.ready_file {
@@ -23,20 +37,31 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut seq: u64 = 0;
+    let mut idle_since = Instant::now();
     while args.count.is_none_or(|count| seq < count) {
-        let line = match args.timeout {
-            None => render(&sub.recv()?, seq, args.format),
-            Some(timeout) => match sub.recv_timeout(timeout) {
-                Ok(msg) => render(&msg, seq, args.format),
-                Err(RecvTimeoutError::Timeout) => {
-                    if std::io::stderr().is_terminal() {
-                        eprintln!("no message for {timeout:?}; {seq} received");
+        let caught = signal.load(Ordering::Relaxed);
+        if caught != 0 {
+            drop(sub);
+            drop(channel);
+            let _ = out.flush();
+            std::process::exit(128 + caught as i32);
+        }
+        let line = match sub.recv_timeout(SIGNAL_CHECK) {
+            Ok(msg) => render(&msg, seq, args.format),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(timeout) = args.timeout {
+                    if idle_since.elapsed() >= timeout {
+                        if std::io::stderr().is_terminal() {
+                            eprintln!("no message for {timeout:?}; {seq} received");
+                        }
+                        break;
                     }
-                    break;
                 }
-                Err(e) => return Err(e.into()),
-            },
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
+        idle_since = Instant::now();
         match writeln!(out, "{line}").and_then(|()| out.flush()) {
             Ok(()) => {}
             // The reader went away (`memlane listen x | head -1`): done.

@@ -2,9 +2,11 @@
 //! segment directory (`--dir`, `None` for the library's default) and its
 //! parsed arguments.
 
+pub mod bench;
 pub mod create;
 pub mod demo;
 pub mod demo_client;
+pub mod gc;
 pub mod info;
 pub mod list;
 pub mod listen;

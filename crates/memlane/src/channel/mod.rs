@@ -101,9 +101,17 @@ pub struct ChannelBuilder {
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
     initial_position: u64,
+    replace_stale: bool,
 }
 
 impl ChannelBuilder {
+    /// Whether a stale channel at the name (one of this user's that no
+    /// live process holds: its users exited or crashed) is replaced
+    /// instead of reported as `AlreadyExists` (default true).
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
     /// Ring capacity in bytes: a power of two from 4 KiB to 16 GiB
     /// (default 1 MiB).
     pub fn capacity(mut self, bytes: u64) -> Self {
@@ -179,6 +187,7 @@ impl ChannelBuilder {
             mode: self.mode,
             kind: Kind::Channel,
             data_len: geo.data_len(),
+            replace_stale: self.replace_stale,
         };
         let config = geo.config();
         let seg = raw::create(&spec, |data, len| {
@@ -213,6 +222,7 @@ impl Channel {
             file: None,
             mode: DEFAULT_MODE,
             initial_position: 0,
+            replace_stale: true,
         }
     }
 

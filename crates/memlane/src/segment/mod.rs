@@ -95,9 +95,18 @@ pub struct SegmentBuilder {
     dir: Option<PathBuf>,
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
+    replace_stale: bool,
 }
 
 impl SegmentBuilder {
+    /// Whether a stale segment at the name (a memlane file of this user
+    /// that no live process holds: its users exited or crashed) is
+    /// replaced instead of reported as `AlreadyExists` (default true). A
+    /// backing file is never replaced this way; see [`Disposition`].
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
     /// The size of the data region in bytes (1 or more; with
     /// [`Disposition::OpenExisting`], 0 accepts any size).
     pub fn size(mut self, size: u64) -> Self {
@@ -151,6 +160,7 @@ impl SegmentBuilder {
             mode: self.mode,
             kind: Kind::Segment,
             data_len: self.size,
+            replace_stale: self.replace_stale,
         };
         let raw = raw::create(&spec, |_, _| {})?;
         Ok(Segment {
@@ -257,6 +267,7 @@ impl Segment {
             dir: None,
             file: None,
             mode: DEFAULT_MODE,
+            replace_stale: true,
         }
     }
 

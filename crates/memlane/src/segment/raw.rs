@@ -25,6 +25,28 @@ use crate::sys::{self, Dir, OpenFileError};
 /// The largest path a link entry can hold.
 const MAX_LINK_PATH: usize = 4000;
 
+/// What to do when something exists at the name being created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnExists {
+    /// Fail with `AlreadyExists`.
+    Fail,
+    /// Replace it if it is stale (a memlane file of this user that no
+    /// live process holds); fail otherwise.
+    ReplaceStale,
+    /// Replace it (create-always).
+    Replace,
+}
+
+impl OnExists {
+    pub(crate) fn from_stale(replace_stale: bool) -> OnExists {
+        if replace_stale {
+            OnExists::ReplaceStale
+        } else {
+            OnExists::Fail
+        }
+    }
+}
+
 /// What to create.
 pub(crate) struct CreateSpec<'a> {
     pub(crate) name: &'a str,
@@ -33,6 +55,8 @@ pub(crate) struct CreateSpec<'a> {
     pub(crate) mode: u32,
     pub(crate) kind: Kind,
     pub(crate) data_len: u64,
+    /// Whether a stale segment at the name is replaced (see `OnExists`).
+    pub(crate) replace_stale: bool,
 }
 
 /// A mapped memlane file.
@@ -147,7 +171,7 @@ fn build_in<F>(
     dir_path: &Path,
     final_name: &str,
     display_name: &str,
-    replace: bool,
+    on_exists: OnExists,
     mode: u32,
     kind: Kind,
     data_len: u64,
@@ -161,9 +185,9 @@ where
     // stale (its users exited or died): it is replaced, under an exclusive
     // lock so no opener can take it meanwhile.
     let mut stale: Option<File> = None;
-    if !replace {
+    if on_exists != OnExists::Replace {
         if let Ok(existing) = dir.open_existing(OsStr::new(final_name), false) {
-            if is_stale(&existing) {
+            if on_exists == OnExists::ReplaceStale && is_stale(&existing) {
                 stale = Some(existing);
             } else {
                 return Err(CreateError::AlreadyExists {
@@ -174,7 +198,7 @@ where
             }
         }
     }
-    let replace = replace || stale.is_some();
+    let replace = on_exists == OnExists::Replace || stale.is_some();
     let total = HEADER_REGION + data_len;
     let total_usize = usize::try_from(total).map_err(|_| CreateError::InvalidConfig {
         reason: format!("{total} bytes do not fit in this machine's address space"),
@@ -265,7 +289,7 @@ where
                 &dir_path,
                 &entry,
                 spec.name,
-                false,
+                OnExists::from_stale(spec.replace_stale),
                 spec.mode,
                 spec.kind,
                 spec.data_len,
@@ -367,7 +391,11 @@ where
                 &parent,
                 &file_name,
                 spec.name,
-                replace,
+                if replace {
+                    OnExists::Replace
+                } else {
+                    OnExists::Fail
+                },
                 spec.mode,
                 spec.kind,
                 spec.data_len,
@@ -410,7 +438,7 @@ where
         dir_path,
         &entry,
         spec.name,
-        false,
+        OnExists::from_stale(spec.replace_stale),
         spec.mode,
         Kind::Link,
         HEADER_REGION,

@@ -1,0 +1,320 @@
+//! `memlane bench`: memlane against the hardware floor of this machine,
+//! measured by two processes (this one and a copy of it started as the
+//! hidden `memlane bench-child`), pinned one per CPU where there are two.
+//!
+//! The workloads and transports are those of `memlane-benchkit` (and of
+//! `docs/benchmarks/README.md`): one-way latency for 8 B, 1 KiB and 64 KiB
+//! over the cache-line and futex floors and memlane busy-polling, blocking
+//! and always-sleeping; throughput for 64 B and 1 MiB over the minimal
+//! ring, one-process memcpy and memlane copying and loaning; and latency
+//! with 1 and 8 subscribers. Each memlane figure is shown next to its
+//! floor as a ratio. The peers (pipes, sockets, iceoryx2) are in the
+//! separate `memlane-compare` benchmark.
+//!
+//! Everything lives in a fresh private directory (inside `--dir` if given,
+//! else under `/dev/shm`) that is removed on every path out.
+
+use std::path::Path;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use memlane_benchkit::{
+    floor, pin_to_cpu, run_builtin, Job, LatencyResult, Launcher, Outcome, TempDir,
+    ThroughputResult, Workload,
+};
+use serde::Serialize;
+
+use crate::cli::{BenchArgs, BenchChildArgs};
+use crate::output;
+
+/// A latency figure and the floor it is compared with.
+#[derive(Debug, Serialize)]
+struct LatencyRow {
+    #[serde(flatten)]
+    result: LatencyResult,
+    /// The floor transport this row is compared with.
+    floor: &'static str,
+    /// p50 divided by the floor's p50 (lower is better).
+    ratio_to_floor: Option<f64>,
+}
+
+/// A throughput figure and the floor it is compared with.
+#[derive(Debug, Serialize)]
+struct ThroughputRow {
+    #[serde(flatten)]
+    result: ThroughputResult,
+    /// The floor transport this row is compared with.
+    floor: &'static str,
+    /// Messages/s divided by the floor's (higher is better).
+    ratio_to_floor: Option<f64>,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// CPUs, CPU model and kernel.
+    machine: Machine,
+    /// Whether the two processes were pinned to CPUs 0 and 1.
+    pinned: bool,
+    /// Whether this was a `--quick` run.
+    quick: bool,
+    latency: Vec<LatencyRow>,
+    throughput: Vec<ThroughputRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    kernel: String,
+}
+
+fn machine() -> Machine {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_model,
+        kernel,
+    }
+}
+
+/// The floor a transport is measured against.
+fn floor_of(transport: &str, workload: Workload) -> &'static str {
+    match (transport, workload) {
+        ("memcpy", _) => "memcpy",
+        (_, Workload::Throughput) => "floor-ring",
+        ("memlane-block" | "memlane-sleep" | "floor-futex", _) => "floor-futex",
+        _ => "floor-spin",
+    }
+}
+
+/// The jobs of one run, in order.
+fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
+    let (rt, msgs_small, msgs_large) = if args.quick {
+        (1_000, 20_000, 20)
+    } else {
+        (20_000, 1_000_000, 2_000)
+    };
+    let rt = args.round_trips.unwrap_or(rt);
+    let msgs_small = args.messages.unwrap_or(msgs_small);
+    let msgs_large = args.messages.map_or(msgs_large, |m| m.clamp(1, msgs_large));
+    let mut jobs = Vec::new();
+    let mut job = |transport: &str, workload, size: usize, count: u64, subscribers: u32| {
+        let n = jobs.len();
+        jobs.push(Job {
+            transport: transport.to_string(),
+            workload,
+            size,
+            count,
+            warmup: (count / 10).max(10),
+            subscribers,
+            dir: dir.to_path_buf(),
+            tag: format!("b{n}"),
+        });
+    };
+    for size in [8, 1024, 64 << 10] {
+        let n = if size > 4096 { (rt / 4).max(1) } else { rt };
+        for t in [
+            "floor-spin",
+            "floor-futex",
+            "memlane-spin",
+            "memlane-block",
+            "memlane-sleep",
+        ] {
+            job(t, Workload::Latency, size, n, 1);
+        }
+    }
+    for (size, n) in [(64, msgs_small), (1 << 20, msgs_large)] {
+        for t in [
+            "floor-ring",
+            "memlane-spin",
+            "memlane-block",
+            "memlane-loan",
+        ] {
+            job(t, Workload::Throughput, size, n, 1);
+        }
+    }
+    job("memlane-spin", Workload::Latency, 8, rt, 8);
+    jobs
+}
+
+/// Runs the benchmark.
+pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
+    let machine = machine();
+    let pinned = machine.cpus >= 2 && pin_to_cpu(0);
+    let tmp = match dir {
+        Some(d) => TempDir::new_in(d, "memlane-bench"),
+        None => TempDir::new("memlane-bench"),
+    }
+    .context("creating a private directory for the benchmark's channels")?;
+    // The job names its directory; the child needs nothing else.
+    let launcher = Launcher::current_exe(&["bench-child"]).context("finding this program")?;
+    let jobs = plan(&args, tmp.path());
+
+    let bar = ProgressBar::new(jobs.len() as u64 + 2);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut latency: Vec<LatencyResult> = Vec::new();
+    let mut throughput: Vec<ThroughputResult> = Vec::new();
+    for (size, n) in [(64, 200_000), (1 << 20, 200)] {
+        bar.set_message(format!("memcpy {}", output::size(size as u64)));
+        let n = if args.quick { n / 10 } else { n };
+        throughput.push(floor::memcpy(size, n));
+        bar.inc(1);
+    }
+    for job in &jobs {
+        let what = match job.workload {
+            Workload::Latency => "latency",
+            Workload::Throughput => "throughput",
+        };
+        bar.set_message(format!(
+            "{} {what} {}{}",
+            job.transport,
+            output::size(job.size as u64),
+            if job.subscribers > 1 {
+                format!(" x{} subscribers", job.subscribers)
+            } else {
+                String::new()
+            }
+        ));
+        let outcome = run_builtin(&launcher, job).with_context(|| {
+            format!(
+                "{} {what} benchmark with {} messages",
+                job.transport,
+                output::size(job.size as u64)
+            )
+        })?;
+        match outcome {
+            Outcome::Latency(l) => latency.push(l),
+            Outcome::Throughput(t) => throughput.push(t),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    drop(tmp);
+
+    let latency: Vec<LatencyRow> = latency
+        .iter()
+        .map(|l| {
+            let floor = floor_of(&l.transport, Workload::Latency);
+            let base = latency
+                .iter()
+                .find(|b| b.transport == floor && b.size == l.size && b.subscribers == 1);
+            LatencyRow {
+                result: l.clone(),
+                floor,
+                ratio_to_floor: base.map(|b| l.p50_ns / b.p50_ns),
+            }
+        })
+        .collect();
+    let throughput: Vec<ThroughputRow> = throughput
+        .iter()
+        .map(|t| {
+            let floor = floor_of(&t.transport, Workload::Throughput);
+            let base = throughput
+                .iter()
+                .find(|b| b.transport == floor && b.size == t.size);
+            ThroughputRow {
+                result: t.clone(),
+                floor,
+                ratio_to_floor: base.map(|b| t.msgs_per_s / b.msgs_per_s),
+            }
+        })
+        .collect();
+    let report = Report {
+        machine,
+        pinned,
+        quick: args.quick,
+        latency,
+        throughput,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "machine: {} CPUs ({}), Linux {}; processes {}pinned one per CPU{}",
+        r.machine.cpus,
+        r.machine.cpu_model,
+        r.machine.kernel,
+        if r.pinned { "" } else { "not " },
+        if r.quick {
+            "; --quick: few iterations, rough figures"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "\none-way latency (half a round trip); ratio = p50 / the floor's p50, lower is better"
+    );
+    println!(
+        "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  floor",
+        "transport", "size", "subs", "p50", "p99", "p99.9", "ratio"
+    );
+    for row in &r.latency {
+        let l = &row.result;
+        println!(
+            "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  {}",
+            l.transport,
+            output::size(l.size as u64),
+            l.subscribers,
+            output::nanos(l.p50_ns as u64),
+            output::nanos(l.p99_ns as u64),
+            output::nanos(l.p999_ns as u64),
+            ratio(row.ratio_to_floor),
+            row.floor
+        );
+    }
+    println!("\nthroughput, one direction; ratio = messages/s / the floor's, higher is better");
+    println!(
+        "{:<15}{:>9}{:>12}{:>10}{:>9}  floor",
+        "transport", "size", "M msgs/s", "GB/s", "ratio"
+    );
+    for row in &r.throughput {
+        let t = &row.result;
+        println!(
+            "{:<15}{:>9}{:>12.3}{:>10.2}{:>9}  {}",
+            t.transport,
+            output::size(t.size as u64),
+            t.msgs_per_s / 1e6,
+            t.bytes_per_s / 1e9,
+            ratio(row.ratio_to_floor),
+            row.floor
+        );
+    }
+    println!(
+        "\nmemlane-loan writes and reads 8 bytes of each message in place: its GB/s is \
+         the size carried, not bytes copied."
+    );
+}
+
+/// Runs the child half of one benchmark job.
+pub fn run_child(args: BenchChildArgs) -> anyhow::Result<()> {
+    let job = Job::from_args(&args.job)?;
+    if !memlane_benchkit::serve_builtin(&job)? {
+        anyhow::bail!("unknown benchmark transport {}", job.transport);
+    }
+    Ok(())
+}

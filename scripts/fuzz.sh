@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder of bytes
+# memlane does not trust: the segment header, the channel config, the
+# ring's records, and the CLI's size/duration/name arguments. The targets
+# are in fuzz/fuzz_targets/; their entry points in the library are
+# `memlane::fuzzing` (which tests/fuzz_corpus also runs, without libFuzzer).
+#
+#     bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Runs each target (all four by default) for SECONDS_PER_TARGET seconds
+# (default 10), prints the executions libFuzzer reports for each, and exits
+# non-zero if any target found a crash, a panic or a hang (an input taking
+# over 10 s), naming the input saved under fuzz/artifacts/<target>/ and the
+# command that replays it. The corpus grows in fuzz/corpus/<target>/ from
+# run to run (both are git-ignored).
+#
+# Installs cargo-fuzz if it is missing (`cargo install cargo-fuzz --locked`,
+# about 1 min). Works with the stable toolchain: cargo-fuzz passes nightly
+# `-Z` flags (the sanitizer and coverage options), which RUSTC_BOOTSTRAP=1
+# lets stable accept. AddressSanitizer is used by default;
+# MEMLANE_FUZZ_SANITIZER=none runs without it (about 2x faster; panics and
+# hangs are still caught, and every read in the targets is bounds-checked).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+secs=${1:-10}
+shift || true
+if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
+    echo "usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
+    exit 2
+fi
+all=(header channel_config ring cli_size_duration)
+if [ $# -gt 0 ]; then
+    targets=("$@")
+else
+    targets=("${all[@]}")
+fi
+sanitizer=${MEMLANE_FUZZ_SANITIZER:-address}
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz is missing: installing it (cargo install cargo-fuzz --locked)"
+    cargo install cargo-fuzz --locked
+fi
+
+cd fuzz
+echo "building the fuzz targets (sanitizer: $sanitizer)"
+if [ "${targets[*]}" = "${all[*]}" ]; then
+    cargo fuzz build --sanitizer "$sanitizer"
+else
+    for t in "${targets[@]}"; do cargo fuzz build --sanitizer "$sanitizer" "$t"; done
+fi
+
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    extra=()
+    # The ring's input reaches the control block past 9 + 4096 bytes.
+    [ "$t" = ring ] && extra=(-max_len=8448)
+    log=$log_dir/$t.log
+    mkdir -p "corpus/$t"
+    echo "fuzzing $t for ${secs}s"
+    status=ok
+    # -timeout: an input that runs over 10 s is a hang (reported as a crash);
+    # the outer timeout only guards against libFuzzer itself not stopping.
+    if ! timeout $((secs + 120)) cargo fuzz run --sanitizer "$sanitizer" "$t" -- \
+        -max_total_time="$secs" -timeout=10 -print_final_stats=1 "${extra[@]}" \
+        >"$log" 2>&1; then
+        status=FAILED
+        failed+=("$t")
+    fi
+    # libFuzzer's last line: "Done <runs> runs in <secs> second(s)".
+    runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$log" | tail -n 1)
+    took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+    if [ -z "$runs" ]; then
+        # No final line (it stopped at a crash): the last status line
+        # ("#<runs> ...") has the count so far.
+        runs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+        took="<$secs"
+    fi
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+    summary+=("$(printf '%-18s %12s executions in %4s s  cov %-6s %s' \
+        "$t" "${runs:-?}" "${took:-?}" "${cov:-?}" "$status")")
+    if [ "$status" != ok ]; then
+        echo "---- $t failed; the end of its log:"
+        tail -n 60 "$log"
+        echo "---- inputs saved for $t:"
+        ls -1 "artifacts/$t" 2>/dev/null | sed "s|^|fuzz/artifacts/$t/|" || true
+        echo "replay one with: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $t artifacts/$t/<file>)"
+    fi
+done
+
+echo
+echo "==== fuzzing summary (${secs}s per target, sanitizer: $sanitizer) ===="
+printf '%s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "crashes found in: ${failed[*]}"
+    exit 1
+fi
+echo "no crashes"
