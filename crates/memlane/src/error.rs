@@ -184,6 +184,15 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
     },
+    /// The file at the name has other hard links: it may be another file
+    /// linked in to be overwritten through memlane.
+    #[error("{path} has {links} hard links; memlane segments have exactly one, so this is not one memlane made (remove the name if it is stale)")]
+    HardLinked {
+        /// The path.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
     /// Something other than a regular file is at the name.
     #[error("{path} is not a regular file")]
     NotAFile {

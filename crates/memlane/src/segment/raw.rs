@@ -562,6 +562,12 @@ fn open_file_once(
     if !st.is_file {
         return Err(OpenError::NotAFile { path });
     }
+    if st.nlink > 1 {
+        return Err(OpenError::HardLinked {
+            path,
+            links: st.nlink,
+        });
+    }
     if st.uid != sys::current_uid() && !allow_foreign {
         return Err(OpenError::ForeignOwner {
             path,

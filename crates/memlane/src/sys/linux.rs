@@ -135,6 +135,8 @@ pub(crate) struct FileInfo {
     pub(crate) is_file: bool,
     /// The owner.
     pub(crate) uid: u32,
+    /// Number of hard links.
+    pub(crate) nlink: u64,
     /// Device and inode: the file's identity.
     pub(crate) id: (u64, u64),
     /// Seconds since the last modification.
@@ -154,6 +156,7 @@ pub(crate) fn file_info(file: &File) -> io::Result<FileInfo> {
         len: meta.len(),
         is_file: meta.file_type().is_file(),
         uid: meta.uid(),
+        nlink: meta.nlink(),
         id: (meta.dev(), meta.ino()),
         age_secs,
     })

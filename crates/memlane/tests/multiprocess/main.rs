@@ -114,6 +114,61 @@ fn child_entry() {
             }
             println!("RESULT count={n}");
         }
+        "soak_publisher" => {
+            let id: u32 = var("MEMLANE_TEST_ID").parse().unwrap();
+            let secs: u64 = var("MEMLANE_TEST_SECS").parse().unwrap();
+            let mut p = channel.publisher().unwrap();
+            let mut buf = Vec::with_capacity(4096);
+            let start = std::time::Instant::now();
+            let mut seq = 0u32;
+            while start.elapsed() < Duration::from_secs(secs) {
+                make_message(id, seq, &mut buf);
+                if seq % 2 == 0 {
+                    p.send(&buf).unwrap();
+                } else {
+                    let mut loan = p.loan(buf.len()).unwrap();
+                    loan.copy_from_slice(&buf);
+                    loan.commit();
+                }
+                seq += 1;
+            }
+            // The end marker: id, u32::MAX.
+            let mut end = id.to_le_bytes().to_vec();
+            end.extend_from_slice(&u32::MAX.to_le_bytes());
+            p.send(&end).unwrap();
+            println!("RESULT sent={seq}");
+        }
+        "soak_subscriber" => {
+            let publishers: usize = var("MEMLANE_TEST_PUBLISHERS").parse().unwrap();
+            let mut s = channel.subscriber().unwrap();
+            let mut next = vec![0u32; publishers];
+            let mut ended = 0;
+            let mut bytes = 0u64;
+            while ended < publishers {
+                let m = s
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("a message within 60 s");
+                let id = u32::from_le_bytes(m[0..4].try_into().unwrap()) as usize;
+                let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
+                assert!(id < publishers);
+                if seq == u32::MAX && m.len() == 8 {
+                    ended += 1;
+                    continue;
+                }
+                assert_eq!(
+                    seq, next[id],
+                    "publisher {id}: lost, duplicated or reordered"
+                );
+                let sum = u64::from_le_bytes(m[8..16].try_into().unwrap());
+                assert_eq!(fnv1a(&m[16..]), sum, "publisher {id} #{seq}: torn");
+                next[id] += 1;
+                bytes += m.len() as u64;
+            }
+            println!(
+                "RESULT received={} bytes={bytes}",
+                next.iter().map(|&n| u64::from(n)).sum::<u64>()
+            );
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -308,4 +363,62 @@ fn a_stopped_subscriber_fills_the_ring_then_everything_flows_again() {
         out.contains(&format!("RESULT count={}", n + extra)),
         "{out}"
     );
+}
+
+#[test]
+fn soak_with_checksums() {
+    let secs: u64 = std::env::var("MEMLANE_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let d = TestDir::new("mp-soak");
+    let name = "soak";
+    let channel = Channel::builder(name)
+        .capacity(256 * 1024)
+        .max_message(4096)
+        .max_publishers(2)
+        .max_subscribers(2)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let subs: Vec<_> = (0..2)
+        .map(|_| {
+            let v = vars(&d, name, &[("MEMLANE_TEST_PUBLISHERS", "2".to_string())]);
+            KillOnDrop(Some(spawn_role(ENTRY, "soak_subscriber", &v)))
+        })
+        .collect();
+    wait_for(Duration::from_secs(60), "two subscribers", || {
+        channel.info().subscribers.len() == 2
+    });
+    let pubs: Vec<_> = (0..2u32)
+        .map(|id| {
+            let v = vars(
+                &d,
+                name,
+                &[
+                    ("MEMLANE_TEST_ID", id.to_string()),
+                    ("MEMLANE_TEST_SECS", secs.to_string()),
+                ],
+            );
+            KillOnDrop(Some(spawn_role(ENTRY, "soak_publisher", &v)))
+        })
+        .collect();
+    let mut sent = 0u64;
+    for p in pubs {
+        let out = expect_success(&p.wait(Duration::from_secs(secs + 120)), "soak publisher");
+        let n: u64 = out
+            .split("RESULT sent=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .expect("count");
+        sent += n;
+    }
+    for s in subs {
+        let out = expect_success(&s.wait(Duration::from_secs(120)), "soak subscriber");
+        assert!(
+            out.contains(&format!("RESULT received={sent} ")),
+            "{out} (sent {sent})"
+        );
+    }
+    eprintln!("soak: {secs} s, {sent} messages from 2 publishers to 2 subscribers, all checked");
 }

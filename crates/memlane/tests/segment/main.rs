@@ -297,6 +297,13 @@ fn odd_files_at_the_name_are_refused() {
     } else {
         eprintln!("skipping the FIFO case: mkfifo is not available");
     }
+    // A hard link to another file.
+    std::fs::write(d.path.join("victim"), vec![0u8; 8192]).unwrap();
+    std::fs::hard_link(d.path.join("victim"), d.path.join("memlane.hard")).unwrap();
+    match open(&d, "hard", Access::ReadOnly) {
+        Err(OpenError::HardLinked { links: 2, .. }) => {}
+        other => panic!("{other:?}"),
+    }
     // Creating over a symlink does not follow it either.
     let e = Segment::builder("link")
         .size(10)
