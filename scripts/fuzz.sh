@@ -18,7 +18,7 @@
 # about 1 min). Works with the stable toolchain: cargo-fuzz passes nightly
 # `-Z` flags (the sanitizer and coverage options), which RUSTC_BOOTSTRAP=1
 # lets stable accept. AddressSanitizer is used by default;
-# MEMLANE_FUZZ_SANITIZER=none runs without it (about 2x faster; panics and
+# MEMLANE_FUZZ_SANITIZER=none runs without it (2-4x faster here; panics and
 # hangs are still caught, and every read in the targets is bounds-checked).
 set -euo pipefail
 

@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(d) = parse::duration(&s) {
         // The value round-trips in nanoseconds.
-        assert_eq!(parse::duration(&format!("{}ns", d.as_nanos())), Ok(d), "{s:?}");
+        assert_eq!(
+            parse::duration(&format!("{}ns", d.as_nanos())),
+            Ok(d),
+            "{s:?}"
+        );
     }
     let _ = parse::name(&s);
 });
