@@ -167,12 +167,12 @@ pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32) {
             if j == slot {
                 return false;
             }
+            // Any other slot, live or dead, that records a claim at the
+            // same position: the CAS may have been its.
             let s = ring.pub_slot(j);
             s.state.load(Ordering::Acquire) != SLOT_FREE
                 && s.pending_total.load(Ordering::Acquire) != 0
                 && s.pending_pos.load(Ordering::Acquire) == p
-                // A live owner holds its token, so locking it fails.
-                && ring.tokens().try_lock(Role::Publisher, j).is_none()
         })
     });
     ring::free_dead_publisher(ring, slot);

@@ -281,6 +281,11 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
             crate::sync::spin_loop();
             continue;
         }
+        // The claim is ours: say so (a dead publisher whose write-ahead
+        // record lacks this bit may have lost the CAS to another).
+        m.pub_slot(st.slot)
+            .pending_total
+            .store(total | PENDING_OWNED, Ordering::Relaxed);
         crate::fault::point("after_claim");
         fence(Ordering::SeqCst);
         if st.saw_joining || m.join().sub_gen.load(Ordering::Relaxed) != st.cached_gen {
@@ -356,25 +361,35 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
     m.data_event().notify_waiters(m.futex());
 }
 
+/// Set in `pending_total` once the claim CAS has succeeded.
+pub(crate) const PENDING_OWNED: u64 = 1 << 63;
+
 /// Completes, as discarded, the claim a dead publisher left uncommitted,
 /// so that subscribers are not blocked by it for good. The caller holds
 /// the dead publisher's liveness token (so no live process owns slot
 /// `slot`) and frees the slot afterwards. Returns whether it wrote a
 /// record.
 ///
-/// The claim is known from the slot's write-ahead fields. It is repaired
-/// only if the claim CAS evidently succeeded (the head is past it), it lies
-/// within the last ring's worth of bytes, its record is not committed, and
-/// no *other* publisher slot records a claim at the same position (that
-/// one, not the dead one, then owns it).
+/// The claim is known from the slot's write-ahead fields (position,
+/// length, total; the `PENDING_OWNED` bit once its CAS succeeded). It is
+/// repaired only if:
+/// * the head is past it (somebody's CAS claimed those bytes);
+/// * the CAS was the dead publisher's: the owned bit is set, or no other
+///   publisher slot records a claim at the same position;
+/// * some subscriber still has to read it (a position at most a ring
+///   before the record): otherwise the bytes may have been reused, and
+///   nobody is waiting on them;
+/// * nothing is committed at its position but, possibly, its own pad.
 pub(crate) fn repair_dead_publisher<M: RingMem>(
     m: &M,
     slot: u32,
-    others_alive_at: impl Fn(u64) -> bool,
+    others_at: impl Fn(u64) -> bool,
 ) -> bool {
     let g = *m.geometry();
     let s = m.pub_slot(slot);
-    let total = s.pending_total.load(Ordering::Acquire);
+    let raw = s.pending_total.load(Ordering::Acquire);
+    let owned = raw & PENDING_OWNED != 0;
+    let total = raw & !PENDING_OWNED;
     if total == 0 {
         return false;
     }
@@ -388,26 +403,41 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
         return false;
     }
     let pad = total - rec;
-    let head = m.claim().load(Ordering::Acquire);
-    let ahead = head.wrapping_sub(p);
-    if ahead < total || ahead > g.capacity {
-        return false; // the CAS failed, or the bytes were reused long ago
-    }
-    if others_alive_at(p) {
-        return false;
-    }
-    let rpos = p.wrapping_add(pad);
-    let roff = rpos & g.mask;
     if pad > 0 && (p & g.mask) + pad != g.capacity {
         return false;
     }
-    if m.stamp(roff).load(Ordering::Acquire) ^ STAMP_KEY == rpos {
+    let rpos = p.wrapping_add(pad);
+    let head = m.claim().load(Ordering::Acquire);
+    let ahead = head.wrapping_sub(p);
+    if ahead < total || ahead >= 1 << 63 {
+        return false; // nobody claimed these bytes (yet)
+    }
+    if !owned && others_at(p) {
+        return false; // another publisher claimed this position
+    }
+    let needed = (0..g.max_subscribers).any(|i| {
+        let sub = m.sub_slot(i);
+        sub.state.load(Ordering::Acquire) == SLOT_ACTIVE
+            && rpos.wrapping_sub(sub.position.load(Ordering::Acquire)) <= g.capacity
+    });
+    if !needed {
+        return false;
+    }
+    let off = p & g.mask;
+    let roff = rpos & g.mask;
+    let committed = |pos: u64, o: u64| m.stamp(o).load(Ordering::Acquire) ^ STAMP_KEY == pos;
+    if committed(p, off) {
+        let pad_record = (m.meta(off).load(Ordering::Acquire) >> 32) as u32 & FLAG_PAD != 0;
+        if pad == 0 || !pad_record {
+            return false; // a record is committed here: not an open claim
+        }
+    }
+    if pad > 0 && committed(rpos, roff) {
         return false; // committed before it died
     }
     m.meta(roff)
         .store(len | (u64::from(FLAG_DISCARD) << 32), Ordering::Relaxed);
-    if pad > 0 {
-        let off = p & g.mask;
+    if pad > 0 && !committed(p, off) {
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
         m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
