@@ -511,6 +511,7 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
             slot.bytes.store(0, Ordering::Relaxed);
             m.join().sub_gen.fetch_add(1, Ordering::AcqRel);
             fence(Ordering::SeqCst);
+            crate::fault::point("join_claimed");
             let p = m.claim().load(Ordering::Acquire);
             slot.position.store(p, Ordering::Relaxed);
             slot.state.store(SLOT_ACTIVE, Ordering::Release);

@@ -61,6 +61,11 @@ fn child_entry() {
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
+        "subscriber_join" => {
+            let c = Channel::open_in(&dir, &name).unwrap();
+            let _s = c.subscriber().unwrap();
+            println!("RESULT joined");
+        }
         "publisher" => {
             let c = Channel::open_in(&dir, &name).unwrap();
             let mut p = c.publisher().unwrap();
@@ -730,4 +735,33 @@ fn a_peer_truncating_the_file_does_not_kill_us() {
         sub.try_recv(),
         Err(memlane::TryRecvError::Corrupt(_))
     ));
+}
+
+#[test]
+fn a_subscriber_killed_mid_join_blocks_nobody() {
+    let d = TestDir::new("rel-midjoin");
+    let c = Channel::builder("midjoin")
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut p = c.publisher().unwrap();
+    p.send(b"before").unwrap();
+    let extra = [("MEMLANE_FAULT", "join_claimed:1".to_string())];
+    let out = KillOnDrop(Some(spawn_role(
+        ENTRY,
+        "subscriber_join",
+        &vars(&d, "midjoin", &extra),
+    )))
+    .wait(Duration::from_secs(30));
+    assert!(!out.status.success(), "killed in the middle of its join");
+    // Its slot is left half-joined; publishers must not wait on it for good.
+    for i in 0..100u32 {
+        p.send_timeout(&i.to_le_bytes(), Duration::from_secs(10))
+            .expect("a half-joined dead subscriber is reclaimed");
+    }
+    assert!(c.info().subscribers.is_empty(), "the half-joined slot was reclaimed");
+    let mut s = c.subscriber().expect("its slot is free again");
+    p.send(b"after").unwrap();
+    assert_eq!(&*s.recv_timeout(Duration::from_secs(5)).unwrap(), b"after");
 }
