@@ -281,6 +281,9 @@ struct Runner<'a> {
     next: u32,
     done: usize,
     total: usize,
+    /// Set by SIGINT/SIGTERM: stop after the current job (the private
+    /// directory is then removed on the way out).
+    signal: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Runner<'_> {
@@ -308,6 +311,9 @@ impl Runner<'_> {
 
     fn run(&mut self, job: &Job) -> io::Result<Outcome> {
         self.done += 1;
+        if self.signal.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
         eprint!(
             "[{:>3}/{}] {:<14} {:<10} {:>8} B x{:<2} ... ",
             self.done,
@@ -377,7 +383,12 @@ fn run(opts: &Options) -> io::Result<()> {
                 .count()
         })
         .sum();
+    let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_usize(sig, std::sync::Arc::clone(&signal), sig as usize)?;
+    }
     let mut r = Runner {
+        signal,
         launcher: Launcher::current_exe(&["--child"])?,
         dir: &dir,
         next: 0,

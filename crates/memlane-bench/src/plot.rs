@@ -46,6 +46,13 @@ pub fn all(r: &Results, out: &Path) -> io::Result<()> {
             .throughput
             .iter()
             .filter(|x| x.size == sz)
+            // memcpy (64 B) and loans (1 MiB) would squash every other bar.
+            .filter(|x| {
+                !matches!(
+                    (x.transport.as_str(), sz),
+                    ("memcpy", 64) | ("memlane-loan", 1_048_576)
+                )
+            })
             .map(|x| {
                 let v = if scale > 0.0 {
                     x.msgs_per_s / scale

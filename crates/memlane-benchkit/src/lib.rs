@@ -335,3 +335,48 @@ pub enum Outcome {
     /// From [`run_throughput`].
     Throughput(ThroughputResult),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_arguments_round_trip() {
+        let job = Job {
+            transport: "memlane-spin".into(),
+            workload: Workload::Throughput,
+            size: 65536,
+            count: 12,
+            warmup: 3,
+            subscribers: 8,
+            dir: PathBuf::from("/dev/shm/some dir"),
+            tag: "j7-42".into(),
+        };
+        let back = Job::from_args(&job.to_args()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{job:?}"));
+        assert!(Job::from_args(&["transport=x"]).is_err());
+        let mut bad = job.to_args();
+        bad[1] = "workload=sideways".into();
+        assert!(Job::from_args(&bad).is_err());
+    }
+
+    #[test]
+    fn ring_capacity_holds_two_messages() {
+        let job = |size| Job {
+            transport: String::new(),
+            workload: Workload::Latency,
+            size,
+            count: 1,
+            warmup: 0,
+            subscribers: 1,
+            dir: PathBuf::new(),
+            tag: String::new(),
+        };
+        assert_eq!(job(8).ring_capacity(), 1 << 20);
+        assert_eq!(job(1 << 20).ring_capacity(), 4 << 20);
+        for size in [8, 1000, 65536, 300_000, 1 << 20] {
+            let cap = job(size).ring_capacity();
+            assert!(cap.is_power_of_two() && cap >= 2 * (size as u64 + 64));
+        }
+    }
+}

@@ -214,17 +214,18 @@ pub struct DemoClientArgs {
 /// Arguments of `memlane bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Far fewer iterations (seconds instead of about a minute): rough figures.
+    /// Far fewer iterations (about a second instead of 10–30): rough figures.
     #[arg(long)]
     pub quick: bool,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Round trips per latency measurement (default 20000; 1000 with --quick).
+    /// Round trips per latency measurement (default 100000, a quarter of that
+    /// at 64 KiB; 1000 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub round_trips: Option<u64>,
-    /// Messages per throughput measurement (default 1000000 of 64 B and
-    /// 2000 of 1 MiB; --quick: 20000 and 20).
+    /// Messages per throughput measurement (default 2000000 of 64 B and
+    /// 3000 of 1 MiB; --quick: 20000 and 20).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: Option<u64>,
 }

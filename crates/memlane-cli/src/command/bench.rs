@@ -12,9 +12,13 @@
 //! separate `memlane-compare` benchmark.
 //!
 //! Everything lives in a fresh private directory (inside `--dir` if given,
-//! else under `/dev/shm`) that is removed on every path out.
+//! else under `/dev/shm`) that is removed on every path out, SIGINT and
+//! SIGTERM included (they are acted on between measurements; exit status
+//! 130 or 143).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,6 +27,7 @@ use memlane_benchkit::{
     ThroughputResult, Workload,
 };
 use serde::Serialize;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{BenchArgs, BenchChildArgs};
 use crate::output;
@@ -104,7 +109,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
     let (rt, msgs_small, msgs_large) = if args.quick {
         (1_000, 20_000, 20)
     } else {
-        (20_000, 1_000_000, 2_000)
+        (100_000, 2_000_000, 3_000)
     };
     let rt = args.round_trips.unwrap_or(rt);
     let msgs_small = args.messages.unwrap_or(msgs_small);
@@ -151,6 +156,11 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
 
 /// Runs the benchmark.
 pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            .context("installing the SIGINT/SIGTERM handlers")?;
+    }
     let machine = machine();
     let pinned = machine.cpus >= 2 && pin_to_cpu(0);
     let tmp = match dir {
@@ -190,7 +200,16 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
                 String::new()
             }
         ));
-        let outcome = run_builtin(&launcher, job).with_context(|| {
+        let outcome = run_builtin(&launcher, job);
+        // A Ctrl-C also stops the child, which fails the job: remove the
+        // directory and leave with the signal's status instead.
+        let caught = signal.load(Ordering::Relaxed);
+        if caught != 0 {
+            bar.finish_and_clear();
+            drop(tmp);
+            std::process::exit(128 + caught as i32);
+        }
+        let outcome = outcome.with_context(|| {
             format!(
                 "{} {what} benchmark with {} messages",
                 job.transport,

@@ -760,7 +760,10 @@ fn a_subscriber_killed_mid_join_blocks_nobody() {
         p.send_timeout(&i.to_le_bytes(), Duration::from_secs(10))
             .expect("a half-joined dead subscriber is reclaimed");
     }
-    assert!(c.info().subscribers.is_empty(), "the half-joined slot was reclaimed");
+    assert!(
+        c.info().subscribers.is_empty(),
+        "the half-joined slot was reclaimed"
+    );
     let mut s = c.subscriber().expect("its slot is free again");
     p.send(b"after").unwrap();
     assert_eq!(&*s.recv_timeout(Duration::from_secs(5)).unwrap(), b"after");
