@@ -219,11 +219,35 @@ pub(crate) fn join<T>(
 #[derive(Debug)]
 pub(crate) struct ReapTimer {
     last: Option<std::time::Instant>,
+    polls: u32,
 }
 
 impl ReapTimer {
     pub(crate) fn new() -> ReapTimer {
-        ReapTimer { last: None }
+        ReapTimer {
+            last: None,
+            polls: 0,
+        }
+    }
+
+    /// For a busy-polling receiver: every 64th call, if the last reap was
+    /// at least [`REAP_EVERY`] ago, evaluates `cond` and reaps if it holds.
+    /// The condition is not evaluated on the other calls, so a receiver
+    /// that polls an empty channel touches no line a publisher writes.
+    pub(crate) fn maybe_reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls % 64 != 0 {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < REAP_EVERY)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        cond() && reap(ring) != (0, 0)
     }
     /// Reaps if the last reap was at least [`REAP_EVERY`] ago.
     pub(crate) fn maybe_reap(&mut self, ring: &ShmRing) -> bool {

@@ -101,7 +101,13 @@ impl Subscriber {
         if let Some(rec) = found {
             return Ok(Some(rec));
         }
-        if ring::blocked_on_uncommitted(&*self.ring, &self.st) && self.reap.maybe_reap(&self.ring) {
+        // Blocked on a record a dead publisher may have left open? Checked
+        // now and then only: the check reads the publishers' claim line.
+        let (ring, st) = (&self.ring, &self.st);
+        if self
+            .reap
+            .maybe_reap_if(ring, || ring::blocked_on_uncommitted(&**ring, st))
+        {
             return ring::peek(&*self.ring, &mut self.st);
         }
         Ok(None)
@@ -113,6 +119,11 @@ impl Subscriber {
         let slice = Instant::now() + REAP_EVERY;
         let until = deadline.map_or(slice, |d| d.min(slice));
         if ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(until))? {
+            return Ok(true);
+        }
+        // A whole slice without a message: blocked on a dead publisher's
+        // open record? (Time-limited: at most every REAP_EVERY.)
+        if ring::blocked_on_uncommitted(&*self.ring, &self.st) && self.reap.maybe_reap(&self.ring) {
             return Ok(true);
         }
         Ok(deadline.is_none_or(|d| Instant::now() < d))
