@@ -11,8 +11,8 @@
 //!    Publishers cache `min` together with the `sub_gen` value loaded
 //!    (Acquire) before the scan, and whether the scan saw a CLAIMED slot;
 //!    they rescan only when the cached value says "full".
-//! 2. `claim.compare_exchange(h, h + total, AcqRel)` reserves `[h, h+total)`.
-//! 3. `fence(SeqCst)`, then `sub_gen.load`: if it changed since the scan,
+//! 2. `claim.compare_exchange(h, h + total, SeqCst)` reserves `[h, h+total)`.
+//! 3. `sub_gen.load(SeqCst)`: if it changed since the scan,
 //!    or the scan saw a subscriber mid-join, that subscriber might not be
 //!    counted; rescan (waiting while any slot is CLAIMED) until the
 //!    reserved bytes fit for everyone.
@@ -22,13 +22,14 @@
 //! 5. `data_event.notify_waiters()`: a fence and one load when nobody sleeps.
 //!
 //! **Subscribe.** A joining subscriber: CAS its slot FREE → CLAIMED,
-//! `sub_gen.fetch_add(1, AcqRel)`, `fence(SeqCst)`, `p = claim.load`,
+//! `sub_gen.fetch_add(1, SeqCst)`, `p = claim.load(SeqCst)`,
 //! `position = p`, state = ACTIVE (Release). It receives every record
-//! claimed at or after `p`. The two SeqCst fences (the publisher's in
-//! step 3, the subscriber's here) are ordered: if the publisher's comes
-//! first, the subscriber's claim load sees the publisher's claim (the
-//! record is before `p`: not for this subscriber); otherwise the
-//! publisher's `sub_gen` load sees the increment and step 3 waits. A
+//! claimed at or after `p`. In the single total order of SeqCst
+//! operations, if the publisher's CAS comes before the subscriber's claim
+//! load, that load sees the claim (the record is before `p`: not for this
+//! subscriber); otherwise the subscriber's increment comes before the
+//! publisher's `sub_gen` load, which sees it, and step 3 waits. (Under
+//! loom the pair is written with SeqCst fences; see `JOIN_RMW`.) A
 //! publisher whose scan loaded `sub_gen` after the increment sees the slot
 //! CLAIMED or ACTIVE (the increment is a Release after the CAS), so it
 //! either counts the subscriber or takes step 3's slow path.
@@ -52,7 +53,35 @@ use crate::error::Corrupt;
 #[cfg(loom)]
 use crate::error::JoinError;
 use crate::sync::event_word::EventWord;
-use crate::sync::{fence, AtomicU64, Futex, Ordering};
+#[cfg(loom)]
+use crate::sync::fence;
+use crate::sync::{AtomicU64, Futex, Ordering};
+
+// The join handshake (step 3 of "Publish" and "Subscribe" above) is a
+// Dekker pair: each side does a read-modify-write, then loads the word the
+// other side modifies. In production both are SeqCst accesses: in the
+// single total order either the publisher's claim CAS precedes the
+// joiner's claim load (which then sees it), or the joiner's `sub_gen`
+// increment precedes the publisher's `sub_gen` load. On x86-64 a SeqCst RMW
+// is the same `lock` instruction as AcqRel and a SeqCst load a plain load,
+// so this costs nothing, where a separate `fence(SeqCst)` is an `mfence`.
+// Under loom, which models SeqCst accesses only as AcqRel but SeqCst fences
+// exactly, the same pair is written with fences.
+#[cfg(not(loom))]
+const JOIN_RMW: Ordering = Ordering::SeqCst;
+#[cfg(not(loom))]
+const JOIN_LOAD: Ordering = Ordering::SeqCst;
+#[cfg(not(loom))]
+#[inline(always)]
+fn join_fence() {}
+#[cfg(loom)]
+const JOIN_RMW: Ordering = Ordering::AcqRel;
+#[cfg(loom)]
+const JOIN_LOAD: Ordering = Ordering::Acquire;
+#[cfg(loom)]
+fn join_fence() {
+    fence(Ordering::SeqCst);
+}
 
 /// Access to a channel's shared memory.
 pub(crate) trait RingMem {
@@ -270,12 +299,7 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         slot.pending_total.store(total, Ordering::Relaxed);
         slot.pending_pos.store(h, Ordering::Release);
         if m.claim()
-            .compare_exchange_weak(
-                h,
-                h.wrapping_add(total),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
+            .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
             .is_err()
         {
             crate::sync::spin_loop();
@@ -287,8 +311,8 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
             .pending_total
             .store(total | PENDING_OWNED, Ordering::Relaxed);
         crate::fault::point("after_claim");
-        fence(Ordering::SeqCst);
-        if st.saw_joining || m.join().sub_gen.load(Ordering::Relaxed) != st.cached_gen {
+        join_fence();
+        if st.saw_joining || m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
             settle_after_join(m, st, h, total);
         }
         let pos = h.wrapping_add(pad);
@@ -509,10 +533,10 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
             slot.pid.store(pid, Ordering::Relaxed);
             slot.messages.store(0, Ordering::Relaxed);
             slot.bytes.store(0, Ordering::Relaxed);
-            m.join().sub_gen.fetch_add(1, Ordering::AcqRel);
-            fence(Ordering::SeqCst);
+            m.join().sub_gen.fetch_add(1, JOIN_RMW);
+            join_fence();
             crate::fault::point("join_claimed");
-            let p = m.claim().load(Ordering::Acquire);
+            let p = m.claim().load(JOIN_LOAD);
             slot.position.store(p, Ordering::Relaxed);
             slot.state.store(SLOT_ACTIVE, Ordering::Release);
             // A publisher may be waiting for this join to finish (see
