@@ -118,8 +118,10 @@ pub(crate) struct JoinLine {
     /// Bumped (SeqCst) by every subscriber that joins, before it reads
     /// `claim`; publishers compare it around their claim (see ring.rs).
     pub(crate) sub_gen: AtomicU32,
-    /// Padding.
-    pub(crate) _pad: u32,
+    /// Non-zero while a publisher has found the ring full and waits for
+    /// space: subscribers then publish their progress at every message
+    /// instead of lazily (see `ring::advance`).
+    pub(crate) want_space: AtomicU32,
     /// Messages sent by publishers that have left.
     pub(crate) retired_messages: AtomicU64,
     /// Payload bytes sent by publishers that have left.
@@ -130,6 +132,7 @@ pub(crate) struct JoinLine {
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(JoinLine, sub_gen) == 0);
+    assert!(std::mem::offset_of!(JoinLine, want_space) == 4);
     assert!(std::mem::offset_of!(JoinLine, retired_messages) == 8);
     assert!(std::mem::offset_of!(JoinLine, retired_bytes) == 16);
     assert!(std::mem::size_of::<JoinLine>() <= LINE as usize);

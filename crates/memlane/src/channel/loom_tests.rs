@@ -49,7 +49,7 @@ impl LoomRing {
             claim: AtomicU64::new(start),
             join: JoinLine {
                 sub_gen: AtomicU32::new(0),
-                _pad: 0,
+                want_space: AtomicU32::new(0),
                 retired_messages: AtomicU64::new(0),
                 retired_bytes: AtomicU64::new(0),
             },

@@ -130,6 +130,8 @@ pub(crate) struct PubState {
     cached_gen: u32,
     /// The scan behind `cached_min` saw a subscriber mid-join.
     saw_joining: bool,
+    /// This publisher set `want_space` and has not claimed since.
+    wants_space: bool,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -152,6 +154,8 @@ pub(crate) struct Claim {
 pub(crate) struct SubState {
     pub(crate) slot: u32,
     pub(crate) pos: u64,
+    /// The position last stored in the slot (`pos` is published lazily).
+    pub(crate) published: u64,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -246,6 +250,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 cached_min: 0,
                 cached_gen: 0,
                 saw_joining: false,
+                wants_space: false,
                 messages: 0,
                 bytes: 0,
             };
@@ -289,6 +294,7 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
                 m.pub_slot(st.slot)
                     .pending_total
                     .store(0, Ordering::Release);
+                want_space(m, st);
                 return None;
             }
         }
@@ -314,6 +320,10 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         join_fence();
         if st.saw_joining || m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
             settle_after_join(m, st, h, total);
+        }
+        if st.wants_space {
+            st.wants_space = false;
+            m.join().want_space.store(0, Ordering::Relaxed);
         }
         let pos = h.wrapping_add(pad);
         return Some(Claim {
@@ -350,7 +360,21 @@ pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool 
     let h = m.claim().load(Ordering::Acquire);
     let (_, total) = space_for(&g, h, len);
     rescan(m, st, h);
-    fits(g.capacity, h, total, st.cached_min)
+    let ok = fits(g.capacity, h, total, st.cached_min);
+    if !ok {
+        want_space(m, st);
+    }
+    ok
+}
+
+/// Asks subscribers to publish their progress at every message (the ring
+/// is full for this publisher); cleared after its next claim.
+fn want_space<M: RingMem>(m: &M, st: &mut PubState) {
+    st.wants_space = true;
+    let w = &m.join().want_space;
+    if w.load(Ordering::Relaxed) == 0 {
+        w.store(1, Ordering::Relaxed);
+    }
 }
 
 /// Commits a claim (after its payload was written): pad first, then the
@@ -402,7 +426,8 @@ pub(crate) const PENDING_OWNED: u64 = 1 << 63;
 ///   publisher slot records a claim at the same position;
 /// * some subscriber still has to read it (a position at most a ring
 ///   before the record): otherwise the bytes may have been reused, and
-///   nobody is waiting on them;
+///   nobody is waiting on them (the same rule, separately, for its pad:
+///   once every subscriber is past the pad, its bytes may be reused);
 /// * nothing is committed at its position but, possibly, its own pad.
 pub(crate) fn repair_dead_publisher<M: RingMem>(
     m: &M,
@@ -439,12 +464,17 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     if !owned && others_at(p) {
         return false; // another publisher claimed this position
     }
-    let needed = (0..g.max_subscribers).any(|i| {
-        let sub = m.sub_slot(i);
-        sub.state.load(Ordering::Acquire) == SLOT_ACTIVE
-            && rpos.wrapping_sub(sub.position.load(Ordering::Acquire)) <= g.capacity
-    });
-    if !needed {
+    // Whether some subscriber has yet to read position `at`. Publishers
+    // never write past a ring beyond the lowest (published) subscriber
+    // position, so bytes some subscriber still needs are never reused.
+    let needed_at = |at: u64| {
+        (0..g.max_subscribers).any(|i| {
+            let sub = m.sub_slot(i);
+            sub.state.load(Ordering::Acquire) == SLOT_ACTIVE
+                && at.wrapping_sub(sub.position.load(Ordering::Acquire)) <= g.capacity
+        })
+    };
+    if !needed_at(rpos) {
         return false;
     }
     let off = p & g.mask;
@@ -461,7 +491,9 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     }
     m.meta(roff)
         .store(len | (u64::from(FLAG_DISCARD) << 32), Ordering::Relaxed);
-    if pad > 0 && !committed(p, off) {
+    // The pad: only if a subscriber has yet to pass it. Once every
+    // subscriber is past it, publishers may already have reused its bytes.
+    if pad > 0 && needed_at(p) && !committed(p, off) {
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
         m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
@@ -545,6 +577,7 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
             return Some(SubState {
                 slot: i,
                 pos: p,
+                published: p,
                 messages: 0,
                 bytes: 0,
             });
@@ -561,9 +594,36 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
     m.space_event().notify_waiters(m.futex());
 }
 
+/// Moves the subscriber past a record. Its position (and counters) are
+/// published lazily: when `capacity / 16` bytes have been consumed since
+/// the last publication, when a publisher waits for space
+/// (`want_space`), and when the subscriber catches up (the next record is
+/// not committed yet, or `peek` finds nothing). While a subscriber has a
+/// backlog, publishers may so see up to `capacity / 16` bytes of its
+/// progress late. Publishing at every message made the slot's cache line bounce
+/// between the cores for every message whenever the ring ran full.
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
-    m.sub_slot(st.slot).position.store(next, Ordering::Release);
+    let g = m.geometry();
+    if next.wrapping_sub(st.published) >= g.capacity / 16
+        || m.join().want_space.load(Ordering::Relaxed) != 0
+        // Caught up (the next record is not committed): publish now, so a
+        // subscriber that goes idle has always shown all it consumed.
+        || m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next
+    {
+        publish(m, st);
+    }
+}
+
+/// Stores the subscriber's position and counters in its slot (Release:
+/// pairs with the publishers' Acquire loads in their scan) and wakes a
+/// publisher waiting for space.
+pub(crate) fn publish<M: RingMem>(m: &M, st: &mut SubState) {
+    let slot = m.sub_slot(st.slot);
+    slot.messages.store(st.messages, Ordering::Relaxed);
+    slot.bytes.store(st.bytes, Ordering::Relaxed);
+    slot.position.store(st.pos, Ordering::Release);
+    st.published = st.pos;
     m.space_event().notify_waiters(m.futex());
 }
 
@@ -587,6 +647,9 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
                         "the record at position {p} was overwritten before it was read"
                     ),
                 });
+            }
+            if st.pos != st.published {
+                publish(m, st); // caught up: show it
             }
             return Ok(None);
         }
@@ -632,9 +695,6 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
 pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
     st.messages += 1;
     st.bytes += u64::from(r.len);
-    let slot = m.sub_slot(st.slot);
-    slot.messages.store(st.messages, Ordering::Relaxed);
-    slot.bytes.store(st.bytes, Ordering::Relaxed);
     advance(m, st, r.next);
 }
 

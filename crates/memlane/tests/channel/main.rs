@@ -264,6 +264,13 @@ fn info_reports_endpoints_and_counters() {
         p.send(b"12345").unwrap();
     }
     drop(s.try_recv().unwrap());
+    // A subscriber with a backlog publishes its progress lazily: at most
+    // what it really did.
+    let i = c.info();
+    assert!(i.subscribers[0].messages <= 1);
+    assert!(i.subscribers[0].lag >= 64);
+    // Once it catches up, everything is published.
+    while s.try_recv().is_ok() {}
     let i = c.info();
     assert_eq!(
         (i.capacity, i.max_message, i.mode),
@@ -273,8 +280,8 @@ fn info_reports_endpoints_and_counters() {
     assert_eq!(i.publishers.len(), 1);
     assert_eq!(i.publishers[0].pid, std::process::id());
     assert_eq!(i.subscribers.len(), 1);
-    assert_eq!(i.subscribers[0].messages, 1);
-    assert_eq!(i.subscribers[0].lag, 64);
+    assert_eq!(i.subscribers[0].messages, 3);
+    assert_eq!(i.subscribers[0].lag, 0);
     drop(p);
     let i = c.info();
     assert_eq!(
@@ -343,6 +350,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Op::Leave),
     ]
 }
+
+/// How much of a subscriber's progress may be unpublished when a publisher
+/// looks (the ring publishes lazily: every capacity / 16 = 256 bytes, plus
+/// the record that crossed that mark, at most 16 + 608): a publisher may
+/// report `Full` that much early.
+const LAZY_SLACK: u64 = 4096 / 16 + 16 + 608;
 
 /// A subscriber's queue in the model: (message, or None for a discarded
 /// loan; the position after it).
@@ -451,13 +464,14 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
                 let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
                 let (_, total) = model.space(len);
                 let expect_ok = model.fits(total);
+                let may_be_full = !model.fits(total + LAZY_SLACK);
                 match p.try_send(&msg) {
                     Ok(()) => {
                         prop_assert!(expect_ok, "sent but the model says full");
                         model.publish(Some(msg), len);
                     }
                     Err(TrySendError::Full) => {
-                        prop_assert!(!expect_ok, "full but the model has room")
+                        prop_assert!(may_be_full, "full but the model has room")
                     }
                     Err(e) => prop_assert!(false, "{}", e),
                 }
@@ -466,6 +480,7 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
                 seq += 1;
                 let (_, total) = model.space(len);
                 let expect_ok = model.fits(total);
+                let may_be_full = !model.fits(total + LAZY_SLACK);
                 match p.try_loan(len) {
                     Ok(mut l) => {
                         prop_assert!(expect_ok);
@@ -481,7 +496,7 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
                             model.publish(None, len);
                         }
                     }
-                    Err(TrySendError::Full) => prop_assert!(!expect_ok),
+                    Err(TrySendError::Full) => prop_assert!(may_be_full),
                     Err(e) => prop_assert!(false, "{}", e),
                 }
             }
