@@ -531,7 +531,10 @@ pub struct SubscriberInfo {
     pub state: Liveness,
     /// Process id (as recorded; pids can be reused).
     pub pid: u32,
-    /// Next byte position it will read.
+    /// Next byte position it will read, as last published: a subscriber
+    /// with a backlog publishes its progress every `capacity / 16` bytes
+    /// (and at once when it catches up or a publisher waits for space), so
+    /// this, `lag`, `messages` and `bytes` may trail by that much.
     pub position: u64,
     /// Ring bytes it has yet to read (head − position).
     pub lag: u64,
