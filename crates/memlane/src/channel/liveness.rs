@@ -230,27 +230,23 @@ impl ReapTimer {
         }
     }
 
-    /// For a busy-polling receiver: every 64th call, if the last reap was
-    /// at least [`REAP_EVERY`] ago, evaluates `cond` and reaps if it holds.
-    /// The condition is not evaluated on the other calls, so a receiver
-    /// that polls an empty channel touches no line a publisher writes.
+    /// For a busy-polling receiver: every 64th call, if a reap is due,
+    /// evaluates `cond` and reaps if it holds. The condition is not
+    /// evaluated on the other calls, so a receiver that polls an empty
+    /// channel touches no line a publisher writes.
     pub(crate) fn maybe_reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
         self.polls = self.polls.wrapping_add(1);
-        if self.polls % 64 != 0 {
-            return false;
-        }
-        let now = std::time::Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < REAP_EVERY)
-        {
-            return false;
-        }
-        self.last = Some(now);
-        cond() && reap(ring) != (0, 0)
+        self.polls % 64 == 0 && self.due() && cond() && reap(ring) != (0, 0)
     }
+
     /// Reaps if the last reap was at least [`REAP_EVERY`] ago.
     pub(crate) fn maybe_reap(&mut self, ring: &ShmRing) -> bool {
+        self.due() && reap(ring) != (0, 0)
+    }
+
+    /// Whether [`REAP_EVERY`] has passed since the last reap; if so, starts
+    /// a new interval.
+    fn due(&mut self) -> bool {
         let now = std::time::Instant::now();
         if self
             .last
@@ -259,6 +255,6 @@ impl ReapTimer {
             return false;
         }
         self.last = Some(now);
-        reap(ring) != (0, 0)
+        true
     }
 }
