@@ -83,7 +83,7 @@ pub(crate) struct Config {
     pub(crate) version: u32,
     /// Ring capacity in bytes: a power of two in [MIN_CAPACITY, MAX_CAPACITY].
     pub(crate) capacity: u64,
-    /// Largest payload; RECORD_HEADER + round16(max_message) <= capacity.
+    /// Largest payload; RECORD_HEADER + round16(max_message) <= capacity / 2.
     pub(crate) max_message: u32,
     /// Publisher slots, 1..=MAX_ENDPOINTS.
     pub(crate) max_publishers: u32,
@@ -261,10 +261,14 @@ impl Geometry {
                 "the capacity {capacity} is not a power of two from {MIN_CAPACITY} (4KiB) to {MAX_CAPACITY} (16GiB)"
             ));
         }
-        if max_message > u64::from(u32::MAX) || record_size(max_message) > capacity {
+        // A record that does not fit before the end of the ring is preceded
+        // by padding up to it: pad + record < 2 records. So that the largest
+        // message fits an empty ring wherever the head is, a record may
+        // take at most half the capacity.
+        if max_message > u64::from(u32::MAX) || record_size(max_message) > capacity / 2 {
             return Err(format!(
-                "the maximum message size {max_message} does not fit the capacity {capacity}: at most {} bytes",
-                capacity - RECORD_HEADER
+                "the maximum message size {max_message} is too large for the capacity {capacity}: at most {} bytes (half the capacity, less a 16-byte record header)",
+                capacity / 2 - RECORD_HEADER
             ));
         }
         if initial_position % 16 != 0 {
@@ -364,7 +368,9 @@ mod tests {
         assert!(Geometry::new(5000, 16, 1, 1, 0).is_err());
         assert!(Geometry::new(2048, 16, 1, 1, 0).is_err());
         assert!(Geometry::new(4096, 4096, 1, 1, 0).is_err());
-        assert!(Geometry::new(4096, 4080, 1, 1, 0).is_ok());
+        assert!(Geometry::new(4096, 4080, 1, 1, 0).is_err());
+        assert!(Geometry::new(4096, 2033, 1, 1, 0).is_err());
+        assert!(Geometry::new(4096, 2032, 1, 1, 0).is_ok());
         assert!(Geometry::new(4096, 16, 0, 1, 0).is_err());
         assert!(Geometry::new(4096, 16, 1, MAX_ENDPOINTS + 1, 0).is_err());
     }

@@ -118,7 +118,9 @@ impl ChannelBuilder {
         self.capacity = bytes;
         self
     }
-    /// Largest message in bytes (default 64 KiB, or capacity − 16 if smaller).
+    /// Largest message in bytes: at most half the capacity less 16 (so the
+    /// largest message always fits an empty ring); default 64 KiB, or that
+    /// limit if smaller.
     pub fn max_message(mut self, bytes: u64) -> Self {
         self.max_message = Some(bytes);
         self
@@ -165,7 +167,7 @@ impl ChannelBuilder {
     /// [`SegmentBuilder::create`](crate::SegmentBuilder::create).
     pub fn create(self) -> Result<Channel, CreateError> {
         let max_message = self.max_message.unwrap_or_else(|| {
-            DEFAULT_MAX_MESSAGE.min(self.capacity.saturating_sub(layout::RECORD_HEADER))
+            DEFAULT_MAX_MESSAGE.min((self.capacity / 2).saturating_sub(layout::RECORD_HEADER))
         });
         let geo = Geometry::new(
             self.capacity,

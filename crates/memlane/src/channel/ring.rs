@@ -597,19 +597,26 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
 /// Moves the subscriber past a record. Its position (and counters) are
 /// published lazily: when `capacity / 16` bytes have been consumed since
 /// the last publication, when a publisher waits for space
-/// (`want_space`), and when the subscriber catches up (the next record is
-/// not committed yet, or `peek` finds nothing). While a subscriber has a
+/// (`want_space`), and when the subscriber catches up (`peek` finds
+/// nothing; for channels whose messages are large next to the capacity,
+/// as soon as the next record is not committed yet). While a subscriber has a
 /// backlog, publishers may so see up to `capacity / 16` bytes of its
 /// progress late. Publishing at every message made the slot's cache line bounce
 /// between the cores for every message whenever the ring ran full.
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
     let g = m.geometry();
-    if next.wrapping_sub(st.published) >= g.capacity / 16
+    let lazy = g.capacity / 16;
+    // Less than `lazy` bytes are ever left unpublished, so a subscriber
+    // that has caught up can only make a publisher see the ring full if
+    // two of the largest records and that slack exceed the capacity. Only
+    // then does it look at the next record (a line the publisher is about
+    // to write: reading it costs the publisher a transfer) to publish as
+    // soon as it has caught up.
+    let large = 2 * record_size(u64::from(g.max_message)) + lazy > g.capacity;
+    if next.wrapping_sub(st.published) >= lazy
         || m.join().want_space.load(Ordering::Relaxed) != 0
-        // Caught up (the next record is not committed): publish now, so a
-        // subscriber that goes idle has always shown all it consumed.
-        || m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next
+        || (large && m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next)
     {
         publish(m, st);
     }

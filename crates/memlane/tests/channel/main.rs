@@ -740,3 +740,30 @@ fn model_regression_overwritten_record() {
     ];
     check_model(ops, 1).unwrap();
 }
+
+/// The largest message fits an empty ring wherever the head is (a record
+/// that would cross the ring's end is preceded by padding, so records may
+/// take at most half the capacity).
+#[test]
+fn the_largest_message_always_fits_an_empty_ring() {
+    let d = TestDir::new("ch-largest");
+    let c = channel(&d, "largest", 4096, 2032);
+    assert_eq!(c.max_message(), 2032);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    for shift in 0..300usize {
+        // Move the head by a different amount each round, then drain.
+        p.try_send(&vec![1u8; shift % 97]).unwrap();
+        while s.try_recv().is_ok() {}
+        p.try_send(&[7u8; 2032])
+            .expect("the largest message fits an empty ring");
+        assert_eq!(s.try_recv().unwrap().len(), 2032);
+    }
+    let e = Channel::builder("too-large")
+        .capacity(4096)
+        .max_message(2033)
+        .dir(&d.path)
+        .create()
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 2032 bytes"), "{e}");
+}
