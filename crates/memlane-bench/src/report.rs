@@ -11,18 +11,8 @@ use crate::{
 
 /// The machine: CPUs, CPU model, kernel.
 pub fn machine(cpus: usize) -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let model = memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into());
+    let kernel = memlane_benchkit::kernel().unwrap_or_else(|| "unknown".into());
     format!("{cpus} CPUs ({model}), Linux {kernel}")
 }
 

@@ -144,6 +144,23 @@ impl Job {
     }
 }
 
+/// The CPU model named in `/proc/cpuinfo`, if any (for reports).
+pub fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, m)| m.trim().to_string())
+    })
+}
+
+/// The kernel release (`/proc/sys/kernel/osrelease`), if readable.
+pub fn kernel() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// An `InvalidInput` error with a message.
 pub fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.into())
