@@ -147,3 +147,13 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// Sends `sig` (e.g. "-STOP", "-KILL") to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}

@@ -8,7 +8,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{expect_success, fnv1a, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV};
+use common::{
+    expect_success, fnv1a, signal, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV,
+};
 use memlane::{Channel, TrySendError};
 
 const ENTRY: &str = "child_entry";
@@ -293,15 +295,6 @@ fn a_subscriber_blocked_in_recv_is_woken() {
         "sleeper woke and exited {:?} after the send",
         start.elapsed()
     );
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
 }
 
 #[test]

@@ -9,7 +9,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{expect_success, fnv1a, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV};
+use common::{
+    expect_success, fnv1a, signal, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV,
+};
 use memlane::{Channel, CreateError, Liveness, OpenError, Segment, TrySendError};
 
 const ENTRY: &str = "child_entry";
@@ -163,15 +165,6 @@ fn wait_ready(child: &mut KillOnDrop) {
     }
 }
 
-fn kill(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 #[test]
 fn a_killed_subscriber_stops_holding_back_publishers() {
     let d = TestDir::new("rel-deadsub");
@@ -191,7 +184,7 @@ fn a_killed_subscriber_stops_holding_back_publishers() {
     assert_eq!(p.try_send(&[0; 100]), Err(TrySendError::Full));
     assert_eq!(c.info().subscribers[0].state, Liveness::Alive);
     let pid = child.id();
-    kill(pid, "-KILL");
+    signal(pid, "-KILL");
     let _ = child.wait(Duration::from_secs(10));
     assert_eq!(
         c.info().subscribers[0].state,
@@ -226,7 +219,7 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
     )));
     wait_ready(&mut child);
     let pid = child.id();
-    kill(pid, "-STOP");
+    signal(pid, "-STOP");
     wait_for(Duration::from_secs(10), "the child to stop", || {
         c.info().subscribers[0].state == Liveness::Stalled
     });
@@ -240,7 +233,7 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
     assert!(start.elapsed() >= Duration::from_millis(700));
     assert_eq!(c.reap(), (0, 0));
     assert_eq!(c.info().subscribers.len(), 1);
-    kill(pid, "-CONT");
+    signal(pid, "-CONT");
     wait_for(Duration::from_secs(10), "the child to run", || {
         c.info().subscribers[0].state == Liveness::Alive
     });
@@ -401,7 +394,7 @@ fn publishers_killed_at_random_times() {
                 next += 1;
             }
         }
-        kill(child.id(), "-KILL");
+        signal(child.id(), "-KILL");
         let _ = child.child().wait();
         child.0 = None;
         // Drain what it committed; a claim it held is reclaimed.
@@ -484,7 +477,7 @@ fn a_name_whose_owner_died_is_recreated_and_gc_spares_live_ones() {
         .unwrap_err();
     assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
     assert!(memlane::gc(Some(&d.path), false).unwrap().1.is_empty());
-    kill(child.id(), "-KILL");
+    signal(child.id(), "-KILL");
     let _ = child.wait(Duration::from_secs(10));
     // Its owner is provably dead (nobody holds the file): re-created in place.
     let c = Channel::builder("stale")
