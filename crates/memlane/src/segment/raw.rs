@@ -184,11 +184,11 @@ where
     // A memlane file of ours at the name that no live process holds is
     // stale (its users exited or died): it is replaced, under an exclusive
     // lock so no opener can take it meanwhile.
-    let mut stale: Option<File> = None;
+    let mut stale_file: Option<File> = None;
     if on_exists != OnExists::Replace {
         if let Ok(existing) = dir.open_existing(OsStr::new(final_name), false) {
-            if on_exists == OnExists::ReplaceStale && is_stale(&existing) {
-                stale = Some(existing);
+            if on_exists == OnExists::ReplaceStale && stale(&existing).is_some() {
+                stale_file = Some(existing);
             } else {
                 return Err(CreateError::AlreadyExists {
                     name: display_name.to_string(),
@@ -198,7 +198,7 @@ where
             }
         }
     }
-    let replace = on_exists == OnExists::Replace || stale.is_some();
+    let replace = on_exists == OnExists::Replace || stale_file.is_some();
     let total = HEADER_REGION + data_len;
     let total_usize = usize::try_from(total).map_err(|_| CreateError::InvalidConfig {
         reason: format!("{total} bytes do not fit in this machine's address space"),
@@ -252,24 +252,26 @@ where
     Ok((file, map, final_path, created_ns))
 }
 
-/// Whether an existing file is a memlane file of this user that no live
-/// process holds (it then stays locked exclusively while `file` is open).
-pub(crate) fn is_stale(file: &File) -> bool {
-    let Ok(st) = sys::file_info(file) else {
-        return false;
-    };
+/// If an existing file is a memlane file of this user that no live
+/// process holds, returns its kind (`None` when its header does not decode,
+/// e.g. a creator died before the ready word); the file then stays locked
+/// exclusively while it is open.
+pub(crate) fn stale(file: &File) -> Option<Option<Kind>> {
+    let st = sys::file_info(file).ok()?;
     if !st.is_file || st.uid != sys::current_uid() {
-        return false;
+        return None;
     }
     let mut buf = [0u8; HEADER_SIZE];
-    let Ok(n) = read_up_to(file, &mut buf, 0) else {
-        return false;
+    let n = read_up_to(file, &mut buf, 0).ok()?;
+    let kind = match header::decode(&buf[..n], st.len) {
+        Ok(info) => Some(info.kind),
+        Err(HeaderError::NotReady) | Err(HeaderError::SizeMismatch { .. }) => None,
+        Err(_) if n >= 8 && buf[..8] == header::MAGIC => None,
+        Err(_) => return None,
     };
-    let ours = match header::decode(&buf[..n], st.len) {
-        Ok(_) | Err(HeaderError::NotReady) | Err(HeaderError::SizeMismatch { .. }) => true,
-        Err(_) => n >= 8 && buf[..8] == header::MAGIC,
-    };
-    ours && sys::try_lock_exclusive(file).unwrap_or(false)
+    sys::try_lock_exclusive(file)
+        .unwrap_or(false)
+        .then_some(kind)
 }
 
 /// Creates a segment of `spec.kind`; `init` fills the data region before
@@ -979,15 +981,11 @@ pub(crate) fn gc(
             live_names.insert(name.to_string());
             continue;
         };
-        if !is_stale(&file) {
+        let Some(kind) = stale(&file) else {
             live_names.insert(name.to_string());
             continue;
-        }
-        let mut buf = [0u8; HEADER_SIZE];
-        let n = read_up_to(&file, &mut buf, 0).unwrap_or(0);
-        let len = sys::file_info(&file).map_or(0, |s| s.len);
-        let is_link = matches!(header::decode(&buf[..n], len), Ok(info) if info.kind == Kind::Link);
-        if is_link {
+        };
+        if kind == Some(Kind::Link) {
             let held = read_link(&file, &dir_path.join(fname))
                 .ok()
                 .is_some_and(|target| {
@@ -1004,8 +1002,7 @@ pub(crate) fn gc(
         }
     }
     for fname in &names {
-        if let Some(rest) = fname.strip_prefix(".memlane-tmp.") {
-            let _ = rest;
+        if fname.starts_with(".memlane-tmp.") {
             let Ok(file) = d.open_token(OsStr::new(fname), false) else {
                 continue;
             };
