@@ -297,6 +297,22 @@ impl Geometry {
         })
     }
 
+    /// How many consumed bytes a subscriber may leave unpublished before
+    /// it publishes its position (see `ring::advance`).
+    pub(crate) fn publish_lazy_bytes(&self) -> u64 {
+        self.capacity / 16
+    }
+
+    /// Whether a subscriber must publish as soon as it catches up (the
+    /// next record is not committed) rather than when it next finds the
+    /// ring empty. Less than `publish_lazy_bytes` are ever left
+    /// unpublished, so a caught-up subscriber can make a publisher see the
+    /// ring full only if two of the largest records and that slack exceed
+    /// the capacity.
+    pub(crate) fn publish_on_catch_up(&self) -> bool {
+        2 * record_size(u64::from(self.max_message)) + self.publish_lazy_bytes() > self.capacity
+    }
+
     /// The data-region length the geometry needs.
     pub(crate) fn data_len(&self) -> u64 {
         self.ring_offset + self.capacity

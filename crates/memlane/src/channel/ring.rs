@@ -156,6 +156,8 @@ pub(crate) struct SubState {
     pub(crate) pos: u64,
     /// The position last stored in the slot (`pos` is published lazily).
     pub(crate) published: u64,
+    /// `Geometry::publish_on_catch_up`, computed once.
+    pub(crate) publish_on_catch_up: bool,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -578,6 +580,7 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
                 slot: i,
                 pos: p,
                 published: p,
+                publish_on_catch_up: m.geometry().publish_on_catch_up(),
                 messages: 0,
                 bytes: 0,
             });
@@ -606,17 +609,13 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
     let g = m.geometry();
-    let lazy = g.capacity / 16;
-    // Less than `lazy` bytes are ever left unpublished, so a subscriber
-    // that has caught up can only make a publisher see the ring full if
-    // two of the largest records and that slack exceed the capacity. Only
-    // then does it look at the next record (a line the publisher is about
-    // to write: reading it costs the publisher a transfer) to publish as
-    // soon as it has caught up.
-    let large = 2 * record_size(u64::from(g.max_message)) + lazy > g.capacity;
-    if next.wrapping_sub(st.published) >= lazy
+    // Reading the next record's stamp touches a line the publisher is
+    // about to write (a transfer on its critical path), so only channels
+    // that need it do (`Geometry::publish_on_catch_up`).
+    if next.wrapping_sub(st.published) >= g.publish_lazy_bytes()
         || m.join().want_space.load(Ordering::Relaxed) != 0
-        || (large && m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next)
+        || (st.publish_on_catch_up
+            && m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next)
     {
         publish(m, st);
     }
