@@ -36,6 +36,7 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// server.notify();
 /// assert!(client.wait_timeout(Duration::from_secs(1)));
 /// # Event::remove_in(&dir, "doc-ready")?;
+/// # drop((server, client));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

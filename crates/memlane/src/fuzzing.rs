@@ -200,7 +200,7 @@ struct NoFutex;
 
 impl Futex for NoFutex {
     fn wait(&self, _word: &AtomicU32, _expected: u32, _timeout: Option<std::time::Duration>) {}
-    fn wake_all(&self, _word: &AtomicU32) {}
+    fn wake_all(&self, _word: &AtomicU32, _old: u32, _waiters: u32) {}
 }
 
 /// A channel data region on the heap: the same layout as a mapped

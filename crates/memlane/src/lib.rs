@@ -21,6 +21,7 @@
 //! channel.publisher()?.send(b"data ready")?;
 //! assert_eq!(&*sub.recv()?, b"data ready");
 //! Channel::remove("doc-quickstart")?;
+//! # drop((channel, sub));
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

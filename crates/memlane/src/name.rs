@@ -64,6 +64,16 @@ pub(crate) fn from_file_name(file: &str) -> Option<&str> {
 /// A unique temporary file name used while a segment is being built.
 /// It starts with `.` so it is never taken for a finished segment.
 pub(crate) fn temp_name(name: &str) -> String {
+    format!(
+        ".memlane-tmp.{name}.{}.{}",
+        crate::sys::current_pid(),
+        unique_suffix()
+    )
+}
+
+/// A suffix unique within this process (a counter) and unlikely to repeat
+/// across processes with the same pid (the clock's nanoseconds).
+pub(crate) fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -71,10 +81,7 @@ pub(crate) fn temp_name(name: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!(
-        ".memlane-tmp.{name}.{}.{n}.{nanos:08x}",
-        crate::sys::current_pid()
-    )
+    format!("{n}.{nanos:08x}")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use memmap2::{MmapMut, MmapOptions, MmapRaw};
 /// A mapped window, guarded against SIGBUS from a truncated file.
 pub(crate) struct Map {
     kind: MapKind,
-    guard: crate::sys::sigbus::Guard,
+    guard: crate::sys::MapGuard,
 }
 
 /// How a window is mapped.
@@ -30,16 +30,16 @@ impl Map {
         } else {
             opts.map_raw_read_only(file)?
         };
-        Ok(Map::guarded(MapKind::Shared(raw)))
+        Ok(Map::guarded(MapKind::Shared(raw), file, offset))
     }
 
-    fn guarded(kind: MapKind) -> Map {
+    fn guarded(kind: MapKind, file: &File, offset: u64) -> Map {
         let (ptr, len) = match &kind {
             MapKind::Shared(m) => (m.as_mut_ptr(), m.len()),
             MapKind::Private(m) => (m.as_ptr().cast_mut(), m.len()),
         };
         Map {
-            guard: crate::sys::sigbus::Guard::register(ptr, len),
+            guard: crate::sys::MapGuard::register(ptr, len, file, offset),
             kind,
         }
     }
@@ -59,7 +59,7 @@ impl Map {
         // Rust reference to the bytes), so concurrent changes yield
         // different bytes, never undefined behaviour.
         let m = unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file)? };
-        Ok(Map::guarded(MapKind::Private(m)))
+        Ok(Map::guarded(MapKind::Private(m), file, offset))
     }
 
     /// The start of the window.

@@ -9,7 +9,7 @@
 //! [`Segment::remove`]. Dropping a `Segment` unmaps it and closes its file.
 
 pub(crate) mod header;
-mod map;
+pub(crate) mod map;
 pub(crate) mod raw;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +63,7 @@ pub enum Disposition {
 /// client.read(0, &mut buf)?;
 /// assert_eq!(&buf, b"hello");
 /// Segment::remove("doc-segment")?;
+/// # drop((server, client));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # fn tempfile_dir() -> std::path::PathBuf {
 /// #     let d = std::env::temp_dir().join(format!("memlane-doc-seg-{}", std::process::id()));

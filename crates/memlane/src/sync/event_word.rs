@@ -55,9 +55,10 @@ impl EventWord {
     #[inline]
     pub(crate) fn notify_waiters(&self, futex: &impl Futex) {
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::Release);
-            futex.wake_all(&self.seq);
+        let waiters = self.waiters.load(Ordering::Relaxed);
+        if waiters != 0 {
+            let old = self.seq.fetch_add(1, Ordering::Release);
+            futex.wake_all(&self.seq, old, waiters);
         }
     }
 
@@ -65,10 +66,11 @@ impl EventWord {
     /// the condition is `seq` itself) and wakes sleepers if there are any.
     #[inline]
     pub(crate) fn notify_count(&self, futex: &impl Futex) {
-        self.seq.fetch_add(1, Ordering::Release);
+        let old = self.seq.fetch_add(1, Ordering::Release);
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            futex.wake_all(&self.seq);
+        let waiters = self.waiters.load(Ordering::Relaxed);
+        if waiters != 0 {
+            futex.wake_all(&self.seq, old, waiters);
         }
     }
 

@@ -35,8 +35,11 @@ pub(crate) const fn spins(n: u32) -> u32 {
 pub(crate) trait Futex {
     /// Sleeps while `word == expected` (may return early for any reason).
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>);
-    /// Wakes every sleeper on `word`.
-    fn wake_all(&self, word: &AtomicU32);
+    /// Wakes every sleeper on `word`, which held `old` before the caller
+    /// changed it; at most `waiters` threads sleep on it. (Linux's futex
+    /// needs neither; the Windows emulation names its semaphore after
+    /// `old` and releases it `waiters` times.)
+    fn wake_all(&self, word: &AtomicU32, old: u32, waiters: u32);
 }
 
 /// The OS futex (shared, cross-process).
@@ -51,8 +54,8 @@ impl Futex for OsFutex {
         crate::sys::futex_wait(word, expected, timeout);
     }
     #[inline]
-    fn wake_all(&self, word: &AtomicU32) {
-        crate::sys::futex_wake_all(word);
+    fn wake_all(&self, word: &AtomicU32, old: u32, waiters: u32) {
+        crate::sys::futex_wake_all(word, old, waiters);
     }
 }
 
@@ -73,7 +76,7 @@ impl Futex for LoomFutex {
             drop(self.cv.wait(g).unwrap());
         }
     }
-    fn wake_all(&self, _word: &AtomicU32) {
+    fn wake_all(&self, _word: &AtomicU32, _old: u32, _waiters: u32) {
         let _g = self.lock.lock().unwrap();
         self.cv.notify_all();
     }

@@ -241,13 +241,43 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
-/// Wakes every thread, in any process, blocked in [`futex_wait`] on `word`.
-pub(crate) fn futex_wake_all(word: &AtomicU32) {
+/// Wakes every thread, in any process, blocked in [`futex_wait`] on `word`
+/// (`old`, the value before the caller changed it, and `waiters`, an upper
+/// bound on the sleepers, are for the Windows emulation).
+pub(crate) fn futex_wake_all(word: &AtomicU32, _old: u32, _waiters: u32) {
     use rustix::thread::futex;
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// A mapped window guarded against SIGBUS (see `sigbus.rs`).
+pub(crate) struct MapGuard(super::sigbus::Guard);
+
+impl MapGuard {
+    /// Registers `len` bytes at `ptr` (a window of `_file`).
+    pub(crate) fn register(ptr: *mut u8, len: usize, _file: &File, _file_offset: u64) -> MapGuard {
+        MapGuard(super::sigbus::Guard::register(ptr, len))
+    }
+
+    /// Whether another process truncated the file under this window.
+    #[inline]
+    pub(crate) fn faulted(&self) -> bool {
+        self.0.faulted()
+    }
+}
+
+/// Ends this process at once with SIGKILL (crash-injection tests).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn kill_self() -> ! {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    std::process::abort()
 }
 
 /// A path from raw bytes (paths are bytes on Unix).
 pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+/// Reads at `offset` without moving a shared file position.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }

@@ -12,5 +12,10 @@ pub(crate) use linux::*;
 #[cfg(target_os = "linux")]
 pub(crate) mod sigbus;
 
-#[cfg(not(target_os = "linux"))]
-compile_error!("memlane supports Linux only for now; Windows and macOS backends are planned");
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(not(any(target_os = "linux", windows)))]
+compile_error!("memlane supports Linux and Windows for now; a macOS backend is planned");

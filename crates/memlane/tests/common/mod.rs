@@ -19,7 +19,7 @@ impl TestDir {
     pub fn new(tag: &str) -> TestDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let base = if Path::new("/dev/shm").is_dir() {
+        let base = if cfg!(unix) && Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
             std::env::temp_dir()
@@ -149,6 +149,7 @@ impl Rng {
 }
 
 /// Sends `sig` (e.g. "-STOP", "-KILL") to process `pid` with kill(1).
+#[cfg(unix)]
 pub fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])

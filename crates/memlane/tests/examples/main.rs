@@ -94,7 +94,26 @@ impl KillOnDrop {
 }
 
 /// Builds the examples once per test run and returns the path of each.
+///
+/// Under Wine a Windows test binary cannot run the host's cargo; there the
+/// examples are taken from beside this binary (`<target>/debug/examples`),
+/// which `cargo test` builds and `scripts/windows-test.sh` builds first.
 fn example(name: &str) -> PathBuf {
+    if cfg!(windows) {
+        let exe = std::env::current_exe().expect("current exe");
+        let path = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in <target>/<profile>/deps")
+            .join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            path.is_file(),
+            "{} is missing: build the examples first (`cargo build --examples --target ...`)",
+            path.display()
+        );
+        return path;
+    }
     static PATHS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let paths = PATHS.get_or_init(build_examples);
     paths
@@ -357,7 +376,13 @@ fn client_reports_a_missing_segment_and_exits_1() {
 fn client_reports_a_missing_event_and_exits_1() {
     let dir = TempDir::new("no-event");
     let server = Server::start(dir.path(), "half", "text");
-    std::fs::remove_file(dir.path().join("memlane.half.ready")).expect("remove the event");
+    // Moved away rather than deleted: on Windows a deleted file that the
+    // server still holds keeps its name until the server closes it.
+    std::fs::rename(
+        dir.path().join("memlane.half.ready"),
+        dir.path().join("moved-away"),
+    )
+    .expect("move the event away");
     let out = run_example("client", dir.path(), &["half", "--timeout", "1"]);
     assert_eq!(
         out.status.code(),

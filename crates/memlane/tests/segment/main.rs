@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{symlink, PermissionsExt};
 
 use common::TestDir;
 use memlane::{
@@ -162,8 +161,10 @@ fn zero_size_and_bad_names_are_refused() {
     );
 }
 
+#[cfg(unix)] // Windows files inherit the directory's access control list.
 #[test]
 fn default_mode_is_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
     let d = TestDir::new("seg-mode");
     let s = create(&d, "m", 10);
     let mode = std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
@@ -274,12 +275,23 @@ fn header_validation_errors_are_distinct() {
 fn odd_files_at_the_name_are_refused() {
     let d = TestDir::new("seg-odd");
     let target = create(&d, "real", 100);
-    // A symlink is never followed.
-    symlink(target.path(), d.path.join("memlane.link")).unwrap();
-    assert!(matches!(
-        open(&d, "link", Access::ReadOnly),
-        Err(OpenError::Symlink { .. })
-    ));
+    // A symlink is never followed. (Windows lets only privileged users
+    // make one; where that fails the case is skipped.)
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(target.path(), d.path.join("memlane.link"));
+    #[cfg(windows)]
+    let linked = std::os::windows::fs::symlink_file(target.path(), d.path.join("memlane.link"));
+    match linked {
+        Ok(()) => {
+            let r = open(&d, "link", Access::ReadOnly);
+            // Wine keeps a link it cannot resolve as a dangling entry;
+            // either way the target is never opened.
+            let refused = matches!(r, Err(OpenError::Symlink { .. }))
+                || (cfg!(windows) && matches!(r, Err(OpenError::NotFound { .. })));
+            assert!(refused, "{r:?}");
+        }
+        Err(e) => eprintln!("skipping the symlink case: {e}"),
+    }
     // A directory.
     std::fs::create_dir(d.path.join("memlane.dir")).unwrap();
     assert!(matches!(
@@ -305,13 +317,15 @@ fn odd_files_at_the_name_are_refused() {
         other => panic!("{other:?}"),
     }
     // Creating over a symlink does not follow it either.
-    let e = Segment::builder("link")
-        .size(10)
-        .dir(&d.path)
-        .create()
-        .unwrap_err();
-    assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
-    assert_eq!(target.read_vec(0, 1).unwrap(), [0]);
+    if d.path.join("memlane.link").symlink_metadata().is_ok() {
+        let e = Segment::builder("link")
+            .size(10)
+            .dir(&d.path)
+            .create()
+            .unwrap_err();
+        assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
+        assert_eq!(target.read_vec(0, 1).unwrap(), [0]);
+    }
 }
 
 #[test]

@@ -1,0 +1,627 @@
+//! Windows backend: segment files in a per-user directory, opened without
+//! following reparse points (symlinks, junctions), mapped through Win32
+//! file mappings (memmap2's `CreateFileMappingW` + `MapViewOfFile`),
+//! `LockFileEx` locks for holders and endpoint liveness, and named
+//! semaphores in the session's `Local\` namespace (or `Global\` on
+//! request) for cross-process wake-ups, since `WaitOnAddress` does not
+//! cross processes.
+//!
+//! The differences from Linux that callers see are listed in
+//! `docs/WINDOWS.md`.
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::windows::fs::OpenOptionsExt;
+use std::os::windows::io::AsRawHandle;
+use std::os::windows::prelude::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, FILETIME, HANDLE,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    GetFileInformationByHandle, LockFileEx, MoveFileExW, BY_HANDLE_FILE_INFORMATION,
+    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
+    FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+};
+use windows_sys::Win32::System::Threading::{
+    CreateSemaphoreW, OpenSemaphoreW, ReleaseSemaphore, WaitForSingleObject, INFINITE,
+    SEMAPHORE_MODIFY_STATE,
+};
+use windows_sys::Win32::System::IO::OVERLAPPED;
+
+/// The sub-directory of the user's temporary directory that anonymous
+/// segments live in unless overridden.
+pub(crate) const DEFAULT_SUBDIR: &str = "memlane";
+
+/// Environment variable that overrides the segment directory.
+pub(crate) const DIR_ENV: &str = "MEMLANE_DIR";
+
+/// Environment variable that picks the kernel-object namespace of the
+/// wake-up semaphores: `Local` (the default: this logon session) or
+/// `Global` (all sessions; needs `SeCreateGlobalPrivilege` on Windows).
+pub(crate) const NAMESPACE_ENV: &str = "MEMLANE_WINDOWS_NAMESPACE";
+
+/// Returns the directory for anonymous segments: the explicit one, else
+/// `%MEMLANE_DIR%`, else `%TEMP%\memlane` (created on first use, inside
+/// the user's profile, so only the user and administrators can open it).
+pub(crate) fn segment_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    match std::env::var_os(DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let dir = std::env::temp_dir().join(DEFAULT_SUBDIR);
+            // Creating it is best effort: if it fails, opening the
+            // directory reports the error with its path.
+            let _ = std::fs::create_dir_all(&dir);
+            dir
+        }
+    }
+}
+
+/// Share modes for every handle memlane opens: others may read, write,
+/// rename and delete the file while it is open, as on Unix.
+const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+/// Flags for every open: never follow a reparse point (a symlink or
+/// junction is opened as itself and refused), and let directories open so
+/// that they are reported as "not a file" rather than "access denied".
+const NO_FOLLOW: u32 = FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS;
+
+/// A directory that names are resolved in. Windows has no `*at` calls;
+/// the directory is held by path and every open refuses reparse points.
+pub(crate) struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Checks that `path` is a directory and remembers it.
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", path.display()),
+            ));
+        }
+        Ok(Dir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn join(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Creates `name` exclusively (`CREATE_NEW`), without following a
+    /// reparse point. `mode` has no meaning on Windows: the file inherits
+    /// the directory's access control list.
+    pub(crate) fn create_exclusive(&self, name: &OsStr, _mode: u32) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .share_mode(SHARE_ALL)
+            .custom_flags(NO_FOLLOW)
+            .open(self.join(name))
+    }
+
+    /// Opens an existing `name` without following a reparse point at it.
+    pub(crate) fn open_existing(&self, name: &OsStr, write: bool) -> Result<File, OpenFileError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .share_mode(SHARE_ALL)
+            .custom_flags(NO_FOLLOW)
+            .open(self.join(name))
+            .map_err(OpenFileError::Io)?;
+        let info = handle_info(&file).map_err(OpenFileError::Io)?;
+        if info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(OpenFileError::Symlink);
+        }
+        Ok(file)
+    }
+
+    /// Opens `name`, creating it if missing, without following a reparse
+    /// point: a liveness token file.
+    pub(crate) fn open_token(&self, name: &OsStr, create: bool) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .share_mode(SHARE_ALL)
+            .custom_flags(NO_FOLLOW)
+            .open(self.join(name))
+    }
+
+    /// The identity (volume, file index) of `name`, without following a
+    /// reparse point; `None` if there is nothing at the name.
+    pub(crate) fn identity(&self, name: &OsStr) -> Option<(u64, u64)> {
+        let file = OpenOptions::new()
+            .access_mode(0)
+            .share_mode(SHARE_ALL)
+            .custom_flags(NO_FOLLOW)
+            .open(self.join(name))
+            .ok()?;
+        handle_info(&file).ok().map(|i| identity_of(&i))
+    }
+
+    /// Renames `from` to `to` inside this directory. With `replace` false
+    /// the rename fails with `AlreadyExists` if `to` exists.
+    ///
+    /// Windows (and Wine) refuse to replace a file that is open, so with
+    /// `replace` true an existing `to` is first moved aside to a hidden
+    /// name (moving an open or mapped file is allowed) and deleted once
+    /// `from` is in place; an opener in between finds no file, not a torn
+    /// one.
+    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+        if !replace {
+            return self.move_file(from, to);
+        }
+        let aside = trash_name();
+        let moved = match self.move_file(to, OsStr::new(&aside)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        let r = self.move_file(from, to);
+        if moved {
+            if r.is_ok() {
+                let _ = std::fs::remove_file(self.join(OsStr::new(&aside)));
+            } else {
+                // Put the old file back where it was.
+                let _ = self.move_file(OsStr::new(&aside), to);
+            }
+        }
+        r
+    }
+
+    fn move_file(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let from = wide(self.join(from).as_os_str());
+        let to = wide(self.join(to).as_os_str());
+        // SAFETY: both paths are NUL-terminated UTF-16 buffers that live
+        // across the call.
+        let ok = unsafe { MoveFileExW(from.as_ptr(), to.as_ptr(), 0) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Removes `name` from this directory (a reparse point itself is what
+    /// would be removed, never its target). The file is first renamed to a
+    /// unique hidden name, so the name is free at once even while other
+    /// processes still hold the file open.
+    pub(crate) fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        let trash = trash_name();
+        match self.move_file(name, OsStr::new(&trash)) {
+            Ok(()) => {
+                // The hidden name goes when the last handle closes; if the
+                // delete itself fails the file is left under that name,
+                // which `gc` does not list.
+                let _ = std::fs::remove_file(self.join(OsStr::new(&trash)));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+            Err(_) => std::fs::remove_file(self.join(name)),
+        }
+    }
+}
+
+/// A unique hidden name for a file on its way out (it starts with `.`, so
+/// it is never taken for a segment).
+fn trash_name() -> String {
+    format!(
+        ".memlane-rm.{}.{}",
+        std::process::id(),
+        crate::name::unique_suffix()
+    )
+}
+
+/// Why opening an existing file failed.
+#[derive(Debug)]
+pub(crate) enum OpenFileError {
+    /// A reparse point (symlink, junction) is at the name; memlane never
+    /// follows one.
+    Symlink,
+    /// Any other OS error.
+    Io(io::Error),
+}
+
+/// What the OS says about an open file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileInfo {
+    /// Length in bytes.
+    pub(crate) len: u64,
+    /// Whether it is a regular file.
+    pub(crate) is_file: bool,
+    /// The owner: always 0 on Windows, where files carry a security
+    /// descriptor instead (see [`current_uid`]).
+    pub(crate) uid: u32,
+    /// Number of hard links.
+    pub(crate) nlink: u64,
+    /// Volume serial number and file index: the file's identity.
+    pub(crate) id: (u64, u64),
+    /// Seconds since the last modification.
+    pub(crate) age_secs: u64,
+}
+
+fn handle_info(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
+    // SAFETY: the struct is plain data; all-zero is a valid value.
+    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: the handle is open for the call's duration (borrowed from
+    // `file`), and `info` is a valid, writable struct of the right type.
+    let ok = unsafe { GetFileInformationByHandle(file.as_raw_handle() as HANDLE, &mut info) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+fn identity_of(info: &BY_HANDLE_FILE_INFORMATION) -> (u64, u64) {
+    (
+        u64::from(info.dwVolumeSerialNumber),
+        (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    )
+}
+
+fn filetime_secs_ago(t: FILETIME) -> u64 {
+    // FILETIME counts 100 ns ticks since 1601-01-01.
+    const UNIX_EPOCH_TICKS: u64 = 116_444_736_000_000_000;
+    let ticks = (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    let secs = ticks.saturating_sub(UNIX_EPOCH_TICKS) / 10_000_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now.saturating_sub(secs)
+}
+
+/// File information of an open file.
+pub(crate) fn file_info(file: &File) -> io::Result<FileInfo> {
+    let info = handle_info(file)?;
+    Ok(FileInfo {
+        len: (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow),
+        is_file: info.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)
+            == 0,
+        uid: 0,
+        nlink: u64::from(info.nNumberOfLinks),
+        id: identity_of(&info),
+        age_secs: filetime_secs_ago(info.ftLastWriteTime),
+    })
+}
+
+/// Sets the file length (Windows allocates the blocks of a file extended
+/// this way, so a full disk is reported here).
+pub(crate) fn set_len_reserved(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)
+}
+
+/// Windows has no numeric user id; files are protected by the access
+/// control list they inherit from the per-user segment directory. Both
+/// this and [`FileInfo::uid`] are 0, so the owner check always passes.
+pub(crate) fn current_uid() -> u32 {
+    0
+}
+
+/// The byte range every lock covers: one byte far past any file's end.
+/// `LockFileEx` locks are mandatory for `ReadFile`/`WriteFile` inside the
+/// range, so the range must not overlap the bytes memlane reads.
+const LOCK_OFFSET: u64 = u64::MAX - 1;
+
+fn lock(file: &File, flags: u32) -> io::Result<()> {
+    // SAFETY: the struct is plain data; all-zero is a valid value.
+    let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+    ov.Anonymous.Anonymous.Offset = LOCK_OFFSET as u32;
+    ov.Anonymous.Anonymous.OffsetHigh = (LOCK_OFFSET >> 32) as u32;
+    // SAFETY: the handle is open (borrowed from `file`) and was opened for
+    // synchronous I/O, so the call completes before it returns and `ov`
+    // outlives it.
+    let ok = unsafe { LockFileEx(file.as_raw_handle() as HANDLE, flags, 0, 1, 0, &mut ov) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Tries to take an exclusive lock without blocking: `Ok(true)` if taken,
+/// `Ok(false)` if another handle holds a lock. Locks belong to the handle,
+/// are released when the process dies, and conflict within one process.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    match lock(file, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
+                || e.raw_os_error() == Some(ERROR_IO_PENDING as i32) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes a shared lock, waiting for an exclusive holder to let go.
+pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
+    lock(file, 0)
+}
+
+/// Windows processes cannot be stopped like SIGSTOP; a debugger break is
+/// not visible from outside. Always `false`.
+pub(crate) fn process_stopped(_pid: u32) -> bool {
+    false
+}
+
+/// The current process id.
+pub(crate) fn current_pid() -> u32 {
+    std::process::id()
+}
+
+/// A file name as bytes (WTF-8, the standard library's encoding).
+pub(crate) fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_encoded_bytes()
+}
+
+/// A path from bytes read back from a link entry (UTF-8; anything else is
+/// replaced, so a hostile entry names a file that does not exist).
+pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn wide(s: &OsStr) -> Vec<u16> {
+    s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+// --- Mapped windows and the names of their wait words --------------------
+
+/// Where a mapped window of a file lives in this process, so that a wait
+/// word inside it can be named the same way in every process.
+struct Window {
+    start: usize,
+    len: usize,
+    file_id: (u64, u64),
+    file_offset: u64,
+}
+
+/// Every mapped window of this process (looked up only on the sleeping
+/// and waking paths, never on the fast path).
+static WINDOWS: Mutex<Vec<Window>> = Mutex::new(Vec::new());
+
+/// Registers a mapped window until dropped (see [`futex_wait`]).
+pub(crate) struct MapGuard {
+    start: usize,
+}
+
+impl MapGuard {
+    /// Records that `len` bytes at `ptr` map `file` from `file_offset`.
+    pub(crate) fn register(ptr: *mut u8, len: usize, file: &File, file_offset: u64) -> MapGuard {
+        let start = ptr as usize;
+        if let Ok(info) = handle_info(file) {
+            let w = Window {
+                start,
+                len,
+                file_id: identity_of(&info),
+                file_offset,
+            };
+            WINDOWS.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        }
+        MapGuard { start }
+    }
+
+    /// Windows refuses to truncate a file with a mapped view, so a peer
+    /// can never pull pages from under a window: always `false`.
+    #[inline]
+    pub(crate) fn faulted(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for MapGuard {
+    fn drop(&mut self) {
+        let mut windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = windows.iter().position(|w| w.start == self.start) {
+            windows.swap_remove(i);
+        }
+    }
+}
+
+/// The kernel-object name for sleepers on `word` while it holds `value`:
+/// `Local\memlane.<volume>.<file index>.<file offset>.<value>`, the same
+/// in every process mapping the file. A word outside any mapped window
+/// (only in tests) gets a name private to this process.
+fn semaphore_name(word: &AtomicU32, value: u32) -> Vec<u16> {
+    let addr = word as *const AtomicU32 as usize;
+    let ns = match std::env::var(NAMESPACE_ENV) {
+        Ok(v) if v.eq_ignore_ascii_case("global") => "Global",
+        _ => "Local",
+    };
+    let windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+    let name = match windows
+        .iter()
+        .find(|w| addr >= w.start && addr - w.start < w.len)
+    {
+        Some(w) => format!(
+            "{ns}\\memlane.{:x}.{:x}.{:x}.{value:x}",
+            w.file_id.0,
+            w.file_id.1,
+            w.file_offset + (addr - w.start) as u64
+        ),
+        None => format!("{ns}\\memlane.p{}.{addr:x}.{value:x}", std::process::id()),
+    };
+    wide(OsStr::new(&name))
+}
+
+/// Blocks while `word` holds `expected`, for at most `timeout` (forever
+/// when `None`); may return early for any reason, so callers re-check.
+///
+/// Sleepers on one value of the word share a named semaphore: the waiter
+/// creates (or opens) it *before* re-checking the word, and the waker
+/// changes the word *before* opening it, so either the waiter sees the new
+/// value or the waker finds the semaphore and releases every sleeper.
+/// Naming it after the value means a later sleeper (on the next value)
+/// never takes a release meant for an earlier one.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    use std::sync::atomic::{fence, Ordering};
+    let name = semaphore_name(word, expected);
+    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the
+    // call; a null security-attributes pointer asks for the default.
+    let sem = unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name.as_ptr()) };
+    if sem.is_null() {
+        // No semaphore (out of handles, a name clash with another object
+        // type): sleep briefly instead; the caller re-checks.
+        std::thread::sleep(
+            timeout
+                .unwrap_or(Duration::from_millis(1))
+                .min(Duration::from_millis(1)),
+        );
+        return;
+    }
+    fence(Ordering::SeqCst);
+    if word.load(Ordering::SeqCst) == expected {
+        let ms = timeout.map_or(INFINITE, |d| {
+            u32::try_from(d.as_millis().max(1)).unwrap_or(INFINITE - 1)
+        });
+        // SAFETY: `sem` is a valid semaphore handle owned here.
+        unsafe { WaitForSingleObject(sem, ms) };
+    }
+    // SAFETY: `sem` is a valid handle owned here, closed exactly once.
+    unsafe { CloseHandle(sem) };
+}
+
+/// Wakes the sleepers on `word`, which held `old` before the caller
+/// changed it; `waiters` bounds how many there can be. A no-op when no
+/// process has the semaphore open (nobody sleeps on that value).
+pub(crate) fn futex_wake_all(word: &AtomicU32, old: u32, waiters: u32) {
+    use std::sync::atomic::{fence, Ordering};
+    fence(Ordering::SeqCst);
+    let name = semaphore_name(word, old);
+    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the
+    // call.
+    let sem = unsafe { OpenSemaphoreW(SEMAPHORE_MODIFY_STATE, 0, name.as_ptr()) };
+    if sem.is_null() {
+        // SAFETY: reads the calling thread's last-error value.
+        let _ = unsafe { GetLastError() };
+        return;
+    }
+    let count = i32::try_from(waiters.max(1)).unwrap_or(i32::MAX);
+    // SAFETY: `sem` is a valid semaphore handle owned here. Releasing more
+    // than the maximum fails harmlessly (sleepers time out and re-check).
+    unsafe { ReleaseSemaphore(sem, count, std::ptr::null_mut()) };
+    // SAFETY: `sem` is a valid handle owned here, closed exactly once.
+    unsafe { CloseHandle(sem) };
+}
+
+/// Ends this process at once, as `kill -9` would (crash-injection tests).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn kill_self() -> ! {
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, TerminateProcess};
+    // SAFETY: the pseudo-handle of the current process is always valid.
+    unsafe { TerminateProcess(GetCurrentProcess(), 137) };
+    std::process::abort()
+}
+
+/// Reads at `offset` (moves the handle's file position, which memlane
+/// never relies on).
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::map::Map;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    const ROLE: &str = "MEMLANE_SYS_TEST_FILE";
+
+    /// Maps `path` and returns the mapping with its two words: `[0]` the
+    /// word slept on, `[1]` "the child is about to sleep".
+    fn map(path: &Path) -> (File, Map) {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .share_mode(SHARE_ALL)
+            .open(path)
+            .unwrap();
+        let map = Map::shared(&file, 0, 4096, true).unwrap();
+        (file, map)
+    }
+
+    fn word(map: &Map, i: usize) -> &AtomicU32 {
+        // SAFETY: the mapping is 4096 bytes, page-aligned; words 0 and 1
+        // are in bounds, aligned, and only accessed atomically.
+        unsafe { &*map.ptr().cast::<AtomicU32>().add(i) }
+    }
+
+    /// The child half of the test below: sleeps with no time-out on word 0
+    /// while it holds 0, so only a wake-up from the other process ends it.
+    #[test]
+    fn child_sleeps_until_woken() {
+        let Some(path) = std::env::var_os(ROLE) else {
+            return;
+        };
+        let (_file, map) = map(Path::new(&path));
+        word(&map, 1).store(1, Ordering::SeqCst);
+        while word(&map, 0).load(Ordering::SeqCst) == 0 {
+            futex_wait(word(&map, 0), 0, None);
+        }
+    }
+
+    /// A sleeper in another process, with no time-out to fall back on, is
+    /// woken through the named semaphore. If the wake-up were lost the
+    /// child would sleep for ever and the watchdog would fail the test.
+    #[test]
+    fn a_sleeper_in_another_process_is_woken() {
+        if std::env::var_os(ROLE).is_some() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "memlane-sys-wake-{}-{}",
+            std::process::id(),
+            crate::name::unique_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("words");
+        std::fs::write(&path, vec![0u8; 4096]).unwrap();
+        let (_file, map) = map(&path);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::windows::tests::child_sleeps_until_woken",
+                "-q",
+            ])
+            .env(ROLE, &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while word(&map, 1).load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(60), "child never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Let it get into its wait (a wake-up before that is not lost
+        // either: it re-checks the word after opening the semaphore).
+        std::thread::sleep(Duration::from_millis(200));
+        word(&map, 0).store(1, Ordering::SeqCst);
+        futex_wake_all(word(&map, 0), 0, 1);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("the sleeper was never woken");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(status.success());
+        drop(map);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
