@@ -8,7 +8,12 @@
 //!   one cache line ping-ponged between the two cores.
 //! * `floor-futex`: the same, but the receiver sleeps in `FUTEX_WAIT` on
 //!   the (shared) sequence word and the sender always calls `FUTEX_WAKE`:
-//!   the cost of a cross-process wake-up.
+//!   the cost of a cross-process wake-up. Windows has no cross-process
+//!   futex (`WaitOnAddress` stays inside one process), so there the
+//!   receiver sleeps on a named auto-reset event per direction, which the
+//!   sender always signals (`SetEvent` / `WaitForSingleObject`): the cost
+//!   of a cross-process wake-up through a kernel object. [`BLOCKING_FLOOR`]
+//!   says which one this build measures.
 //! * `floor-ring`: a minimal single-producer/single-consumer byte ring
 //!   (throughput only): length-prefixed records, head and tail on separate
 //!   128-byte lines, each side caching the other's index and reloading it
@@ -20,17 +25,22 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use rustix::thread::futex;
-
 use crate::shm::Shm;
+use crate::sys::{self, Wakeup};
 use crate::{bad, ChildProc, Job, Link, ThroughputResult, Transport, Workload};
+
+/// What the blocking floor (`floor-futex`) sleeps and wakes with on this
+/// platform, for reports: a shared futex on Linux, named auto-reset events
+/// on Windows.
+pub const BLOCKING_FLOOR: &str = sys::BLOCKING_FLOOR;
 
 /// Which floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Floor {
     /// A cache line (and payload buffer) ping-ponged with busy polling.
     Spin,
-    /// The same with a shared futex wait/wake.
+    /// The same with a shared futex wait/wake (Windows: named auto-reset
+    /// events, see [`BLOCKING_FLOOR`]).
     Futex,
     /// A minimal SPSC byte ring (throughput).
     Ring,
@@ -80,13 +90,21 @@ impl Transport for Floor {
             _ => 2 * half_len(job.size),
         };
         let shm = Shm::create(&job.path("floor"), len)?;
+        let wakeup = match self {
+            Floor::Futex => Some(Wakeup::create(job)?),
+            _ => None,
+        };
         let child = spawn()?;
-        Ok((FloorLink::new(*self, shm, job, true), child))
+        Ok((FloorLink::new(*self, shm, wakeup, job, true), child))
     }
 
     fn child(&self, job: &Job) -> io::Result<FloorLink> {
         let shm = Shm::open(&job.path("floor"))?;
-        Ok(FloorLink::new(*self, shm, job, false))
+        let wakeup = match self {
+            Floor::Futex => Some(Wakeup::open(job)?),
+            _ => None,
+        };
+        Ok(FloorLink::new(*self, shm, wakeup, job, false))
     }
 }
 
@@ -94,6 +112,8 @@ impl Transport for Floor {
 pub struct FloorLink {
     kind: Floor,
     shm: Shm,
+    /// `floor-futex`: how the receiver sleeps and the sender wakes it.
+    wakeup: Option<Wakeup>,
     /// Ping-pong: my outgoing and incoming buffers, and the last sequence seen.
     out: usize,
     inc: usize,
@@ -106,12 +126,13 @@ pub struct FloorLink {
 }
 
 impl FloorLink {
-    fn new(kind: Floor, shm: Shm, job: &Job, parent: bool) -> FloorLink {
+    fn new(kind: Floor, shm: Shm, wakeup: Option<Wakeup>, job: &Job, parent: bool) -> FloorLink {
         let h = half_len(job.size);
         let (out, inc) = if parent { (0, h) } else { (h, 0) };
         FloorLink {
             kind,
             shm,
+            wakeup,
             out,
             inc,
             seq_out: 0,
@@ -189,8 +210,8 @@ impl Link for FloorLink {
         let seq = self.shm.u32_at(self.out);
         // Release: pairs with the receiver's Acquire load of the sequence.
         seq.store(self.seq_out, Ordering::Release);
-        if self.kind == Floor::Futex {
-            futex::wake(seq, futex::Flags::empty(), 1)?;
+        if let Some(wakeup) = &self.wakeup {
+            wakeup.wake(seq)?;
         }
         Ok(())
     }
@@ -206,12 +227,9 @@ impl Link for FloorLink {
                 self.seq_seen = s;
                 break;
             }
-            match self.kind {
-                Floor::Futex => match futex::wait(seq, futex::Flags::empty(), s, None) {
-                    Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                },
-                _ => std::hint::spin_loop(),
+            match &self.wakeup {
+                Some(wakeup) => wakeup.wait(seq, s)?,
+                None => std::hint::spin_loop(),
             }
         }
         let len = self.shm.u32_at(self.inc + 4).load(Ordering::Relaxed) as usize;

@@ -18,12 +18,14 @@
 //! transport's name says otherwise (`memlane-loan`).
 //!
 //! The transports in this crate are the floor ([`floor`]: a cache line
-//! ping-ponged with busy polling, the same with a shared futex wait/wake, a
-//! minimal SPSC byte ring, one-process memcpy) and memlane itself
-//! ([`lane`]). `memlane-bench` adds pipes, Unix sockets and iceoryx2.
+//! ping-ponged with busy polling, the same with a shared futex wait/wake
+//! (named auto-reset events on Windows), a minimal SPSC byte ring,
+//! one-process memcpy) and memlane itself ([`lane`]). `memlane-bench` adds
+//! pipes, Unix sockets and iceoryx2.
 //!
 //! Everything a run creates lives in a private directory ([`TempDir`],
-//! under `/dev/shm` when writable) that is removed when it is dropped.
+//! under `/dev/shm` when writable on Unix, else in the system temporary
+//! directory) that is removed when it is dropped.
 
 #![deny(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod lane;
 mod proc;
 mod shm;
 mod stats;
+mod sys;
 
 use std::io;
 use std::path::PathBuf;
@@ -144,8 +147,17 @@ impl Job {
     }
 }
 
-/// The CPU model named in `/proc/cpuinfo`, if any (for reports).
+/// The CPU model, if known (for reports): the `model name` of
+/// `/proc/cpuinfo`; on Windows `%PROCESSOR_IDENTIFIER%` (family, model,
+/// stepping and vendor, e.g. `Intel64 Family 6 Model 85 Stepping 7,
+/// GenuineIntel`).
 pub fn cpu_model() -> Option<String> {
+    if cfg!(windows) {
+        return std::env::var("PROCESSOR_IDENTIFIER")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+    }
     std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
         s.lines()
             .find(|l| l.starts_with("model name"))
@@ -154,7 +166,8 @@ pub fn cpu_model() -> Option<String> {
     })
 }
 
-/// The kernel release (`/proc/sys/kernel/osrelease`), if readable.
+/// The kernel release (`/proc/sys/kernel/osrelease`), if readable; `None`
+/// where there is no such file (Windows).
 pub fn kernel() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()

@@ -10,14 +10,15 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Job;
+use crate::{sys, Job};
 
 /// How long the parent waits for a `ready` or `done` line.
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A private directory for a run's files (channels, shared memory, FIFOs,
-/// sockets): under `/dev/shm` when it is writable (so shared memory is
-/// tmpfs), else the system temporary directory. Removed when dropped.
+/// sockets): on Unix under `/dev/shm` when it is writable (so shared memory
+/// is tmpfs), else (and on Windows) in the system temporary directory.
+/// Removed when dropped.
 #[derive(Debug)]
 pub struct TempDir(PathBuf);
 
@@ -30,15 +31,15 @@ impl TempDir {
     /// If neither location is writable.
     pub fn new(tag: &str) -> io::Result<TempDir> {
         let leaf = unique(tag);
-        let shm = Path::new("/dev/shm").join(&leaf);
-        match std::fs::create_dir(&shm) {
-            Ok(()) => Ok(TempDir(shm)),
-            Err(_) => {
-                let tmp = std::env::temp_dir().join(&leaf);
-                std::fs::create_dir(&tmp)?;
-                Ok(TempDir(tmp))
+        if let Some(shm) = sys::SHM_DIR {
+            let shm = Path::new(shm).join(&leaf);
+            if std::fs::create_dir(&shm).is_ok() {
+                return Ok(TempDir(shm));
             }
         }
+        let tmp = std::env::temp_dir().join(&leaf);
+        std::fs::create_dir(&tmp)?;
+        Ok(TempDir(tmp))
     }
 
     /// Creates a fresh directory inside `parent`.
@@ -81,10 +82,13 @@ fn unique(tag: &str) -> String {
 /// `cpu`, if the machine has it. Returns whether it did. (A child must be
 /// able to pin itself elsewhere: `available_parallelism` would only count
 /// the inherited mask, so this just asks the kernel.)
+///
+/// Linux: `sched_setaffinity` of the calling thread. Windows:
+/// `SetProcessAffinityMask` of the whole process (CPUs 0 to 63 of the
+/// first processor group), since children inherit the process's mask, not
+/// a thread's.
 pub fn pin_to_cpu(cpu: usize) -> bool {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).is_ok()
+    sys::pin_to_cpu(cpu)
 }
 
 /// How to start this program in its child role: the executable and the
@@ -123,6 +127,7 @@ impl Launcher {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
+        sys::contain_child(&child);
         let out = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -134,7 +139,15 @@ impl Launcher {
             }
         });
         let done = Arc::new(AtomicBool::new(false));
-        watchdog(child.id(), job, done.clone());
+        let killer = match sys::Killer::new(&child) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        watchdog(killer, job, done.clone());
         Ok(ChildProc {
             child,
             lines: rx,
@@ -145,7 +158,7 @@ impl Launcher {
 
 /// Kills the child and ends this process if a job runs far too long (a
 /// busy-polling side would otherwise spin forever on a dead peer).
-fn watchdog(pid: u32, job: &Job, done: Arc<AtomicBool>) {
+fn watchdog(killer: sys::Killer, job: &Job, done: Arc<AtomicBool>) {
     let dir = job.dir.clone();
     let what = format!("{} {} {} B", job.transport, job.workload.as_str(), job.size);
     std::thread::spawn(move || {
@@ -160,9 +173,7 @@ fn watchdog(pid: u32, job: &Job, done: Arc<AtomicBool>) {
             }
         }
         eprintln!("error: benchmark '{what}' did not finish in {limit:?}; stopping");
-        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
+        killer.kill();
         let _ = std::fs::remove_dir_all(&dir);
         std::process::exit(1);
     });
@@ -225,7 +236,9 @@ impl Drop for ChildProc {
     }
 }
 
-/// In the child: die with the parent (a spinning child must not outlive it).
+/// In the child: die with the parent (a spinning child must not outlive
+/// it). Linux: `PR_SET_PDEATHSIG`; Windows: nothing here, the parent put the
+/// child in a kill-on-close job object when it started it.
 pub(crate) fn die_with_parent() {
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    sys::die_with_parent();
 }

@@ -1,5 +1,6 @@
 //! A shared mapping of a file in the run's directory, for the floor
-//! transports: the only `unsafe` of this crate.
+//! transports: with the OS calls of `sys/windows.rs`, the only `unsafe` of
+//! this crate.
 #![allow(unsafe_code)]
 
 use std::fs::OpenOptions;
@@ -9,20 +10,19 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use memmap2::MmapRaw;
 
-/// A `MAP_SHARED` read-write mapping of a whole file.
+use crate::sys;
+
+/// A shared read-write mapping of a whole file (`MAP_SHARED`; a file
+/// mapping view on Windows).
 pub(crate) struct Shm {
     map: MmapRaw,
 }
 
 impl Shm {
-    /// Creates `path` (new, mode 0600) of `len` bytes, zero-filled, and maps it.
+    /// Creates `path` (new; on Unix mode 0600) of `len` bytes, zero-filled,
+    /// and maps it.
     pub(crate) fn create(path: &Path, len: usize) -> io::Result<Shm> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
+        let f = sys::private_file(OpenOptions::new().read(true).write(true).create_new(true))
             .open(path)?;
         f.set_len(len as u64)?;
         Ok(Shm {

@@ -13,11 +13,13 @@ use crate::parse;
 /// Inter-process communication over named shared memory.
 ///
 /// Channels live as files `memlane.NAME` in the segment directory:
-/// `--dir`, else `$MEMLANE_DIR`, else `/dev/shm`.
+/// `--dir`, else `$MEMLANE_DIR`, else `/dev/shm` (on Windows
+/// `%TEMP%\memlane`).
 #[derive(Debug, Parser)]
 #[command(name = "memlane", version)]
 pub struct Cli {
-    /// The segment directory (default: $MEMLANE_DIR, else /dev/shm).
+    /// The segment directory (default: $MEMLANE_DIR, else /dev/shm; on
+    /// Windows %TEMP%\memlane).
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// What to do.

@@ -10,6 +10,7 @@
 
 mod cli;
 mod command;
+mod interrupt;
 mod output;
 mod parse;
 

@@ -40,10 +40,22 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c as u32, 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2069 | 0xfeff)
 }
 
-/// Escapes a path for printing (it may hold any bytes but `/` and NUL).
+/// Escapes a path for printing. On Unix a path may hold any bytes but NUL,
+/// and is escaped like any other bytes. On Windows `\` is the separator
+/// (no name can hold one) and is kept as it is; each name between them is
+/// escaped, its unpaired surrogates (not UTF-8 in the WTF-8 encoding that
+/// `as_encoded_bytes` gives) printed as `\xNN`.
 pub fn path(p: &std::path::Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    escape(p.as_os_str().as_bytes())
+    let bytes = p.as_os_str().as_encoded_bytes();
+    if cfg!(windows) {
+        bytes
+            .split(|&b| b == b'\\')
+            .map(escape)
+            .collect::<Vec<_>>()
+            .join("\\")
+    } else {
+        escape(bytes)
+    }
 }
 
 /// Lowercase hexadecimal.
@@ -110,6 +122,21 @@ mod tests {
         assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
         assert_eq!(escape("caf\u{e9} \u{85}".as_bytes()), "caf\u{e9} \\u{85}");
         assert_eq!(escape("a\u{202e}b".as_bytes()), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn paths_escape_like_bytes_but_keep_windows_separators() {
+        use std::path::Path;
+        assert_eq!(path(Path::new("/tmp/a b")), "/tmp/a b");
+        assert_eq!(path(Path::new("x\u{202e}y")), "x\\u{202e}y");
+        if cfg!(windows) {
+            assert_eq!(
+                path(Path::new(r"C:\Temp\memlane.chat")),
+                r"C:\Temp\memlane.chat"
+            );
+        } else {
+            assert_eq!(path(Path::new(r"a\b")), r"a\\b");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! End-to-end tests of crash recovery through the `memlane` binary: a
-//! listener killed with SIGKILL is shown dead by `info` and reclaimed by
-//! `gc --reap`; SIGTERM and SIGINT make `listen` leave cleanly; `gc`
-//! removes what no process holds and nothing else.
+//! killed listener (`Child::kill`: SIGKILL on Unix, `TerminateProcess` on
+//! Windows) is shown dead by `info` and reclaimed by `gc --reap`; SIGTERM
+//! and SIGINT make `listen` leave cleanly (Unix only); `gc` removes what no
+//! process holds and nothing else.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -96,6 +97,8 @@ fn start_listener(dir: &TempDir, name: &str) -> Guard {
     Guard(Some(child))
 }
 
+/// Sends `sig` (e.g. `-TERM`) to `pid` with kill(1).
+#[cfg(unix)]
 fn signal(pid: u32, sig: &str) {
     assert!(Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -116,6 +119,7 @@ fn wait_exit(mut g: Guard) -> std::process::ExitStatus {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn listen_leaves_cleanly_on_sigterm_and_sigint() {
     let d = TempDir::new("sig");
@@ -160,12 +164,12 @@ fn a_killed_listener_is_shown_dead_and_reaped() {
         o
     };
     ok(&["create", "dead", "--capacity", "4KiB"]);
-    let g = start_listener(&d, "dead");
-    let pid = g.0.as_ref().unwrap().id();
+    let mut g = start_listener(&d, "dead");
     // A second listener keeps the channel held (gc would otherwise remove
     // a channel nobody holds), and keeps up with the sends below.
     let _keep = start_listener(&d, "dead");
-    signal(pid, "-KILL");
+    // No clean-up runs: SIGKILL on Unix, TerminateProcess on Windows.
+    g.0.as_mut().unwrap().kill().unwrap();
     let _ = wait_exit(g);
     let info = ok(&["info", "dead"]);
     assert!(text(&info).contains("dead"), "{}", text(&info));

@@ -11,14 +11,16 @@
 //! floor as a ratio. The peers (pipes, sockets, iceoryx2) are in the
 //! separate `memlane-compare` benchmark.
 //!
+//! On Windows the blocking floor `floor-futex` is a pair of named
+//! auto-reset events (there is no cross-process futex); the report says so.
+//!
 //! Everything lives in a fresh private directory (inside `--dir` if given,
-//! else under `/dev/shm`) that is removed on every path out, SIGINT and
-//! SIGTERM included (they are acted on between measurements; exit status
-//! 130 or 143).
+//! else under `/dev/shm`, or the temporary directory on Windows) that is
+//! removed on every path out, SIGINT and SIGTERM included (they are acted
+//! on between measurements; exit status 130 or 143; on Windows Ctrl-C and
+//! Ctrl-Break, see `interrupt.rs`).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,9 +29,9 @@ use memlane_benchkit::{
     ThroughputResult, Workload,
 };
 use serde::Serialize;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{BenchArgs, BenchChildArgs};
+use crate::interrupt::Interrupts;
 use crate::output;
 
 /// A latency figure and the floor it is compared with.
@@ -57,8 +59,11 @@ struct ThroughputRow {
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Report {
-    /// CPUs, CPU model and kernel.
+    /// CPUs, CPU model, operating system and kernel.
     machine: Machine,
+    /// What `floor-futex` sleeps and wakes with on this platform (a shared
+    /// futex on Linux, named auto-reset events on Windows).
+    blocking_floor: &'static str,
     /// Whether the two processes were pinned to CPUs 0 and 1.
     pinned: bool,
     /// Whether this was a `--quick` run.
@@ -71,6 +76,9 @@ struct Report {
 struct Machine {
     cpus: usize,
     cpu_model: String,
+    /// `linux`, `windows`, ... (`std::env::consts::OS`).
+    os: &'static str,
+    /// The kernel release; `unknown` where it is not known (Windows).
     kernel: String,
 }
 
@@ -80,7 +88,17 @@ fn machine() -> Machine {
     Machine {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model,
+        os: std::env::consts::OS,
         kernel,
+    }
+}
+
+/// The operating system's name for a person.
+fn os_name(os: &str) -> &str {
+    match os {
+        "linux" => "Linux",
+        "windows" => "Windows",
+        other => other,
     }
 }
 
@@ -146,11 +164,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
 
 /// Runs the benchmark.
 pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
-    let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
-            .context("installing the SIGINT/SIGTERM handlers")?;
-    }
+    let interrupts = Interrupts::install()?;
     let machine = machine();
     let pinned = machine.cpus >= 2 && pin_to_cpu(0);
     let tmp = match dir {
@@ -193,11 +207,10 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         let outcome = run_builtin(&launcher, job);
         // A Ctrl-C also stops the child, which fails the job: remove the
         // directory and leave with the signal's status instead.
-        let caught = signal.load(Ordering::Relaxed);
-        if caught != 0 {
+        if let Some(status) = interrupts.caught() {
             bar.finish_and_clear();
             drop(tmp);
-            std::process::exit(128 + caught as i32);
+            std::process::exit(status);
         }
         let outcome = outcome.with_context(|| {
             format!(
@@ -245,6 +258,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     let report = Report {
         machine,
+        blocking_floor: floor::BLOCKING_FLOOR,
         pinned,
         quick: args.quick,
         latency,
@@ -264,10 +278,15 @@ fn ratio(r: Option<f64>) -> String {
 
 fn print_table(r: &Report) {
     println!(
-        "machine: {} CPUs ({}), Linux {}; processes {}pinned one per CPU{}",
+        "machine: {} CPUs ({}), {}{}; processes {}pinned one per CPU{}",
         r.machine.cpus,
         r.machine.cpu_model,
-        r.machine.kernel,
+        os_name(r.machine.os),
+        if r.machine.kernel == "unknown" {
+            String::new()
+        } else {
+            format!(" {}", r.machine.kernel)
+        },
         if r.pinned { "" } else { "not " },
         if r.quick {
             "; --quick: few iterations, rough figures"
@@ -317,6 +336,7 @@ fn print_table(r: &Report) {
         "\nmemlane-loan writes and reads 8 bytes of each message in place: its GB/s is \
          the size carried, not bytes copied."
     );
+    println!("floor-futex sleeps and wakes with: {}.", r.blocking_floor);
 }
 
 /// Runs the child half of one benchmark job.

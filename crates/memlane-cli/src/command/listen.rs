@@ -3,31 +3,27 @@
 
 use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use anyhow::Context;
 use memlane::RecvTimeoutError;
 
 use crate::cli::{Format, ListenArgs};
 use crate::command::open_channel;
+use crate::interrupt::Interrupts;
 use crate::output;
 
-/// How often a waiting listener checks for SIGINT/SIGTERM.
+/// How often a waiting listener checks for a stop request (SIGINT/SIGTERM;
+/// Ctrl-C/Ctrl-Break on Windows).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// Prints messages until `--count` are received or `--timeout` passes
 /// without one. SIGINT and SIGTERM end it cleanly: the subscriber leaves
-/// the channel (freeing its slot) and the exit status is 130 or 143.
+/// the channel (freeing its slot) and the exit status is 130 or 143. On
+/// Windows Ctrl-C and Ctrl-Break do the same, with the exit status
+/// `STATUS_CONTROL_C_EXIT` (see `interrupt.rs`).
 pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
-    let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
-            .context("installing the SIGINT/SIGTERM handlers")?;
-    }
+    let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
     let mut sub = channel.subscriber()?;
     if let Some(ready) = &args.ready_file {
@@ -39,12 +35,11 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let mut seq: u64 = 0;
     let mut idle_since = Instant::now();
     while args.count.is_none_or(|count| seq < count) {
-        let caught = signal.load(Ordering::Relaxed);
-        if caught != 0 {
+        if let Some(status) = interrupts.caught() {
             drop(sub);
             drop(channel);
             let _ = out.flush();
-            std::process::exit(128 + caught as i32);
+            std::process::exit(status);
         }
         let line = match sub.recv_timeout(SIGNAL_CHECK) {
             Ok(msg) => render(&msg, seq, args.format),
