@@ -245,6 +245,18 @@ pub enum RemoveError {
         /// Where it was looked for.
         dir: PathBuf,
     },
+    /// The name is a page-file segment (Windows), which has no name to
+    /// remove: it disappears when the last process holding it closes it.
+    #[error(
+        "'{name}' is a page-file segment ({object}): it cannot be removed by name, it disappears \
+         when the last process holding it closes it"
+    )]
+    PageFile {
+        /// The name given.
+        name: String,
+        /// The kernel object's name.
+        object: String,
+    },
     /// Any other OS error.
     #[error("removing {path} failed")]
     Io {

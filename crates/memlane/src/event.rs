@@ -61,7 +61,19 @@ impl Event {
     ///
     /// As for [`Segment::create`](crate::Segment::create).
     pub fn create(name: &str) -> Result<Event, CreateError> {
-        Self::create_impl(name, None)
+        Self::create_impl(name, None, false)
+    }
+
+    /// Creates the event `name` as a page-file-backed named mapping on
+    /// Windows (`Local\memlane.NAME`: it lives while some process has it
+    /// open; see [`SegmentBuilder::page_file`](crate::SegmentBuilder::page_file)),
+    /// in `dir` if given. On Linux the same as [`Event::create_in`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Segment::create`](crate::Segment::create).
+    pub fn create_page_file(dir: Option<&Path>, name: &str) -> Result<Event, CreateError> {
+        Self::create_impl(name, dir, true)
     }
 
     /// Creates the event `name` in `dir`.
@@ -70,10 +82,10 @@ impl Event {
     ///
     /// As for [`Segment::create`](crate::Segment::create).
     pub fn create_in(dir: &Path, name: &str) -> Result<Event, CreateError> {
-        Self::create_impl(name, Some(dir))
+        Self::create_impl(name, Some(dir), false)
     }
 
-    fn create_impl(name: &str, dir: Option<&Path>) -> Result<Event, CreateError> {
+    fn create_impl(name: &str, dir: Option<&Path>, page_file: bool) -> Result<Event, CreateError> {
         let spec = CreateSpec {
             name,
             dir,
@@ -82,6 +94,7 @@ impl Event {
             kind: Kind::Event,
             data_len: 64,
             replace_stale: true,
+            page_file,
         };
         let seg = raw::create(&spec, |_, _| {})?;
         Ok(Event { seg, seen: 0 })

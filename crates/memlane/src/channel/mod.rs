@@ -102,9 +102,20 @@ pub struct ChannelBuilder {
     mode: u32,
     initial_position: u64,
     replace_stale: bool,
+    page_file: bool,
 }
 
 impl ChannelBuilder {
+    /// On Windows, puts the channel in a page-file-backed named mapping
+    /// (`Local\memlane.NAME`) that lives only while some process has it
+    /// open, instead of a file in the segment directory; see
+    /// [`SegmentBuilder::page_file`](crate::SegmentBuilder::page_file).
+    /// The endpoints' liveness tokens stay in the segment directory. On
+    /// Linux this changes nothing.
+    pub fn page_file(mut self, page_file: bool) -> Self {
+        self.page_file = page_file;
+        self
+    }
     /// Whether a stale channel at the name (one of this user's that no
     /// live process holds: its users exited or crashed) is replaced
     /// instead of reported as `AlreadyExists` (default true).
@@ -190,6 +201,7 @@ impl ChannelBuilder {
             kind: Kind::Channel,
             data_len: geo.data_len(),
             replace_stale: self.replace_stale,
+            page_file: self.page_file,
         };
         let config = geo.config();
         let seg = raw::create(&spec, |data, len| {
@@ -225,6 +237,7 @@ impl Channel {
             mode: DEFAULT_MODE,
             initial_position: 0,
             replace_stale: true,
+            page_file: false,
         }
     }
 

@@ -239,6 +239,22 @@ pub fn decode(bytes: &[u8], file_len: u64) -> Result<HeaderInfo, HeaderError> {
     })
 }
 
+/// Like [`decode`], for a mapping whose length is the segment's rounded up
+/// to a page (a page-file-backed named mapping on Windows): the header's
+/// data length must fit in `region_len` instead of matching it exactly.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn decode_in_region(bytes: &[u8], region_len: u64) -> Result<HeaderInfo, HeaderError> {
+    if let Some(b) = bytes.get(..HEADER_SIZE) {
+        let mut h = [0u8; HEADER_SIZE];
+        h.copy_from_slice(b);
+        let expected = HEADER_REGION.saturating_add(u64_at(&h, 32));
+        if expected <= region_len {
+            return decode(bytes, expected);
+        }
+    }
+    decode(bytes, region_len)
+}
+
 /// Publishes the ready word of a header mapped at `ready` (Release: every
 /// byte of the segment written before it is visible to whoever sees it).
 pub fn publish_ready(ready: &AtomicU32) {

@@ -17,6 +17,9 @@ enum MapKind {
     Shared(MmapRaw),
     /// `MAP_PRIVATE`: writes stay in this process (copy-on-write).
     Private(MmapMut),
+    /// A view of a page-file-backed named mapping (Windows).
+    #[cfg(windows)]
+    Named(crate::sys::View),
 }
 
 impl Map {
@@ -33,10 +36,43 @@ impl Map {
         Ok(Map::guarded(MapKind::Shared(raw), file, offset))
     }
 
+    /// Creates the page-file-backed mapping `name` of `len` bytes and maps
+    /// it read-write; `Ok(None)` if the name is taken.
+    #[cfg(windows)]
+    pub(crate) fn create_named(name: &str, len: u64) -> io::Result<Option<Map>> {
+        Ok(crate::sys::create_named_mapping(name, len)?.map(|v| Map::named(v, name)))
+    }
+
+    /// Opens and maps all of the page-file-backed mapping `name`.
+    #[cfg(windows)]
+    pub(crate) fn open_named(name: &str, access: crate::sys::ViewAccess) -> io::Result<Map> {
+        crate::sys::open_named_mapping(name, access).map(|v| Map::named(v, name))
+    }
+
+    #[cfg(windows)]
+    fn named(view: crate::sys::View, name: &str) -> Map {
+        Map {
+            guard: crate::sys::MapGuard::register_named(view.ptr(), view.len(), name),
+            kind: MapKind::Named(view),
+        }
+    }
+
+    /// The length of the window.
+    #[cfg(windows)]
+    pub(crate) fn len(&self) -> usize {
+        match &self.kind {
+            MapKind::Shared(m) => m.len(),
+            MapKind::Private(m) => m.len(),
+            MapKind::Named(v) => v.len(),
+        }
+    }
+
     fn guarded(kind: MapKind, file: &File, offset: u64) -> Map {
         let (ptr, len) = match &kind {
             MapKind::Shared(m) => (m.as_mut_ptr(), m.len()),
             MapKind::Private(m) => (m.as_ptr().cast_mut(), m.len()),
+            #[cfg(windows)]
+            MapKind::Named(v) => (v.ptr(), v.len()),
         };
         Map {
             guard: crate::sys::MapGuard::register(ptr, len, file, offset),
@@ -67,6 +103,8 @@ impl Map {
         match &self.kind {
             MapKind::Shared(m) => m.as_mut_ptr(),
             MapKind::Private(m) => m.as_ptr().cast_mut(),
+            #[cfg(windows)]
+            MapKind::Named(v) => v.ptr(),
         }
     }
 
@@ -76,6 +114,8 @@ impl Map {
         match &self.kind {
             MapKind::Shared(m) => m.flush_range(offset, len),
             MapKind::Private(_) => Ok(()),
+            #[cfg(windows)]
+            MapKind::Named(v) => v.flush_range(offset, len),
         }
     }
 }

@@ -97,9 +97,33 @@ pub struct SegmentBuilder {
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
     replace_stale: bool,
+    page_file: bool,
 }
 
 impl SegmentBuilder {
+    /// On Windows, makes the segment a page-file-backed named mapping
+    /// (`Local\memlane.NAME`, `Global\` with
+    /// `MEMLANE_WINDOWS_NAMESPACE=Global`) instead of a file in the
+    /// segment directory: it exists only while some process has it open,
+    /// and vanishes with the last handle, so it can be neither listed nor
+    /// removed by name. Opening by name finds it when no file has the name.
+    /// On Linux this changes nothing: segments in `/dev/shm` already live
+    /// in memory (swap-backed), and persist until removed.
+    ///
+    /// ```
+    /// use memlane::Segment;
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pf-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let seg = Segment::builder("doc-page-file").size(4096).dir(&dir).page_file(true).create()?;
+    /// # drop(seg);
+    /// # let _ = Segment::remove_in(&dir, "doc-page-file");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn page_file(mut self, page_file: bool) -> Self {
+        self.page_file = page_file;
+        self
+    }
     /// Whether a stale segment at the name (a memlane file of this user
     /// that no live process holds: its users exited or crashed) is
     /// replaced instead of reported as `AlreadyExists` (default true). A
@@ -162,6 +186,7 @@ impl SegmentBuilder {
             kind: Kind::Segment,
             data_len: self.size,
             replace_stale: self.replace_stale,
+            page_file: self.page_file,
         };
         let raw = raw::create(&spec, |_, _| {})?;
         Ok(Segment {
@@ -269,6 +294,7 @@ impl Segment {
             file: None,
             mode: DEFAULT_MODE,
             replace_stale: true,
+            page_file: false,
         }
     }
 

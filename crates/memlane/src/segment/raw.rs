@@ -56,6 +56,10 @@ pub(crate) struct CreateSpec<'a> {
     pub(crate) data_len: u64,
     /// Whether a stale segment at the name is replaced (see `OnExists`).
     pub(crate) replace_stale: bool,
+    /// On Windows: a page-file-backed named mapping instead of a file in
+    /// the directory (ignored elsewhere).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) page_file: bool,
 }
 
 /// A mapped memlane file.
@@ -65,7 +69,9 @@ pub(crate) struct RawSegment {
     data_in_map: usize,
     /// Length of the data region visible through `map`.
     data_len: usize,
-    _file: File,
+    /// The open file holding the shared lock (`None` for a page-file
+    /// mapping on Windows, which its views alone keep alive).
+    _file: Option<File>,
     name: String,
     /// The directory the name lives in (and the endpoints' liveness tokens).
     name_dir: PathBuf,
@@ -217,23 +223,10 @@ where
     sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
     let map = Map::shared(&file, 0, total_usize, true)
         .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
-    let created_ns = now_ns();
-    let hdr = header::encode(kind, data_len, sys::current_pid(), created_ns);
-    // SAFETY: the mapping is `total >= HEADER_REGION > HEADER_SIZE` bytes,
-    // writable, and the file was created by us under a fresh exclusive name
-    // that no other process has opened as a segment.
-    unsafe { std::ptr::copy_nonoverlapping(hdr.as_ptr(), map.ptr(), HEADER_SIZE) };
-    // SAFETY: the data region starts at HEADER_REGION inside the mapping and
-    // is `data_len` bytes long.
-    init(
-        unsafe { map.ptr().add(HEADER_REGION as usize) },
-        data_len as usize,
-    );
-    // SAFETY: offset 16 is 4-byte aligned inside the page-aligned mapping;
-    // the ready word is only ever accessed atomically.
-    let ready = unsafe { &*map.ptr().add(16).cast::<AtomicU32>() };
-    crate::fault::point("create_before_ready");
-    header::publish_ready(ready);
+    // SAFETY: the mapping is `total` bytes, writable, and the file was
+    // created by us under a fresh exclusive name that no other process has
+    // opened as a segment.
+    let created_ns = unsafe { write_initial(&map, kind, data_len, init) };
     crate::fault::point("create_before_rename");
     dir.rename(OsStr::new(&tmp), OsStr::new(final_name), replace)
         .map_err(|e| {
@@ -249,6 +242,35 @@ where
         })?;
     guard.name = None;
     Ok((file, map, final_path, created_ns))
+}
+
+/// Writes the header and the kind's initial state into a new segment's
+/// mapping and publishes its ready word last; returns the creation time.
+///
+/// # Safety
+/// `map` must be writable, `HEADER_REGION + data_len` bytes long at least,
+/// and not yet visible to any other process as a ready segment.
+unsafe fn write_initial<F>(map: &Map, kind: Kind, data_len: u64, init: F) -> u64
+where
+    F: FnOnce(*mut u8, usize),
+{
+    let created_ns = now_ns();
+    let hdr = header::encode(kind, data_len, sys::current_pid(), created_ns);
+    // SAFETY: the mapping holds at least HEADER_REGION > HEADER_SIZE bytes
+    // and is writable (the caller's contract); nobody else reads it yet.
+    unsafe { std::ptr::copy_nonoverlapping(hdr.as_ptr(), map.ptr(), HEADER_SIZE) };
+    // SAFETY: the data region starts at HEADER_REGION inside the mapping and
+    // is `data_len` bytes long (the caller's contract).
+    init(
+        unsafe { map.ptr().add(HEADER_REGION as usize) },
+        data_len as usize,
+    );
+    // SAFETY: offset 16 is 4-byte aligned inside the page-aligned mapping;
+    // the ready word is only ever accessed atomically.
+    let ready = unsafe { &*map.ptr().add(16).cast::<AtomicU32>() };
+    crate::fault::point("create_before_ready");
+    header::publish_ready(ready);
+    created_ns
 }
 
 /// If an existing file is a memlane file of this user that no live
@@ -283,6 +305,27 @@ where
     let dir_path = sys::segment_dir(spec.dir);
     let dir = open_dir_for_create(&dir_path)?;
     let entry = name::file_name(spec.name);
+    #[cfg(windows)]
+    {
+        if spec.page_file {
+            if spec.file.is_some() {
+                return Err(CreateError::InvalidConfig {
+                    reason: "a page-file segment has no backing file: choose one or the other"
+                        .into(),
+                });
+            }
+            return create_page_file(spec, &dir, &dir_path, &entry, init);
+        }
+        // A page-file segment of the same name would be shadowed.
+        let object = sys::mapping_name(spec.name);
+        if sys::named_mapping_exists(&object) {
+            return Err(CreateError::AlreadyExists {
+                name: spec.name.to_string(),
+                what: "a page-file segment",
+                path: PathBuf::from(object),
+            });
+        }
+    }
     match spec.file {
         None => {
             let (file, map, path, created) = build_in(
@@ -304,6 +347,134 @@ where
     }
 }
 
+/// Creates a page-file-backed named mapping (Windows): no file, no
+/// directory entry; it lives while any process has a view of it.
+#[cfg(windows)]
+fn create_page_file<F>(
+    spec: &CreateSpec<'_>,
+    dir: &Dir,
+    dir_path: &Path,
+    entry: &str,
+    init: F,
+) -> Result<RawSegment, CreateError>
+where
+    F: FnOnce(*mut u8, usize),
+{
+    // A segment file of the same name would shadow it when opened by name.
+    if dir.identity(OsStr::new(entry)).is_some() {
+        return Err(CreateError::AlreadyExists {
+            name: spec.name.to_string(),
+            what: "a segment",
+            path: dir_path.join(entry),
+        });
+    }
+    let total = HEADER_REGION + spec.data_len;
+    usize::try_from(total).map_err(|_| CreateError::InvalidConfig {
+        reason: format!("{total} bytes do not fit in this machine's address space"),
+    })?;
+    let object = sys::mapping_name(spec.name);
+    let path = PathBuf::from(&object);
+    let map = Map::create_named(&object, total)
+        .map_err(|e| create_io("creating", &path, e, total))?
+        .ok_or_else(|| CreateError::AlreadyExists {
+            name: spec.name.to_string(),
+            what: "a page-file segment",
+            path: path.clone(),
+        })?;
+    // SAFETY: the new mapping is `total` bytes (at least), mapped
+    // read-write, and not ready yet, so no opener uses its contents.
+    let created_ns = unsafe { write_initial(&map, spec.kind, spec.data_len, init) };
+    Ok(RawSegment {
+        data_in_map: HEADER_REGION as usize,
+        data_len: spec.data_len as usize,
+        map,
+        _file: None,
+        name: spec.name.to_string(),
+        name_dir: dir_path.to_path_buf(),
+        path,
+        info: HeaderInfo {
+            kind: spec.kind,
+            data_len: spec.data_len,
+            creator_pid: sys::current_pid(),
+            created_ns,
+        },
+        writable: true,
+    })
+}
+
+/// Opens the page-file-backed named mapping `name` (Windows).
+#[cfg(windows)]
+fn open_page_file(
+    name: &str,
+    dir_path: &Path,
+    access: Access,
+    expected: Option<Kind>,
+    view: Option<(u64, Option<u64>)>,
+) -> Result<RawSegment, OpenError> {
+    let object = sys::mapping_name(name);
+    let path = PathBuf::from(&object);
+    let view_access = match access {
+        Access::ReadOnly => sys::ViewAccess::Read,
+        Access::ReadWrite => sys::ViewAccess::Write,
+        Access::CopyOnWrite => sys::ViewAccess::Copy,
+    };
+    let map =
+        Map::open_named(&object, view_access).map_err(|e| open_err_io("opening", &path, e))?;
+    let region = map.len();
+    let mut buf = [0u8; HEADER_SIZE];
+    if region < HEADER_REGION as usize {
+        return Err(OpenError::Corrupt {
+            path,
+            reason: format!("the mapping is only {region} bytes"),
+        });
+    }
+    // SAFETY: the view is `region >= HEADER_REGION > HEADER_SIZE` bytes;
+    // a copy of the bytes is validated, never the live memory.
+    unsafe { std::ptr::copy_nonoverlapping(map.ptr(), buf.as_mut_ptr(), HEADER_SIZE) };
+    let info = header::decode_in_region(&buf, region as u64).map_err(|e| header_error(&path, e))?;
+    let wanted = expected.unwrap_or(info.kind);
+    if info.kind == Kind::Link || info.kind != wanted {
+        return Err(OpenError::WrongKind {
+            path,
+            expected: wanted.as_str(),
+            found: info.kind.as_str(),
+        });
+    }
+    let (off, len) = view_range(view, info.data_len)?;
+    // `decode_in_region` checked HEADER_REGION + data_len <= region, so
+    // both fit in usize.
+    Ok(RawSegment {
+        map,
+        data_in_map: (HEADER_REGION + off) as usize,
+        data_len: len as usize,
+        _file: None,
+        name: name.to_string(),
+        name_dir: dir_path.to_path_buf(),
+        path,
+        info,
+        writable: access != Access::ReadOnly,
+    })
+}
+
+/// The `(offset, length)` of a view of a data region of `data_len` bytes
+/// (the whole region when `view` is `None`), checked to lie inside it.
+fn view_range(view: Option<(u64, Option<u64>)>, data_len: u64) -> Result<(u64, u64), OpenError> {
+    match view {
+        None => Ok((0, data_len)),
+        Some((off, len)) => {
+            let len = len.unwrap_or(data_len.saturating_sub(off));
+            if off.checked_add(len).is_none_or(|end| end > data_len) {
+                return Err(OpenError::ViewOutOfBounds {
+                    offset: off,
+                    len,
+                    size: data_len,
+                });
+            }
+            Ok((off, len))
+        }
+    }
+}
+
 fn finish_created(
     file: File,
     map: Map,
@@ -315,7 +486,7 @@ fn finish_created(
         data_in_map: HEADER_REGION as usize,
         data_len: spec.data_len as usize,
         map,
-        _file: file,
+        _file: Some(file),
         name: spec.name.to_string(),
         name_dir: sys::segment_dir(spec.dir),
         path,
@@ -688,21 +859,7 @@ fn open_view_in_dir(
             });
         }
     }
-    let data_len = info.data_len;
-    let (off, len) = match view {
-        None => (0, data_len),
-        Some((off, len)) => {
-            let len = len.unwrap_or(data_len.saturating_sub(off));
-            if off.checked_add(len).is_none_or(|end| end > data_len) {
-                return Err(OpenError::ViewOutOfBounds {
-                    offset: off,
-                    len,
-                    size: data_len,
-                });
-            }
-            (off, len)
-        }
-    };
+    let (off, len) = view_range(view, info.data_len)?;
     let _ = file_len;
     let len_usize = usize::try_from(len).map_err(|_| OpenError::Corrupt {
         path: path.clone(),
@@ -735,7 +892,7 @@ fn open_view_in_dir(
         map,
         data_in_map: if map_len == 0 { 0 } else { data_in_map },
         data_len: len_usize,
-        _file: file,
+        _file: Some(file),
         name: name.to_string(),
         name_dir: dir_path.to_path_buf(),
         path,
@@ -789,7 +946,7 @@ pub(crate) fn open(
             open_err_io("opening directory", &dir_path, e)
         }
     })?;
-    open_view_in_dir(
+    let r = open_view_in_dir(
         &d,
         &dir_path,
         &name::file_name(name),
@@ -800,7 +957,17 @@ pub(crate) fn open(
         view,
         true,
         allow_foreign,
-    )
+    );
+    // On Windows a name with no file may be a page-file segment.
+    #[cfg(windows)]
+    if let Err(OpenError::NotFound { .. }) = &r {
+        match open_page_file(name, &dir_path, access, expected, view) {
+            Err(OpenError::NotFound { .. }) => {}
+            Err(OpenError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+    }
+    r
 }
 
 /// Opens a memlane file by its path (a file-backed segment).
@@ -868,6 +1035,16 @@ pub(crate) fn remove(name: &str, dir: Option<&Path>) -> Result<(), RemoveError> 
         }
     })?;
     d.unlink(OsStr::new(&entry)).map_err(|e| {
+        #[cfg(windows)]
+        if e.kind() == io::ErrorKind::NotFound {
+            let object = sys::mapping_name(name);
+            if sys::named_mapping_exists(&object) {
+                return RemoveError::PageFile {
+                    name: name.to_string(),
+                    object,
+                };
+            }
+        }
         if e.kind() == io::ErrorKind::NotFound {
             RemoveError::NotFound {
                 name: name.to_string(),

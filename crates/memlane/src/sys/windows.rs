@@ -21,13 +21,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, FILETIME, HANDLE,
+    CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION,
+    FILETIME, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     GetFileInformationByHandle, LockFileEx, MoveFileExW, BY_HANDLE_FILE_INFORMATION,
     FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
     FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
     LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+};
+use windows_sys::Win32::System::Memory::{
+    CreateFileMappingW, FlushViewOfFile, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile,
+    VirtualQuery, FILE_MAP_COPY, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
+    MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
 use windows_sys::Win32::System::Threading::{
     CreateSemaphoreW, OpenSemaphoreW, ReleaseSemaphore, WaitForSingleObject, INFINITE,
@@ -384,8 +390,11 @@ fn wide(s: &OsStr) -> Vec<u16> {
 struct Window {
     start: usize,
     len: usize,
-    file_id: (u64, u64),
-    file_offset: u64,
+    /// What is mapped, the same in every process: `f<volume>.<index>` for
+    /// a file, `n<name>` for a named mapping.
+    key: String,
+    /// Offset of `start` in what is mapped.
+    offset: u64,
 }
 
 /// Every mapped window of this process (looked up only on the sleeping
@@ -400,16 +409,32 @@ pub(crate) struct MapGuard {
 impl MapGuard {
     /// Records that `len` bytes at `ptr` map `file` from `file_offset`.
     pub(crate) fn register(ptr: *mut u8, len: usize, file: &File, file_offset: u64) -> MapGuard {
-        let start = ptr as usize;
-        if let Ok(info) = handle_info(file) {
-            let w = Window {
-                start,
-                len,
-                file_id: identity_of(&info),
-                file_offset,
-            };
-            WINDOWS.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        match handle_info(file) {
+            Ok(info) => {
+                let (vol, idx) = identity_of(&info);
+                MapGuard::register_key(ptr, len, format!("f{vol:x}.{idx:x}"), file_offset)
+            }
+            Err(_) => MapGuard {
+                start: ptr as usize,
+            },
         }
+    }
+
+    /// Records that `len` bytes at `ptr` map the named mapping `name` from
+    /// its start.
+    pub(crate) fn register_named(ptr: *mut u8, len: usize, name: &str) -> MapGuard {
+        MapGuard::register_key(ptr, len, format!("n{name}"), 0)
+    }
+
+    fn register_key(ptr: *mut u8, len: usize, key: String, offset: u64) -> MapGuard {
+        let start = ptr as usize;
+        let w = Window {
+            start,
+            len,
+            key,
+            offset,
+        };
+        WINDOWS.lock().unwrap_or_else(|e| e.into_inner()).push(w);
         MapGuard { start }
     }
 
@@ -431,27 +456,26 @@ impl Drop for MapGuard {
 }
 
 /// The kernel-object name for sleepers on `word` while it holds `value`:
-/// `Local\memlane.<volume>.<file index>.<file offset>.<value>`, the same
+/// `Local\memlane-wait.<what is mapped>.<offset>.<value>`, the same
 /// in every process mapping the file. A word outside any mapped window
 /// (only in tests) gets a name private to this process.
 fn semaphore_name(word: &AtomicU32, value: u32) -> Vec<u16> {
     let addr = word as *const AtomicU32 as usize;
-    let ns = match std::env::var(NAMESPACE_ENV) {
-        Ok(v) if v.eq_ignore_ascii_case("global") => "Global",
-        _ => "Local",
-    };
+    let ns = namespace();
     let windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
     let name = match windows
         .iter()
         .find(|w| addr >= w.start && addr - w.start < w.len)
     {
         Some(w) => format!(
-            "{ns}\\memlane.{:x}.{:x}.{:x}.{value:x}",
-            w.file_id.0,
-            w.file_id.1,
-            w.file_offset + (addr - w.start) as u64
+            "{ns}\\memlane-wait.{}.{:x}.{value:x}",
+            w.key,
+            w.offset + (addr - w.start) as u64
         ),
-        None => format!("{ns}\\memlane.p{}.{addr:x}.{value:x}", std::process::id()),
+        None => format!(
+            "{ns}\\memlane-wait.p{}.{addr:x}.{value:x}",
+            std::process::id()
+        ),
     };
     wide(OsStr::new(&name))
 }
@@ -529,6 +553,197 @@ pub(crate) fn kill_self() -> ! {
 /// never relies on).
 pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+// --- Page-file-backed named mappings --------------------------------------
+
+/// The kernel-object namespace: `Local` unless `MEMLANE_WINDOWS_NAMESPACE`
+/// says `Global`.
+fn namespace() -> &'static str {
+    match std::env::var(NAMESPACE_ENV) {
+        Ok(v) if v.eq_ignore_ascii_case("global") => "Global",
+        _ => "Local",
+    }
+}
+
+/// The kernel-object name of the page-file segment `name`:
+/// `Local\memlane.<name>` (or `Global\...`).
+pub(crate) fn mapping_name(name: &str) -> String {
+    format!("{}\\memlane.{name}", namespace())
+}
+
+/// How a view of a named mapping is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ViewAccess {
+    /// `FILE_MAP_READ`.
+    Read,
+    /// `FILE_MAP_READ | FILE_MAP_WRITE`.
+    Write,
+    /// `FILE_MAP_COPY`: copy-on-write, private to this process.
+    Copy,
+}
+
+impl ViewAccess {
+    fn flags(self) -> u32 {
+        match self {
+            ViewAccess::Read => FILE_MAP_READ,
+            ViewAccess::Write => FILE_MAP_READ | FILE_MAP_WRITE,
+            ViewAccess::Copy => FILE_MAP_COPY,
+        }
+    }
+}
+
+/// A mapped view of a page-file-backed named mapping, with the mapping's
+/// handle: Windows removes an object's name when its last handle closes
+/// (a view alone keeps the memory but not the name), so the name, and the
+/// mapping, disappear when the last process holding a view lets go.
+pub(crate) struct View {
+    ptr: *mut u8,
+    len: usize,
+    handle: HANDLE,
+}
+
+// SAFETY: a view is a plain range of this process's address space, usable
+// from any thread; every access to the bytes goes through raw pointers and
+// atomics with their own synchronisation.
+unsafe impl Send for View {}
+// SAFETY: as above; `&View` only hands out the pointer and length.
+unsafe impl Sync for View {}
+
+impl View {
+    /// The start of the view.
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Its length: the whole mapping, rounded up to a page.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `FlushViewOfFile` over a range (for a page-file mapping this only
+    /// orders the writes; there is no file to reach).
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "flush range out of bounds",
+            ));
+        }
+        // SAFETY: the range lies inside this live view (checked above).
+        let ok = unsafe { FlushViewOfFile(self.ptr.add(offset).cast(), len) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Maps all of the mapping `handle`, taking ownership of the handle
+    /// (closed here on failure, else when the view is dropped).
+    fn map_all(handle: HANDLE, access: ViewAccess) -> io::Result<View> {
+        // SAFETY: `handle` is a valid mapping handle owned by the caller;
+        // length 0 maps the whole mapping.
+        let addr = unsafe { MapViewOfFile(handle, access.flags(), 0, 0, 0) };
+        if addr.Value.is_null() {
+            let err = io::Error::last_os_error();
+            // SAFETY: the handle is valid and closed exactly once.
+            unsafe { CloseHandle(handle) };
+            return Err(err);
+        }
+        // SAFETY: the struct is plain data; all-zero is a valid value.
+        let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: `addr` is the base of a live view; `info` is writable
+        // and of the size passed.
+        let got = unsafe {
+            VirtualQuery(
+                addr.Value,
+                &mut info,
+                std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
+        };
+        let view = View {
+            ptr: addr.Value.cast(),
+            len: info.RegionSize,
+            handle,
+        };
+        if got == 0 {
+            // Dropping `view` unmaps it and closes the handle.
+            return Err(io::Error::last_os_error());
+        }
+        Ok(view)
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is the base of a view mapped by `map_all` and not
+        // yet unmapped, and `handle` the mapping handle it owns; nothing
+        // uses either after this.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                Value: self.ptr.cast(),
+            });
+            CloseHandle(self.handle);
+        }
+    }
+}
+
+/// Creates the page-file-backed mapping `name` of `len` bytes (zeroed) and
+/// maps it read-write. `Ok(None)` if an object of that name exists.
+pub(crate) fn create_named_mapping(name: &str, len: u64) -> io::Result<Option<View>> {
+    let wname = wide(OsStr::new(name));
+    // SAFETY: `wname` is a NUL-terminated UTF-16 string that outlives the
+    // call; INVALID_HANDLE_VALUE asks for page-file backing; a null
+    // security-attributes pointer gives the creator's default (owner,
+    // SYSTEM and administrators).
+    let handle = unsafe {
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            (len >> 32) as u32,
+            len as u32,
+            wname.as_ptr(),
+        )
+    };
+    if handle.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reads the calling thread's last-error value, set by the call
+    // above even on success.
+    if unsafe { GetLastError() } == ERROR_ALREADY_EXISTS {
+        // SAFETY: a valid handle owned here, closed exactly once.
+        unsafe { CloseHandle(handle) };
+        return Ok(None);
+    }
+    View::map_all(handle, ViewAccess::Write).map(Some)
+}
+
+/// Opens the page-file-backed mapping `name` and maps all of it.
+/// `ErrorKind::NotFound` if there is none.
+pub(crate) fn open_named_mapping(name: &str, access: ViewAccess) -> io::Result<View> {
+    let wname = wide(OsStr::new(name));
+    // SAFETY: `wname` is a NUL-terminated UTF-16 string that outlives the
+    // call.
+    let handle = unsafe { OpenFileMappingW(access.flags(), 0, wname.as_ptr()) };
+    if handle.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    View::map_all(handle, access)
+}
+
+/// Whether a named mapping `name` exists (some process holds it).
+pub(crate) fn named_mapping_exists(name: &str) -> bool {
+    let wname = wide(OsStr::new(name));
+    // SAFETY: as in `open_named_mapping`.
+    let handle = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, wname.as_ptr()) };
+    if handle.is_null() {
+        // Access denied still means something holds the name.
+        return io::Error::last_os_error().kind() != io::ErrorKind::NotFound;
+    }
+    // SAFETY: a valid handle owned here, closed exactly once.
+    unsafe { CloseHandle(handle) };
+    true
 }
 
 #[cfg(test)]

@@ -425,3 +425,38 @@ fn soak_with_checksums() {
     }
     eprintln!("soak: {secs} s, {sent} messages from 2 publishers to 2 subscribers, all checked");
 }
+
+/// A channel in a page-file-backed named mapping (Windows): another
+/// process opens it by name, receives everything in order, and sleeps and
+/// wakes on it; once every process has let go, the name is gone.
+#[cfg(windows)]
+#[test]
+fn a_page_file_channel_crosses_processes_and_vanishes_with_its_last_handle() {
+    let d = TestDir::new("mp-pagefile");
+    // Named mappings are per session, not per directory: a unique name.
+    let name = format!("pfchan-{}", std::process::id());
+    let channel = Channel::builder(&name)
+        .capacity(64 * 1024)
+        .dir(&d.path)
+        .page_file(true)
+        .create()
+        .unwrap();
+    assert!(!d.path.join(format!("memlane.{name}")).exists());
+    let child = KillOnDrop(Some(spawn_role(ENTRY, "counter", &vars(&d, &name, &[]))));
+    wait_for(Duration::from_secs(60), "the counter to join", || {
+        channel.info().subscribers.len() == 1
+    });
+    let mut p = channel.publisher().unwrap();
+    for n in 0..10_000u64 {
+        p.send(&n.to_le_bytes()).unwrap();
+    }
+    // Let the child drain and fall asleep before the last message.
+    std::thread::sleep(Duration::from_millis(500));
+    p.send(b"END").unwrap();
+    let out = expect_success(&child.wait(Duration::from_secs(60)), "counter");
+    assert!(out.contains("RESULT count=10000"), "{out}");
+    drop(p);
+    drop(channel);
+    let e = Channel::open_in(&d.path, &name).unwrap_err();
+    assert!(matches!(e, memlane::OpenError::NotFound { .. }), "{e}");
+}

@@ -473,3 +473,62 @@ fn missing_directory_is_reported() {
     let e = Segment::open_options("x").dir(&gone).open().unwrap_err();
     assert!(matches!(e, OpenError::NotFound { .. }), "{e}");
 }
+
+/// A page-file segment: on Windows a named mapping (`Local\memlane.NAME`)
+/// with no file, gone with its last handle; on Linux an ordinary segment.
+#[test]
+fn page_file_segments() {
+    let d = TestDir::new("seg-pf");
+    // Named mappings are per session, not per directory: a unique name.
+    let name = format!("pf-{}", std::process::id());
+    let mut s = Segment::builder(&name)
+        .size(10_000)
+        .dir(&d.path)
+        .page_file(true)
+        .create()
+        .unwrap();
+    s.write(9_000, b"paged").unwrap();
+    s.flush().unwrap();
+    let reader = open(&d, &name, Access::ReadOnly).unwrap();
+    assert_eq!(reader.read_vec(9_000, 5).unwrap(), b"paged");
+    assert_eq!(reader.len(), 10_000);
+    let mut cow = open(&d, &name, Access::CopyOnWrite).unwrap();
+    cow.write(0, b"mine").unwrap();
+    assert_eq!(
+        reader.read_vec(0, 4).unwrap(),
+        [0; 4],
+        "copy-on-write stays private"
+    );
+    // The name is taken for both kinds of segment.
+    for page_file in [false, true] {
+        let e = Segment::builder(&name)
+            .size(10)
+            .dir(&d.path)
+            .page_file(page_file)
+            .create()
+            .unwrap_err();
+        assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
+    }
+    let file = d.path.join(format!("memlane.{name}"));
+    if cfg!(windows) {
+        assert!(!file.exists(), "no file in the segment directory");
+        let e = Segment::remove_in(&d.path, &name).unwrap_err();
+        assert!(matches!(e, RemoveError::PageFile { .. }), "{e}");
+        let e = Segment::builder("pf-with-file")
+            .size(10)
+            .dir(&d.path)
+            .page_file(true)
+            .file(d.path.join("x.bin"), Disposition::CreateNew)
+            .create()
+            .unwrap_err();
+        assert!(matches!(e, CreateError::InvalidConfig { .. }), "{e}");
+        // Gone with the last view, in any process.
+        drop((s, reader, cow));
+        let e = open(&d, &name, Access::ReadOnly).unwrap_err();
+        assert!(matches!(e, OpenError::NotFound { .. }), "{e}");
+    } else {
+        assert!(file.is_file(), "an ordinary segment file on Linux");
+        drop((s, reader, cow));
+        Segment::remove_in(&d.path, &name).unwrap();
+    }
+}
