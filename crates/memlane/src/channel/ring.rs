@@ -369,8 +369,8 @@ pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool 
     ok
 }
 
-/// Asks subscribers to publish their progress at every message (the ring
-/// is full for this publisher); cleared after its next claim.
+/// Asks subscribers to publish their progress every `capacity / 64` bytes
+/// (the ring is full for this publisher); cleared after its next claim.
 fn want_space<M: RingMem>(m: &M, st: &mut PubState) {
     st.wants_space = true;
     let w = &m.join().want_space;
@@ -599,21 +599,25 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
 
 /// Moves the subscriber past a record. Its position (and counters) are
 /// published lazily: when `capacity / 16` bytes have been consumed since
-/// the last publication, when a publisher waits for space
-/// (`want_space`), and when the subscriber catches up (`peek` finds
-/// nothing; for channels whose messages are large next to the capacity,
-/// as soon as the next record is not committed yet). While a subscriber has a
-/// backlog, publishers may so see up to `capacity / 16` bytes of its
-/// progress late. Publishing at every message made the slot's cache line bounce
-/// between the cores for every message whenever the ring ran full.
+/// the last publication; while a publisher waits for space
+/// (`want_space`), when `capacity / 64` bytes have; and when the
+/// subscriber catches up (`peek` finds nothing; for channels whose
+/// messages are large next to the capacity, as soon as the next record is
+/// not committed yet). While a subscriber has a backlog, publishers may so
+/// see up to `capacity / 16` bytes of its progress late (`capacity / 64`
+/// once one of them waits). Publishing at every message made the slot's
+/// cache line bounce between the cores for every message whenever the
+/// ring ran full.
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
     let g = m.geometry();
+    let unpublished = next.wrapping_sub(st.published);
     // Reading the next record's stamp touches a line the publisher is
     // about to write (a transfer on its critical path), so only channels
     // that need it do (`Geometry::publish_on_catch_up`).
-    if next.wrapping_sub(st.published) >= g.publish_lazy_bytes()
-        || m.join().want_space.load(Ordering::Relaxed) != 0
+    if unpublished >= g.publish_lazy_bytes()
+        || (unpublished >= g.publish_wanted_bytes()
+            && m.join().want_space.load(Ordering::Relaxed) != 0)
         || (st.publish_on_catch_up
             && m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next)
     {
