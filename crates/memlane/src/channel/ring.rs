@@ -19,7 +19,9 @@
 //! 4. Write the payload, then `meta` (len | flags << 32, Relaxed), then
 //!    `stamp = position ^ STAMP_KEY` (Release; pairs with the subscriber's
 //!    Acquire load of the stamp, which makes payload and meta visible).
-//! 5. `data_event.notify_waiters()`: a fence and one load when nobody sleeps.
+//! 5. A large record sent after an idle spell: demote its lines to the
+//!    shared cache (a hint, no effect on values; see `demote_lines`).
+//! 6. `data_event.notify_waiters()`: a fence and one load when nobody sleeps.
 //!
 //! **Subscribe.** A joining subscriber: CAS its slot FREE → CLAIMED,
 //! `sub_gen.fetch_add(1, SeqCst)`, `p = claim.load(SeqCst)`,
@@ -110,6 +112,12 @@ pub(crate) trait RingMem {
     /// Called now and then by a publisher that cannot make progress (a
     /// subscriber mid-join for long): the place to reclaim dead endpoints.
     fn on_stuck(&self) {}
+    /// Hints that the ring line holding offset `off` (`< capacity`), just
+    /// written, will next be read by another core: moves it from this
+    /// core's private caches to the shared one (`CLDEMOTE` on x86-64), so
+    /// that the reader does not have to snoop it out of this core. Has no
+    /// effect on the values; the default does nothing.
+    fn demote(&self, _off: u64) {}
     /// Copies `src` into the ring at `off`.
     ///
     /// # Safety
@@ -120,6 +128,17 @@ pub(crate) trait RingMem {
 
 /// How long a sleeper sleeps at most before re-checking on its own.
 pub(crate) const RECHECK: Duration = Duration::from_millis(100);
+
+/// Records of at least this many bytes are demoted to the shared cache
+/// after their commit when the publisher had been idle (see [`demote_lines`]).
+const DEMOTE_MIN_RECORD: u64 = 512;
+/// Lines (64 bytes) of a record demoted at most (4 KiB: a whole 1 KiB
+/// record gained more than its first few lines; beyond a few KiB the
+/// reader's hardware prefetcher streams the rest anyway).
+const DEMOTE_LINES: u64 = 64;
+/// A publisher that has not committed a large record for this long takes
+/// it that its subscribers have caught up and are polling for the next.
+const DEMOTE_IDLE: Duration = Duration::from_nanos(700);
 
 /// A publisher's local state.
 #[derive(Debug)]
@@ -132,6 +151,9 @@ pub(crate) struct PubState {
     saw_joining: bool,
     /// This publisher set `want_space` and has not claimed since.
     wants_space: bool,
+    /// When this publisher last committed a record of `DEMOTE_MIN_RECORD`
+    /// bytes or more.
+    last_large_commit: Option<Instant>,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -253,6 +275,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 cached_gen: 0,
                 saw_joining: false,
                 wants_space: false,
+                last_large_commit: None,
                 messages: 0,
                 bytes: 0,
             };
@@ -369,8 +392,8 @@ pub(crate) fn has_space<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> bool 
     ok
 }
 
-/// Asks subscribers to publish their progress at every message (the ring
-/// is full for this publisher); cleared after its next claim.
+/// Asks subscribers to publish their progress every `capacity / 64` bytes
+/// (the ring is full for this publisher); cleared after its next claim.
 fn want_space<M: RingMem>(m: &M, st: &mut PubState) {
     st.wants_space = true;
     let w = &m.join().want_space;
@@ -401,6 +424,7 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
     m.pub_slot(st.slot)
         .pending_total
         .store(0, Ordering::Release);
+    demote_lines(m, st, c);
     if !discard {
         st.messages += 1;
         st.bytes += u64::from(c.len);
@@ -409,6 +433,43 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
         slot.bytes.store(st.bytes, Ordering::Relaxed);
     }
     m.data_event().notify_waiters(m.futex());
+}
+
+/// After the commit of a large record by a publisher that had been idle:
+/// demotes the record's first whole lines to the shared cache.
+///
+/// A subscriber that has caught up polls the record's stamp and then reads
+/// the payload; lines still in the publisher's private cache must each be
+/// snooped out of it. Demoted, they come from the shared cache: 1 KiB
+/// busy-poll one-way latency went from 1.3–1.4× to 1.1–1.2× the
+/// cache-line floor (medians of interleaved runs, `docs/benchmarks/`).
+/// But demoting costs a publisher that sends again at once: with every
+/// record demoted, 1 KiB throughput fell from 0.6–0.9× to 0.13–0.18× the
+/// minimal ring, even with only each record's first line demoted. So only
+/// a publisher idle for [`DEMOTE_IDLE`] (whose subscribers have probably
+/// caught up and wait) demotes, only records of [`DEMOTE_MIN_RECORD`]
+/// bytes or more (64 B messages are untouched), and only their first
+/// [`DEMOTE_LINES`] whole lines (a last, partial line, which the next
+/// record will write, is left alone). Costs an `Instant::now()` per large
+/// record.
+fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, c: Claim) {
+    let rec = record_size(u64::from(c.len));
+    if rec < DEMOTE_MIN_RECORD {
+        return;
+    }
+    let now = Instant::now();
+    let idle = st
+        .last_large_commit
+        .is_none_or(|t| now.duration_since(t) >= DEMOTE_IDLE);
+    st.last_large_commit = Some(now);
+    if !idle {
+        return;
+    }
+    let first = c.off & !63;
+    let end = ((c.off + rec) & !63).min(first + DEMOTE_LINES * 64);
+    for line in (first..end).step_by(64) {
+        m.demote(line);
+    }
 }
 
 /// Set in `pending_total` once the claim CAS has succeeded.
@@ -599,21 +660,25 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
 
 /// Moves the subscriber past a record. Its position (and counters) are
 /// published lazily: when `capacity / 16` bytes have been consumed since
-/// the last publication, when a publisher waits for space
-/// (`want_space`), and when the subscriber catches up (`peek` finds
-/// nothing; for channels whose messages are large next to the capacity,
-/// as soon as the next record is not committed yet). While a subscriber has a
-/// backlog, publishers may so see up to `capacity / 16` bytes of its
-/// progress late. Publishing at every message made the slot's cache line bounce
-/// between the cores for every message whenever the ring ran full.
+/// the last publication; while a publisher waits for space
+/// (`want_space`), when `capacity / 64` bytes have; and when the
+/// subscriber catches up (`peek` finds nothing; for channels whose
+/// messages are large next to the capacity, as soon as the next record is
+/// not committed yet). While a subscriber has a backlog, publishers may so
+/// see up to `capacity / 16` bytes of its progress late (`capacity / 64`
+/// once one of them waits). Publishing at every message made the slot's
+/// cache line bounce between the cores for every message whenever the
+/// ring ran full.
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
     let g = m.geometry();
+    let unpublished = next.wrapping_sub(st.published);
     // Reading the next record's stamp touches a line the publisher is
     // about to write (a transfer on its critical path), so only channels
     // that need it do (`Geometry::publish_on_catch_up`).
-    if next.wrapping_sub(st.published) >= g.publish_lazy_bytes()
-        || m.join().want_space.load(Ordering::Relaxed) != 0
+    if unpublished >= g.publish_lazy_bytes()
+        || (unpublished >= g.publish_wanted_bytes()
+            && m.join().want_space.load(Ordering::Relaxed) != 0)
         || (st.publish_on_catch_up
             && m.stamp(next & g.mask).load(Ordering::Acquire) ^ STAMP_KEY != next)
     {

@@ -155,6 +155,26 @@ impl RingMem for ShmRing {
         unsafe { &*self.ring.add(off as usize + 8).cast::<AtomicU64>() }
     }
     #[inline]
+    fn demote(&self, off: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let line = self.ring.wrapping_add((off & self.geo.mask) as usize);
+            // SAFETY: `line` lies inside the mapped ring (masked offset).
+            // CLDEMOTE only moves the line between caches: it neither reads
+            // nor changes any byte, and is a NOP on processors without it
+            // (its encoding is in the reserved-NOP space).
+            unsafe {
+                std::arch::asm!(
+                    "cldemote [{}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+    #[inline]
     unsafe fn write(&self, off: u64, src: &[u8]) {
         debug_assert!(off + src.len() as u64 <= self.geo.capacity);
         // SAFETY: the caller guarantees bounds and an exclusive claim.
