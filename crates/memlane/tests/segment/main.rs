@@ -509,6 +509,22 @@ fn page_file_segments() {
             .unwrap_err();
         assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
     }
+    // An event in a page-file mapping: opened by name, notified, woken.
+    let ev_name = format!("pf-ev-{}", std::process::id());
+    let server = Event::create_page_file(Some(&d.path), &ev_name).unwrap();
+    let mut client = Event::open_in(&d.path, &ev_name).unwrap();
+    assert!(!client.wait_timeout(std::time::Duration::from_millis(1)));
+    server.notify();
+    assert!(client.wait_timeout(std::time::Duration::from_secs(10)));
+    drop((server, client));
+    if cfg!(windows) {
+        assert!(
+            Event::open_in(&d.path, &ev_name).is_err(),
+            "gone with its handles"
+        );
+    } else {
+        Event::remove_in(&d.path, &ev_name).unwrap();
+    }
     let file = d.path.join(format!("memlane.{name}"));
     if cfg!(windows) {
         assert!(!file.exists(), "no file in the segment directory");
