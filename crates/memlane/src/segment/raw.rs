@@ -1187,6 +1187,15 @@ pub(crate) fn gc(
             if old && sys::try_lock_exclusive(&file).unwrap_or(false) {
                 remove(fname, "temporary file of a creator that died", &mut out);
             }
+        } else if fname.starts_with(".memlane-rm.") {
+            // A file moved aside by a removal or a replacement on Windows
+            // whose delete failed at the time (see `sys::windows`).
+            if dry_run || std::fs::remove_file(dir_path.join(fname)).is_ok() {
+                out.push(Collected {
+                    file: fname.to_string(),
+                    what: "file moved aside by an earlier removal",
+                });
+            }
         } else if let Some(rest) = fname.strip_prefix(".memlane-ep.") {
             let Some((chan, _slot)) = rest.rsplit_once('.') else {
                 continue;

@@ -548,3 +548,21 @@ fn page_file_segments() {
         Segment::remove_in(&d.path, &name).unwrap();
     }
 }
+
+/// A file a removal moved aside (Windows) but could not delete then is
+/// collected by `gc` (a dry run only reports it).
+#[test]
+fn gc_collects_files_moved_aside() {
+    let d = TestDir::new("seg-gc-aside");
+    let aside = d.path.join(".memlane-rm.1.0.0");
+    std::fs::write(&aside, b"left over").unwrap();
+    let dry = memlane::gc(Some(&d.path), true).unwrap().1;
+    assert!(dry.iter().any(|r| r.file == ".memlane-rm.1.0.0"), "{dry:?}");
+    assert!(aside.exists(), "a dry run removes nothing");
+    let done = memlane::gc(Some(&d.path), false).unwrap().1;
+    assert!(
+        done.iter().any(|r| r.file == ".memlane-rm.1.0.0"),
+        "{done:?}"
+    );
+    assert!(!aside.exists());
+}
