@@ -84,4 +84,19 @@ fi
 # The example programs are run by memlane's tests from beside the test
 # binaries (a Windows test binary cannot start the host's cargo).
 cargo build --quiet --target x86_64-pc-windows-gnu -p memlane --examples
-cargo test --target x86_64-pc-windows-gnu "$@"
+# Every test binary must report its result: an early run of this suite once
+# lost a binary's output after its first lines while cargo saw success, so
+# a run that does not account for every binary fails instead of passing.
+log=$(mktemp)
+set +e
+cargo test --target x86_64-pc-windows-gnu "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+ran=$(grep -cE '^ +(Running|Doc-tests) ' "$log" || true)
+reported=$(grep -c '^test result: ' "$log" || true)
+rm -f "$log"
+if [ "$status" -eq 0 ] && [ "$reported" -lt "$ran" ]; then
+    echo "error: $ran test binaries ran under Wine but $reported reported a result; not trusting this run" >&2
+    status=1
+fi
+exit "$status"
