@@ -13,10 +13,10 @@
 use std::hint::black_box;
 
 use crate::channel::layout::{
-    pub_slot_offset, record_size, sub_slot_offset, Config, Geometry, JoinLine, PubSlot, SubSlot,
-    CLAIM_OFFSET, DATA_EVENT_OFFSET, FLAG_DISCARD, FLAG_PAD, JOIN_OFFSET, RECORD_HEADER, SLOT_FREE,
-    SPACE_EVENT_OFFSET, STAMP_KEY,
+    record_size, sub_slot_offset, Config, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD,
+    FLAG_PAD, RECORD_HEADER, SLOT_FREE, STAMP_KEY,
 };
+use crate::channel::region::Region;
 use crate::channel::ring::{self, RingMem};
 use crate::segment::header::{self, HEADER_REGION, HEADER_SIZE, MAGIC, MAX_DATA_LEN};
 use crate::sync::event_word::EventWord;
@@ -212,15 +212,21 @@ impl Futex for NoFutex {
 /// atomically through the shared references the ring protocol takes
 /// without any `&mut` aliasing them.
 struct HeapRing {
+    /// Owns the memory `region` points into (never resized).
     words: Vec<AtomicU64>,
-    geo: Geometry,
+    region: Region,
 }
 
 impl HeapRing {
     fn new(geo: Geometry) -> HeapRing {
         let len = geo.data_len() as usize;
-        let words: Vec<AtomicU64> = (0..len / 8).map(|_| AtomicU64::new(0)).collect();
-        let r = HeapRing { words, geo };
+        let words: Vec<AtomicU64> = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
+        // SAFETY: the buffer holds data_len bytes, 8-aligned, owned by the
+        // returned value next to the region and never resized; its bytes
+        // are atomics (interior mutability), accessed only through atomics
+        // and raw copies, from one thread.
+        let region = unsafe { Region::new(words.as_ptr().cast::<u8>().cast_mut(), geo) };
+        let r = HeapRing { words, region };
         for (i, &x) in config_to_bytes(&geo.config()).iter().enumerate() {
             r.set_byte(i, x);
         }
@@ -239,32 +245,10 @@ impl HeapRing {
     fn byte(&self, i: usize) -> u8 {
         self.words[i / 8].load(Ordering::Relaxed).to_ne_bytes()[i % 8]
     }
-
-    /// A reference to the `T` at `offset` of the data region.
-    ///
-    /// # Safety
-    ///
-    /// `T` is made only of atomics and padding nobody writes (valid for any
-    /// bit pattern, shared through `&` only). Bounds and alignment are
-    /// checked here.
-    unsafe fn at<T>(&self, offset: u64) -> &T {
-        let offset = offset as usize;
-        assert!(offset + std::mem::size_of::<T>() <= self.words.len() * 8);
-        assert_eq!(offset % std::mem::align_of::<T>(), 0);
-        // SAFETY: in bounds and aligned (asserted above; the buffer is
-        // 8-aligned and no T here needs more), and the caller's contract
-        // makes any bytes a valid, shareable T.
-        unsafe { &*self.words.as_ptr().cast::<u8>().add(offset).cast::<T>() }
-    }
-
-    /// The ring word at ring offset `off` (masked like `ShmRing::stamp`),
-    /// plus `extra` bytes (0 for the stamp, 8 for the meta word).
-    fn ring_word(&self, off: u64, extra: u64) -> &AtomicU64 {
-        let off = off & self.geo.mask & !15;
-        &self.words[((self.geo.ring_offset + off + extra) / 8) as usize]
-    }
 }
 
+/// The same address arithmetic as the mapped channel: both go through
+/// [`Region`].
 impl RingMem for HeapRing {
     type F = NoFutex;
 
@@ -272,49 +256,35 @@ impl RingMem for HeapRing {
         &NoFutex
     }
     fn geometry(&self) -> &Geometry {
-        &self.geo
+        self.region.geometry()
     }
     fn claim(&self) -> &AtomicU64 {
-        // SAFETY: an AtomicU64 on a 128-aligned line of the control block.
-        unsafe { self.at(CLAIM_OFFSET) }
+        self.region.claim()
     }
     fn join(&self) -> &JoinLine {
-        // SAFETY: JoinLine is atomics plus a padding word nobody writes.
-        unsafe { self.at(JOIN_OFFSET) }
+        self.region.join()
     }
     fn data_event(&self) -> &EventWord {
-        // SAFETY: EventWord is two AtomicU32.
-        unsafe { self.at(DATA_EVENT_OFFSET) }
+        self.region.data_event()
     }
     fn space_event(&self) -> &EventWord {
-        // SAFETY: as for `data_event`.
-        unsafe { self.at(SPACE_EVENT_OFFSET) }
+        self.region.space_event()
     }
     fn pub_slot(&self, i: u32) -> &PubSlot {
-        assert!(i < self.geo.max_publishers);
-        // SAFETY: PubSlot is atomics only.
-        unsafe { self.at(pub_slot_offset(u64::from(i))) }
+        self.region.pub_slot(i)
     }
     fn sub_slot(&self, i: u32) -> &SubSlot {
-        assert!(i < self.geo.max_subscribers);
-        // SAFETY: SubSlot is atomics only.
-        unsafe {
-            self.at(sub_slot_offset(
-                u64::from(self.geo.max_publishers),
-                u64::from(i),
-            ))
-        }
+        self.region.sub_slot(i)
     }
     fn stamp(&self, off: u64) -> &AtomicU64 {
-        self.ring_word(off, 0)
+        self.region.stamp(off)
     }
     fn meta(&self, off: u64) -> &AtomicU64 {
-        self.ring_word(off, 8)
+        self.region.meta(off)
     }
     unsafe fn write(&self, off: u64, src: &[u8]) {
-        for (i, &x) in src.iter().enumerate() {
-            self.set_byte((self.geo.ring_offset + off) as usize + i, x);
-        }
+        // SAFETY: the caller's contract is `Region::write`'s.
+        unsafe { self.region.write(off, src) }
     }
 }
 
@@ -456,7 +426,7 @@ pub fn ring_seed() -> Vec<u8> {
 /// Bends the record headers of the first `filled` ring bytes (from the
 /// subscriber's offset on) towards the interesting cases; see [`ring`].
 fn shape(mem: &HeapRing, p: u64, filled: u64) {
-    let g = mem.geo;
+    let g = *mem.geometry();
     let mut k = 0;
     while k + RECORD_HEADER <= filled {
         // The position this offset has in the lap starting at p.

@@ -11,6 +11,7 @@
 pub(crate) mod layout;
 mod liveness;
 mod publisher;
+pub(crate) mod region;
 pub(crate) mod ring;
 mod shm;
 mod subscriber;

@@ -3,11 +3,9 @@
 
 use std::sync::atomic::AtomicU64;
 
-use super::layout::{
-    pub_slot_offset, sub_slot_offset, Geometry, JoinLine, PubSlot, SubSlot, CLAIM_OFFSET,
-    DATA_EVENT_OFFSET, JOIN_OFFSET, SPACE_EVENT_OFFSET,
-};
+use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
 use super::liveness::Tokens;
+use super::region::Region;
 use super::ring::RingMem;
 use crate::segment::raw::RawSegment;
 use crate::sync::event_word::EventWord;
@@ -16,9 +14,7 @@ use crate::sync::OsFutex;
 /// A channel mapping with its validated geometry.
 pub(crate) struct ShmRing {
     seg: RawSegment,
-    base: *mut u8,
-    ring: *mut u8,
-    geo: Geometry,
+    region: Region,
     tokens: Tokens,
 }
 
@@ -38,15 +34,15 @@ impl ShmRing {
             geo.data_len() <= seg.data_len() as u64,
             "geometry validated against the mapping"
         );
-        let base = seg.data_ptr();
-        // SAFETY: ring_offset + capacity <= data_len (asserted above).
-        let ring = unsafe { base.add(geo.ring_offset as usize) };
+        // SAFETY: the data region is `data_len >= geo.data_len()` bytes
+        // (asserted above), page aligned, mapped while `seg` lives (it is
+        // kept beside the region), and the ring protocol accesses it only
+        // through atomics and raw copies.
+        let region = unsafe { Region::new(seg.data_ptr(), geo) };
         let tokens = Tokens::new(seg.name_dir(), seg.name());
         ShmRing {
             seg,
-            base,
-            ring,
-            geo,
+            region,
             tokens,
         }
     }
@@ -75,18 +71,6 @@ impl ShmRing {
     pub(crate) fn segment(&self) -> &RawSegment {
         &self.seg
     }
-
-    /// A reference to a `T` at `offset` of the data region.
-    ///
-    /// # Safety
-    ///
-    /// `offset + size_of::<T>()` lies inside the data region, `offset` is
-    /// aligned for `T`, and `T` is made only of atomics (valid for any bit
-    /// pattern and safe to share with other processes).
-    unsafe fn at<T>(&self, offset: u64) -> &T {
-        // SAFETY: the caller's contract.
-        unsafe { &*self.base.add(offset as usize).cast::<T>() }
-    }
 }
 
 impl RingMem for ShmRing {
@@ -101,64 +85,45 @@ impl RingMem for ShmRing {
     }
     #[inline]
     fn geometry(&self) -> &Geometry {
-        &self.geo
+        self.region.geometry()
     }
     #[inline]
     fn claim(&self) -> &AtomicU64 {
-        // SAFETY: CLAIM_OFFSET is a 128-aligned line inside the control block.
-        unsafe { self.at(CLAIM_OFFSET) }
+        self.region.claim()
     }
     #[inline]
     fn join(&self) -> &JoinLine {
-        // SAFETY: JOIN_OFFSET is a 128-aligned line inside the control
-        // block; JoinLine is atomics and padding.
-        unsafe { self.at(JOIN_OFFSET) }
+        self.region.join()
     }
     #[inline]
     fn data_event(&self) -> &EventWord {
-        // SAFETY: a 128-aligned line inside the control block; two AtomicU32.
-        unsafe { self.at(DATA_EVENT_OFFSET) }
+        self.region.data_event()
     }
     #[inline]
     fn space_event(&self) -> &EventWord {
-        // SAFETY: as for `data_event`.
-        unsafe { self.at(SPACE_EVENT_OFFSET) }
+        self.region.space_event()
     }
     #[inline]
     fn pub_slot(&self, i: u32) -> &PubSlot {
-        assert!(i < self.geo.max_publishers);
-        // SAFETY: i < max_publishers, so the slot lies before ring_offset.
-        unsafe { self.at(pub_slot_offset(u64::from(i))) }
+        self.region.pub_slot(i)
     }
     #[inline]
     fn sub_slot(&self, i: u32) -> &SubSlot {
-        assert!(i < self.geo.max_subscribers);
-        // SAFETY: i < max_subscribers, so the slot lies before ring_offset.
-        unsafe {
-            self.at(sub_slot_offset(
-                u64::from(self.geo.max_publishers),
-                u64::from(i),
-            ))
-        }
+        self.region.sub_slot(i)
     }
     #[inline]
     fn stamp(&self, off: u64) -> &AtomicU64 {
-        let off = off & self.geo.mask & !15;
-        // SAFETY: off is masked into the ring and 16-aligned; 8 bytes fit.
-        unsafe { &*self.ring.add(off as usize).cast::<AtomicU64>() }
+        self.region.stamp(off)
     }
     #[inline]
     fn meta(&self, off: u64) -> &AtomicU64 {
-        let off = off & self.geo.mask & !15;
-        // SAFETY: as for `stamp`, 8 bytes further (still inside the 16-byte
-        // record header, which never crosses the ring's end).
-        unsafe { &*self.ring.add(off as usize + 8).cast::<AtomicU64>() }
+        self.region.meta(off)
     }
     #[inline]
     fn demote(&self, off: u64) {
         #[cfg(target_arch = "x86_64")]
         {
-            let line = self.ring.wrapping_add((off & self.geo.mask) as usize);
+            let line = self.region.ring_line(off);
             // SAFETY: `line` lies inside the mapped ring (masked offset).
             // CLDEMOTE only moves the line between caches: it neither reads
             // nor changes any byte, and is a NOP on processors without it
@@ -176,11 +141,8 @@ impl RingMem for ShmRing {
     }
     #[inline]
     unsafe fn write(&self, off: u64, src: &[u8]) {
-        debug_assert!(off + src.len() as u64 <= self.geo.capacity);
-        // SAFETY: the caller guarantees bounds and an exclusive claim.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
-        }
+        // SAFETY: the caller's contract is `Region::write`'s.
+        unsafe { self.region.write(off, src) }
     }
 }
 
@@ -191,7 +153,7 @@ impl ShmRing {
     ///
     /// `off <= capacity`.
     pub(crate) unsafe fn ring_ptr(&self, off: u64) -> *mut u8 {
-        // SAFETY: the caller's contract.
-        unsafe { self.ring.add(off as usize) }
+        // SAFETY: the caller's contract is `Region::ring_ptr`'s.
+        unsafe { self.region.ring_ptr(off) }
     }
 }

@@ -1,0 +1,158 @@
+//! The address arithmetic of a channel's data region, in one place: where
+//! the claim word, the join line, the events, the endpoint slots and each
+//! record's header words are, given a base pointer and the validated
+//! geometry. Used by the mapped channel ([`super::shm::ShmRing`]) and by
+//! the heap image the ring fuzz target decodes (`crate::fuzzing`), so the
+//! fuzzer checks the very code that runs.
+
+use std::sync::atomic::AtomicU64;
+
+use super::layout::{
+    pub_slot_offset, sub_slot_offset, Geometry, JoinLine, PubSlot, SubSlot, CLAIM_OFFSET,
+    DATA_EVENT_OFFSET, JOIN_OFFSET, SPACE_EVENT_OFFSET,
+};
+use crate::sync::event_word::EventWord;
+
+/// A channel data region at `base`, laid out by `geo`.
+pub(crate) struct Region {
+    base: *mut u8,
+    ring: *mut u8,
+    geo: Geometry,
+}
+
+impl Region {
+    /// # Safety
+    ///
+    /// `base` points to at least `geo.data_len()` bytes, 8-aligned, that
+    /// stay valid while the region is used; every byte of it is accessed
+    /// only through atomics or raw copies (never through Rust references
+    /// to plain data), as the ring protocol does.
+    pub(crate) unsafe fn new(base: *mut u8, geo: Geometry) -> Region {
+        // SAFETY: ring_offset + capacity <= data_len (the caller's contract).
+        let ring = unsafe { base.add(geo.ring_offset as usize) };
+        Region { base, ring, geo }
+    }
+
+    /// The geometry.
+    #[inline]
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// A reference to a `T` at `offset` of the data region.
+    ///
+    /// # Safety
+    ///
+    /// `offset + size_of::<T>()` lies inside the data region, `offset` is
+    /// aligned for `T` (whose alignment is at most 8), and `T` is made only
+    /// of atomics and padding nobody writes (valid for any bit pattern and
+    /// safe to share with other processes).
+    #[inline]
+    unsafe fn at<T>(&self, offset: u64) -> &T {
+        // SAFETY: the caller's contract.
+        unsafe { &*self.base.add(offset as usize).cast::<T>() }
+    }
+
+    /// The claim counter.
+    #[inline]
+    pub(crate) fn claim(&self) -> &AtomicU64 {
+        // SAFETY: CLAIM_OFFSET is a 128-aligned line inside the control block.
+        unsafe { self.at(CLAIM_OFFSET) }
+    }
+
+    /// The join line.
+    #[inline]
+    pub(crate) fn join(&self) -> &JoinLine {
+        // SAFETY: JOIN_OFFSET is a 128-aligned line inside the control
+        // block; JoinLine is atomics and padding.
+        unsafe { self.at(JOIN_OFFSET) }
+    }
+
+    /// Publishers → subscribers.
+    #[inline]
+    pub(crate) fn data_event(&self) -> &EventWord {
+        // SAFETY: a 128-aligned line inside the control block; two AtomicU32.
+        unsafe { self.at(DATA_EVENT_OFFSET) }
+    }
+
+    /// Subscribers → publishers.
+    #[inline]
+    pub(crate) fn space_event(&self) -> &EventWord {
+        // SAFETY: as for `data_event`.
+        unsafe { self.at(SPACE_EVENT_OFFSET) }
+    }
+
+    /// Publisher slot `i` (panics unless `i < max_publishers`).
+    #[inline]
+    pub(crate) fn pub_slot(&self, i: u32) -> &PubSlot {
+        assert!(i < self.geo.max_publishers);
+        // SAFETY: i < max_publishers, so the slot lies before ring_offset;
+        // PubSlot is atomics only.
+        unsafe { self.at(pub_slot_offset(u64::from(i))) }
+    }
+
+    /// Subscriber slot `i` (panics unless `i < max_subscribers`).
+    #[inline]
+    pub(crate) fn sub_slot(&self, i: u32) -> &SubSlot {
+        assert!(i < self.geo.max_subscribers);
+        // SAFETY: i < max_subscribers, so the slot lies before ring_offset;
+        // SubSlot is atomics only.
+        unsafe {
+            self.at(sub_slot_offset(
+                u64::from(self.geo.max_publishers),
+                u64::from(i),
+            ))
+        }
+    }
+
+    /// The stamp word of the record at ring offset `off` (masked into the
+    /// ring and down to 16 bytes, whatever `off` is).
+    #[inline]
+    pub(crate) fn stamp(&self, off: u64) -> &AtomicU64 {
+        let off = off & self.geo.mask & !15;
+        // SAFETY: off is masked into the ring and 16-aligned; 8 bytes fit.
+        unsafe { &*self.ring.add(off as usize).cast::<AtomicU64>() }
+    }
+
+    /// The meta word of the record at ring offset `off`.
+    #[inline]
+    pub(crate) fn meta(&self, off: u64) -> &AtomicU64 {
+        let off = off & self.geo.mask & !15;
+        // SAFETY: as for `stamp`, 8 bytes further (still inside the 16-byte
+        // record header, which never crosses the ring's end).
+        unsafe { &*self.ring.add(off as usize + 8).cast::<AtomicU64>() }
+    }
+
+    /// A pointer to ring offset `off`, wrapped into the ring (for cache
+    /// hints: it may not be dereferenced beyond the ring's end).
+    #[inline]
+    pub(crate) fn ring_line(&self, off: u64) -> *const u8 {
+        self.ring.wrapping_add((off & self.geo.mask) as usize)
+    }
+
+    /// Copies `src` into the ring at `off`.
+    ///
+    /// # Safety
+    ///
+    /// `off + src.len() <= capacity`, and the caller holds a claim on
+    /// those bytes.
+    #[inline]
+    pub(crate) unsafe fn write(&self, off: u64, src: &[u8]) {
+        debug_assert!(off + src.len() as u64 <= self.geo.capacity);
+        // SAFETY: the caller guarantees bounds and an exclusive claim.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
+        }
+    }
+
+    /// A pointer to ring offset `off` (for loans and in-place reads).
+    ///
+    /// # Safety
+    ///
+    /// `off <= capacity`.
+    #[inline]
+    pub(crate) unsafe fn ring_ptr(&self, off: u64) -> *mut u8 {
+        // SAFETY: the caller's contract.
+        unsafe { self.ring.add(off as usize) }
+    }
+}
