@@ -339,7 +339,7 @@ where
                 spec.data_len,
                 init,
             )?;
-            Ok(finish_created(file, map, path, spec, created))
+            Ok(finish_created(Some(file), map, path, spec, created))
         }
         Some((file_path, disposition)) => {
             create_file_backed(spec, &dir, &dir_path, file_path, disposition, init)
@@ -384,22 +384,7 @@ where
     // SAFETY: the new mapping is `total` bytes (at least), mapped
     // read-write, and not ready yet, so no opener uses its contents.
     let created_ns = unsafe { write_initial(&map, spec.kind, spec.data_len, init) };
-    Ok(RawSegment {
-        data_in_map: HEADER_REGION as usize,
-        data_len: spec.data_len as usize,
-        map,
-        _file: None,
-        name: spec.name.to_string(),
-        name_dir: dir_path.to_path_buf(),
-        path,
-        info: HeaderInfo {
-            kind: spec.kind,
-            data_len: spec.data_len,
-            creator_pid: sys::current_pid(),
-            created_ns,
-        },
-        writable: true,
-    })
+    Ok(finish_created(None, map, path, spec, created_ns))
 }
 
 /// Opens the page-file-backed named mapping `name` (Windows).
@@ -475,8 +460,10 @@ fn view_range(view: Option<(u64, Option<u64>)>, data_len: u64) -> Result<(u64, u
     }
 }
 
+/// The handle of a segment this process just created (`file` is `None`
+/// for a page-file mapping, which its view keeps alive).
 fn finish_created(
-    file: File,
+    file: Option<File>,
     map: Map,
     path: PathBuf,
     spec: &CreateSpec<'_>,
@@ -486,7 +473,7 @@ fn finish_created(
         data_in_map: HEADER_REGION as usize,
         data_len: spec.data_len as usize,
         map,
-        _file: Some(file),
+        _file: file,
         name: spec.name.to_string(),
         name_dir: sys::segment_dir(spec.dir),
         path,
@@ -581,7 +568,7 @@ where
                 },
                 other => other,
             })?;
-            (finish_created(file, map, path, spec, created), true)
+            (finish_created(Some(file), map, path, spec, created), true)
         }
         Disposition::OpenExisting => {
             let raw = open_in_dir(
