@@ -13,6 +13,8 @@ use std::time::Duration;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 
+use super::{FileInfo, OpenFileError};
+
 /// The directory anonymous segments live in unless overridden.
 pub(crate) const DEFAULT_DIR: &str = "/dev/shm";
 
@@ -115,32 +117,6 @@ impl Dir {
         rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty())?;
         Ok(())
     }
-}
-
-/// Why opening an existing file failed.
-#[derive(Debug)]
-pub(crate) enum OpenFileError {
-    /// A symlink is at the name; memlane never follows one.
-    Symlink,
-    /// Any other OS error.
-    Io(io::Error),
-}
-
-/// What `fstat` says about an open file.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileInfo {
-    /// Length in bytes.
-    pub(crate) len: u64,
-    /// Whether it is a regular file.
-    pub(crate) is_file: bool,
-    /// The owner.
-    pub(crate) uid: u32,
-    /// Number of hard links.
-    pub(crate) nlink: u64,
-    /// Device and inode: the file's identity.
-    pub(crate) id: (u64, u64),
-    /// Seconds since the last modification.
-    pub(crate) age_secs: u64,
 }
 
 /// `fstat` on an open file.

@@ -20,6 +20,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::{FileInfo, OpenFileError};
+
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION,
     FILETIME, HANDLE, INVALID_HANDLE_VALUE,
@@ -229,34 +231,6 @@ fn trash_name() -> String {
         std::process::id(),
         crate::name::unique_suffix()
     )
-}
-
-/// Why opening an existing file failed.
-#[derive(Debug)]
-pub(crate) enum OpenFileError {
-    /// A reparse point (symlink, junction) is at the name; memlane never
-    /// follows one.
-    Symlink,
-    /// Any other OS error.
-    Io(io::Error),
-}
-
-/// What the OS says about an open file.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileInfo {
-    /// Length in bytes.
-    pub(crate) len: u64,
-    /// Whether it is a regular file.
-    pub(crate) is_file: bool,
-    /// The owner: always 0 on Windows, where files carry a security
-    /// descriptor instead (see [`current_uid`]).
-    pub(crate) uid: u32,
-    /// Number of hard links.
-    pub(crate) nlink: u64,
-    /// Volume serial number and file index: the file's identity.
-    pub(crate) id: (u64, u64),
-    /// Seconds since the last modification.
-    pub(crate) age_secs: u64,
 }
 
 fn handle_info(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
