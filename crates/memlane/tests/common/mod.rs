@@ -41,8 +41,9 @@ impl Drop for TestDir {
 pub const ROLE_ENV: &str = "MEMLANE_TEST_ROLE";
 
 /// Spawns this test binary again, running only `entry` (a test function
-/// that acts when [`ROLE_ENV`] is set), with `role` and extra variables.
-pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> Child {
+/// that acts when [`ROLE_ENV`] is set), with `role` and extra variables;
+/// the child is killed if it is still running when the guard is dropped.
+pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> KillOnDrop {
     let exe = std::env::current_exe().expect("current exe");
     let mut cmd = Command::new(exe);
     cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
@@ -53,7 +54,7 @@ pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> Child {
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn child")
+    KillOnDrop(Some(cmd.spawn().expect("spawn child")))
 }
 
 /// Kills a child if it is still running when dropped.

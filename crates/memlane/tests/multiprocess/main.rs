@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{expect_success, fnv1a, spawn_role, wait_for, KillOnDrop, Rng, TestDir, ROLE_ENV};
+use common::{expect_success, fnv1a, spawn_role, wait_for, Rng, TestDir, ROLE_ENV};
 use memlane::Channel;
 
 const ENTRY: &str = "child_entry";
@@ -212,7 +212,7 @@ fn two_publishers_three_subscribers_nothing_lost() {
                 ("MEMLANE_TEST_SPIN", spin.to_string()),
             ],
         );
-        subs.push(KillOnDrop(Some(spawn_role(ENTRY, "subscriber", &v))));
+        subs.push(spawn_role(ENTRY, "subscriber", &v));
     }
     wait_for(Duration::from_secs(60), "three subscribers to join", || {
         channel.info().subscribers.len() == 3
@@ -227,7 +227,7 @@ fn two_publishers_three_subscribers_nothing_lost() {
                 ("MEMLANE_TEST_COUNT", per_publisher.to_string()),
             ],
         );
-        pubs.push(KillOnDrop(Some(spawn_role(ENTRY, "publisher", &v))));
+        pubs.push(spawn_role(ENTRY, "publisher", &v));
     }
     for p in pubs {
         let out = expect_success(&p.wait(WATCHDOG), "publisher");
@@ -278,7 +278,7 @@ fn a_subscriber_blocked_in_recv_is_woken() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let child = KillOnDrop(Some(spawn_role(ENTRY, "sleeper", &vars(&d, name, &[]))));
+    let child = spawn_role(ENTRY, "sleeper", &vars(&d, name, &[]));
     wait_for(Duration::from_secs(60), "the sleeper to join", || {
         channel.info().subscribers.len() == 1
     });
@@ -318,7 +318,7 @@ fn a_stopped_subscriber_fills_the_ring_then_everything_flows_again() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let child = KillOnDrop(Some(spawn_role(ENTRY, "counter", &vars(&d, name, &[]))));
+    let child = spawn_role(ENTRY, "counter", &vars(&d, name, &[]));
     wait_for(Duration::from_secs(60), "the counter to join", || {
         channel.info().subscribers.len() == 1
     });
@@ -387,7 +387,7 @@ fn soak_with_checksums() {
     let subs: Vec<_> = (0..2)
         .map(|_| {
             let v = vars(&d, name, &[("MEMLANE_TEST_PUBLISHERS", "2".to_string())]);
-            KillOnDrop(Some(spawn_role(ENTRY, "soak_subscriber", &v)))
+            spawn_role(ENTRY, "soak_subscriber", &v)
         })
         .collect();
     wait_for(Duration::from_secs(60), "two subscribers", || {
@@ -403,7 +403,7 @@ fn soak_with_checksums() {
                     ("MEMLANE_TEST_SECS", secs.to_string()),
                 ],
             );
-            KillOnDrop(Some(spawn_role(ENTRY, "soak_publisher", &v)))
+            spawn_role(ENTRY, "soak_publisher", &v)
         })
         .collect();
     let mut sent = 0u64;
@@ -442,7 +442,7 @@ fn a_page_file_channel_crosses_processes_and_vanishes_with_its_last_handle() {
         .create()
         .unwrap();
     assert!(!d.path.join(format!("memlane.{name}")).exists());
-    let child = KillOnDrop(Some(spawn_role(ENTRY, "counter", &vars(&d, &name, &[]))));
+    let child = spawn_role(ENTRY, "counter", &vars(&d, &name, &[]));
     wait_for(Duration::from_secs(60), "the counter to join", || {
         channel.info().subscribers.len() == 1
     });

@@ -173,11 +173,7 @@ fn a_killed_subscriber_stops_holding_back_publishers() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let mut child = KillOnDrop(Some(spawn_role(
-        ENTRY,
-        "subscriber_idle",
-        &vars(&d, "deadsub", &[]),
-    )));
+    let mut child = spawn_role(ENTRY, "subscriber_idle", &vars(&d, "deadsub", &[]));
     wait_ready(&mut child);
     let mut p = c.publisher().unwrap();
     while p.try_send(&[0; 100]).is_ok() {}
@@ -212,11 +208,7 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let mut child = KillOnDrop(Some(spawn_role(
-        ENTRY,
-        "subscriber_idle",
-        &vars(&d, "stopped", &[]),
-    )));
+    let mut child = spawn_role(ENTRY, "subscriber_idle", &vars(&d, "stopped", &[]));
     wait_ready(&mut child);
     let pid = child.id();
     common::signal(pid, "-STOP");
@@ -259,11 +251,7 @@ fn crash_trial(d: &TestDir, trial: u32, point: &str, n: u32) -> u32 {
         ("MEMLANE_TEST_MAX", MAX.to_string()),
         ("MEMLANE_FAULT", format!("{point}:{n}")),
     ];
-    let child = KillOnDrop(Some(spawn_role(
-        ENTRY,
-        "publisher",
-        &vars(d, &name, &extra),
-    )));
+    let child = spawn_role(ENTRY, "publisher", &vars(d, &name, &extra));
     let c2 = c.clone();
     let healthy = std::thread::spawn(move || {
         let mut p = c2.publisher().unwrap();
@@ -380,11 +368,7 @@ fn publishers_killed_at_random_times() {
             ("MEMLANE_TEST_COUNT", "100000".to_string()),
             ("MEMLANE_TEST_MAX", "200".to_string()),
         ];
-        let mut child = KillOnDrop(Some(spawn_role(
-            ENTRY,
-            "publisher",
-            &vars(&d, "randkill", &extra),
-        )));
+        let mut child = spawn_role(ENTRY, "publisher", &vars(&d, "randkill", &extra));
         let until = Instant::now() + Duration::from_micros(2000 + rng.below(30_000));
         let mut next = 0u32;
         while Instant::now() < until {
@@ -421,11 +405,7 @@ fn a_creator_killed_mid_creation_blocks_nothing() {
     let d = TestDir::new("rel-create");
     for point in ["create_before_ready", "create_before_rename"] {
         let extra = [("MEMLANE_FAULT", format!("{point}:1"))];
-        let child = KillOnDrop(Some(spawn_role(
-            ENTRY,
-            "create_channel",
-            &vars(&d, "half", &extra),
-        )));
+        let child = spawn_role(ENTRY, "create_channel", &vars(&d, "half", &extra));
         let out = child.wait(Duration::from_secs(30));
         assert!(!out.status.success(), "the creator was killed");
         // A temporary file is left behind, never the name.
@@ -463,11 +443,7 @@ fn a_creator_killed_mid_creation_blocks_nothing() {
 #[test]
 fn a_name_whose_owner_died_is_recreated_and_gc_spares_live_ones() {
     let d = TestDir::new("rel-stale");
-    let mut child = KillOnDrop(Some(spawn_role(
-        ENTRY,
-        "create_channel",
-        &vars(&d, "stale", &[]),
-    )));
+    let mut child = spawn_role(ENTRY, "create_channel", &vars(&d, "stale", &[]));
     wait_ready(&mut child);
     // While the creator lives, the name is taken and gc leaves it alone.
     let e = Channel::builder("stale")
@@ -536,11 +512,11 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
         }
     });
     let secs = 5;
-    let hostile = KillOnDrop(Some(spawn_role(
+    let hostile = spawn_role(
         ENTRY,
         "hostile",
         &vars(&d, "hostile", &[("MEMLANE_TEST_SECS", secs.to_string())]),
-    )));
+    );
     let start = Instant::now();
     let (mut ok, mut corrupt, mut empty) = (0u64, 0u64, 0u64);
     while start.elapsed() < Duration::from_secs(secs + 1) {
@@ -693,8 +669,7 @@ fn a_peer_cannot_truncate_a_mapped_segment() {
         .create()
         .unwrap();
     seg.write(60_000, b"before").unwrap();
-    let out = KillOnDrop(Some(spawn_role(ENTRY, "truncate", &vars(&d, "trunc", &[]))))
-        .wait(Duration::from_secs(30));
+    let out = spawn_role(ENTRY, "truncate", &vars(&d, "trunc", &[])).wait(Duration::from_secs(30));
     let stdout = expect_success(&out, "truncating child");
     assert!(stdout.contains("RESULT refused"), "{stdout}");
     let mut buf = [0u8; 6];
@@ -713,8 +688,7 @@ fn a_peer_truncating_the_file_does_not_kill_us() {
         .unwrap();
     seg.write(60_000, b"before").unwrap();
     // Another process cuts the file down to its header.
-    let out = KillOnDrop(Some(spawn_role(ENTRY, "truncate", &vars(&d, "trunc", &[]))))
-        .wait(Duration::from_secs(30));
+    let out = spawn_role(ENTRY, "truncate", &vars(&d, "trunc", &[])).wait(Duration::from_secs(30));
     assert!(expect_success(&out, "truncating child").contains("RESULT truncated"));
     // Touching the lost pages raised SIGBUS; memlane caught it.
     let mut buf = [0u8; 6];
@@ -766,12 +740,8 @@ fn a_subscriber_killed_mid_join_blocks_nobody() {
     let mut p = c.publisher().unwrap();
     p.send(b"before").unwrap();
     let extra = [("MEMLANE_FAULT", "join_claimed:1".to_string())];
-    let out = KillOnDrop(Some(spawn_role(
-        ENTRY,
-        "subscriber_join",
-        &vars(&d, "midjoin", &extra),
-    )))
-    .wait(Duration::from_secs(30));
+    let out = spawn_role(ENTRY, "subscriber_join", &vars(&d, "midjoin", &extra))
+        .wait(Duration::from_secs(30));
     assert!(!out.status.success(), "killed in the middle of its join");
     // Its slot is left half-joined; publishers must not wait on it for good.
     for i in 0..100u32 {
