@@ -502,8 +502,7 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, old: u32, waiters: u32) {
     // call.
     let sem = unsafe { OpenSemaphoreW(SEMAPHORE_MODIFY_STATE, 0, name.as_ptr()) };
     if sem.is_null() {
-        // SAFETY: reads the calling thread's last-error value.
-        let _ = unsafe { GetLastError() };
+        // No semaphore of that name: nobody sleeps on this value.
         return;
     }
     let count = i32::try_from(waiters.max(1)).unwrap_or(i32::MAX);
