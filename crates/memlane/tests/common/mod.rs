@@ -54,7 +54,20 @@ pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> KillOnDro
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    KillOnDrop(Some(cmd.spawn().expect("spawn child")))
+    // Wine's CreateProcess now and then fails with ERROR_INTERNAL_ERROR
+    // (1359) while other processes are starting or exiting; a second try
+    // starts the child. Any other error, or a third failure, fails the test.
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return KillOnDrop(Some(child)),
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 2 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("spawn child: {e:?}"),
+        }
+    }
 }
 
 /// Kills a child if it is still running when dropped.
