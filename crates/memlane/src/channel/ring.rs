@@ -308,20 +308,18 @@ fn rescan<M: RingMem>(m: &M, st: &mut PubState, h: u64) {
 
 /// Tries to reserve space for a payload of `len` bytes (`len <= max_message`,
 /// checked by the caller). `Ok(None)`: the slowest subscriber is a ring behind.
+///
+/// Inlined into `send`: the common case (the cached bound says it fits,
+/// the CAS wins, no subscriber joined) runs straight through; everything
+/// else is in cold functions.
+#[inline]
 pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Option<Claim> {
     let g = *m.geometry();
     loop {
         let h = m.claim().load(Ordering::Acquire);
         let (pad, total) = space_for(&g, h, len);
-        if !fits(g.capacity, h, total, st.cached_min) {
-            rescan(m, st, h);
-            if !fits(g.capacity, h, total, st.cached_min) {
-                m.pub_slot(st.slot)
-                    .pending_total
-                    .store(0, Ordering::Release);
-                want_space(m, st);
-                return None;
-            }
+        if !fits(g.capacity, h, total, st.cached_min) && !refit(m, st, h, total) {
+            return None;
         }
         // Write-ahead: whoever finds this publisher dead can tell which
         // claim it held (see `repair_dead_publisher`).
@@ -338,8 +336,7 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         }
         // The claim is ours: say so (a dead publisher whose write-ahead
         // record lacks this bit may have lost the CAS to another).
-        m.pub_slot(st.slot)
-            .pending_total
+        slot.pending_total
             .store(total | PENDING_OWNED, Ordering::Relaxed);
         crate::fault::point("after_claim");
         join_fence();
@@ -347,8 +344,7 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
             settle_after_join(m, st, h, total);
         }
         if st.wants_space {
-            st.wants_space = false;
-            m.join().want_space.store(0, Ordering::Relaxed);
+            space_granted(m, st);
         }
         let pos = h.wrapping_add(pad);
         return Some(Claim {
@@ -360,8 +356,36 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
     }
 }
 
+/// The cached bound said "full" at head `h`: rescans; if it is still full,
+/// clears the write-ahead record, asks subscribers for their progress and
+/// returns false.
+#[cold]
+#[inline(never)]
+fn refit<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) -> bool {
+    rescan(m, st, h);
+    if fits(m.geometry().capacity, h, total, st.cached_min) {
+        return true;
+    }
+    m.pub_slot(st.slot)
+        .pending_total
+        .store(0, Ordering::Release);
+    want_space(m, st);
+    false
+}
+
+/// The first claim after this publisher found the ring full: it no
+/// longer needs subscribers to publish early.
+#[cold]
+#[inline(never)]
+fn space_granted<M: RingMem>(m: &M, st: &mut PubState) {
+    st.wants_space = false;
+    m.join().want_space.store(0, Ordering::Relaxed);
+}
+
 /// After a claim raced with a joining subscriber: waits until the claimed
 /// bytes `[h, h + total)` fit for every subscriber, the new one included.
+#[cold]
+#[inline(never)]
 fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
     let cap = m.geometry().capacity;
     let mut calls = 0u32;
@@ -404,6 +428,7 @@ fn want_space<M: RingMem>(m: &M, st: &mut PubState) {
 
 /// Commits a claim (after its payload was written): pad first, then the
 /// record, then wakes sleeping subscribers.
+#[inline]
 pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bool) {
     let g = m.geometry();
     let flags = if discard { FLAG_DISCARD } else { 0 };
@@ -424,7 +449,9 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
     m.pub_slot(st.slot)
         .pending_total
         .store(0, Ordering::Release);
-    demote_lines(m, st, c);
+    if record_size(u64::from(c.len)) >= DEMOTE_MIN_RECORD {
+        demote_lines(m, st, c);
+    }
     if !discard {
         st.messages += 1;
         st.bytes += u64::from(c.len);
@@ -451,12 +478,10 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
 /// bytes or more (64 B messages are untouched), and only their first
 /// [`DEMOTE_LINES`] whole lines (a last, partial line, which the next
 /// record will write, is left alone). Costs an `Instant::now()` per large
-/// record.
+/// record. Called for records of at least `DEMOTE_MIN_RECORD` bytes.
+#[inline(never)]
 fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, c: Claim) {
     let rec = record_size(u64::from(c.len));
-    if rec < DEMOTE_MIN_RECORD {
-        return;
-    }
     let now = Instant::now();
     let idle = st
         .last_large_commit
@@ -669,6 +694,7 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
 /// once one of them waits). Publishing at every message made the slot's
 /// cache line bounce between the cores for every message whenever the
 /// ring ran full.
+#[inline]
 fn advance<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     st.pos = next;
     let g = m.geometry();
@@ -700,7 +726,44 @@ pub(crate) fn publish<M: RingMem>(m: &M, st: &mut SubState) {
 
 /// Looks for a committed message at the subscriber's position, skipping
 /// pad and discarded records. Every word read is validated.
+///
+/// Inlined into the receive calls: a committed message record that is
+/// plainly valid is returned at once; anything else (nothing yet, pad or
+/// discarded records, words that need a closer look) goes to [`peek_slow`].
+#[inline]
 pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
+    match plain_record(m, st.pos) {
+        Some(r) => Ok(Some(r)),
+        None => peek_slow(m, st),
+    }
+}
+
+/// The record at position `p` if it is committed, carries no flags, and
+/// its length is within `max_message` and the ring end; `None` for
+/// anything else, which [`peek_slow`] then examines.
+#[inline(always)]
+fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
+    let g = m.geometry();
+    let off = p & g.mask;
+    if m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY != p {
+        return None;
+    }
+    let meta = m.meta(off).load(Ordering::Relaxed);
+    let len = meta as u32;
+    let rec = record_size(u64::from(len));
+    if meta >> 32 != 0 || len > g.max_message || off + rec > g.capacity {
+        return None;
+    }
+    Some(Record {
+        payload_off: off + RECORD_HEADER,
+        len,
+        next: p.wrapping_add(rec),
+    })
+}
+
+/// [`peek`] for everything but a plain committed record.
+#[inline(never)]
+fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
     let g = *m.geometry();
     loop {
         let p = st.pos;
@@ -763,6 +826,7 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
 }
 
 /// Marks a record consumed.
+#[inline]
 pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
     st.messages += 1;
     st.bytes += u64::from(r.len);

@@ -76,6 +76,7 @@ impl Subscriber {
         self.spin = polls;
     }
 
+    #[inline]
     fn message(&mut self, rec: Record) -> Message<'_> {
         Message { sub: self, rec }
     }
@@ -86,6 +87,7 @@ impl Subscriber {
     ///
     /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Corrupt`] when
     /// the shared state is inconsistent.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
         if let Some(rec) = self.peek_or_reap()? {
             return Ok(self.message(rec));
@@ -95,12 +97,19 @@ impl Subscriber {
 
     /// The next record; when blocked on a record whose publisher may have
     /// died, reclaims dead publishers (rate-limited) and looks again.
+    #[inline]
     fn peek_or_reap(&mut self) -> Result<Option<Record>, crate::error::Corrupt> {
         let found = ring::peek(&*self.ring, &mut self.st)?;
         self.ring.check_truncated()?;
         if let Some(rec) = found {
             return Ok(Some(rec));
         }
+        self.reap_if_blocked()
+    }
+
+    /// [`peek_or_reap`](Self::peek_or_reap) found nothing.
+    #[inline(never)]
+    fn reap_if_blocked(&mut self) -> Result<Option<Record>, crate::error::Corrupt> {
         // Blocked on a record a dead publisher may have left open? Checked
         // now and then only: the check reads the publishers' claim line.
         let (ring, st) = (&self.ring, &self.st);
@@ -134,6 +143,7 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`RecvError::Corrupt`] when the shared state is inconsistent.
+    #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
             if let Some(rec) = self.peek_or_reap()? {
@@ -216,6 +226,7 @@ impl std::fmt::Debug for Message<'_> {
 
 impl std::ops::Deref for Message<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the record was validated (len <= max_message, record
         // inside the ring). Until this message is dropped the subscriber's
@@ -232,6 +243,7 @@ impl std::ops::Deref for Message<'_> {
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         ring::release(&*self.sub.ring, &mut self.sub.st, self.rec);
     }
