@@ -92,6 +92,11 @@ pub struct CreateArgs {
     /// its users exited or crashed) instead of failing.
     #[arg(long)]
     pub replace_stale: bool,
+    /// Order wake-ups with memory fences instead of Linux's membarrier
+    /// (needed if some process that will use the channel may not call
+    /// membarrier, e.g. under a seccomp filter).
+    #[arg(long)]
+    pub no_membarrier: bool,
 }
 
 /// Arguments of `memlane send`.

@@ -95,6 +95,15 @@ pub fn size_exact(bytes: u64) -> String {
     }
 }
 
+/// How a channel orders its wake-ups, for `create` and `info`.
+pub fn barriers(membarrier: bool) -> &'static str {
+    if membarrier {
+        "membarrier (no fence per message)"
+    } else {
+        "fences"
+    }
+}
+
 /// A latency in nanoseconds for a person: `850 ns`, `1.23 µs`, `4.56 ms`.
 pub fn nanos(ns: u64) -> String {
     if ns < 1_000 {

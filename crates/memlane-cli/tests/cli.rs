@@ -62,6 +62,38 @@ fn create_send_listen_info_list_rm() {
     assert!(dir.files().is_empty(), "{:?}", dir.files());
 }
 
+/// `--no-membarrier` makes a channel that orders its wake-ups with
+/// fences; `create` and `info` say which kind a channel uses, and messages
+/// flow through both kinds.
+#[test]
+fn create_with_and_without_membarrier() {
+    let dir = TempDir::new("barriers");
+    let out = run(&dir, &["create", "fenced", "--no-membarrier"]).ok();
+    assert!(out.stdout.contains("barriers:     fences"), "{out:#?}");
+    run(&dir, &["create", "default"]).ok();
+    let json = run(&dir, &["info", "fenced", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(v["membarrier"], false);
+    let json = run(&dir, &["info", "default", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    // Linux has membarrier (4.16+); Windows never uses it.
+    assert_eq!(v["membarrier"], cfg!(target_os = "linux"), "{v}");
+    let text = run(&dir, &["info", "default"]).ok();
+    let expect = if cfg!(target_os = "linux") {
+        "barriers:       membarrier"
+    } else {
+        "barriers:       fences"
+    };
+    assert!(text.stdout.contains(expect), "{text:#?}");
+    for name in ["fenced", "default"] {
+        let listener = listen(&dir, name, &["--count", "2"]);
+        run(&dir, &["send", name, "one", "two"]).ok();
+        let heard = listener.finish().ok();
+        assert_eq!(heard.stdout.lines().collect::<Vec<_>>(), ["one", "two"]);
+        run(&dir, &["rm", name]).ok();
+    }
+}
+
 #[test]
 fn listen_formats() {
     let dir = TempDir::new("formats");

@@ -134,6 +134,14 @@ pub enum OpenError {
         /// The version this library reads.
         expected: u32,
     },
+    /// The channel was created to use Linux `membarrier` (see
+    /// [`ChannelBuilder::membarrier`](crate::ChannelBuilder::membarrier))
+    /// and this process cannot register for it.
+    #[error("{path} was created to use the membarrier system call, which this process cannot use (a Linux kernel before 4.16, or a seccomp filter): allow membarrier here, or re-create the channel with membarrier(false) (`memlane create --no-membarrier`)")]
+    MembarrierUnavailable {
+        /// The path.
+        path: PathBuf,
+    },
     /// The segment's creator has not finished building it.
     #[error("{path} is not ready yet (its creator is still building it, or died doing so): retry shortly")]
     NotReady {
@@ -312,6 +320,11 @@ pub enum JoinError {
         /// The maximum.
         max: u32,
     },
+    /// The channel orders joins with Linux `membarrier`, and it failed in
+    /// this process (which could use it when it opened the channel: a
+    /// seccomp filter installed since?).
+    #[error("joining needs the membarrier system call, which now fails in this process (a seccomp filter installed after the channel was opened?); allow membarrier, or create the channel with membarrier(false)")]
+    MembarrierFailed,
 }
 
 /// A violation of the channel format found in shared memory.

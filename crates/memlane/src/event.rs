@@ -8,7 +8,7 @@ use crate::segment::header::Kind;
 use crate::segment::raw::{self, CreateSpec, RawSegment};
 use crate::segment::{Access, DEFAULT_MODE};
 use crate::sync::event_word::{EventWord, DEFAULT_SPIN};
-use crate::sync::{Ordering, OsFutex};
+use crate::sync::{Barrier, Ordering, OsFutex};
 
 /// How long a sleeping waiter sleeps at most before it re-checks by itself.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -164,7 +164,7 @@ impl Event {
     /// Signals the event: wakes every waiter, in any process.
     #[doc(alias = "SetEvent")]
     pub fn notify(&self) {
-        self.word().notify_count(&OsFutex);
+        self.word().notify_count(&OsFutex, Barrier::Fences);
     }
 
     /// Waits until a notification this handle has not seen yet arrives.
@@ -183,10 +183,17 @@ impl Event {
         let seen = self.seen;
         let word = self.word();
         let mut now = seen;
-        let ok = word.wait_until(&OsFutex, DEFAULT_SPIN / 4, deadline, RECHECK, || {
-            now = word.seq.load(Ordering::SeqCst);
-            now != seen
-        });
+        let ok = word.wait_until(
+            &OsFutex,
+            Barrier::Fences,
+            DEFAULT_SPIN / 4,
+            deadline,
+            RECHECK,
+            || {
+                now = word.seq.load(Ordering::SeqCst);
+                now != seen
+            },
+        );
         if ok {
             self.seen = now;
         }

@@ -5,6 +5,10 @@
 //! `<point>` (1-based), exactly as `kill -9` would: no destructor runs, no
 //! lock is released but by the kernel. Without the feature every point
 //! compiles to nothing.
+//!
+//! Also with the feature (Linux): `MEMLANE_FAULT_NO_MEMBARRIER=1` makes the
+//! process behave as one that may not use `membarrier` (an old kernel, a
+//! seccomp filter): see `sys::membarrier_register`.
 
 /// Passes the fault point `name`.
 #[inline(always)]

@@ -104,10 +104,12 @@ fn config_from_bytes(b: &[u8]) -> Config {
         mode: u32_at(b, 28),
         initial_position: u64_at(b, 32),
         ring_offset: u64_at(b, 40),
-        reserved: [0; 10],
+        barriers: u32_at(b, 48),
+        reserved32: u32_at(b, 52),
+        reserved: [0; 9],
     };
     for (i, r) in c.reserved.iter_mut().enumerate() {
-        *r = u64_at(b, 48 + 8 * i);
+        *r = u64_at(b, 56 + 8 * i);
     }
     c
 }
@@ -124,8 +126,10 @@ fn config_to_bytes(c: &Config) -> [u8; 128] {
     b[28..32].copy_from_slice(&c.mode.to_ne_bytes());
     b[32..40].copy_from_slice(&c.initial_position.to_ne_bytes());
     b[40..48].copy_from_slice(&c.ring_offset.to_ne_bytes());
+    b[48..52].copy_from_slice(&c.barriers.to_ne_bytes());
+    b[52..56].copy_from_slice(&c.reserved32.to_ne_bytes());
     for (i, r) in c.reserved.iter().enumerate() {
-        b[48 + 8 * i..56 + 8 * i].copy_from_slice(&r.to_ne_bytes());
+        b[56 + 8 * i..64 + 8 * i].copy_from_slice(&r.to_ne_bytes());
     }
     b
 }
@@ -166,7 +170,8 @@ fn channel_config_accepted(bytes: &[u8]) -> usize {
         assert_eq!(
             g.config(),
             Config {
-                reserved: [0; 10],
+                reserved32: 0,
+                reserved: [0; 9],
                 ..c
             }
         );

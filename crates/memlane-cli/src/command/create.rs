@@ -14,7 +14,8 @@ pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
     // would make a second `create` silently reset it: ask for it instead.
     let mut builder = Channel::builder(&args.name)
         .capacity(args.capacity)
-        .replace_stale(args.replace_stale);
+        .replace_stale(args.replace_stale)
+        .membarrier(!args.no_membarrier);
     if let Some(dir) = dir {
         builder = builder.dir(dir);
     }
@@ -46,5 +47,6 @@ pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
     );
     println!("  publishers:   up to {}", info.max_publishers);
     println!("  subscribers:  up to {}", info.max_subscribers);
+    println!("  barriers:     {}", output::barriers(info.membarrier));
     Ok(())
 }

@@ -16,6 +16,7 @@ struct InfoJson {
     name: String,
     path: String,
     mode: String,
+    membarrier: bool,
     capacity: u64,
     max_message: u32,
     max_publishers: u32,
@@ -57,6 +58,7 @@ impl From<&ChannelInfo> for InfoJson {
             name: i.name.clone(),
             path: i.path.to_string_lossy().into_owned(),
             mode: i.mode.to_string(),
+            membarrier: i.membarrier,
             capacity: i.capacity,
             max_message: i.max_message,
             max_publishers: i.max_publishers,
@@ -104,6 +106,7 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     println!("channel '{}'", output::escape(info.name.as_bytes()));
     println!("  path:           {}", output::path(&info.path));
     println!("  mode:           {}", info.mode);
+    println!("  barriers:       {}", output::barriers(info.membarrier));
     println!("  capacity:       {}", output::size_exact(info.capacity));
     println!(
         "  max message:    {}",

@@ -33,6 +33,7 @@
 use crate::sync::{AtomicU32, AtomicU64};
 
 use crate::sync::event_word::EventWord;
+use crate::sync::Barrier;
 
 /// The cache-line padding unit.
 pub(crate) const LINE: u64 = 128;
@@ -50,7 +51,7 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
 /// Magic of the config block ("CHAN").
 pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
 /// Version of the channel layout.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: u64 = 4096;
@@ -95,9 +96,20 @@ pub(crate) struct Config {
     pub(crate) initial_position: u64,
     /// Offset of the ring; must equal [`ring_offset`] of the fields above.
     pub(crate) ring_offset: u64,
+    /// How the Dekker pairs are ordered: [`BARRIERS_FENCES`] or
+    /// [`BARRIERS_MEMBARRIER`] (every process using the channel must
+    /// then be registered for `membarrier`).
+    pub(crate) barriers: u32,
     /// Reserved, 0.
-    pub(crate) reserved: [u64; 10],
+    pub(crate) reserved32: u32,
+    /// Reserved, 0.
+    pub(crate) reserved: [u64; 9],
 }
+
+/// `Config::barriers`: SeqCst fences on both sides ([`Barrier::Fences`]).
+pub(crate) const BARRIERS_FENCES: u32 = 0;
+/// `Config::barriers`: [`Barrier::Membarrier`].
+pub(crate) const BARRIERS_MEMBARRIER: u32 = 1;
 
 const _: () = {
     assert!(std::mem::size_of::<Config>() == 128);
@@ -110,6 +122,9 @@ const _: () = {
     assert!(std::mem::offset_of!(Config, mode) == 28);
     assert!(std::mem::offset_of!(Config, initial_position) == 32);
     assert!(std::mem::offset_of!(Config, ring_offset) == 40);
+    assert!(std::mem::offset_of!(Config, barriers) == 48);
+    assert!(std::mem::offset_of!(Config, reserved32) == 52);
+    assert!(std::mem::offset_of!(Config, reserved) == 56);
 };
 
 /// The join line.
@@ -240,6 +255,8 @@ pub(crate) struct Geometry {
     pub(crate) max_subscribers: u32,
     pub(crate) ring_offset: u64,
     pub(crate) initial_position: u64,
+    /// How the wait/notify and join pairs are ordered (`Config::barriers`).
+    pub(crate) barrier: Barrier,
 }
 
 impl Geometry {
@@ -294,7 +311,21 @@ impl Geometry {
             max_subscribers,
             ring_offset: ring_offset(u64::from(max_publishers), u64::from(max_subscribers)),
             initial_position,
+            barrier: Barrier::Fences,
         })
+    }
+
+    /// The same geometry with `barrier`.
+    pub(crate) fn with_barrier(self, barrier: Barrier) -> Geometry {
+        Geometry { barrier, ..self }
+    }
+
+    /// Whether the claim is moved by a plain store instead of a CAS: a
+    /// channel with one publisher slot, whose join pair is then ordered by
+    /// the publisher's light barrier and the joiner's membarrier.
+    #[inline]
+    pub(crate) fn single_writer(&self) -> bool {
+        self.max_publishers == 1 && self.barrier == Barrier::Membarrier
     }
 
     /// How many consumed bytes a subscriber may leave unpublished before
@@ -341,7 +372,12 @@ impl Geometry {
             mode: 0,
             initial_position: self.initial_position,
             ring_offset: self.ring_offset,
-            reserved: [0; 10],
+            barriers: match self.barrier {
+                Barrier::Fences => BARRIERS_FENCES,
+                Barrier::Membarrier => BARRIERS_MEMBARRIER,
+            },
+            reserved32: 0,
+            reserved: [0; 9],
         }
     }
 
@@ -360,13 +396,19 @@ impl Geometry {
         if c.mode != 0 {
             return Err(format!("unknown channel mode {}", c.mode));
         }
+        let barrier = match c.barriers {
+            BARRIERS_FENCES => Barrier::Fences,
+            BARRIERS_MEMBARRIER => Barrier::Membarrier,
+            other => return Err(format!("unknown barrier kind {other}")),
+        };
         let g = Geometry::new(
             c.capacity,
             u64::from(c.max_message),
             c.max_publishers,
             c.max_subscribers,
             c.initial_position,
-        )?;
+        )?
+        .with_barrier(barrier);
         if c.ring_offset != g.ring_offset {
             return Err(format!(
                 "ring offset {} (expected {})",
@@ -439,5 +481,25 @@ mod tests {
         let mut c = g.config();
         c.mode = 1;
         assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.barriers = 2;
+        assert!(Geometry::from_config(&c, len)
+            .unwrap_err()
+            .contains("unknown barrier kind 2"));
+    }
+
+    #[test]
+    fn barrier_kind_round_trips_through_the_config() {
+        for b in [Barrier::Fences, Barrier::Membarrier] {
+            let g = Geometry::new(1 << 16, 1024, 1, 2, 0)
+                .unwrap()
+                .with_barrier(b);
+            assert_eq!(Geometry::from_config(&g.config(), g.data_len()), Ok(g));
+            assert_eq!(g.single_writer(), b == Barrier::Membarrier);
+        }
+        let multi = Geometry::new(1 << 16, 1024, 2, 2, 0)
+            .unwrap()
+            .with_barrier(Barrier::Membarrier);
+        assert!(!multi.single_writer(), "two publisher slots need the CAS");
     }
 }

@@ -10,7 +10,7 @@ use loom::sync::Arc;
 use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
 use super::ring::{self, RingMem};
 use crate::sync::event_word::EventWord;
-use crate::sync::{AtomicU32, AtomicU64, LoomFutex};
+use crate::sync::{AtomicU32, AtomicU64, Barrier, LoomFutex};
 
 struct LoomRing {
     geo: Geometry,
@@ -35,6 +35,20 @@ fn event() -> EventWord {
 
 impl LoomRing {
     fn new(capacity: u64, max_message: u32, pubs: u32, subs: u32, start: u64) -> LoomRing {
+        Self::with_barrier(capacity, max_message, pubs, subs, start, Barrier::Fences)
+    }
+
+    /// With [`Barrier::Membarrier`] and one publisher slot the claim is a
+    /// plain store (`Geometry::single_writer`); loom checks that protocol
+    /// with SeqCst fences standing in for both barriers.
+    fn with_barrier(
+        capacity: u64,
+        max_message: u32,
+        pubs: u32,
+        subs: u32,
+        start: u64,
+        barrier: Barrier,
+    ) -> LoomRing {
         let geo = Geometry {
             capacity,
             mask: capacity - 1,
@@ -43,6 +57,7 @@ impl LoomRing {
             max_subscribers: subs,
             ring_offset: 0,
             initial_position: start,
+            barrier,
         };
         LoomRing {
             geo,
@@ -180,63 +195,72 @@ fn loom_two_publishers_one_subscriber() {
 
 /// One publisher sends three messages through a ring that holds two, so
 /// it must wait for the subscriber (space event) and wrap around; the
-/// counters start just below 2^64.
+/// counters start just below 2^64. With both barrier kinds (with
+/// `Membarrier` the publisher moves the claim by a plain store).
 #[test]
 fn loom_back_pressure_and_wrap() {
-    loom::model(|| {
-        let start = u64::MAX - 63;
-        let r = Arc::new(LoomRing::new(64, 16, 1, 1, start));
-        let mut sub = ring::join_subscriber(&*r, 1).unwrap();
-        let r2 = r.clone();
-        let t = loom::thread::spawn(move || {
-            let mut st = ring::join_publisher(&*r2, 2).unwrap();
+    for barrier in [Barrier::Fences, Barrier::Membarrier] {
+        loom::model(move || {
+            let start = u64::MAX - 63;
+            let r = Arc::new(LoomRing::with_barrier(64, 16, 1, 1, start, barrier));
+            let mut sub = ring::join_subscriber(&*r, 1).unwrap();
+            let r2 = r.clone();
+            let t = loom::thread::spawn(move || {
+                let mut st = ring::join_publisher(&*r2, 2).unwrap();
+                for b in 1..=3u8 {
+                    send(&r2, &mut st, &[b; 16]);
+                }
+            });
             for b in 1..=3u8 {
-                send(&r2, &mut st, &[b; 16]);
+                assert_eq!(recv(&r, &mut sub), vec![b; 16]);
             }
+            t.join().unwrap();
         });
-        for b in 1..=3u8 {
-            assert_eq!(recv(&r, &mut sub), vec![b; 16]);
-        }
-        t.join().unwrap();
-    });
+    }
 }
 
 /// A subscriber joins while a publisher runs with nobody to hold it back
-/// (three messages through a ring that holds two): whatever it receives is
+/// (four messages through a ring that holds two, so that the publisher's
+/// bound moves past a joiner that read an old head, unless the join pair
+/// makes one of them see the other): whatever it receives is
 /// a whole, in-order run of messages ending with the last one, never an
-/// overwritten one, and the publisher then waits for it.
+/// overwritten one, and the publisher then waits for it. With both
+/// barrier kinds: with `Membarrier` the single publisher's claim is a
+/// plain store, ordered against the join only by the barriers.
 #[test]
 fn loom_join_while_publishing() {
     use loom::sync::atomic::AtomicBool;
-    loom::model(|| {
-        let r = Arc::new(LoomRing::new(64, 16, 1, 1, 0));
-        let done = Arc::new(AtomicBool::new(false));
-        let (r2, done2) = (r.clone(), done.clone());
-        let t = loom::thread::spawn(move || {
-            let mut st = ring::join_publisher(&*r2, 2).unwrap();
-            for b in 0..3u8 {
-                send(&r2, &mut st, &[b; 16]);
-            }
-            done2.store(true, crate::sync::Ordering::Release);
-        });
-        let mut sub = ring::join_subscriber(&*r, 1).unwrap();
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let finished = done.load(crate::sync::Ordering::Acquire);
-            match ring::peek(&*r, &mut sub).expect("never overrun") {
-                Some(rec) => {
-                    got.push(r.read(rec.payload_off, rec.len));
-                    ring::release(&*r, &mut sub, rec);
+    for barrier in [Barrier::Fences, Barrier::Membarrier] {
+        loom::model(move || {
+            let r = Arc::new(LoomRing::with_barrier(64, 16, 1, 1, 0, barrier));
+            let done = Arc::new(AtomicBool::new(false));
+            let (r2, done2) = (r.clone(), done.clone());
+            let t = loom::thread::spawn(move || {
+                let mut st = ring::join_publisher(&*r2, 2).unwrap();
+                for b in 0..4u8 {
+                    send(&r2, &mut st, &[b; 16]);
                 }
-                None if finished => break,
-                None => loom::thread::yield_now(),
+                done2.store(true, crate::sync::Ordering::Release);
+            });
+            let mut sub = ring::join_subscriber(&*r, 1).unwrap();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let finished = done.load(crate::sync::Ordering::Acquire);
+                match ring::peek(&*r, &mut sub).expect("never overrun") {
+                    Some(rec) => {
+                        got.push(r.read(rec.payload_off, rec.len));
+                        ring::release(&*r, &mut sub, rec);
+                    }
+                    None if finished => break,
+                    None => loom::thread::yield_now(),
+                }
             }
-        }
-        t.join().unwrap();
-        // A suffix of 0, 1, 2 (empty if it joined after the last claim).
-        let first = 3 - got.len() as u8;
-        for (i, m) in got.iter().enumerate() {
-            assert_eq!(m, &vec![first + i as u8; 16]);
-        }
-    });
+            t.join().unwrap();
+            // A suffix of 0..4 (empty if it joined after the last claim).
+            let first = 4 - got.len() as u8;
+            for (i, m) in got.iter().enumerate() {
+                assert_eq!(m, &vec![first + i as u8; 16]);
+            }
+        });
+    }
 }

@@ -28,7 +28,7 @@ use crate::error::{CreateError, JoinError, OpenError, RemoveError};
 use crate::segment::header::Kind;
 use crate::segment::raw::{self, CreateSpec};
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
-use crate::sync::Ordering;
+use crate::sync::{Barrier, Ordering};
 use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED};
 use ring::RingMem;
 use shm::ShmRing;
@@ -104,9 +104,39 @@ pub struct ChannelBuilder {
     initial_position: u64,
     replace_stale: bool,
     page_file: bool,
+    membarrier: bool,
 }
 
 impl ChannelBuilder {
+    /// Whether the channel orders its wake-ups (and, with one publisher
+    /// slot, its joins) with Linux's `membarrier` system call when this
+    /// process can use it (default true). A send or receive then needs no
+    /// memory fence, and a channel created with
+    /// [`max_publishers(1)`](Self::max_publishers) moves its head without
+    /// an atomic read-modify-write; a receiver about to sleep (and a
+    /// joining subscriber) pays a `membarrier` of a few microseconds
+    /// instead. Every process that opens such a channel must be able to
+    /// use `membarrier` (Linux 4.16+, not blocked by seccomp), or the open
+    /// fails with [`OpenError::MembarrierUnavailable`]. Off, or on other
+    /// systems, both sides use fences.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mb-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let ch = memlane::Channel::builder("fenced")
+    ///     .dir(&dir)
+    ///     .membarrier(false)
+    ///     .create()?;
+    /// assert!(!ch.info().membarrier);
+    /// # drop(ch);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn membarrier(mut self, on: bool) -> Self {
+        self.membarrier = on;
+        self
+    }
+
     /// On Windows, puts the channel in a page-file-backed named mapping
     /// (`Local\memlane.NAME`) that lives only while some process has it
     /// open, instead of a file in the segment directory; see
@@ -188,7 +218,12 @@ impl ChannelBuilder {
             self.max_subscribers,
             self.initial_position,
         )
-        .map_err(|reason| CreateError::InvalidConfig { reason })?;
+        .map_err(|reason| CreateError::InvalidConfig { reason })?
+        .with_barrier(if self.membarrier && crate::sys::membarrier_register() {
+            Barrier::Membarrier
+        } else {
+            Barrier::Fences
+        });
         if let Some((_, Disposition::OpenExisting)) = self.file {
             return Err(CreateError::InvalidConfig {
                 reason: "a channel file cannot be opened with create; use Channel::open".into(),
@@ -239,6 +274,7 @@ impl Channel {
             initial_position: 0,
             replace_stale: true,
             page_file: false,
+            membarrier: true,
         }
     }
 
@@ -307,6 +343,11 @@ impl Channel {
                 reason,
             }
         })?;
+        if geo.barrier == Barrier::Membarrier && !crate::sys::membarrier_register() {
+            return Err(OpenError::MembarrierUnavailable {
+                path: seg.path().to_path_buf(),
+            });
+        }
         Ok(Channel {
             ring: Arc::new(ShmRing::new(seg, geo)),
         })
@@ -445,6 +486,7 @@ impl Channel {
             max_publishers: g.max_publishers,
             max_subscribers: g.max_subscribers,
             mode: Mode::Lossless,
+            membarrier: g.barrier == Barrier::Membarrier,
             creator_pid: self.ring.segment().info().creator_pid,
             head,
             bytes_claimed: head.wrapping_sub(g.initial_position),
@@ -503,6 +545,10 @@ pub struct ChannelInfo {
     pub max_subscribers: u32,
     /// Full-ring behaviour.
     pub mode: Mode,
+    /// Whether wake-ups (and single-publisher joins) are ordered with
+    /// Linux `membarrier` instead of fences (see
+    /// [`ChannelBuilder::membarrier`]).
+    pub membarrier: bool,
     /// Pid of the creator.
     pub creator_pid: u32,
     /// The claim position (next byte to be reserved).

@@ -51,12 +51,12 @@ use super::layout::{
     record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD, KNOWN_FLAGS,
     RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, STAMP_KEY,
 };
-use crate::error::Corrupt;
-#[cfg(loom)]
-use crate::error::JoinError;
+use crate::error::{Corrupt, JoinError};
 use crate::sync::event_word::EventWord;
 #[cfg(loom)]
 use crate::sync::fence;
+#[cfg(doc)]
+use crate::sync::Barrier;
 use crate::sync::{AtomicU64, Futex, Ordering};
 
 // The join handshake (step 3 of "Publish" and "Subscribe" above) is a
@@ -327,19 +327,28 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         slot.pending_len.store(u64::from(len), Ordering::Relaxed);
         slot.pending_total.store(total, Ordering::Relaxed);
         slot.pending_pos.store(h, Ordering::Release);
-        if m.claim()
+        if g.single_writer() {
+            // The only publisher: nobody else moves the claim. The store
+            // and the `sub_gen` load below are the publisher's side of the
+            // join pair, ordered by the light barrier (joiners pay for it:
+            // see `take_subscriber_slot`).
+            m.claim().store(h.wrapping_add(total), Ordering::Release);
+            g.barrier.light();
+        } else if m
+            .claim()
             .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
             .is_err()
         {
             crate::sync::spin_loop();
             continue;
+        } else {
+            join_fence();
         }
         // The claim is ours: say so (a dead publisher whose write-ahead
         // record lacks this bit may have lost the CAS to another).
         slot.pending_total
             .store(total | PENDING_OWNED, Ordering::Relaxed);
         crate::fault::point("after_claim");
-        join_fence();
         if st.saw_joining || m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
             settle_after_join(m, st, h, total);
         }
@@ -397,10 +406,14 @@ fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
         }
         !st.saw_joining && fits(cap, h, total, st.cached_min)
     };
-    while !m
-        .space_event()
-        .wait_until(m.futex(), 200, None, Duration::from_millis(1), &mut ok)
-    {}
+    while !m.space_event().wait_until(
+        m.futex(),
+        m.geometry().barrier,
+        200,
+        None,
+        Duration::from_millis(1),
+        &mut ok,
+    ) {}
 }
 
 /// Whether a claim of `len` could succeed now (used by blocked senders).
@@ -459,7 +472,8 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
         slot.messages.store(st.messages, Ordering::Relaxed);
         slot.bytes.store(st.bytes, Ordering::Relaxed);
     }
-    m.data_event().notify_waiters(m.futex());
+    m.data_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
 }
 
 /// After the commit of a large record by a publisher that had been idle:
@@ -588,7 +602,8 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     }
     m.stamp(roff).store(rpos ^ STAMP_KEY, Ordering::Release);
     s.pending_total.store(0, Ordering::Release);
-    m.data_event().notify_waiters(m.futex());
+    m.data_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
     true
 }
 
@@ -610,7 +625,8 @@ pub(crate) fn free_dead_publisher<M: RingMem>(m: &M, slot: u32) {
 /// no longer holds publishers back.
 pub(crate) fn free_dead_subscriber<M: RingMem>(m: &M, slot: u32) {
     m.sub_slot(slot).state.store(SLOT_FREE, Ordering::Release);
-    m.space_event().notify_waiters(m.futex());
+    m.space_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
 }
 
 /// Whether the subscriber is blocked on a claimed but uncommitted record
@@ -626,8 +642,27 @@ pub(crate) fn wait_for_space<M: RingMem>(
     len: u32,
     deadline: Option<Instant>,
 ) -> bool {
-    m.space_event()
-        .wait_until(m.futex(), 1000, deadline, RECHECK, || has_space(m, st, len))
+    m.space_event().wait_until(
+        m.futex(),
+        m.geometry().barrier,
+        1000,
+        deadline,
+        RECHECK,
+        || has_space(m, st, len),
+    )
+}
+
+/// Why no subscriber slot could be taken: every slot is in use, or (for a
+/// single-publisher channel with [`Barrier::Membarrier`]) the membarrier a
+/// join needs fails in this process.
+pub(crate) fn join_failure(g: &Geometry) -> JoinError {
+    if g.single_writer() && !g.barrier.heavy() {
+        JoinError::MembarrierFailed
+    } else {
+        JoinError::TooManySubscribers {
+            max: g.max_subscribers,
+        }
+    }
 }
 
 #[cfg(loom)]
@@ -636,12 +671,12 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
     let g = m.geometry();
     (0..g.max_subscribers)
         .find_map(|i| take_subscriber_slot(m, i, pid))
-        .ok_or(JoinError::TooManySubscribers {
-            max: g.max_subscribers,
-        })
+        .ok_or_else(|| join_failure(g))
 }
 
-/// Takes subscriber slot `i` if it is FREE, at the current head.
+/// Takes subscriber slot `i` if it is FREE, at the current head. `None`
+/// if it is not, or if the join needs a membarrier that failed
+/// ([`join_failure`] tells which).
 pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option<SubState> {
     {
         let slot = m.sub_slot(i);
@@ -655,13 +690,23 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
             slot.bytes.store(0, Ordering::Relaxed);
             m.join().sub_gen.fetch_add(1, JOIN_RMW);
             join_fence();
+            if m.geometry().single_writer() && !m.geometry().barrier.heavy() {
+                // Without the barrier the publisher's claim store and its
+                // `sub_gen` load are not ordered against this join: give
+                // the slot back (the caller reports why).
+                slot.state.store(SLOT_FREE, Ordering::Release);
+                m.space_event()
+                    .notify_waiters(m.futex(), m.geometry().barrier);
+                return None;
+            }
             crate::fault::point("join_claimed");
             let p = m.claim().load(JOIN_LOAD);
             slot.position.store(p, Ordering::Relaxed);
             slot.state.store(SLOT_ACTIVE, Ordering::Release);
             // A publisher may be waiting for this join to finish (see
             // `settle_after_join`).
-            m.space_event().notify_waiters(m.futex());
+            m.space_event()
+                .notify_waiters(m.futex(), m.geometry().barrier);
             return Some(SubState {
                 slot: i,
                 pos: p,
@@ -680,7 +725,8 @@ pub(crate) fn leave_subscriber<M: RingMem>(m: &M, st: &SubState) {
     m.sub_slot(st.slot)
         .state
         .store(SLOT_FREE, Ordering::Release);
-    m.space_event().notify_waiters(m.futex());
+    m.space_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
 }
 
 /// Moves the subscriber past a record. Its position (and counters) are
@@ -721,7 +767,8 @@ pub(crate) fn publish<M: RingMem>(m: &M, st: &mut SubState) {
     slot.bytes.store(st.bytes, Ordering::Relaxed);
     slot.position.store(st.pos, Ordering::Release);
     st.published = st.pos;
-    m.space_event().notify_waiters(m.futex());
+    m.space_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
 }
 
 /// Looks for a committed message at the subscriber's position, skipping
@@ -841,16 +888,21 @@ pub(crate) fn wait_for_data<M: RingMem>(
     deadline: Option<Instant>,
 ) -> Result<bool, Corrupt> {
     let mut err = None;
-    let ok = m
-        .data_event()
-        .wait_until(m.futex(), spin, deadline, RECHECK, || match peek(m, st) {
+    let ok = m.data_event().wait_until(
+        m.futex(),
+        m.geometry().barrier,
+        spin,
+        deadline,
+        RECHECK,
+        || match peek(m, st) {
             Ok(Some(_)) => true,
             Ok(None) => false,
             Err(e) => {
                 err = Some(e);
                 true
             }
-        });
+        },
+    );
     match err {
         Some(e) => Err(e),
         None => Ok(ok),

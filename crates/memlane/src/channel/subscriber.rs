@@ -57,9 +57,7 @@ impl Subscriber {
         let (st, token) = liveness::join(&ring, Role::Subscriber, g.max_subscribers, |i| {
             ring::take_subscriber_slot(&*ring, i, pid)
         })
-        .ok_or(JoinError::TooManySubscribers {
-            max: g.max_subscribers,
-        })?;
+        .ok_or_else(|| ring::join_failure(&g))?;
         Ok(Subscriber {
             ring,
             st,

@@ -31,6 +31,64 @@ pub(crate) const fn spins(n: u32) -> u32 {
     }
 }
 
+/// How the two sides of a Dekker pair (a store followed by a load of the
+/// word the other side stores) are ordered: the wait/notify pair of
+/// [`event_word`], and a channel's join handshake.
+///
+/// ```text
+/// Fences      both sides:      fence(SeqCst)           (an `mfence` each on x86-64)
+/// Membarrier  frequent side:   compiler fence only     (notify, a single publisher's claim)
+///             rare side:       membarrier(GLOBAL_EXPEDITED)  (a thread about to sleep, a joiner)
+/// ```
+///
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (Linux 4.16+) runs a full
+/// memory barrier on every CPU that is running a thread of a process
+/// registered with `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED` (a thread
+/// that is not running passed one at its context switch) before it
+/// returns. So if the frequent side's load missed the rare side's store,
+/// its own earlier store was made visible by that barrier before the rare
+/// side's load: one of the two always sees the other, as with two fences.
+/// It is only sound if every process on the frequent side registered:
+/// a channel records the choice in its config, and a process that cannot
+/// register cannot open it (`OpenError::MembarrierUnavailable`).
+///
+/// Under loom both variants are modelled with `fence(SeqCst)` on both
+/// sides, the ordering the membarrier argument above provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Barrier {
+    /// A SeqCst fence on both sides.
+    Fences,
+    /// A compiler fence on the frequent side; `membarrier` on the rare one.
+    Membarrier,
+}
+
+impl Barrier {
+    /// The frequent side's barrier, between its store and its load.
+    #[inline(always)]
+    pub(crate) fn light(self) {
+        if cfg!(loom) || self == Barrier::Fences {
+            fence(Ordering::SeqCst);
+        } else {
+            // Keeps the compiler from moving the load above the store; the
+            // CPU's reordering is undone by the rare side's membarrier.
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        }
+    }
+
+    /// The rare side's barrier, between its store and its load. Returns
+    /// false if a membarrier failed (it cannot once this process has
+    /// registered, short of a seccomp rule added later): the caller must
+    /// then not rely on the pair, and re-checks on a short timer instead.
+    pub(crate) fn heavy(self) -> bool {
+        fence(Ordering::SeqCst);
+        #[cfg(not(loom))]
+        if self == Barrier::Membarrier {
+            return crate::sys::membarrier_global();
+        }
+        true
+    }
+}
+
 /// Sleeping and waking on a 32-bit word.
 pub(crate) trait Futex {
     /// Sleeps while `word == expected` (may return early for any reason).

@@ -225,6 +225,31 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, _old: u32, _waiters: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
+/// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+/// (once; later calls return the first answer): whether it is
+/// registered. Only then may its threads order a wait/notify or join pair
+/// with a compiler fence (see `sync::Barrier`). Fails on kernels before
+/// 4.16 and where a seccomp filter forbids `membarrier`.
+pub(crate) fn membarrier_register() -> bool {
+    use rustix::thread::{membarrier, MembarrierCommand};
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        // Tests stand in for a process that may not use membarrier.
+        #[cfg(feature = "fault-injection")]
+        if std::env::var_os("MEMLANE_FAULT_NO_MEMBARRIER").is_some() {
+            return false;
+        }
+        membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+    })
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: a full memory barrier on
+/// every CPU running a thread of a registered process. Whether it was done.
+pub(crate) fn membarrier_global() -> bool {
+    use rustix::thread::{membarrier, MembarrierCommand};
+    membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+}
+
 /// A mapped window guarded against SIGBUS (see `sigbus.rs`).
 pub(crate) struct MapGuard(super::sigbus::Guard);
 

@@ -454,6 +454,18 @@ fn semaphore_name(word: &AtomicU32, value: u32) -> Vec<u16> {
     wide(OsStr::new(&name))
 }
 
+/// Windows has no cross-process asymmetric barrier
+/// (`FlushProcessWriteBuffers` reaches only this process): never
+/// registered, so channels use fences (see `sync::Barrier`).
+pub(crate) fn membarrier_register() -> bool {
+    false
+}
+
+/// See [`membarrier_register`]: never done.
+pub(crate) fn membarrier_global() -> bool {
+    false
+}
+
 /// Blocks while `word` holds `expected`, for at most `timeout` (forever
 /// when `None`); may return early for any reason, so callers re-check.
 ///

@@ -43,6 +43,9 @@ fn child_entry() {
     };
     let dir = PathBuf::from(var("MEMLANE_TEST_DIR"));
     let name = var("MEMLANE_TEST_CHANNEL");
+    if role == "without_membarrier" {
+        return without_membarrier(&dir, &name);
+    }
     let channel = Channel::open_in(&dir, &name).expect("open channel");
     match role.as_str() {
         "publisher" => {
@@ -171,6 +174,47 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// A process that may not use membarrier (`MEMLANE_FAULT_NO_MEMBARRIER`):
+/// opening the parent's membarrier channel `name` must fail with the
+/// error that says so; a channel it creates itself (`name` + "-fenced")
+/// uses fences, and it receives the parent's messages on it, sleeping
+/// between them.
+#[cfg(target_os = "linux")]
+fn without_membarrier(dir: &std::path::Path, name: &str) {
+    match Channel::open_in(dir, name) {
+        Err(memlane::OpenError::MembarrierUnavailable { path }) => {
+            assert!(path.to_string_lossy().ends_with(name), "{}", path.display());
+            println!("RESULT refused");
+        }
+        other => panic!("expected MembarrierUnavailable, got {other:?}"),
+    }
+    let fenced = Channel::builder(&format!("{name}-fenced"))
+        .capacity(4096)
+        .dir(dir)
+        .create()
+        .unwrap();
+    assert!(!fenced.info().membarrier);
+    let mut s = fenced.subscriber().unwrap();
+    s.set_spin(0);
+    let mut n = 0u64;
+    loop {
+        let m = s.recv_timeout(Duration::from_secs(60)).expect("a message");
+        if &*m == b"END" {
+            break;
+        }
+        assert_eq!(u64::from_le_bytes(m[..8].try_into().unwrap()), n, "order");
+        n += 1;
+    }
+    drop(s);
+    Channel::remove_in(dir, &format!("{name}-fenced")).unwrap();
+    println!("RESULT count={n}");
+}
+
+#[cfg(not(target_os = "linux"))]
+fn without_membarrier(_dir: &std::path::Path, _name: &str) {
+    unreachable!("membarrier is Linux-only");
 }
 
 fn vars(d: &TestDir, name: &str, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
@@ -459,4 +503,124 @@ fn a_page_file_channel_crosses_processes_and_vanishes_with_its_last_handle() {
     drop(channel);
     let e = Channel::open_in(&d.path, &name).unwrap_err();
     assert!(matches!(e, memlane::OpenError::NotFound { .. }), "{e}");
+}
+
+/// A process that cannot use membarrier is refused a channel that relies
+/// on it, with an error saying why and what to do; a channel it creates
+/// uses fences, and a process that can use membarrier works with it
+/// (sending while the other sleeps between messages).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_process_without_membarrier_is_refused_its_channels_and_uses_fences() {
+    let d = TestDir::new("mp-nomb");
+    let name = "mb";
+    let channel = Channel::builder(name)
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    assert!(channel.info().membarrier, "this kernel has membarrier");
+    let mut child = spawn_role(
+        ENTRY,
+        "without_membarrier",
+        &vars(
+            &d,
+            name,
+            &[("MEMLANE_FAULT_NO_MEMBARRIER", "1".to_string())],
+        ),
+    );
+    let mut fenced = None;
+    wait_for(Duration::from_secs(60), "the fenced channel", || {
+        fenced = Channel::open_in(&d.path, "mb-fenced")
+            .ok()
+            .filter(|c| c.info().subscribers.len() == 1);
+        // A child that failed early: show why.
+        fenced.is_some() || child.child().try_wait().unwrap().is_some()
+    });
+    let Some(fenced) = fenced else {
+        let out = expect_success(&child.wait(Duration::from_secs(10)), "without membarrier");
+        panic!("the child exited early: {out}");
+    };
+    assert!(!fenced.info().membarrier);
+    let mut p = fenced.publisher().unwrap();
+    for i in 0..2000u64 {
+        p.send(&i.to_le_bytes()).unwrap();
+        if i % 256 == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // let it sleep
+        }
+    }
+    p.send(b"END").unwrap();
+    let out = expect_success(&child.wait(Duration::from_secs(120)), "without membarrier");
+    assert!(out.contains("RESULT refused"), "{out}");
+    assert!(out.contains("RESULT count=2000"), "{out}");
+    drop(channel);
+}
+
+/// With one publisher slot and membarrier, the publisher moves the claim
+/// with a plain store; subscribers joining and leaving all the while (in
+/// another process than the publisher) must each get an unbroken,
+/// untorn run of messages. A join the publisher missed would let it lap
+/// the new subscriber in this 16 KiB ring: an "overwritten" error, a
+/// checksum mismatch or a gap in the sequence.
+#[test]
+fn subscribers_join_a_single_publisher_mid_stream_and_miss_nothing() {
+    let d = TestDir::new("mp-join1");
+    let name = "join1";
+    let channel = Channel::builder(name)
+        .capacity(16 * 1024)
+        .max_message(4096)
+        .max_publishers(1)
+        .max_subscribers(2)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut publisher = spawn_role(
+        ENTRY,
+        "soak_publisher",
+        &vars(
+            &d,
+            name,
+            &[
+                ("MEMLANE_TEST_ID", "0".to_string()),
+                ("MEMLANE_TEST_SECS", "3".to_string()),
+            ],
+        ),
+    );
+    wait_for(Duration::from_secs(60), "the publisher", || {
+        channel.info().publishers.len() == 1
+    });
+    let (mut joins, mut checked) = (0u64, 0u64);
+    let start = Instant::now();
+    'outer: while publisher.child().try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < WATCHDOG, "the publisher never finished");
+        let mut s = channel.subscriber().unwrap();
+        joins += 1;
+        let mut last: Option<u32> = None;
+        for _ in 0..(joins % 64) {
+            let m = match s.recv_timeout(Duration::from_millis(500)) {
+                Ok(m) => m,
+                Err(memlane::RecvTimeoutError::Timeout) => break,
+                Err(e) => panic!("join {joins}: {e}"),
+            };
+            let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
+            if seq == u32::MAX {
+                break 'outer;
+            }
+            let sum = u64::from_le_bytes(m[8..16].try_into().unwrap());
+            assert_eq!(fnv1a(&m[16..]), sum, "join {joins} #{seq}: torn");
+            if let Some(l) = last {
+                assert_eq!(seq, l + 1, "join {joins}: a gap after #{l}");
+            }
+            last = Some(seq);
+            checked += 1;
+        }
+    }
+    let out = expect_success(&publisher.wait(Duration::from_secs(120)), "publisher");
+    assert!(out.contains("RESULT sent="), "{out}");
+    assert!(channel.info().membarrier);
+    assert!(
+        joins >= 20 && checked >= 200,
+        "{joins} joins, {checked} messages"
+    );
+    eprintln!("{joins} joins mid-stream, {checked} messages checked");
 }
