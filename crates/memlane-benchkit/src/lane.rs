@@ -56,10 +56,14 @@ fn names(job: &Job) -> (String, String) {
     (format!("{}.ping", job.tag), format!("{}.pong", job.tag))
 }
 
+/// A channel for one direction of a job: one publisher (each direction
+/// has exactly one, and iceoryx2's services are configured the same way),
+/// which with membarrier lets it move the head without a CAS.
 fn create(job: &Job, name: &str) -> io::Result<Channel> {
     Channel::builder(name)
         .capacity(job.ring_capacity())
         .max_message(job.size.max(8) as u64)
+        .max_publishers(1)
         .max_subscribers(job.subscribers.max(memlane::DEFAULT_MAX_ENDPOINTS))
         .dir(&job.dir)
         .create()

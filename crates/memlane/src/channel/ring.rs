@@ -184,15 +184,15 @@ pub(crate) struct SubState {
     pub(crate) bytes: u64,
 }
 
-/// A committed record found at a subscriber's position.
+/// A committed record found at a subscriber's position (`SubState::pos`,
+/// which stays there until [`release`]). Two words, so that it travels in
+/// registers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
     /// Ring offset of the payload.
     pub(crate) payload_off: u64,
     /// Payload length (validated).
     pub(crate) len: u32,
-    /// Position after this record.
-    pub(crate) next: u64,
 }
 
 /// Result of scanning the subscriber slots from head `h`.
@@ -789,7 +789,7 @@ pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record
 /// its length is within `max_message` and the ring end; `None` for
 /// anything else, which [`peek_slow`] then examines.
 #[inline(always)]
-fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
+pub(crate) fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
     let g = m.geometry();
     let off = p & g.mask;
     if m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY != p {
@@ -804,7 +804,6 @@ fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
     Some(Record {
         payload_off: off + RECORD_HEADER,
         len,
-        next: p.wrapping_add(rec),
     })
 }
 
@@ -867,7 +866,6 @@ fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Cor
         return Ok(Some(Record {
             payload_off: off + RECORD_HEADER,
             len,
-            next,
         }));
     }
 }
@@ -877,7 +875,8 @@ fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Cor
 pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
     st.messages += 1;
     st.bytes += u64::from(r.len);
-    advance(m, st, r.next);
+    let next = st.pos.wrapping_add(record_size(u64::from(r.len)));
+    advance(m, st, next);
 }
 
 /// Waits for a message until `deadline`; false on time-out.

@@ -87,6 +87,23 @@ impl Subscriber {
     /// the shared state is inconsistent.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
+        if let Some(rec) = self.plain() {
+            return Ok(self.message(rec));
+        }
+        self.try_recv_slow()
+    }
+
+    /// The common case of every receive, inline and in registers: a plain
+    /// committed record at the position (and the file not truncated).
+    #[inline(always)]
+    fn plain(&self) -> Option<Record> {
+        ring::plain_record(&*self.ring, self.st.pos).filter(|_| !self.ring.segment().truncated())
+    }
+
+    /// [`try_recv`](Self::try_recv) for everything else: nothing yet, pad
+    /// or discarded records, a truncated file, words to examine closely.
+    #[inline(never)]
+    fn try_recv_slow(&mut self) -> Result<Message<'_>, TryRecvError> {
         if let Some(rec) = self.peek_or_reap()? {
             return Ok(self.message(rec));
         }
@@ -143,6 +160,15 @@ impl Subscriber {
     /// [`RecvError::Corrupt`] when the shared state is inconsistent.
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
+        if let Some(rec) = self.plain() {
+            return Ok(self.message(rec));
+        }
+        self.recv_slow()
+    }
+
+    /// [`recv`](Self::recv) when no plain record is waiting.
+    #[inline(never)]
+    fn recv_slow(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
             if let Some(rec) = self.peek_or_reap()? {
                 return Ok(self.message(rec));
