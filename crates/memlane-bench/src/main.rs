@@ -454,8 +454,11 @@ fn run(opts: &Options) -> io::Result<()> {
                 }
             }
         }
-        res.throughput
-            .extend(std::iter::once(memcpy).chain(rounds).filter_map(median_round));
+        res.throughput.extend(
+            std::iter::once(memcpy)
+                .chain(rounds)
+                .filter_map(median_round),
+        );
     }
     for &subs in FANOUT {
         let (n, w) = round_trips(8, opts.quick, false);
