@@ -280,7 +280,11 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "\n## One-way latency (half a round trip)\n");
     let _ = writeln!(
         s,
-        "Ratios are this transport's p50 divided by the other's p50: below 1× is faster.\n"
+        "Ratios are this transport's p50 divided by the other's p50: below 1× is faster. \
+         Busy-polling transports (`*-spin`, `memlane-block`) ran {} interleaved rounds and \
+         show the round with the median p50; the others (seconds per job, dominated by \
+         the kernel's wake-up) one.\n",
+        crate::latency_rounds("floor-spin", r.quick)
     );
     for &sz in LATENCY_SIZES {
         let _ = writeln!(s, "### {}\n", size(sz));
