@@ -235,8 +235,20 @@ impl ReapTimer {
     /// evaluated on the other calls, so a receiver that polls an empty
     /// channel touches no line a publisher writes.
     pub(crate) fn maybe_reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
+        self.tick() && self.reap_if(ring, cond)
+    }
+
+    /// Counts a poll; true every 64th (when [`reap_if`](Self::reap_if)
+    /// should be called).
+    #[inline]
+    pub(crate) fn tick(&mut self) -> bool {
         self.polls = self.polls.wrapping_add(1);
-        self.polls % 64 == 0 && self.due() && cond() && reap(ring) != (0, 0)
+        self.polls % 64 == 0
+    }
+
+    /// If a reap is due, evaluates `cond` and reaps if it holds.
+    pub(crate) fn reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
+        self.due() && cond() && reap(ring) != (0, 0)
     }
 
     /// Reaps if the last reap was at least [`REAP_EVERY`] ago.

@@ -779,29 +779,48 @@ pub(crate) fn publish<M: RingMem>(m: &M, st: &mut SubState) {
 /// discarded records, words that need a closer look) goes to [`peek_slow`].
 #[inline]
 pub(crate) fn peek<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
-    match plain_record(m, st.pos) {
-        Some(r) => Ok(Some(r)),
-        None => peek_slow(m, st),
+    match glance(m, st.pos) {
+        Glance::Plain(r) => Ok(Some(r)),
+        _ => peek_slow(m, st),
     }
 }
 
-/// The record at position `p` if it is committed, carries no flags, and
-/// its length is within `max_message` and the ring end; `None` for
-/// anything else, which [`peek_slow`] then examines.
+/// What [`glance`] sees at a position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Glance {
+    /// A committed record with no flags, its length within
+    /// `max_message` and the ring end.
+    Plain(Record),
+    /// Nothing committed there yet (and no sign of an overwritten record).
+    Empty,
+    /// Anything else (pad, discarded, a record from a later lap, a bad
+    /// word): for [`peek_slow`] to examine.
+    Other,
+}
+
+/// A look at position `p` from its stamp and meta words only: the inline
+/// part of every receive (and of every empty poll).
 #[inline(always)]
-pub(crate) fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
+pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
     let g = m.geometry();
     let off = p & g.mask;
-    if m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY != p {
-        return None;
+    let stamp = m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY;
+    if stamp != p {
+        // A stamp a whole number of laps ahead: overwritten (see
+        // `peek_slow`, which reports it).
+        let ahead = stamp.wrapping_sub(p);
+        if ahead & g.mask == 0 && ahead <= 4 * g.capacity {
+            return Glance::Other;
+        }
+        return Glance::Empty;
     }
     let meta = m.meta(off).load(Ordering::Relaxed);
     let len = meta as u32;
     let rec = record_size(u64::from(len));
     if meta >> 32 != 0 || len > g.max_message || off + rec > g.capacity {
-        return None;
+        return Glance::Other;
     }
-    Some(Record {
+    Glance::Plain(Record {
         payload_off: off + RECORD_HEADER,
         len,
     })
@@ -809,7 +828,7 @@ pub(crate) fn plain_record<M: RingMem>(m: &M, p: u64) -> Option<Record> {
 
 /// [`peek`] for everything but a plain committed record.
 #[inline(never)]
-fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
+pub(crate) fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
     let g = *m.geometry();
     loop {
         let p = st.pos;

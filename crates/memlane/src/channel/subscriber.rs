@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
-use super::ring::{self, Record, RingMem, SubState};
+use super::ring::{self, Glance, Record, RingMem, SubState};
 use super::shm::ShmRing;
 use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::sync::event_word::DEFAULT_SPIN;
@@ -87,17 +87,49 @@ impl Subscriber {
     /// the shared state is inconsistent.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
-        if let Some(rec) = self.plain() {
-            return Ok(self.message(rec));
+        // The common cases inline, in registers: a plain committed record,
+        // or (a busy-polling receiver's loop) nothing yet, with nothing to
+        // publish and no reap check due. Everything else: the slow path.
+        match ring::glance(&*self.ring, self.st.pos) {
+            Glance::Plain(rec) if !self.ring.segment().truncated() => {
+                return Ok(self.message(rec));
+            }
+            Glance::Empty
+                if self.st.pos == self.st.published && !self.ring.segment().truncated() =>
+            {
+                if self.reap.tick() {
+                    return self.try_recv_reaping();
+                }
+                return Err(TryRecvError::Empty);
+            }
+            _ => {}
         }
         self.try_recv_slow()
     }
 
-    /// The common case of every receive, inline and in registers: a plain
-    /// committed record at the position (and the file not truncated).
+    /// Every 64th empty poll of [`try_recv`](Self::try_recv): blocked on a
+    /// record a dead publisher may have left open? (Rate-limited by the
+    /// clock; the check reads the publishers' claim line.)
+    #[inline(never)]
+    fn try_recv_reaping(&mut self) -> Result<Message<'_>, TryRecvError> {
+        let (ring, st) = (&self.ring, &self.st);
+        if self
+            .reap
+            .reap_if(ring, || ring::blocked_on_uncommitted(&**ring, st))
+        {
+            return self.try_recv_slow();
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    /// A plain committed record at the position (and the file not
+    /// truncated): the common case of a blocking receive.
     #[inline(always)]
     fn plain(&self) -> Option<Record> {
-        ring::plain_record(&*self.ring, self.st.pos).filter(|_| !self.ring.segment().truncated())
+        match ring::glance(&*self.ring, self.st.pos) {
+            Glance::Plain(rec) if !self.ring.segment().truncated() => Some(rec),
+            _ => None,
+        }
     }
 
     /// [`try_recv`](Self::try_recv) for everything else: nothing yet, pad

@@ -756,3 +756,52 @@ fn a_subscriber_killed_mid_join_blocks_nobody() {
     p.send(b"after").unwrap();
     assert_eq!(&*s.recv_timeout(Duration::from_secs(5)).unwrap(), b"after");
 }
+
+/// A subscriber that only busy-polls `try_recv` (never blocks) is not
+/// stuck behind the open claim of a publisher killed mid-send: the claim
+/// is repaired from its write-ahead record (on one of every 64 empty
+/// polls, at most every 200 ms), and what a live publisher sent after it
+/// arrives.
+#[test]
+fn a_busy_polling_subscriber_gets_past_a_publisher_killed_mid_send() {
+    let d = TestDir::new("rel-trypoll");
+    let c = Channel::builder("trypoll")
+        .capacity(4096)
+        .max_message(216)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut sub = c.subscriber().unwrap();
+    // Joined first, so the dead publisher's slot is not the one a join
+    // would take (and repair) later: only the subscriber can repair it.
+    let mut live = c.publisher().unwrap();
+    let extra = [
+        ("MEMLANE_TEST_ID", "1".to_string()),
+        ("MEMLANE_TEST_COUNT", "10".to_string()),
+        ("MEMLANE_TEST_MAX", "200".to_string()),
+        ("MEMLANE_FAULT", "after_claim:5".to_string()),
+    ];
+    let child = spawn_role(ENTRY, "publisher", &vars(&d, "trypoll", &extra));
+    let out = child.wait(Duration::from_secs(60));
+    assert!(
+        !out.status.success(),
+        "the publisher was to die at its 5th claim"
+    );
+    // Claimed after the dead publisher's open claim.
+    live.send(b"after").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next = 0u32;
+    loop {
+        assert!(Instant::now() < deadline, "stuck after {next} messages");
+        match sub.try_recv() {
+            Ok(m) if &*m == b"after" => break,
+            Ok(m) => {
+                assert_eq!(check_message(&m, 200), (1, next));
+                next += 1;
+            }
+            Err(memlane::TryRecvError::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(next, 4, "the four messages committed before the kill");
+}
