@@ -350,6 +350,16 @@ impl Runner<'_> {
         }
     }
 
+    /// A latency job, its warm-up at least two laps of the ring (see
+    /// [`warmup_laps`]).
+    fn latency_job(&mut self, transport: &str, size: usize, n: u64, w: u64, subs: u32) -> Job {
+        let job = self.job(transport, Workload::Latency, size, n, w, subs);
+        Job {
+            warmup: warmup_laps(&job),
+            ..job
+        }
+    }
+
     fn run(&mut self, job: &Job) -> io::Result<Outcome> {
         self.done += 1;
         if self.signal.load(std::sync::atomic::Ordering::Relaxed) != 0 {
@@ -461,11 +471,7 @@ fn run(opts: &Options) -> io::Result<()> {
                     continue;
                 }
                 let (n, w) = round_trips(size, opts.quick, false);
-                let job = r.job(t, Workload::Latency, size, n, w, 1);
-                let job = Job {
-                    warmup: warmup_laps(&job),
-                    ..job
-                };
+                let job = r.latency_job(t, size, n, w, 1);
                 if let Outcome::Latency(l) = r.run(&job)? {
                     got.push(l);
                 }
@@ -500,11 +506,7 @@ fn run(opts: &Options) -> io::Result<()> {
     }
     for &subs in FANOUT {
         let (n, w) = round_trips(8, opts.quick, false);
-        let job = r.job("memlane-spin", Workload::Latency, 8, n / 2, w, subs);
-        let job = Job {
-            warmup: warmup_laps(&job),
-            ..job
-        };
+        let job = r.latency_job("memlane-spin", 8, n / 2, w, subs);
         if let Outcome::Latency(l) = r.run(&job)? {
             res.fanout_latency.push(l);
         }
@@ -526,11 +528,7 @@ fn run(opts: &Options) -> io::Result<()> {
                 continue;
             }
             let (n, w) = round_trips(size, opts.quick, true);
-            let job = r.job(t, Workload::Latency, size, n, w, 1);
-            let job = Job {
-                warmup: warmup_laps(&job),
-                ..job
-            };
+            let job = r.latency_job(t, size, n, w, 1);
             if let Outcome::Latency(l) = r.run(&job)? {
                 res.sweep.push(l);
             }

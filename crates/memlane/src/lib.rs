@@ -55,6 +55,8 @@ mod sync;
 #[cfg_attr(loom, allow(dead_code))]
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(all(test, not(loom)))]
+mod test_support;
 
 // Under `--cfg loom` only the protocols are built, against loom's atomics,
 // for model checking (`RUSTFLAGS="--cfg loom" cargo test -p memlane --lib loom`).

@@ -257,24 +257,12 @@ mod membarrier_tests {
         if std::env::var_os(FILE_ENV).is_some() || !crate::sys::membarrier_register() {
             return; // the child, or a system without membarrier
         }
-        let dir = std::env::temp_dir().join(format!(
-            "memlane-mb-wake-{}-{}",
-            std::process::id(),
-            crate::name::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("words");
-        std::fs::write(&path, vec![0u8; 4096]).unwrap();
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sync::event_word::membarrier_tests::child_notifies",
-                "-q",
-            ])
-            .env(FILE_ENV, &path)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let words = crate::test_support::SharedWords::new("mb-wake");
+        let path = words.path.clone();
+        let mut child = words.spawn_child(
+            "sync::event_word::membarrier_tests::child_notifies",
+            FILE_ENV,
+        );
         let sleeper = {
             let path = path.clone();
             std::thread::spawn(move || {
@@ -297,14 +285,12 @@ mod membarrier_tests {
         while !sleeper.is_finished() {
             if start.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
-                let _ = std::fs::remove_dir_all(&dir);
                 panic!("a wake-up was lost: the parent sleeps on a notified event");
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         sleeper.join().unwrap();
         let status = child.wait().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(status.success(), "child: {status}");
     }
 }

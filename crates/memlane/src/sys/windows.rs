@@ -781,25 +781,9 @@ mod tests {
         if std::env::var_os(ROLE).is_some() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!(
-            "memlane-sys-wake-{}-{}",
-            std::process::id(),
-            crate::name::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("words");
-        std::fs::write(&path, vec![0u8; 4096]).unwrap();
-        let (_file, map) = map(&path);
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sys::windows::tests::child_sleeps_until_woken",
-                "-q",
-            ])
-            .env(ROLE, &path)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let words = crate::test_support::SharedWords::new("sys-wake");
+        let (_file, map) = map(&words.path);
+        let mut child = words.spawn_child("sys::windows::tests::child_sleeps_until_woken", ROLE);
         let start = Instant::now();
         while word(&map, 1).load(Ordering::SeqCst) == 0 {
             assert!(start.elapsed() < Duration::from_secs(60), "child never ran");
@@ -822,6 +806,5 @@ mod tests {
         };
         assert!(status.success());
         drop(map);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -138,6 +138,16 @@ fn child_entry() {
     }
 }
 
+/// A channel in `d` for the messages of [`make_message`] (up to 216 bytes).
+fn message_channel(d: &TestDir, name: &str, capacity: u64) -> Channel {
+    Channel::builder(name)
+        .capacity(capacity)
+        .max_message(216)
+        .dir(&d.path)
+        .create()
+        .unwrap()
+}
+
 fn vars(d: &TestDir, name: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut v = vec![
         ("MEMLANE_TEST_DIR", d.path.display().to_string()),
@@ -238,12 +248,7 @@ fn crash_trial(d: &TestDir, trial: u32, point: &str, n: u32) -> u32 {
     const MAX: u64 = 200;
     const COUNT: u32 = 60;
     let name = format!("crash{trial}");
-    let c = Channel::builder(&name)
-        .capacity(4096)
-        .max_message(216)
-        .dir(&d.path)
-        .create()
-        .unwrap();
+    let c = message_channel(d, &name, 4096);
     let mut sub = c.subscriber().unwrap();
     let extra = [
         ("MEMLANE_TEST_ID", "1".to_string()),
@@ -353,12 +358,7 @@ fn publishers_killed_at_every_point_of_a_send_lose_nothing_else() {
 #[test]
 fn publishers_killed_at_random_times() {
     let d = TestDir::new("rel-randkill");
-    let c = Channel::builder("randkill")
-        .capacity(8192)
-        .max_message(216)
-        .dir(&d.path)
-        .create()
-        .unwrap();
+    let c = message_channel(&d, "randkill", 8192);
     let mut sub = c.subscriber().unwrap();
     let mut rng = Rng::new(42);
     let mut expected_next = Vec::new();
@@ -765,12 +765,7 @@ fn a_subscriber_killed_mid_join_blocks_nobody() {
 #[test]
 fn a_busy_polling_subscriber_gets_past_a_publisher_killed_mid_send() {
     let d = TestDir::new("rel-trypoll");
-    let c = Channel::builder("trypoll")
-        .capacity(4096)
-        .max_message(216)
-        .dir(&d.path)
-        .create()
-        .unwrap();
+    let c = message_channel(&d, "trypoll", 4096);
     let mut sub = c.subscriber().unwrap();
     // Joined first, so the dead publisher's slot is not the one a join
     // would take (and repair) later: only the subscriber can repair it.
