@@ -265,7 +265,6 @@ fn warmup_laps(job: &Job) -> u64 {
     job.warmup.max(2 * job.ring_capacity() / record)
 }
 
-/// Messages for a throughput run of `size` bytes.
 /// Interleaved rounds of the throughput jobs (each transport once per
 /// round); each figure is the median of its rounds. The host moves the
 /// floor by 2x or more from one minute to the next, so a single run per
@@ -293,20 +292,14 @@ pub(crate) fn latency_rounds(transport: &str, quick: bool) -> usize {
     }
 }
 
-/// The round with the median p50.
-fn median_latency(mut rounds: Vec<LatencyResult>) -> Option<LatencyResult> {
-    rounds.sort_by(|a, b| a.p50_ns.total_cmp(&b.p50_ns));
+/// The round whose `key` is the median (`None` for no rounds).
+fn median_by<T>(mut rounds: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
     let mid = rounds.len() / 2;
     rounds.into_iter().nth(mid)
 }
 
-/// The round with the median messages per second.
-fn median_round(mut rounds: Vec<ThroughputResult>) -> Option<ThroughputResult> {
-    rounds.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
-    let mid = rounds.len() / 2;
-    rounds.into_iter().nth(mid)
-}
-
+/// Messages for a throughput run of `size` bytes.
 fn messages(size: usize, quick: bool) -> u64 {
     let n: u64 = if size <= 4096 { 2_000_000 } else { 3_000 };
     if quick {
@@ -477,8 +470,11 @@ fn run(opts: &Options) -> io::Result<()> {
                 }
             }
         }
-        res.latency
-            .extend(rounds.into_iter().filter_map(median_latency));
+        res.latency.extend(
+            rounds
+                .into_iter()
+                .filter_map(|r| median_by(r, |l: &LatencyResult| l.p50_ns)),
+        );
     }
     for &size in THROUGHPUT_SIZES {
         let n = messages(size, opts.quick);
@@ -501,7 +497,7 @@ fn run(opts: &Options) -> io::Result<()> {
         res.throughput.extend(
             std::iter::once(memcpy)
                 .chain(rounds)
-                .filter_map(median_round),
+                .filter_map(|r| median_by(r, |t: &ThroughputResult| t.msgs_per_s)),
         );
     }
     for &subs in FANOUT {

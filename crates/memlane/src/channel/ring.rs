@@ -828,7 +828,7 @@ pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
 
 /// [`peek`] for everything but a plain committed record.
 #[inline(never)]
-pub(crate) fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
+fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
     let g = *m.geometry();
     loop {
         let p = st.pos;
