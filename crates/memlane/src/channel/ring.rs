@@ -654,9 +654,9 @@ pub(crate) fn wait_for_space<M: RingMem>(
 
 /// Why no subscriber slot could be taken: every slot is in use, or (for a
 /// single-publisher channel with [`Barrier::Membarrier`]) the membarrier a
-/// join needs fails in this process.
+/// join needs failed in this process.
 pub(crate) fn join_failure(g: &Geometry) -> JoinError {
-    if g.single_writer() && !g.barrier.heavy() {
+    if g.single_writer() && g.barrier.failed() {
         JoinError::MembarrierFailed
     } else {
         JoinError::TooManySubscribers {

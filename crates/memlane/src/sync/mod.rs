@@ -87,6 +87,16 @@ impl Barrier {
         }
         true
     }
+
+    /// Whether a [`heavy`](Self::heavy) barrier has failed in this
+    /// process (to tell why a join gave up, without trying again).
+    pub(crate) fn failed(self) -> bool {
+        #[cfg(not(loom))]
+        if self == Barrier::Membarrier {
+            return crate::sys::membarrier_failed();
+        }
+        false
+    }
 }
 
 /// Sleeping and waking on a 32-bit word.

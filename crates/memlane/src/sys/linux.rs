@@ -243,11 +243,24 @@ pub(crate) fn membarrier_register() -> bool {
     })
 }
 
+/// Set once a [`membarrier_global`] call has failed in this process.
+static MEMBARRIER_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: a full memory barrier on
-/// every CPU running a thread of a registered process. Whether it was done.
+/// every CPU running a thread of a registered process. Whether it was done
+/// (a failure is remembered: see [`membarrier_failed`]).
 pub(crate) fn membarrier_global() -> bool {
     use rustix::thread::{membarrier, MembarrierCommand};
-    membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+    let ok = membarrier(MembarrierCommand::GlobalExpedited).is_ok();
+    if !ok {
+        MEMBARRIER_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Whether a [`membarrier_global`] call has failed in this process.
+pub(crate) fn membarrier_failed() -> bool {
+    MEMBARRIER_FAILED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A mapped window guarded against SIGBUS (see `sigbus.rs`).

@@ -466,6 +466,11 @@ pub(crate) fn membarrier_global() -> bool {
     false
 }
 
+/// See [`membarrier_register`]: never called, so never failed.
+pub(crate) fn membarrier_failed() -> bool {
+    false
+}
+
 /// Blocks while `word` holds `expected`, for at most `timeout` (forever
 /// when `None`); may return early for any reason, so callers re-check.
 ///
