@@ -328,11 +328,50 @@ pub enum JoinError {
 }
 
 /// A violation of the channel format found in shared memory.
+///
+/// One word (the reason is boxed), so that the errors holding it, such as
+/// [`TryRecvError`], are one word too and a receive's whole result travels
+/// in registers.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-corrupt-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-corrupt").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// match sub.try_recv() {
+///     Ok(msg) => println!("{} bytes", msg.len()),
+///     Err(memlane::TryRecvError::Empty) => {}
+///     Err(memlane::TryRecvError::Corrupt(c)) => eprintln!("giving up: {}", c.reason()),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # drop((sub, channel));
+/// # memlane::Channel::remove_in(&dir, "doc-corrupt")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the channel's shared state is corrupt: {reason}")]
 pub struct Corrupt {
+    // A thin box on purpose: `Box<str>` or `String` would make the error,
+    // and every receive's result, larger than two registers.
+    #[allow(clippy::box_collection)]
+    reason: Box<String>,
+}
+
+impl Corrupt {
+    /// A corruption found for `reason`.
+    pub(crate) fn new(reason: String) -> Corrupt {
+        Corrupt {
+            reason: Box::new(reason),
+        }
+    }
+
     /// What is inconsistent.
-    pub reason: String,
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 /// Why [`Publisher::send`](crate::Publisher::send) or [`Publisher::loan`](crate::Publisher::loan) failed.

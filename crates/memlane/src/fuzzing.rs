@@ -383,7 +383,7 @@ pub fn ring(bytes: &[u8]) -> usize {
         let base = (geo.ring_offset + rec.payload_off) as usize;
         payload.extend((base..base + rec.len as usize).map(|i| mem.byte(i)));
         black_box(&payload);
-        ring::release(&mem, &mut st, rec);
+        ring::release(&mem, &mut st, rec.len);
         read += 1;
     }
     read

@@ -152,7 +152,7 @@ fn send(r: &LoomRing, st: &mut ring::PubState, msg: &[u8]) {
         ring::wait_for_space(r, st, msg.len() as u32, None);
     };
     // SAFETY: the claim covers the payload.
-    unsafe { r.write(c.off + 16, msg) };
+    unsafe { r.write(c.off(r.geometry()) + 16, msg) };
     ring::commit(r, st, c, false);
 }
 
@@ -160,7 +160,7 @@ fn recv(r: &LoomRing, st: &mut ring::SubState) -> Vec<u8> {
     loop {
         if let Some(rec) = ring::peek(r, st).expect("never corrupt") {
             let v = r.read(rec.payload_off, rec.len);
-            ring::release(r, st, rec);
+            ring::release(r, st, rec.len);
             return v;
         }
         ring::wait_for_data(r, st, 0, None).expect("never corrupt");
@@ -249,7 +249,7 @@ fn loom_join_while_publishing() {
                 match ring::peek(&*r, &mut sub).expect("never overrun") {
                     Some(rec) => {
                         got.push(r.read(rec.payload_off, rec.len));
-                        ring::release(&*r, &mut sub, rec);
+                        ring::release(&*r, &mut sub, rec.len);
                     }
                     None if finished => break,
                     None => loom::thread::yield_now(),

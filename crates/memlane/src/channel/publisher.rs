@@ -90,15 +90,17 @@ impl Publisher {
         } else {
             msg.len()
         };
-        // SAFETY: the claim reserves record_size(len) bytes at `c.off`, and
-        // the payload (len bytes after the 16-byte header) lies inside them.
-        unsafe { self.ring.write(c.off + RECORD_HEADER, &msg[..half]) };
+        let off = c.off(self.ring.geometry());
+        // SAFETY: the claim reserves record_size(len) bytes at ring offset
+        // `off`, and the payload (len bytes after the 16-byte header) lies
+        // inside them.
+        unsafe { self.ring.write(off + RECORD_HEADER, &msg[..half]) };
         if half < msg.len() {
             crate::fault::point("mid_payload");
             // SAFETY: as above, for the second half.
             unsafe {
                 self.ring
-                    .write(c.off + RECORD_HEADER + half as u64, &msg[half..])
+                    .write(off + RECORD_HEADER + half as u64, &msg[half..])
             };
         }
         ring::commit(&*self.ring, &mut self.st, c, false);
@@ -251,7 +253,7 @@ pub struct Loan<'a> {
 impl std::fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loan")
-            .field("len", &self.claim.len)
+            .field("len", &self.claim.len())
             .finish()
     }
 }
@@ -275,8 +277,10 @@ impl std::ops::Deref for Loan<'_> {
         // bounded by max_message and the record fits inside the ring.
         unsafe {
             std::slice::from_raw_parts(
-                self.publ.ring.ring_ptr(self.claim.off + RECORD_HEADER),
-                self.claim.len as usize,
+                self.publ
+                    .ring
+                    .ring_ptr(self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER),
+                self.claim.len() as usize,
             )
         }
     }
@@ -287,8 +291,10 @@ impl std::ops::DerefMut for Loan<'_> {
         // SAFETY: as for `deref`; `&mut self` makes the borrow unique here.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.publ.ring.ring_ptr(self.claim.off + RECORD_HEADER),
-                self.claim.len as usize,
+                self.publ
+                    .ring
+                    .ring_ptr(self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER),
+                self.claim.len() as usize,
             )
         }
     }

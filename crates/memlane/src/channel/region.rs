@@ -140,9 +140,7 @@ impl Region {
     pub(crate) unsafe fn write(&self, off: u64, src: &[u8]) {
         debug_assert!(off + src.len() as u64 <= self.geo.capacity);
         // SAFETY: the caller guarantees bounds and an exclusive claim.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
-        }
+        unsafe { copy_to(self.ring.add(off as usize), src) }
     }
 
     /// A pointer to ring offset `off` (for loans and in-place reads).
@@ -154,5 +152,37 @@ impl Region {
     pub(crate) unsafe fn ring_ptr(&self, off: u64) -> *mut u8 {
         // SAFETY: the caller's contract.
         unsafe { self.ring.add(off as usize) }
+    }
+}
+
+/// Copies `src` to `dst`: payloads of up to 16 bytes inline, with two
+/// overlapping word copies (a call to `memcpy` and its size dispatch cost
+/// more, on the path from a message's arrival to the reply; see
+/// `docs/benchmarks/`), larger ones with `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// `dst` is valid for `src.len()` bytes of writes and does not overlap `src`.
+#[inline(always)]
+unsafe fn copy_to(dst: *mut u8, src: &[u8]) {
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY: in every branch, every read lies in `src` (offsets below `n`),
+    // every write in `dst[..n]` (the caller's contract); unaligned reads and
+    // writes of plain integers.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let head = s.cast::<u64>().read_unaligned();
+            let tail = s.add(n - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(head);
+            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
+        } else if (4..8).contains(&n) {
+            let head = s.cast::<u32>().read_unaligned();
+            let tail = s.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(head);
+            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        }
     }
 }

@@ -151,6 +151,8 @@ pub(crate) struct PubState {
     saw_joining: bool,
     /// This publisher set `want_space` and has not claimed since.
     wants_space: bool,
+    /// `Geometry::single_writer`, computed once.
+    single_writer: bool,
     /// When this publisher last committed a record of `DEMOTE_MIN_RECORD`
     /// bytes or more.
     last_large_commit: Option<Instant>,
@@ -158,17 +160,47 @@ pub(crate) struct PubState {
     pub(crate) bytes: u64,
 }
 
-/// Reserved ring space for one record.
+/// Reserved ring space for one record. Two words, so that it travels in
+/// registers (a claim returned through memory put a store forward on the
+/// way from a send to its commit).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Claim {
     /// Position of the record.
     pub(crate) pos: u64,
+    /// The payload length (low half) and the size of the pad record
+    /// before it in 16-byte units (high half; 0: none). A pad is shorter
+    /// than the record after it, which is at most `record_size(u32::MAX)`
+    /// bytes, so the units fit.
+    len_pad: u64,
+}
+
+impl Claim {
+    #[inline]
+    fn new(pos: u64, len: u32, pad: u64) -> Claim {
+        Claim {
+            pos,
+            len_pad: u64::from(len) | ((pad / 16) << 32),
+        }
+    }
+
     /// Ring offset of the record.
-    pub(crate) off: u64,
-    /// Position of a pad record before it, if any.
-    pad_pos: Option<u64>,
+    #[inline]
+    pub(crate) fn off(&self, g: &Geometry) -> u64 {
+        self.pos & g.mask
+    }
+
     /// Payload length.
-    pub(crate) len: u32,
+    #[inline]
+    pub(crate) fn len(&self) -> u32 {
+        self.len_pad as u32
+    }
+
+    /// Position of the pad record before it, if any.
+    #[inline]
+    fn pad_pos(&self) -> Option<u64> {
+        let pad = (self.len_pad >> 32) * 16;
+        (pad > 0).then(|| self.pos.wrapping_sub(pad))
+    }
 }
 
 /// A subscriber's local state.
@@ -180,6 +212,10 @@ pub(crate) struct SubState {
     pub(crate) published: u64,
     /// `Geometry::publish_on_catch_up`, computed once.
     pub(crate) publish_on_catch_up: bool,
+    /// A release leaves the inline path once this many bytes are
+    /// unpublished (see [`release`]): `Geometry::publish_wanted_bytes`,
+    /// or 0 (always) when the channel publishes on catch-up.
+    pub(crate) check_bytes: u64,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
 }
@@ -275,6 +311,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 cached_gen: 0,
                 saw_joining: false,
                 wants_space: false,
+                single_writer: m.geometry().single_writer(),
                 last_large_commit: None,
                 messages: 0,
                 bytes: 0,
@@ -325,43 +362,42 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         // claim it held (see `repair_dead_publisher`).
         let slot = m.pub_slot(st.slot);
         slot.pending_len.store(u64::from(len), Ordering::Relaxed);
-        slot.pending_total.store(total, Ordering::Relaxed);
-        slot.pending_pos.store(h, Ordering::Release);
-        if g.single_writer() {
-            // The only publisher: nobody else moves the claim. The store
-            // and the `sub_gen` load below are the publisher's side of the
-            // join pair, ordered by the light barrier (joiners pay for it:
-            // see `take_subscriber_slot`).
+        if st.single_writer {
+            // The only publisher: nobody else moves the claim, so the
+            // claim below is sure to be its own (`PENDING_OWNED` at once;
+            // the repair still requires the head to be past the claim).
+            // The claim store and the `sub_gen` load below are the
+            // publisher's side of the join pair, ordered by the light
+            // barrier (joiners pay for it: see `take_subscriber_slot`).
+            slot.pending_total
+                .store(total | PENDING_OWNED, Ordering::Relaxed);
+            slot.pending_pos.store(h, Ordering::Release);
             m.claim().store(h.wrapping_add(total), Ordering::Release);
-            g.barrier.light();
-        } else if m
-            .claim()
-            .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
-            .is_err()
-        {
-            crate::sync::spin_loop();
-            continue;
+            // A single writer's channel uses membarrier (see
+            // `Geometry::single_writer`): no run-time choice of barrier.
+            crate::sync::Barrier::Membarrier.light();
         } else {
+            slot.pending_total.store(total, Ordering::Relaxed);
+            slot.pending_pos.store(h, Ordering::Release);
+            if m.claim()
+                .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
+                .is_err()
+            {
+                crate::sync::spin_loop();
+                continue;
+            }
             join_fence();
+            // The claim is ours: say so (a dead publisher whose write-ahead
+            // record lacks this bit may have lost the CAS to another).
+            slot.pending_total
+                .store(total | PENDING_OWNED, Ordering::Relaxed);
         }
-        // The claim is ours: say so (a dead publisher whose write-ahead
-        // record lacks this bit may have lost the CAS to another).
-        slot.pending_total
-            .store(total | PENDING_OWNED, Ordering::Relaxed);
         crate::fault::point("after_claim");
-        if st.saw_joining || m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
-            settle_after_join(m, st, h, total);
+        let joined = m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen;
+        if joined | st.saw_joining | st.wants_space {
+            after_claim(m, st, h, total, joined);
         }
-        if st.wants_space {
-            space_granted(m, st);
-        }
-        let pos = h.wrapping_add(pad);
-        return Some(Claim {
-            pos,
-            off: pos & g.mask,
-            pad_pos: (pad > 0).then_some(h),
-            len,
-        });
+        return Some(Claim::new(h.wrapping_add(pad), len, pad));
     }
 }
 
@@ -382,19 +418,25 @@ fn refit<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) -> bool {
     false
 }
 
-/// The first claim after this publisher found the ring full: it no
-/// longer needs subscribers to publish early.
+/// The rare work after a claim of `[h, h + total)`: settling with a
+/// subscriber that joined (`joined`: `sub_gen` moved since the last scan)
+/// or was joining, and ending a wait for space.
 #[cold]
 #[inline(never)]
-fn space_granted<M: RingMem>(m: &M, st: &mut PubState) {
-    st.wants_space = false;
-    m.join().want_space.store(0, Ordering::Relaxed);
+fn after_claim<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64, joined: bool) {
+    if joined || st.saw_joining {
+        settle_after_join(m, st, h, total);
+    }
+    if st.wants_space {
+        // The first claim after this publisher found the ring full: it no
+        // longer needs subscribers to publish early.
+        st.wants_space = false;
+        m.join().want_space.store(0, Ordering::Relaxed);
+    }
 }
 
 /// After a claim raced with a joining subscriber: waits until the claimed
 /// bytes `[h, h + total)` fit for every subscriber, the new one included.
-#[cold]
-#[inline(never)]
 fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
     let cap = m.geometry().capacity;
     let mut calls = 0u32;
@@ -445,11 +487,12 @@ fn want_space<M: RingMem>(m: &M, st: &mut PubState) {
 pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bool) {
     let g = m.geometry();
     let flags = if discard { FLAG_DISCARD } else { 0 };
-    m.meta(c.off).store(
-        u64::from(c.len) | (u64::from(flags) << 32),
+    let off = c.off(g);
+    m.meta(off).store(
+        u64::from(c.len()) | (u64::from(flags) << 32),
         Ordering::Relaxed,
     );
-    if let Some(p) = c.pad_pos {
+    if let Some(p) = c.pad_pos() {
         let off = p & g.mask;
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
@@ -457,17 +500,17 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
         crate::fault::point("after_pad");
     }
     crate::fault::point("before_commit");
-    m.stamp(c.off).store(c.pos ^ STAMP_KEY, Ordering::Release);
+    m.stamp(off).store(c.pos ^ STAMP_KEY, Ordering::Release);
     crate::fault::point("after_commit");
     m.pub_slot(st.slot)
         .pending_total
         .store(0, Ordering::Release);
-    if record_size(u64::from(c.len)) >= DEMOTE_MIN_RECORD {
-        demote_lines(m, st, c);
+    if record_size(u64::from(c.len())) >= DEMOTE_MIN_RECORD {
+        demote_lines(m, st, off, c.len());
     }
     if !discard {
         st.messages += 1;
-        st.bytes += u64::from(c.len);
+        st.bytes += u64::from(c.len());
         let slot = m.pub_slot(st.slot);
         slot.messages.store(st.messages, Ordering::Relaxed);
         slot.bytes.store(st.bytes, Ordering::Relaxed);
@@ -494,8 +537,8 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
 /// record will write, is left alone). Costs an `Instant::now()` per large
 /// record. Called for records of at least `DEMOTE_MIN_RECORD` bytes.
 #[inline(never)]
-fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, c: Claim) {
-    let rec = record_size(u64::from(c.len));
+fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32) {
+    let rec = record_size(u64::from(len));
     let now = Instant::now();
     let idle = st
         .last_large_commit
@@ -504,8 +547,8 @@ fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, c: Claim) {
     if !idle {
         return;
     }
-    let first = c.off & !63;
-    let end = ((c.off + rec) & !63).min(first + DEMOTE_LINES * 64);
+    let first = off & !63;
+    let end = ((off + rec) & !63).min(first + DEMOTE_LINES * 64);
     for line in (first..end).step_by(64) {
         m.demote(line);
     }
@@ -712,6 +755,11 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
                 pos: p,
                 published: p,
                 publish_on_catch_up: m.geometry().publish_on_catch_up(),
+                check_bytes: if m.geometry().publish_on_catch_up() {
+                    0
+                } else {
+                    m.geometry().publish_wanted_bytes()
+                },
                 messages: 0,
                 bytes: 0,
             });
@@ -815,14 +863,17 @@ pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
         return Glance::Empty;
     }
     let meta = m.meta(off).load(Ordering::Relaxed);
-    let len = meta as u32;
-    let rec = record_size(u64::from(len));
-    if meta >> 32 != 0 || len > g.max_message || off + rec > g.capacity {
+    // A plain record has no flags (the high half of meta) and a length
+    // within `max_message` whose record ends inside the ring: with `off`
+    // 16-aligned, `off + record_size(len) <= capacity` exactly when
+    // `len <= capacity - off - RECORD_HEADER` (a multiple of 16). So one
+    // comparison of the whole meta word decides.
+    if meta > u64::from(g.max_message).min(g.capacity - off - RECORD_HEADER) {
         return Glance::Other;
     }
     Glance::Plain(Record {
         payload_off: off + RECORD_HEADER,
-        len,
+        len: meta as u32,
     })
 }
 
@@ -841,11 +892,9 @@ fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Cor
             // only an exact small multiple of the capacity counts: garbage
             // matches with odds of about 2^-62.)
             if ahead != 0 && ahead % g.capacity == 0 && ahead <= 4 * g.capacity {
-                return Err(Corrupt {
-                    reason: format!(
-                        "the record at position {p} was overwritten before it was read"
-                    ),
-                });
+                return Err(Corrupt::new(format!(
+                    "the record at position {p} was overwritten before it was read"
+                )));
             }
             if st.pos != st.published {
                 publish(m, st); // caught up: show it
@@ -856,26 +905,24 @@ fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Cor
         let len = meta as u32;
         let flags = (meta >> 32) as u32;
         if flags & !KNOWN_FLAGS != 0 {
-            return Err(Corrupt {
-                reason: format!("unknown record flags {flags:#x} at position {p}"),
-            });
+            return Err(Corrupt::new(format!(
+                "unknown record flags {flags:#x} at position {p}"
+            )));
         }
         if flags & FLAG_PAD != 0 {
             if off == 0 || len != 0 {
-                return Err(Corrupt {
-                    reason: format!("a malformed pad record at position {p}"),
-                });
+                return Err(Corrupt::new(format!(
+                    "a malformed pad record at position {p}"
+                )));
             }
             advance(m, st, p.wrapping_add(g.capacity - off));
             continue;
         }
         if len > g.max_message || off + record_size(u64::from(len)) > g.capacity {
-            return Err(Corrupt {
-                reason: format!(
-                    "a record of {len} bytes at ring offset {off} (maximum {}, capacity {})",
-                    g.max_message, g.capacity
-                ),
-            });
+            return Err(Corrupt::new(format!(
+                "a record of {len} bytes at ring offset {off} (maximum {}, capacity {})",
+                g.max_message, g.capacity
+            )));
         }
         let next = p.wrapping_add(record_size(u64::from(len)));
         if flags & FLAG_DISCARD != 0 {
@@ -890,11 +937,26 @@ fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Cor
 }
 
 /// Marks a record consumed.
+///
+/// Inline, it only moves the position and counts: whether to publish
+/// (see [`advance`]) is decided out of line, and only once
+/// `SubState::check_bytes` are unpublished, the least [`advance`] would
+/// publish at. (On the receive-to-reply path of a ping-pong every
+/// instruction counts: see `docs/benchmarks/`.)
 #[inline]
-pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, r: Record) {
+pub(crate) fn release<M: RingMem>(m: &M, st: &mut SubState, len: u32) {
     st.messages += 1;
-    st.bytes += u64::from(r.len);
-    let next = st.pos.wrapping_add(record_size(u64::from(r.len)));
+    st.bytes += u64::from(len);
+    let next = st.pos.wrapping_add(record_size(u64::from(len)));
+    st.pos = next;
+    if next.wrapping_sub(st.published) >= st.check_bytes {
+        advance_out_of_line(m, st, next);
+    }
+}
+
+/// [`advance`] for [`release`].
+#[inline(never)]
+fn advance_out_of_line<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     advance(m, st, next);
 }
 

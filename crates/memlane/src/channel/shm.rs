@@ -52,12 +52,10 @@ impl ShmRing {
     #[inline]
     pub(crate) fn check_truncated(&self) -> Result<(), crate::error::Corrupt> {
         if self.seg.truncated() {
-            return Err(crate::error::Corrupt {
-                reason: format!(
-                    "{} was truncated by another process while mapped",
-                    self.seg.path().display()
-                ),
-            });
+            return Err(crate::error::Corrupt::new(format!(
+                "{} was truncated by another process while mapped",
+                self.seg.path().display()
+            )));
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
 use super::ring::{self, Glance, Record, RingMem, SubState};
 use super::shm::ShmRing;
@@ -76,7 +77,10 @@ impl Subscriber {
 
     #[inline]
     fn message(&mut self, rec: Record) -> Message<'_> {
-        Message { sub: self, rec }
+        Message {
+            sub: self,
+            len: rec.len,
+        }
     }
 
     /// Takes the next message if one is waiting.
@@ -267,16 +271,19 @@ impl Drop for Subscriber {
 /// A received message, read in place in the ring; released (its space
 /// handed back to publishers) when dropped. Copy it out with
 /// [`to_vec`](Message::to_vec) to keep it.
+///
+/// Two words, like [`TryRecvError`] and [`RecvError`] one: a receive's
+/// whole result travels in registers.
 pub struct Message<'a> {
     sub: &'a mut Subscriber,
-    rec: Record,
+    /// The payload length (validated); the record is at the subscriber's
+    /// position, which stays there until this message is dropped.
+    len: u32,
 }
 
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message")
-            .field("len", &self.rec.len)
-            .finish()
+        f.debug_struct("Message").field("len", &self.len).finish()
     }
 }
 
@@ -284,15 +291,16 @@ impl std::ops::Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: the record was validated (len <= max_message, record
-        // inside the ring). Until this message is dropped the subscriber's
-        // position stays before it, so no honest publisher can claim these
-        // bytes; a hostile process can change their values but never their
-        // bounds.
+        let off = self.sub.st.pos & self.sub.ring.geometry().mask;
+        // SAFETY: the record at the subscriber's position (ring offset
+        // `off`) was validated: len <= max_message and the whole record
+        // inside the ring. Until this message is dropped the position stays
+        // there, so no honest publisher can claim these bytes; a hostile
+        // process can change their values but never their bounds.
         unsafe {
             std::slice::from_raw_parts(
-                self.sub.ring.ring_ptr(self.rec.payload_off),
-                self.rec.len as usize,
+                self.sub.ring.ring_ptr(off + RECORD_HEADER),
+                self.len as usize,
             )
         }
     }
@@ -301,7 +309,7 @@ impl std::ops::Deref for Message<'_> {
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        ring::release(&*self.sub.ring, &mut self.sub.st, self.rec);
+        ring::release(&*self.sub.ring, &mut self.sub.st, self.len);
     }
 }
 
@@ -328,5 +336,21 @@ impl Iterator for TryIter<'_> {
     type Item = Vec<u8>;
     fn next(&mut self) -> Option<Vec<u8>> {
         self.sub.try_recv().ok().map(|m| m.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// A receive's result travels in two registers (see [`Message`]).
+    #[test]
+    fn receive_results_are_two_words() {
+        assert_eq!(size_of::<TryRecvError>(), 8);
+        assert_eq!(size_of::<RecvError>(), 8);
+        assert_eq!(size_of::<Message<'static>>(), 16);
+        assert_eq!(size_of::<Result<Message<'static>, TryRecvError>>(), 16);
+        assert_eq!(size_of::<Result<Message<'static>, RecvError>>(), 16);
     }
 }

@@ -65,10 +65,17 @@ impl Guard {
     /// Whether a truncation was caught in this mapping.
     #[inline]
     pub(crate) fn faulted(&self) -> bool {
-        FAULTS.load(Ordering::Relaxed) != 0
-            && self
-                .slot
-                .is_some_and(|i| SLOTS_TABLE[i].faulted.load(Ordering::Acquire))
+        // The common case (no fault absorbed in this process, ever) is one
+        // load and a branch not taken, inline on every receive.
+        FAULTS.load(Ordering::Relaxed) != 0 && self.slot_faulted()
+    }
+
+    /// Whether this mapping's slot recorded a fault.
+    #[cold]
+    #[inline(never)]
+    fn slot_faulted(&self) -> bool {
+        self.slot
+            .is_some_and(|i| SLOTS_TABLE[i].faulted.load(Ordering::Acquire))
     }
 }
 
