@@ -114,6 +114,11 @@ impl Publisher {
     /// [`SendError::TooLarge`] if `msg` exceeds the maximum message size.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        // A single writer's common case in one straight run (see
+        // `ring::send_single`); everything else below.
+        if ring::send_single(&*self.ring, &mut self.st, msg) {
+            return Ok(self.ring.check_truncated()?);
+        }
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| SendError::TooLarge { len, max })?;
@@ -129,6 +134,9 @@ impl Publisher {
     /// [`TrySendError::TooLarge`] if `msg` exceeds the maximum.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
+        if ring::send_single(&*self.ring, &mut self.st, msg) {
+            return Ok(self.ring.check_truncated()?);
+        }
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
@@ -143,6 +151,9 @@ impl Publisher {
     /// [`SendTimeoutError::Timeout`] if no room freed up in time;
     /// [`SendTimeoutError::TooLarge`] if `msg` exceeds the maximum.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
+        if ring::send_single(&*self.ring, &mut self.st, msg) {
+            return Ok(self.ring.check_truncated()?);
+        }
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| SendTimeoutError::TooLarge { len, max })?;

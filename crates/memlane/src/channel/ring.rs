@@ -502,21 +502,92 @@ pub(crate) fn commit<M: RingMem>(m: &M, st: &mut PubState, c: Claim, discard: bo
     crate::fault::point("before_commit");
     m.stamp(off).store(c.pos ^ STAMP_KEY, Ordering::Release);
     crate::fault::point("after_commit");
+    committed(m, st, off, c.len(), discard);
+}
+
+/// After the stamp of a record of `len` bytes at ring offset `off`: clears
+/// the write-ahead record, counts, demotes a large record's lines, and
+/// wakes sleeping subscribers. (Off the path to the subscriber: the
+/// stamp is already stored.)
+#[inline]
+fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: bool) {
     m.pub_slot(st.slot)
         .pending_total
         .store(0, Ordering::Release);
-    if record_size(u64::from(c.len())) >= DEMOTE_MIN_RECORD {
-        demote_lines(m, st, off, c.len());
+    if record_size(u64::from(len)) >= DEMOTE_MIN_RECORD {
+        demote_lines(m, st, off, len);
     }
     if !discard {
         st.messages += 1;
-        st.bytes += u64::from(c.len());
+        st.bytes += u64::from(len);
         let slot = m.pub_slot(st.slot);
         slot.messages.store(st.messages, Ordering::Relaxed);
         slot.bytes.store(st.bytes, Ordering::Relaxed);
     }
     m.data_event()
         .notify_waiters(m.futex(), m.geometry().barrier);
+}
+
+/// A whole copying send by a channel's single writer (see
+/// `Geometry::single_writer`) in the common case: the record fits before
+/// the ring's end (no pad), the cached bound says it fits, and no join or
+/// wait for space is pending. Then it claims, copies, and commits exactly
+/// as [`try_claim`], the caller's copy and [`commit`] would, in one
+/// straight run of code; otherwise it returns false having done nothing,
+/// and the caller takes the general path.
+///
+/// Why a second path: in a ping-pong, the instructions between a
+/// record's arrival and the reply's stamp are the latency above the
+/// cache-line floor, and the general path's branches for the rare cases
+/// (a pad, a CAS, the claim passed between functions) cost ~8 ns of it at
+/// 8 B (see `docs/benchmarks/`). Loom and the crash tests check this path
+/// as they check the general one.
+#[inline]
+pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> bool {
+    let g = m.geometry();
+    if !st.single_writer || msg.len() > g.max_message as usize || st.saw_joining | st.wants_space {
+        return false;
+    }
+    let len = msg.len() as u32;
+    let h = m.claim().load(Ordering::Acquire);
+    let rec = record_size(u64::from(len));
+    let off = h & g.mask;
+    if off + rec > g.capacity || !fits(g.capacity, h, rec, st.cached_min) {
+        return false;
+    }
+    // As in `try_claim`: write-ahead, then the claim by a plain store
+    // ordered before the `sub_gen` load by the light barrier.
+    let slot = m.pub_slot(st.slot);
+    slot.pending_len.store(u64::from(len), Ordering::Relaxed);
+    slot.pending_total
+        .store(rec | PENDING_OWNED, Ordering::Relaxed);
+    slot.pending_pos.store(h, Ordering::Release);
+    m.claim().store(h.wrapping_add(rec), Ordering::Release);
+    crate::sync::Barrier::Membarrier.light();
+    crate::fault::point("after_claim");
+    if m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
+        after_claim(m, st, h, rec, true);
+    }
+    // One copy; with fault injection two, with a fault point between.
+    let half = if cfg!(feature = "fault-injection") {
+        msg.len() / 2
+    } else {
+        msg.len()
+    };
+    // SAFETY: the claim reserves `rec` bytes at ring offset `off`, inside
+    // the ring (checked above); the payload lies after the 16-byte header.
+    unsafe { m.write(off + RECORD_HEADER, &msg[..half]) };
+    if half < msg.len() {
+        crate::fault::point("mid_payload");
+        // SAFETY: as above, for the second half.
+        unsafe { m.write(off + RECORD_HEADER + half as u64, &msg[half..]) };
+    }
+    m.meta(off).store(u64::from(len), Ordering::Relaxed);
+    crate::fault::point("before_commit");
+    m.stamp(off).store(h ^ STAMP_KEY, Ordering::Release);
+    crate::fault::point("after_commit");
+    committed(m, st, off, len, false);
+    true
 }
 
 /// After the commit of a large record by a publisher that had been idle:

@@ -800,3 +800,94 @@ fn a_busy_polling_subscriber_gets_past_a_publisher_killed_mid_send() {
     }
     assert_eq!(next, 4, "the four messages committed before the kill");
 }
+
+/// A channel's only publisher (one publisher slot: on Linux the single
+/// writer's straight send path, `ring::send_single`) killed at each point
+/// of a send: the subscriber gets every message committed before the
+/// kill, in order and whole, and then those of the publisher that takes
+/// the freed slot.
+#[test]
+fn a_single_publisher_killed_at_every_point_of_a_send_loses_nothing_else() {
+    const MAX: u64 = 200;
+    const COUNT: u32 = 40;
+    let d = TestDir::new("rel-single");
+    let points = [
+        "after_claim",
+        "mid_payload",
+        "before_commit",
+        "after_commit",
+    ];
+    let mut rng = Rng::new(0x51a9);
+    for trial in 0..16u32 {
+        let point = points[trial as usize % points.len()];
+        let n = 1 + rng.below(30) as u32;
+        let name = format!("single{trial}");
+        let c = Channel::builder(&name)
+            .capacity(4096)
+            .max_message(216)
+            .max_publishers(1)
+            .dir(&d.path)
+            .create()
+            .unwrap();
+        let mut sub = c.subscriber().unwrap();
+        let extra = [
+            ("MEMLANE_TEST_ID", "1".to_string()),
+            ("MEMLANE_TEST_COUNT", COUNT.to_string()),
+            ("MEMLANE_TEST_MAX", MAX.to_string()),
+            ("MEMLANE_FAULT", format!("{point}:{n}")),
+        ];
+        let child = spawn_role(ENTRY, "publisher", &vars(&d, &name, &extra));
+        // Receive while the child sends (the ring holds fewer than COUNT
+        // messages, so it must keep up).
+        let mut next = 0u32;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut child = Some(child);
+        while child.is_some() {
+            assert!(Instant::now() < deadline, "{point}:{n}: stuck at {next}");
+            match sub.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) => {
+                    assert_eq!(check_message(&m, MAX), (1, next), "{point}:{n}");
+                    next += 1;
+                }
+                Err(memlane::RecvTimeoutError::Timeout) => {
+                    let done = child.as_mut().unwrap().child().try_wait().unwrap();
+                    if done.is_some() {
+                        let out = child.take().unwrap().wait(Duration::from_secs(10));
+                        assert!(!out.status.success(), "{point}:{n} was to kill it");
+                    }
+                }
+                Err(e) => panic!("{point}:{n}: {e}"),
+            }
+        }
+        // The dead publisher's slot is reclaimed for a new one, whose
+        // message comes after everything the dead one committed.
+        let mut p = loop {
+            match c.publisher() {
+                Ok(p) => break p,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{point}:{n}: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        p.send(b"after").unwrap();
+        loop {
+            assert!(Instant::now() < deadline, "{point}:{n}: stuck at {next}");
+            match sub.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) if &*m == b"after" => break,
+                Ok(m) => {
+                    assert_eq!(check_message(&m, MAX), (1, next), "{point}:{n}");
+                    next += 1;
+                }
+                Err(memlane::RecvTimeoutError::Timeout) => {}
+                Err(e) => panic!("{point}:{n}: {e}"),
+            }
+        }
+        // Killed at the n-th send's point: the sends before it committed,
+        // and the n-th too if the point is after its commit.
+        let committed = if point == "after_commit" { n } else { n - 1 };
+        assert_eq!(next, committed, "{point}:{n}");
+        drop((p, sub, c));
+        Channel::remove_in(&d.path, &name).unwrap();
+    }
+}
