@@ -23,6 +23,11 @@
 //!    shared cache (a hint, no effect on values; see `demote_lines`).
 //! 6. `data_event.notify_waiters()`: a fence and one load when nobody sleeps.
 //!
+//! With one publisher slot and membarrier (`Geometry::single_writer`) step 2
+//! is a plain store ordered by the light barrier, and the common case of a
+//! copying send (no pad, room by the cached bound, no join or wait pending)
+//! runs steps 1–6 in one straight run of code, [`send_single`].
+//!
 //! **Subscribe.** A joining subscriber: CAS its slot FREE → CLAIMED,
 //! `sub_gen.fetch_add(1, SeqCst)`, `p = claim.load(SeqCst)`,
 //! `position = p`, state = ACTIVE (Release). It receives every record

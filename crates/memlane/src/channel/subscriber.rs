@@ -270,10 +270,10 @@ impl Drop for Subscriber {
 
 /// A received message, read in place in the ring; released (its space
 /// handed back to publishers) when dropped. Copy it out with
-/// [`to_vec`](Message::to_vec) to keep it.
+/// [`to_vec`](slice::to_vec) to keep it.
 ///
-/// Two words, like [`TryRecvError`] and [`RecvError`] one: a receive's
-/// whole result travels in registers.
+/// Two words (and [`TryRecvError`] and [`RecvError`] one), so that a
+/// receive's whole result travels in registers.
 pub struct Message<'a> {
     sub: &'a mut Subscriber,
     /// The payload length (validated); the record is at the subscriber's
@@ -347,10 +347,14 @@ mod tests {
     /// A receive's result travels in two registers (see [`Message`]).
     #[test]
     fn receive_results_are_two_words() {
-        assert_eq!(size_of::<TryRecvError>(), 8);
-        assert_eq!(size_of::<RecvError>(), 8);
-        assert_eq!(size_of::<Message<'static>>(), 16);
-        assert_eq!(size_of::<Result<Message<'static>, TryRecvError>>(), 16);
-        assert_eq!(size_of::<Result<Message<'static>, RecvError>>(), 16);
+        let word = size_of::<usize>();
+        assert_eq!(size_of::<TryRecvError>(), word);
+        assert_eq!(size_of::<RecvError>(), word);
+        assert_eq!(size_of::<Message<'static>>(), 2 * word);
+        assert_eq!(
+            size_of::<Result<Message<'static>, TryRecvError>>(),
+            2 * word
+        );
+        assert_eq!(size_of::<Result<Message<'static>, RecvError>>(), 2 * word);
     }
 }
