@@ -140,12 +140,15 @@ fn child_entry() {
 
 /// A channel in `d` for the messages of [`make_message`] (up to 216 bytes).
 fn message_channel(d: &TestDir, name: &str, capacity: u64) -> Channel {
+    message_builder(d, name, capacity).create().unwrap()
+}
+
+/// The builder behind [`message_channel`], for channels that differ more.
+fn message_builder(d: &TestDir, name: &str, capacity: u64) -> memlane::ChannelBuilder {
     Channel::builder(name)
         .capacity(capacity)
         .max_message(216)
         .dir(&d.path)
-        .create()
-        .unwrap()
 }
 
 fn vars(d: &TestDir, name: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
@@ -244,19 +247,33 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
 /// One crash trial: a publisher child dies (SIGKILL) at `point` on its
 /// `n`-th pass while this process receives and a healthy publisher thread
 /// sends; returns how many of the crashed publisher's messages arrived.
+/// A child publisher (id 1) of `count` messages of up to `max` bytes on
+/// channel `name`, killed by the fault point `point` the `n`-th time it
+/// reaches it.
+fn spawn_faulting_publisher(
+    d: &TestDir,
+    name: &str,
+    count: u32,
+    max: u64,
+    point: &str,
+    n: u32,
+) -> KillOnDrop {
+    let extra = [
+        ("MEMLANE_TEST_ID", "1".to_string()),
+        ("MEMLANE_TEST_COUNT", count.to_string()),
+        ("MEMLANE_TEST_MAX", max.to_string()),
+        ("MEMLANE_FAULT", format!("{point}:{n}")),
+    ];
+    spawn_role(ENTRY, "publisher", &vars(d, name, &extra))
+}
+
 fn crash_trial(d: &TestDir, trial: u32, point: &str, n: u32) -> u32 {
     const MAX: u64 = 200;
     const COUNT: u32 = 60;
     let name = format!("crash{trial}");
     let c = message_channel(d, &name, 4096);
     let mut sub = c.subscriber().unwrap();
-    let extra = [
-        ("MEMLANE_TEST_ID", "1".to_string()),
-        ("MEMLANE_TEST_COUNT", COUNT.to_string()),
-        ("MEMLANE_TEST_MAX", MAX.to_string()),
-        ("MEMLANE_FAULT", format!("{point}:{n}")),
-    ];
-    let child = spawn_role(ENTRY, "publisher", &vars(d, &name, &extra));
+    let child = spawn_faulting_publisher(d, &name, COUNT, MAX, point, n);
     let c2 = c.clone();
     let healthy = std::thread::spawn(move || {
         let mut p = c2.publisher().unwrap();
@@ -822,21 +839,12 @@ fn a_single_publisher_killed_at_every_point_of_a_send_loses_nothing_else() {
         let point = points[trial as usize % points.len()];
         let n = 1 + rng.below(30) as u32;
         let name = format!("single{trial}");
-        let c = Channel::builder(&name)
-            .capacity(4096)
-            .max_message(216)
+        let c = message_builder(&d, &name, 4096)
             .max_publishers(1)
-            .dir(&d.path)
             .create()
             .unwrap();
         let mut sub = c.subscriber().unwrap();
-        let extra = [
-            ("MEMLANE_TEST_ID", "1".to_string()),
-            ("MEMLANE_TEST_COUNT", COUNT.to_string()),
-            ("MEMLANE_TEST_MAX", MAX.to_string()),
-            ("MEMLANE_FAULT", format!("{point}:{n}")),
-        ];
-        let child = spawn_role(ENTRY, "publisher", &vars(&d, &name, &extra));
+        let child = spawn_faulting_publisher(&d, &name, COUNT, MAX, point, n);
         // Receive while the child sends (the ring holds fewer than COUNT
         // messages, so it must keep up).
         let mut next = 0u32;
