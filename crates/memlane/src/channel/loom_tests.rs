@@ -157,7 +157,7 @@ fn send(r: &LoomRing, st: &mut ring::PubState, msg: &[u8]) {
         ring::wait_for_space(r, st, msg.len() as u32, None);
     };
     // SAFETY: the claim covers the payload.
-    unsafe { r.write(c.off(r.geometry()) + 16, msg) };
+    unsafe { ring::write_payload(r, c.off(r.geometry()), msg) };
     ring::commit(r, st, c, false);
 }
 

@@ -84,25 +84,9 @@ impl Publisher {
 
     #[inline]
     fn write_commit(&mut self, c: Claim, msg: &[u8]) -> Result<(), Corrupt> {
-        // One copy; with fault injection two, with a fault point between.
-        let half = if cfg!(feature = "fault-injection") {
-            msg.len() / 2
-        } else {
-            msg.len()
-        };
-        let off = c.off(self.ring.geometry());
-        // SAFETY: the claim reserves record_size(len) bytes at ring offset
-        // `off`, and the payload (len bytes after the 16-byte header) lies
-        // inside them.
-        unsafe { self.ring.write(off + RECORD_HEADER, &msg[..half]) };
-        if half < msg.len() {
-            crate::fault::point("mid_payload");
-            // SAFETY: as above, for the second half.
-            unsafe {
-                self.ring
-                    .write(off + RECORD_HEADER + half as u64, &msg[half..])
-            };
-        }
+        // SAFETY: the claim reserves record_size(len) bytes at its ring
+        // offset, inside the ring.
+        unsafe { ring::write_payload(&*self.ring, c.off(self.ring.geometry()), msg) };
         ring::commit(&*self.ring, &mut self.st, c, false);
         self.ring.check_truncated()
     }

@@ -365,23 +365,11 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         }
         // Write-ahead: whoever finds this publisher dead can tell which
         // claim it held (see `repair_dead_publisher`).
-        let slot = m.pub_slot(st.slot);
-        slot.pending_len.store(u64::from(len), Ordering::Relaxed);
         if st.single_writer {
-            // The only publisher: nobody else moves the claim, so the
-            // claim below is sure to be its own (`PENDING_OWNED` at once;
-            // the repair still requires the head to be past the claim).
-            // The claim store and the `sub_gen` load below are the
-            // publisher's side of the join pair, ordered by the light
-            // barrier (joiners pay for it: see `take_subscriber_slot`).
-            slot.pending_total
-                .store(total | PENDING_OWNED, Ordering::Relaxed);
-            slot.pending_pos.store(h, Ordering::Release);
-            m.claim().store(h.wrapping_add(total), Ordering::Release);
-            // A single writer's channel uses membarrier (see
-            // `Geometry::single_writer`): no run-time choice of barrier.
-            crate::sync::Barrier::Membarrier.light();
+            claim_single(m, st, h, len, total);
         } else {
+            let slot = m.pub_slot(st.slot);
+            slot.pending_len.store(u64::from(len), Ordering::Relaxed);
             slot.pending_total.store(total, Ordering::Relaxed);
             slot.pending_pos.store(h, Ordering::Release);
             if m.claim()
@@ -404,6 +392,28 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         }
         return Some(Claim::new(h.wrapping_add(pad), len, pad));
     }
+}
+
+/// The claim of `total` bytes at head `h` (a record of `len` payload bytes)
+/// by a channel's single writer, for [`try_claim`] and [`send_single`]:
+/// the write-ahead record, so that whoever finds this publisher dead can
+/// tell which claim it held (see `repair_dead_publisher`), then the claim.
+/// Nobody else moves the claim, so it is sure to be this publisher's own
+/// (`PENDING_OWNED` at once; the repair still requires the head to be past
+/// the claim). The claim store and the caller's `sub_gen` load after it
+/// are the publisher's side of the join pair, ordered by the light barrier
+/// (joiners pay for it: see `take_subscriber_slot`); a single writer's
+/// channel uses membarrier (see `Geometry::single_writer`), so there is no
+/// run-time choice of barrier.
+#[inline(always)]
+fn claim_single<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) {
+    let slot = m.pub_slot(st.slot);
+    slot.pending_len.store(u64::from(len), Ordering::Relaxed);
+    slot.pending_total
+        .store(total | PENDING_OWNED, Ordering::Relaxed);
+    slot.pending_pos.store(h, Ordering::Release);
+    m.claim().store(h.wrapping_add(total), Ordering::Release);
+    crate::sync::Barrier::Membarrier.light();
 }
 
 /// The cached bound said "full" at head `h`: rescans; if it is still full,
@@ -533,6 +543,31 @@ fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: 
         .notify_waiters(m.futex(), m.geometry().barrier);
 }
 
+/// Copies a claimed record's payload (after its 16-byte header at ring
+/// offset `off`): one copy; with fault injection two, with the fault point
+/// `mid_payload` between.
+///
+/// # Safety
+///
+/// The caller holds a claim on the record at `off`, whose
+/// `record_size(msg.len())` bytes lie inside the ring.
+#[inline(always)]
+pub(crate) unsafe fn write_payload<M: RingMem>(m: &M, off: u64, msg: &[u8]) {
+    let half = if cfg!(feature = "fault-injection") {
+        msg.len() / 2
+    } else {
+        msg.len()
+    };
+    // SAFETY: the payload lies after the header, inside the claimed record
+    // (the caller's contract).
+    unsafe { m.write(off + RECORD_HEADER, &msg[..half]) };
+    if half < msg.len() {
+        crate::fault::point("mid_payload");
+        // SAFETY: as above, for the second half.
+        unsafe { m.write(off + RECORD_HEADER + half as u64, &msg[half..]) };
+    }
+}
+
 /// A whole copying send by a channel's single writer (see
 /// `Geometry::single_writer`) in the common case: the record fits before
 /// the ring's end (no pad), the cached bound says it fits, and no join or
@@ -560,33 +595,14 @@ pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> b
     if off + rec > g.capacity || !fits(g.capacity, h, rec, st.cached_min) {
         return false;
     }
-    // As in `try_claim`: write-ahead, then the claim by a plain store
-    // ordered before the `sub_gen` load by the light barrier.
-    let slot = m.pub_slot(st.slot);
-    slot.pending_len.store(u64::from(len), Ordering::Relaxed);
-    slot.pending_total
-        .store(rec | PENDING_OWNED, Ordering::Relaxed);
-    slot.pending_pos.store(h, Ordering::Release);
-    m.claim().store(h.wrapping_add(rec), Ordering::Release);
-    crate::sync::Barrier::Membarrier.light();
+    claim_single(m, st, h, len, rec);
     crate::fault::point("after_claim");
     if m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
         after_claim(m, st, h, rec, true);
     }
-    // One copy; with fault injection two, with a fault point between.
-    let half = if cfg!(feature = "fault-injection") {
-        msg.len() / 2
-    } else {
-        msg.len()
-    };
     // SAFETY: the claim reserves `rec` bytes at ring offset `off`, inside
-    // the ring (checked above); the payload lies after the 16-byte header.
-    unsafe { m.write(off + RECORD_HEADER, &msg[..half]) };
-    if half < msg.len() {
-        crate::fault::point("mid_payload");
-        // SAFETY: as above, for the second half.
-        unsafe { m.write(off + RECORD_HEADER + half as u64, &msg[half..]) };
-    }
+    // the ring (checked above).
+    unsafe { write_payload(m, off, msg) };
     m.meta(off).store(u64::from(len), Ordering::Relaxed);
     crate::fault::point("before_commit");
     m.stamp(off).store(h ^ STAMP_KEY, Ordering::Release);
@@ -826,12 +842,13 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Optio
             // `settle_after_join`).
             m.space_event()
                 .notify_waiters(m.futex(), m.geometry().barrier);
+            let catch_up = m.geometry().publish_on_catch_up();
             return Some(SubState {
                 slot: i,
                 pos: p,
                 published: p,
-                publish_on_catch_up: m.geometry().publish_on_catch_up(),
-                check_bytes: if m.geometry().publish_on_catch_up() {
+                publish_on_catch_up: catch_up,
+                check_bytes: if catch_up {
                     0
                 } else {
                     m.geometry().publish_wanted_bytes()

@@ -244,9 +244,6 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
     });
 }
 
-/// One crash trial: a publisher child dies (SIGKILL) at `point` on its
-/// `n`-th pass while this process receives and a healthy publisher thread
-/// sends; returns how many of the crashed publisher's messages arrived.
 /// A child publisher (id 1) of `count` messages of up to `max` bytes on
 /// channel `name`, killed by the fault point `point` the `n`-th time it
 /// reaches it.
@@ -267,6 +264,9 @@ fn spawn_faulting_publisher(
     spawn_role(ENTRY, "publisher", &vars(d, name, &extra))
 }
 
+/// One crash trial: a publisher child dies (SIGKILL) at `point` on its
+/// `n`-th pass while this process receives and a healthy publisher thread
+/// sends; returns how many of the crashed publisher's messages arrived.
 fn crash_trial(d: &TestDir, trial: u32, point: &str, n: u32) -> u32 {
     const MAX: u64 = 200;
     const COUNT: u32 = 60;
