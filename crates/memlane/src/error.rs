@@ -325,6 +325,20 @@ pub enum JoinError {
     /// seccomp filter installed since?).
     #[error("joining needs the membarrier system call, which now fails in this process (a seccomp filter installed after the channel was opened?); allow membarrier, or create the channel with membarrier(false)")]
     MembarrierFailed,
+    /// The channel's shared state is not in a form a joiner can start
+    /// from (e.g. a claim position that is not a multiple of 16): a process
+    /// with write access to the channel wrote it.
+    #[error("cannot join: {0}; remove and re-create the channel, and check who can write it (memlane info NAME shows its owner and mode)")]
+    Corrupt(Corrupt),
+    /// Publishers evicted this subscriber mid-join `attempts` times in a
+    /// row: each time its join took longer than they wait for one (a few
+    /// milliseconds), so it was stopped, traced or starved of CPU while
+    /// joining.
+    #[error("the join was cut short {attempts} times in a row: publishers evict a subscriber that takes more than a few milliseconds to join (was this process stopped, traced or starved of CPU?); try again")]
+    Evicted {
+        /// How many joins were tried.
+        attempts: u32,
+    },
 }
 
 /// A violation of the channel format found in shared memory.

@@ -197,6 +197,9 @@ pub const RING_PREFIX: usize = 9;
 pub const RING_SHAPED: u8 = 1;
 /// [`ring`] option bit: join in subscriber slot 1 instead of 0.
 pub const RING_SLOT1: u8 = 2;
+/// [`ring`] option bit: store the position as given, not rounded down to
+/// a multiple of 16 (the join must refuse a misaligned one).
+pub const RING_RAW_POSITION: u8 = 4;
 
 /// A futex that never sleeps or wakes: the fuzzed ring has one thread and
 /// its words live in private memory, so wake-ups have nobody to reach
@@ -302,14 +305,16 @@ impl RingMem for HeapRing {
 ///
 /// ```text
 /// bytes[0..8]  the position p the subscriber joins at (native-endian,
-///              rounded down to a multiple of 16): stored as the claim
-/// bytes[8]     options: RING_SHAPED, RING_SLOT1
+///              rounded down to a multiple of 16 unless RING_RAW_POSITION):
+///              stored as the claim
+/// bytes[8]     options: RING_SHAPED, RING_SLOT1, RING_RAW_POSITION
 /// bytes[9..]   the ring from offset p & (capacity - 1) on, wrapping, then
 ///              the control block (config, lines, slots) from offset 0
 /// ```
 ///
 /// The chosen subscriber slot is set free, the subscriber joins
-/// (`take_subscriber_slot`, so it starts at p), and then up to
+/// (`take_subscriber_slot`, so it starts at p, or is refused if p is not a
+/// multiple of 16), and then up to
 /// [`RING_MAX_READS`] times: `peek`, copy the payload out, `release`,
 /// checking what `peek` promises about each record it returns. The
 /// geometry is a local copy, so overwriting the config in the image
@@ -335,8 +340,12 @@ pub fn ring(bytes: &[u8]) -> usize {
     .expect("a valid fixed geometry");
     let mem = HeapRing::new(geo);
     let cap = geo.capacity as usize;
-    let p = u64_at(bytes, 0) & !15;
     let opts = bytes.get(8).copied().unwrap_or(0);
+    let p = if opts & RING_RAW_POSITION != 0 {
+        u64_at(bytes, 0)
+    } else {
+        u64_at(bytes, 0) & !15
+    };
     let image = bytes.get(RING_PREFIX..).unwrap_or(&[]);
 
     // The ring from the subscriber's offset on, then the control block.
@@ -359,9 +368,16 @@ pub fn ring(bytes: &[u8]) -> usize {
     let slot = u32::from(opts & RING_SLOT1 != 0);
     mem.claim().store(p, Ordering::Relaxed);
     mem.sub_slot(slot).state.store(SLOT_FREE, Ordering::Relaxed);
-    let Some(mut st) = ring::take_subscriber_slot(&mem, slot, 1) else {
-        unreachable!("the slot was set free");
+    let joined = ring::take_subscriber_slot(&mem, slot, 1).expect("the slot was set free");
+    let mut st = match joined {
+        Ok(st) => st,
+        Err(e) => {
+            // Only a claim that is not a multiple of 16 is refused.
+            assert_ne!(p % 16, 0, "join refused at {p}: {e}");
+            return 0;
+        }
     };
+    assert_eq!(p % 16, 0, "joined at a misaligned position {p}");
     assert_eq!(st.pos, p);
 
     let mut read = 0;

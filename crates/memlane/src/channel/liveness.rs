@@ -126,8 +126,11 @@ pub(crate) fn probe(ring: &ShmRing, role: Role, slot: u32, pid: u32) -> Liveness
 }
 
 /// Reclaims the slots of dead endpoints. Returns (publishers, subscribers)
-/// reclaimed.
-pub(crate) fn reap(ring: &ShmRing) -> (u32, u32) {
+/// reclaimed. `pin` is the caller's published position if it is an ACTIVE
+/// subscriber: only such a caller repairs a dead publisher's open claim
+/// that a subscriber still needs (see `ring::repair_dead_publisher`); any
+/// other leaves that publisher's slot for it.
+pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
     let g = *ring.geometry();
     let mut reaped = (0, 0);
     for i in 0..g.max_publishers {
@@ -137,8 +140,9 @@ pub(crate) fn reap(ring: &ShmRing) -> (u32, u32) {
         if let Some(token) = ring.tokens().try_lock(Role::Publisher, i) {
             // Re-check under the lock: the slot may have been freed by its
             // owner just before we locked.
-            if ring.pub_slot(i).state.load(Ordering::Acquire) != SLOT_FREE {
-                reclaim_publisher(ring, i);
+            if ring.pub_slot(i).state.load(Ordering::Acquire) != SLOT_FREE
+                && reclaim_publisher(ring, i, pin)
+            {
                 reaped.0 += 1;
             }
             ring.tokens().release(Role::Publisher, i, token);
@@ -159,23 +163,34 @@ pub(crate) fn reap(ring: &ShmRing) -> (u32, u32) {
     reaped
 }
 
-/// Repairs and frees dead publisher slot `slot` (its token held by the caller).
-pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32) {
+/// Repairs and frees dead publisher slot `slot` (its token held by the
+/// caller); `pin` as for [`reap`]. Returns false, leaving the slot as it
+/// is, if its open claim still needs a repair the caller could not make.
+pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32, pin: Option<u64>) -> bool {
     let g = *ring.geometry();
-    ring::repair_dead_publisher(ring, slot, |p| {
-        (0..g.max_publishers).any(|j| {
-            if j == slot {
-                return false;
-            }
-            // Any other slot, live or dead, that records a claim at the
-            // same position: the CAS may have been its.
-            let s = ring.pub_slot(j);
-            s.state.load(Ordering::Acquire) != SLOT_FREE
-                && s.pending_total.load(Ordering::Acquire) != 0
-                && s.pending_pos.load(Ordering::Acquire) == p
-        })
-    });
+    let repair = ring::repair_dead_publisher(
+        ring,
+        slot,
+        |p| {
+            (0..g.max_publishers).any(|j| {
+                if j == slot {
+                    return false;
+                }
+                // Any other slot, live or dead, that records a claim at the
+                // same position: the CAS may have been its.
+                let s = ring.pub_slot(j);
+                s.state.load(Ordering::Acquire) != SLOT_FREE
+                    && s.pending_total.load(Ordering::Acquire) != 0
+                    && s.pending_pos.load(Ordering::Acquire) == p
+            })
+        },
+        pin,
+    );
+    if repair == ring::Repair::Pending {
+        return false;
+    }
     ring::free_dead_publisher(ring, slot);
+    true
 }
 
 /// How often a blocked endpoint looks for dead peers.
@@ -203,7 +218,11 @@ pub(crate) fn join<T>(
         };
         if state != SLOT_FREE {
             match role {
-                Role::Publisher => reclaim_publisher(ring, i),
+                Role::Publisher => {
+                    // Not freed while a subscriber still needs its open
+                    // claim repaired: `take` then fails on this slot.
+                    reclaim_publisher(ring, i, None);
+                }
                 Role::Subscriber => ring::free_dead_subscriber(ring, i),
             }
         }
@@ -234,8 +253,13 @@ impl ReapTimer {
     /// evaluates `cond` and reaps if it holds. The condition is not
     /// evaluated on the other calls, so a receiver that polls an empty
     /// channel touches no line a publisher writes.
-    pub(crate) fn maybe_reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
-        self.tick() && self.reap_if(ring, cond)
+    pub(crate) fn maybe_reap_if(
+        &mut self,
+        ring: &ShmRing,
+        pin: Option<u64>,
+        cond: impl FnOnce() -> bool,
+    ) -> bool {
+        self.tick() && self.reap_if(ring, pin, cond)
     }
 
     /// Counts a poll; true every 64th (when [`reap_if`](Self::reap_if)
@@ -247,13 +271,19 @@ impl ReapTimer {
     }
 
     /// If a reap is due, evaluates `cond` and reaps if it holds.
-    pub(crate) fn reap_if(&mut self, ring: &ShmRing, cond: impl FnOnce() -> bool) -> bool {
-        self.due() && cond() && reap(ring) != (0, 0)
+    pub(crate) fn reap_if(
+        &mut self,
+        ring: &ShmRing,
+        pin: Option<u64>,
+        cond: impl FnOnce() -> bool,
+    ) -> bool {
+        self.due() && cond() && reap(ring, pin) != (0, 0)
     }
 
-    /// Reaps if the last reap was at least [`REAP_EVERY`] ago.
-    pub(crate) fn maybe_reap(&mut self, ring: &ShmRing) -> bool {
-        self.due() && reap(ring) != (0, 0)
+    /// Reaps if the last reap was at least [`REAP_EVERY`] ago; `pin` as
+    /// for [`reap`].
+    pub(crate) fn maybe_reap(&mut self, ring: &ShmRing, pin: Option<u64>) -> bool {
+        self.due() && reap(ring, pin) != (0, 0)
     }
 
     /// Whether [`REAP_EVERY`] has passed since the last reap; if so, starts

@@ -151,7 +151,7 @@ fn send(r: &LoomRing, st: &mut ring::PubState, msg: &[u8]) {
         return;
     }
     let c = loop {
-        if let Some(c) = ring::try_claim(r, st, msg.len() as u32) {
+        if let Some(c) = ring::try_claim(r, st, msg.len() as u32).expect("never corrupt") {
             break c;
         }
         ring::wait_for_space(r, st, msg.len() as u32, None);
@@ -268,4 +268,116 @@ fn loom_join_while_publishing() {
             }
         });
     }
+}
+
+/// A subscriber joins while its only publisher evicts every subscriber
+/// still mid-join before each of its sends (as a publisher does once it
+/// has waited `ring::JOIN_GRACE` for a join to finish): an evicted joiner
+/// starts its join over, and whatever it receives once joined is a whole,
+/// in-order run of messages ending with the last one (a position read
+/// before an eviction is never used).
+#[test]
+fn loom_evicted_joiner_joins_again() {
+    use loom::sync::atomic::AtomicBool;
+    loom::model(|| {
+        let r = Arc::new(LoomRing::new(64, 16, 1, 1, 0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (r2, done2) = (r.clone(), done.clone());
+        let t = loom::thread::spawn(move || {
+            let mut st = ring::join_publisher(&*r2, 2).unwrap();
+            for b in 0..3u8 {
+                ring::evict_joiners(&*r2);
+                send(&r2, &mut st, &[b; 16]);
+            }
+            done2.store(true, crate::sync::Ordering::Release);
+        });
+        let mut sub = ring::join_subscriber(&*r, 1).expect("joins within its attempts");
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let finished = done.load(crate::sync::Ordering::Acquire);
+            match ring::peek(&*r, &mut sub).expect("never overrun") {
+                Some(rec) => {
+                    got.push(r.read(rec.payload_off, rec.len));
+                    ring::release(&*r, &mut sub, rec.len);
+                }
+                None if finished => break,
+                None => loom::thread::yield_now(),
+            }
+        }
+        t.join().unwrap();
+        let first = 3 - got.len() as u8;
+        for (i, m) in got.iter().enumerate() {
+            assert_eq!(m, &vec![first + i as u8; 16]);
+        }
+    });
+}
+
+/// Sets up publisher slot `slot` as a publisher that died right after
+/// claiming a 16-byte record at the head (its write-ahead record says
+/// so; nothing of the record was written), and moves the head past it.
+fn dead_publisher_claim(r: &LoomRing, slot: u32) -> u64 {
+    use crate::sync::Ordering::Relaxed;
+    let p = r.claim.load(Relaxed);
+    let s = r.pub_slot(slot);
+    s.state.store(super::layout::SLOT_ACTIVE, Relaxed);
+    s.pending_len.store(16, Relaxed);
+    s.pending_total.store(32 | ring::PENDING_OWNED, Relaxed);
+    s.pending_pos.store(p, Relaxed);
+    r.claim.store(p + 32, Relaxed);
+    p
+}
+
+/// A publisher died with an open claim at position 0 that two subscribers
+/// wait on. While the second subscriber leaves and a live publisher sends
+/// (it may lap onto those bytes once nobody needs them), the first repairs
+/// the claim pinned by its own position, then reads on: it sees the
+/// repaired (discarded) record and both live messages whole. Loom reports
+/// a repair store racing with the live publisher's bytes as a data race
+/// (payload) or as a wrong record (stamp, meta).
+#[test]
+fn loom_pinned_repair_races_with_a_leaving_subscriber_and_a_live_publisher() {
+    loom::model(|| {
+        let r = Arc::new(LoomRing::new(64, 16, 2, 2, 0));
+        let mut sub = ring::join_subscriber(&*r, 1).unwrap();
+        let other = ring::join_subscriber(&*r, 2).unwrap();
+        let _ = dead_publisher_claim(&r, 0);
+        let r2 = r.clone();
+        let leaver = loom::thread::spawn(move || ring::leave_subscriber(&*r2, &other));
+        let r3 = r.clone();
+        let live = loom::thread::spawn(move || {
+            let mut st = ring::take_publisher_slot(&*r3, 1, 3).unwrap();
+            for b in 1..=2u8 {
+                send(&r3, &mut st, &[b; 16]);
+            }
+        });
+        let outcome = ring::repair_dead_publisher(&*r, 0, |_| false, Some(sub.published));
+        assert_eq!(outcome, ring::Repair::Repaired, "pinned by this subscriber");
+        ring::free_dead_publisher(&*r, 0);
+        assert_eq!(recv(&r, &mut sub), vec![1u8; 16]);
+        assert_eq!(recv(&r, &mut sub), vec![2u8; 16]);
+        leaver.join().unwrap();
+        live.join().unwrap();
+    });
+}
+
+/// A reaper that pins nothing (a publisher, a monitor) never writes a
+/// dead publisher's claim: while a subscriber needs it the repair is left
+/// pending for that subscriber; once nobody does, it is not needed.
+#[test]
+fn loom_unpinned_reaper_leaves_the_repair_to_a_subscriber() {
+    loom::model(|| {
+        let r = Arc::new(LoomRing::new(64, 16, 2, 1, 0));
+        let sub = ring::join_subscriber(&*r, 1).unwrap();
+        let _ = dead_publisher_claim(&r, 0);
+        let r2 = r.clone();
+        let leaver = loom::thread::spawn(move || ring::leave_subscriber(&*r2, &sub));
+        let outcome = ring::repair_dead_publisher(&*r, 0, |_| false, None);
+        assert_ne!(outcome, ring::Repair::Repaired, "nothing pins the claim");
+        leaver.join().unwrap();
+        assert_eq!(
+            ring::repair_dead_publisher(&*r, 0, |_| false, None),
+            ring::Repair::NotNeeded,
+            "nobody needs it once the subscriber left"
+        );
+    });
 }

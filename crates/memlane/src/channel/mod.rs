@@ -411,10 +411,14 @@ impl Channel {
 
     /// Reclaims the slots of publishers and subscribers whose processes
     /// died without leaving: a dead subscriber stops holding publishers
-    /// back, and a message a dead publisher had claimed but not committed
-    /// is skipped (never delivered in part). Endpoints do this by
-    /// themselves when they are blocked; this is for tools and monitors.
-    /// Returns how many (publishers, subscribers) were reclaimed.
+    /// back. A dead publisher's slot is reclaimed here only if no
+    /// subscriber waits on a message it had claimed but not committed;
+    /// such a message is skipped (never delivered in part) by the
+    /// subscribers blocked on it, which repair it themselves (only a
+    /// subscriber whose own position keeps those bytes from being reused
+    /// may write them). Endpoints do this by themselves when they are
+    /// blocked; this is for tools and monitors. Returns how many
+    /// (publishers, subscribers) were reclaimed.
     ///
     /// # Examples
     ///
@@ -429,7 +433,7 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reap(&self) -> (u32, u32) {
-        liveness::reap(&self.ring)
+        liveness::reap(&self.ring, None)
     }
 
     /// A snapshot of the channel's state.

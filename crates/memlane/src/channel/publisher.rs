@@ -106,7 +106,7 @@ impl Publisher {
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| SendError::TooLarge { len, max })?;
-        let c = self.claim_wait(len);
+        let c = self.claim_wait(len)?;
         Ok(self.write_commit(c, msg)?)
     }
 
@@ -124,7 +124,7 @@ impl Publisher {
         let len = self
             .check_len(msg.len())
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
-        let c = self.claim_now(len).ok_or(TrySendError::Full)?;
+        let c = self.claim_now(len)?.ok_or(TrySendError::Full)?;
         Ok(self.write_commit(c, msg)?)
     }
 
@@ -142,45 +142,49 @@ impl Publisher {
             .check_len(msg.len())
             .map_err(|(len, max)| SendTimeoutError::TooLarge { len, max })?;
         let c = self
-            .claim_blocking(len, Some(Instant::now() + timeout))
+            .claim_blocking(len, Some(Instant::now() + timeout))?
             .ok_or(SendTimeoutError::Timeout)?;
         Ok(self.write_commit(c, msg)?)
     }
 
     #[inline]
-    fn claim_wait(&mut self, len: u32) -> Claim {
-        if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len) {
-            return c;
+    fn claim_wait(&mut self, len: u32) -> Result<Claim, Corrupt> {
+        if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len)? {
+            return Ok(c);
         }
         self.claim_wait_slow(len)
     }
 
     /// [`claim_wait`](Self::claim_wait) when the ring had no room at once.
     #[inline(never)]
-    fn claim_wait_slow(&mut self, len: u32) -> Claim {
+    fn claim_wait_slow(&mut self, len: u32) -> Result<Claim, Corrupt> {
         loop {
-            if let Some(c) = self.claim_blocking(len, None) {
-                return c;
+            if let Some(c) = self.claim_blocking(len, None)? {
+                return Ok(c);
             }
         }
     }
 
     #[inline]
-    fn claim_now(&mut self, len: u32) -> Option<Claim> {
-        if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len) {
-            return Some(c);
+    fn claim_now(&mut self, len: u32) -> Result<Option<Claim>, Corrupt> {
+        if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len)? {
+            return Ok(Some(c));
         }
         // Full: a dead subscriber may be what holds us back.
-        if self.reap.maybe_reap(&self.ring) {
+        if self.reap.maybe_reap(&self.ring, None) {
             return ring::try_claim(&*self.ring, &mut self.st, len);
         }
-        None
+        Ok(None)
     }
 
-    fn claim_blocking(&mut self, len: u32, deadline: Option<Instant>) -> Option<Claim> {
+    fn claim_blocking(
+        &mut self,
+        len: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Claim>, Corrupt> {
         loop {
-            if let Some(c) = self.claim_now(len) {
-                return Some(c);
+            if let Some(c) = self.claim_now(len)? {
+                return Ok(Some(c));
             }
             // Sleep in slices, looking for dead subscribers in between.
             let slice = Instant::now() + REAP_EVERY;
@@ -188,7 +192,7 @@ impl Publisher {
             if !ring::wait_for_space(&*self.ring, &mut self.st, len, Some(until))
                 && deadline.is_some_and(|d| Instant::now() >= d)
             {
-                return None;
+                return Ok(None);
             }
         }
     }
@@ -204,7 +208,7 @@ impl Publisher {
         let len = self
             .check_len(len)
             .map_err(|(len, max)| SendError::TooLarge { len, max })?;
-        let claim = self.claim_wait(len);
+        let claim = self.claim_wait(len)?;
         Ok(Loan { publ: self, claim })
     }
 
@@ -217,7 +221,7 @@ impl Publisher {
         let len = self
             .check_len(len)
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
-        let claim = self.claim_now(len).ok_or(TrySendError::Full)?;
+        let claim = self.claim_now(len)?.ok_or(TrySendError::Full)?;
         Ok(Loan { publ: self, claim })
     }
 

@@ -354,14 +354,27 @@ fn rescan<M: RingMem>(m: &M, st: &mut PubState, h: u64) {
 /// Inlined into `send`: the common case (the cached bound says it fits,
 /// the CAS wins, no subscriber joined) runs straight through; everything
 /// else is in cold functions.
+///
+/// # Errors
+///
+/// [`Corrupt`] if the claim position is not a multiple of 16: no
+/// publisher following the protocol moves it there, and records laid out
+/// from it would be misaligned for every subscriber.
 #[inline]
-pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Option<Claim> {
+pub(crate) fn try_claim<M: RingMem>(
+    m: &M,
+    st: &mut PubState,
+    len: u32,
+) -> Result<Option<Claim>, Corrupt> {
     let g = *m.geometry();
     loop {
         let h = m.claim().load(Ordering::Acquire);
+        if h % 16 != 0 {
+            return Err(misaligned_claim(h));
+        }
         let (pad, total) = space_for(&g, h, len);
         if !fits(g.capacity, h, total, st.cached_min) && !refit(m, st, h, total) {
-            return None;
+            return Ok(None);
         }
         // Write-ahead: whoever finds this publisher dead can tell which
         // claim it held (see `repair_dead_publisher`).
@@ -390,8 +403,17 @@ pub(crate) fn try_claim<M: RingMem>(m: &M, st: &mut PubState, len: u32) -> Optio
         if joined | st.saw_joining | st.wants_space {
             after_claim(m, st, h, total, joined);
         }
-        return Some(Claim::new(h.wrapping_add(pad), len, pad));
+        return Ok(Some(Claim::new(h.wrapping_add(pad), len, pad)));
     }
+}
+
+/// The error for a claim position that is not a multiple of 16.
+#[cold]
+#[inline(never)]
+fn misaligned_claim(h: u64) -> Corrupt {
+    Corrupt::new(format!(
+        "the claim position {h} is not a multiple of 16 (a process with write access to the channel wrote it)"
+    ))
 }
 
 /// The claim of `total` bytes at head `h` (a record of `len` payload bytes)
@@ -450,27 +472,53 @@ fn after_claim<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64, joined:
     }
 }
 
+/// How long a publisher that raced with a join waits for subscribers to
+/// leave CLAIMED before it evicts them (see [`evict_joiners`]). A join
+/// takes well under a microsecond when its process runs: only a joiner
+/// that is stopped, traced or starved of CPU (or a slot a peer set
+/// CLAIMED) lasts this long. It is the most a `try_send` or
+/// `send_timeout` can wait beyond its own bound.
+pub(crate) const JOIN_GRACE: Duration = Duration::from_millis(2);
+
 /// After a claim raced with a joining subscriber: waits until the claimed
 /// bytes `[h, h + total)` fit for every subscriber, the new one included.
+///
+/// Subscribers mid-join are waited for at most [`JOIN_GRACE`] at a time;
+/// then they are evicted and join again. What remains is waiting for an
+/// ACTIVE subscriber that joined at a position the claim does not fit
+/// with (possible only when several publishers claimed while it joined):
+/// back-pressure from a subscriber that reads, as in [`wait_for_space`].
 fn settle_after_join<M: RingMem>(m: &M, st: &mut PubState, h: u64, total: u64) {
     let cap = m.geometry().capacity;
     let mut calls = 0u32;
-    let mut ok = || {
-        rescan(m, st, h);
-        calls += 1;
-        if calls % 64 == 0 {
-            m.on_stuck();
+    loop {
+        let mut ok = || {
+            rescan(m, st, h);
+            calls = calls.wrapping_add(1);
+            if calls % 64 == 0 {
+                m.on_stuck();
+            }
+            !st.saw_joining && fits(cap, h, total, st.cached_min)
+        };
+        // Under loom time does not pass: joins there always finish, and
+        // eviction has a model of its own.
+        let evict_at = if cfg!(loom) {
+            None
+        } else {
+            Some(Instant::now() + JOIN_GRACE)
+        };
+        if m.space_event().wait_until(
+            m.futex(),
+            m.geometry().barrier,
+            200,
+            evict_at,
+            Duration::from_millis(1),
+            &mut ok,
+        ) {
+            return;
         }
-        !st.saw_joining && fits(cap, h, total, st.cached_min)
-    };
-    while !m.space_event().wait_until(
-        m.futex(),
-        m.geometry().barrier,
-        200,
-        None,
-        Duration::from_millis(1),
-        &mut ok,
-    ) {}
+        evict_joiners(m);
+    }
 }
 
 /// Whether a claim of `len` could succeed now (used by blocked senders).
@@ -592,7 +640,8 @@ pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> b
     let h = m.claim().load(Ordering::Acquire);
     let rec = record_size(u64::from(len));
     let off = h & g.mask;
-    if off + rec > g.capacity || !fits(g.capacity, h, rec, st.cached_min) {
+    // A misaligned claim (a peer wrote it) is reported by the general path.
+    if off + rec > g.capacity || h % 16 != 0 || !fits(g.capacity, h, rec, st.cached_min) {
         return false;
     }
     claim_single(m, st, h, len, rec);
@@ -649,11 +698,37 @@ fn demote_lines<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32) {
 /// Set in `pending_total` once the claim CAS has succeeded.
 pub(crate) const PENDING_OWNED: u64 = 1 << 63;
 
+/// What [`repair_dead_publisher`] did with a dead publisher's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repair {
+    /// There was no open claim, or none that anybody still needs: the slot
+    /// may be freed.
+    NotNeeded,
+    /// The claim was completed as a discarded record: the slot may be freed.
+    Repaired,
+    /// A subscriber still needs the claim completed, but the caller could
+    /// not pin its bytes (see [`repair_dead_publisher`]): the slot must stay
+    /// as it is (its write-ahead record is what a later repair works from),
+    /// for a subscriber that needs it to repair.
+    Pending,
+}
+
 /// Completes, as discarded, the claim a dead publisher left uncommitted,
 /// so that subscribers are not blocked by it for good. The caller holds
 /// the dead publisher's liveness token (so no live process owns slot
-/// `slot`) and frees the slot afterwards. Returns whether it wrote a
-/// record.
+/// `slot`) and frees the slot afterwards unless this returns
+/// [`Repair::Pending`].
+///
+/// `pin` is the caller's own published position if the caller is an
+/// ACTIVE subscriber (it stays there for the whole call), else `None`.
+/// The repair writes only bytes that position pins: publishers never claim
+/// beyond the lowest published subscriber position plus a ring, so while
+/// the caller stays at `pin <= x`, the bytes of position `x` cannot be
+/// reused by a later lap, whoever else leaves meanwhile. (A repair that
+/// only checked that *some* subscriber still needed the bytes could have
+/// that subscriber leave, and a live publisher lap onto them, between its
+/// check and its stores.) A caller that cannot pin the claim only finds
+/// out whether anybody needs it.
 ///
 /// The claim is known from the slot's write-ahead fields (position,
 /// length, total; the `PENDING_OWNED` bit once its CAS succeeded). It is
@@ -662,57 +737,64 @@ pub(crate) const PENDING_OWNED: u64 = 1 << 63;
 /// * the CAS was the dead publisher's: the owned bit is set, or no other
 ///   publisher slot records a claim at the same position;
 /// * some subscriber still has to read it (a position at most a ring
-///   before the record): otherwise the bytes may have been reused, and
-///   nobody is waiting on them (the same rule, separately, for its pad:
-///   once every subscriber is past the pad, its bytes may be reused);
+///   before the record) — otherwise nobody waits on it: [`Repair::NotNeeded`];
+/// * the caller's `pin` is at or before the record (the pad before it is
+///   written only if `pin` is at or before the pad, too);
 /// * nothing is committed at its position but, possibly, its own pad.
 pub(crate) fn repair_dead_publisher<M: RingMem>(
     m: &M,
     slot: u32,
     others_at: impl Fn(u64) -> bool,
-) -> bool {
+    pin: Option<u64>,
+) -> Repair {
     let g = *m.geometry();
     let s = m.pub_slot(slot);
     let raw = s.pending_total.load(Ordering::Acquire);
     let owned = raw & PENDING_OWNED != 0;
     let total = raw & !PENDING_OWNED;
     if total == 0 {
-        return false;
+        return Repair::NotNeeded;
     }
     let p = s.pending_pos.load(Ordering::Acquire);
     let len = s.pending_len.load(Ordering::Relaxed);
     if len > u64::from(g.max_message) || total > g.capacity || p % 16 != 0 {
-        return false; // not a claim this format can make: leave it
+        return Repair::NotNeeded; // not a claim this format can make: leave it
     }
     let rec = record_size(len);
     if rec > total {
-        return false;
+        return Repair::NotNeeded;
     }
     let pad = total - rec;
     if pad > 0 && (p & g.mask) + pad != g.capacity {
-        return false;
+        return Repair::NotNeeded;
     }
     let rpos = p.wrapping_add(pad);
     let head = m.claim().load(Ordering::Acquire);
     let ahead = head.wrapping_sub(p);
     if ahead < total || ahead >= 1 << 63 {
-        return false; // nobody claimed these bytes (yet)
+        return Repair::NotNeeded; // nobody claimed these bytes (yet)
     }
     if !owned && others_at(p) {
-        return false; // another publisher claimed this position
+        return Repair::NotNeeded; // another publisher claimed this position
     }
-    // Whether some subscriber has yet to read position `at`. Publishers
+    // Whether some subscriber has yet to read position `rpos`. Publishers
     // never write past a ring beyond the lowest (published) subscriber
     // position, so bytes some subscriber still needs are never reused.
-    let needed_at = |at: u64| {
-        (0..g.max_subscribers).any(|i| {
-            let sub = m.sub_slot(i);
-            sub.state.load(Ordering::Acquire) == SLOT_ACTIVE
-                && at.wrapping_sub(sub.position.load(Ordering::Acquire)) <= g.capacity
-        })
-    };
-    if !needed_at(rpos) {
-        return false;
+    // Once no ACTIVE subscriber needs them, none ever will again: a joiner
+    // starts at the head, which is past them.
+    let needed = (0..g.max_subscribers).any(|i| {
+        let sub = m.sub_slot(i);
+        sub.state.load(Ordering::Acquire) == SLOT_ACTIVE
+            && rpos.wrapping_sub(sub.position.load(Ordering::Acquire)) <= g.capacity
+    });
+    if !needed {
+        return Repair::NotNeeded;
+    }
+    // Whether the caller's own position pins position `at` (is at or
+    // before it, by less than a ring).
+    let pinned = |at: u64| pin.is_some_and(|q| at.wrapping_sub(q) < g.capacity);
+    if !pinned(rpos) {
+        return Repair::Pending;
     }
     let off = p & g.mask;
     let roff = rpos & g.mask;
@@ -720,17 +802,18 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     if committed(p, off) {
         let pad_record = (m.meta(off).load(Ordering::Acquire) >> 32) as u32 & FLAG_PAD != 0;
         if pad == 0 || !pad_record {
-            return false; // a record is committed here: not an open claim
+            return Repair::NotNeeded; // a record is committed here: not an open claim
         }
     }
     if pad > 0 && committed(rpos, roff) {
-        return false; // committed before it died
+        return Repair::NotNeeded; // committed before it died
     }
+    crate::fault::point("repair_checked");
     m.meta(roff)
         .store(len | (u64::from(FLAG_DISCARD) << 32), Ordering::Relaxed);
-    // The pad: only if a subscriber has yet to pass it. Once every
-    // subscriber is past it, publishers may already have reused its bytes.
-    if pad > 0 && needed_at(p) && !committed(p, off) {
+    // The pad: only if the caller has yet to pass it (then its bytes are
+    // pinned too). A caller past it has read it: it was committed.
+    if pad > 0 && pinned(p) && !committed(p, off) {
         m.meta(off)
             .store(u64::from(FLAG_PAD) << 32, Ordering::Relaxed);
         m.stamp(off).store(p ^ STAMP_KEY, Ordering::Release);
@@ -739,7 +822,7 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     s.pending_total.store(0, Ordering::Release);
     m.data_event()
         .notify_waiters(m.futex(), m.geometry().barrier);
-    true
+    Repair::Repaired
 }
 
 /// Frees a dead publisher's slot (its token held by the caller).
@@ -806,59 +889,130 @@ pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, J
     let g = m.geometry();
     (0..g.max_subscribers)
         .find_map(|i| take_subscriber_slot(m, i, pid))
-        .ok_or_else(|| join_failure(g))
+        .unwrap_or_else(|| Err(join_failure(g)))
 }
+
+/// How many times a joiner redoes its join after publishers evicted it
+/// (see [`evict_joiners`]) before it gives up with [`JoinError::Evicted`].
+pub(crate) const JOIN_ATTEMPTS: u32 = 16;
 
 /// Takes subscriber slot `i` if it is FREE, at the current head. `None`
 /// if it is not, or if the join needs a membarrier that failed
-/// ([`join_failure`] tells which).
-pub(crate) fn take_subscriber_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option<SubState> {
-    {
-        let slot = m.sub_slot(i);
+/// ([`join_failure`] tells which); `Some(Err(_))` if the claim position
+/// read from shared memory is not one the format can hold (not a multiple
+/// of 16: a peer wrote it), or if publishers evicted this joiner
+/// [`JOIN_ATTEMPTS`] times in a row.
+///
+/// The join ends with a CAS CLAIMED → ACTIVE: a publisher that waited
+/// [`JOIN_GRACE`] for this slot to leave CLAIMED may have set it FREE
+/// (evicted it, see [`evict_joiners`]), and the position read before then
+/// may be stale. The CAS then fails and the join starts over; the caller's
+/// liveness lock on slot `i` keeps other joiners off it meanwhile.
+pub(crate) fn take_subscriber_slot<M: RingMem>(
+    m: &M,
+    i: u32,
+    pid: u32,
+) -> Option<Result<SubState, JoinError>> {
+    let slot = m.sub_slot(i);
+    for attempt in 0..JOIN_ATTEMPTS {
         if slot
             .state
             .compare_exchange(SLOT_FREE, SLOT_CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .is_err()
         {
+            // Taken (by another joiner, where no liveness lock guards the
+            // slot): after an eviction the slot is no longer ours to retry.
+            return None;
+        }
+        if attempt == 0 {
             slot.pid.store(pid, Ordering::Relaxed);
             slot.messages.store(0, Ordering::Relaxed);
             slot.bytes.store(0, Ordering::Relaxed);
-            m.join().sub_gen.fetch_add(1, JOIN_RMW);
-            join_fence();
-            if m.geometry().single_writer() && !m.geometry().barrier.heavy() {
-                // Without the barrier the publisher's claim store and its
-                // `sub_gen` load are not ordered against this join: give
-                // the slot back (the caller reports why).
-                slot.state.store(SLOT_FREE, Ordering::Release);
-                m.space_event()
-                    .notify_waiters(m.futex(), m.geometry().barrier);
-                return None;
-            }
-            crate::fault::point("join_claimed");
-            let p = m.claim().load(JOIN_LOAD);
-            slot.position.store(p, Ordering::Relaxed);
-            slot.state.store(SLOT_ACTIVE, Ordering::Release);
-            // A publisher may be waiting for this join to finish (see
-            // `settle_after_join`).
-            m.space_event()
-                .notify_waiters(m.futex(), m.geometry().barrier);
-            let catch_up = m.geometry().publish_on_catch_up();
-            return Some(SubState {
-                slot: i,
-                pos: p,
-                published: p,
-                publish_on_catch_up: catch_up,
-                check_bytes: if catch_up {
-                    0
-                } else {
-                    m.geometry().publish_wanted_bytes()
-                },
-                messages: 0,
-                bytes: 0,
-            });
+        }
+        m.join().sub_gen.fetch_add(1, JOIN_RMW);
+        join_fence();
+        if m.geometry().single_writer() && !m.geometry().barrier.heavy() {
+            // Without the barrier the publisher's claim store and its
+            // `sub_gen` load are not ordered against this join: give
+            // the slot back (the caller reports why).
+            give_back(m, i);
+            return None;
+        }
+        crate::fault::point("join_claimed");
+        let p = m.claim().load(JOIN_LOAD);
+        if p % 16 != 0 {
+            // Records start at multiples of 16: no publisher following the
+            // protocol moves the claim to `p`. Starting there would make
+            // every offset computed from it misaligned.
+            give_back(m, i);
+            return Some(Err(JoinError::Corrupt(Corrupt::new(format!(
+                "the claim position {p} is not a multiple of 16 (a process with write access to the channel wrote it)"
+            )))));
+        }
+        slot.position.store(p, Ordering::Relaxed);
+        if slot
+            .state
+            .compare_exchange(
+                SLOT_CLAIMED,
+                SLOT_ACTIVE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            continue; // evicted while joining: start over
+        }
+        // A publisher may be waiting for this join to finish (see
+        // `settle_after_join`).
+        m.space_event()
+            .notify_waiters(m.futex(), m.geometry().barrier);
+        let catch_up = m.geometry().publish_on_catch_up();
+        return Some(Ok(SubState {
+            slot: i,
+            pos: p,
+            published: p,
+            publish_on_catch_up: catch_up,
+            check_bytes: if catch_up {
+                0
+            } else {
+                m.geometry().publish_wanted_bytes()
+            },
+            messages: 0,
+            bytes: 0,
+        }));
+    }
+    Some(Err(JoinError::Evicted {
+        attempts: JOIN_ATTEMPTS,
+    }))
+}
+
+/// Sets a CLAIMED slot (this joiner's) FREE again and wakes publishers
+/// that may wait for the join to finish.
+fn give_back<M: RingMem>(m: &M, i: u32) {
+    m.sub_slot(i).state.store(SLOT_FREE, Ordering::Release);
+    m.space_event()
+        .notify_waiters(m.futex(), m.geometry().barrier);
+}
+
+/// Evicts every subscriber that is still mid-join (CLAIMED): sets its slot
+/// FREE with a CAS, so that the joiner's own CAS CLAIMED → ACTIVE fails
+/// and it joins again, with a fresh position (see
+/// [`take_subscriber_slot`]). Called by a publisher that waited
+/// [`JOIN_GRACE`] for joins to finish: a joiner stopped mid-join (SIGSTOP,
+/// a debugger) or a slot a peer set CLAIMED must not hold publishers back
+/// without bound. Returns how many it evicted.
+pub(crate) fn evict_joiners<M: RingMem>(m: &M) -> u32 {
+    let mut n = 0;
+    for i in 0..m.geometry().max_subscribers {
+        if m.sub_slot(i)
+            .state
+            .compare_exchange(SLOT_CLAIMED, SLOT_FREE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            n += 1;
         }
     }
-    None
+    n
 }
 
 /// Leaves as a subscriber and wakes publishers it may have held back.
@@ -961,7 +1115,13 @@ pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
     // 16-aligned, `off + record_size(len) <= capacity` exactly when
     // `len <= capacity - off - RECORD_HEADER` (a multiple of 16). So one
     // comparison of the whole meta word decides.
-    if meta > u64::from(g.max_message).min(g.capacity - off - RECORD_HEADER) {
+    // (Checked: `off` comes from a position validated at join and moved
+    // by multiples of 16, so it is at most `capacity - 16`, but the
+    // decoder's bounds do not rest on that.)
+    let Some(room) = (g.capacity - off).checked_sub(RECORD_HEADER) else {
+        return Glance::Other;
+    };
+    if meta > u64::from(g.max_message).min(room) {
         return Glance::Other;
     }
     Glance::Plain(Record {
@@ -974,9 +1134,25 @@ pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
 #[inline(never)]
 fn peek_slow<M: RingMem>(m: &M, st: &mut SubState) -> Result<Option<Record>, Corrupt> {
     let g = *m.geometry();
+    // Pad and discarded records are skipped for at most one lap per call:
+    // a publisher following the protocol cannot have more than a ring of
+    // records ahead of this subscriber, so more means a writer keeps
+    // producing them; the caller gets "nothing yet" and calls again.
+    let start = st.pos;
     loop {
         let p = st.pos;
+        if p.wrapping_sub(start) >= g.capacity {
+            if st.pos != st.published {
+                publish(m, st);
+            }
+            return Ok(None);
+        }
         let off = p & g.mask;
+        if off % 16 != 0 {
+            return Err(Corrupt::new(format!(
+                "position {p} is not a multiple of 16"
+            )));
+        }
         let stamp = m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY;
         if stamp != p {
             let ahead = stamp.wrapping_sub(p);

@@ -79,7 +79,7 @@ impl RingMem for ShmRing {
         &OsFutex
     }
     fn on_stuck(&self) {
-        super::liveness::reap(self);
+        super::liveness::reap(self, None);
     }
     #[inline]
     fn geometry(&self) -> &Geometry {

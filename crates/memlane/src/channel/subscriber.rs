@@ -59,6 +59,7 @@ impl Subscriber {
             ring::take_subscriber_slot(&*ring, i, pid)
         })
         .ok_or_else(|| ring::join_failure(&g))?;
+        let st = st?;
         Ok(Subscriber {
             ring,
             st,
@@ -117,10 +118,9 @@ impl Subscriber {
     #[inline(never)]
     fn try_recv_reaping(&mut self) -> Result<Message<'_>, TryRecvError> {
         let (ring, st) = (&self.ring, &self.st);
-        if self
-            .reap
-            .reap_if(ring, || ring::blocked_on_uncommitted(&**ring, st))
-        {
+        if self.reap.reap_if(ring, Some(st.published), || {
+            ring::blocked_on_uncommitted(&**ring, st)
+        }) {
             return self.try_recv_slow();
         }
         Err(TryRecvError::Empty)
@@ -164,10 +164,9 @@ impl Subscriber {
         // Blocked on a record a dead publisher may have left open? Checked
         // now and then only: the check reads the publishers' claim line.
         let (ring, st) = (&self.ring, &self.st);
-        if self
-            .reap
-            .maybe_reap_if(ring, || ring::blocked_on_uncommitted(&**ring, st))
-        {
+        if self.reap.maybe_reap_if(ring, Some(st.published), || {
+            ring::blocked_on_uncommitted(&**ring, st)
+        }) {
             return ring::peek(&*self.ring, &mut self.st);
         }
         Ok(None)
@@ -183,7 +182,9 @@ impl Subscriber {
         }
         // A whole slice without a message: blocked on a dead publisher's
         // open record? (Time-limited: at most every REAP_EVERY.)
-        if ring::blocked_on_uncommitted(&*self.ring, &self.st) && self.reap.maybe_reap(&self.ring) {
+        if ring::blocked_on_uncommitted(&*self.ring, &self.st)
+            && self.reap.maybe_reap(&self.ring, Some(self.st.published))
+        {
             return Ok(true);
         }
         Ok(deadline.is_none_or(|d| Instant::now() < d))

@@ -286,6 +286,18 @@ pub(crate) fn kill_self() -> ! {
     std::process::abort()
 }
 
+/// Stops this process with SIGSTOP (fault injection: a process stopped
+/// by a debugger or `kill -STOP`); returns once it is continued.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn stop_self() {
+    // `raise` directs the signal at the calling thread, which takes it on
+    // its way out of the system call. (A SIGSTOP sent to the process may be
+    // taken by another thread, and the caller runs on meanwhile.)
+    // SAFETY: raise has no memory-safety preconditions; SIGSTOP cannot be
+    // caught, so no handler runs.
+    unsafe { libc::raise(libc::SIGSTOP) };
+}
+
 /// A path from raw bytes (paths are bytes on Unix).
 pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))

@@ -13,6 +13,14 @@ use common::{expect_success, fnv1a, spawn_role, KillOnDrop, Rng, TestDir, ROLE_E
 use memlane::{Channel, CreateError, Liveness, Segment, TrySendError};
 
 const ENTRY: &str = "child_entry";
+/// File offset of a channel's data region (after the header page), of
+/// the claim word in it, and of the ring for channels with at most 12
+/// publisher and subscriber slots in all (docs/ARCHITECTURE.md).
+const DATA: u64 = 4096;
+const CLAIM: u64 = 128;
+const RING: u64 = 4096;
+/// XOR-ed into every record stamp (docs/ARCHITECTURE.md).
+const STAMP_KEY: u64 = 0x6d65_6d6c_616e_6521;
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"))
@@ -121,6 +129,25 @@ fn child_entry() {
                 writes += 1;
             }
             println!("RESULT writes={writes}");
+        }
+        "plant_misaligned_claim" => {
+            // What a peer with write access did in the security review: the
+            // claim at capacity - 8 (not a multiple of 16), and a record
+            // header that matches it (the stamp of that position, a length
+            // of max_message) at capacity - 16, where a decoder that rounds
+            // offsets down would look.
+            let cap: u64 = var("MEMLANE_TEST_CAPACITY").parse().unwrap();
+            let max: u64 = var("MEMLANE_TEST_MAX").parse().unwrap();
+            let path = dir.join(format!("memlane.{name}"));
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let p = cap - 8;
+            let put = |off: u64, v: u64| {
+                std::os::unix::fs::FileExt::write_all_at(&f, &v.to_ne_bytes(), off).unwrap()
+            };
+            put(DATA + CLAIM, p);
+            put(DATA + RING + cap - 16, p ^ STAMP_KEY);
+            put(DATA + RING + cap - 8, max);
+            println!("RESULT planted");
         }
         "truncate" => {
             let path = dir.join(format!("memlane.{name}"));
@@ -516,7 +543,7 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let mut sub = c.subscriber().unwrap();
+    let mut sub = Some(c.subscriber().unwrap());
     let c2 = c.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -524,7 +551,14 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
         let mut p = c2.publisher().unwrap();
         let mut n = 0u64;
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            // Every call returns within its bound (plus the join grace),
+            // whatever the writer did.
+            let start = Instant::now();
             let _ = p.send_timeout(&n.to_le_bytes(), Duration::from_millis(20));
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "send_timeout blocked far past its bound"
+            );
             n += 1;
         }
     });
@@ -535,9 +569,28 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
         &vars(&d, "hostile", &[("MEMLANE_TEST_SECS", secs.to_string())]),
     );
     let start = Instant::now();
-    let (mut ok, mut corrupt, mut empty) = (0u64, 0u64, 0u64);
+    let (mut ok, mut corrupt, mut empty, mut refused) = (0u64, 0u64, 0u64, 0u64);
     while start.elapsed() < Duration::from_secs(secs + 1) {
-        let result = sub.recv_timeout(Duration::from_millis(10)).map(|m| m.len());
+        let Some(s) = sub.as_mut() else {
+            // A corrupt channel: start over with a fresh subscriber. The
+            // join may be refused (a claim position the format cannot
+            // hold, a slot the writer keeps CLAIMED), never hang.
+            c.reap();
+            match c.subscriber() {
+                Ok(s) => sub = Some(s),
+                Err(
+                    memlane::JoinError::Corrupt(_)
+                    | memlane::JoinError::Evicted { .. }
+                    | memlane::JoinError::TooManySubscribers { .. },
+                ) => {
+                    refused += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("unexpected join error: {e}"),
+            }
+            continue;
+        };
+        let result = s.recv_timeout(Duration::from_millis(10)).map(|m| m.len());
         match result {
             Ok(len) => {
                 assert!(len <= 1024, "a message longer than the maximum");
@@ -545,11 +598,7 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
             }
             Err(memlane::RecvTimeoutError::Corrupt(_)) => {
                 corrupt += 1;
-                // A corrupt channel: start over with a fresh subscriber.
-                sub = c.subscriber().unwrap_or_else(|_| {
-                    c.reap();
-                    c.subscriber().expect("a slot")
-                });
+                sub = None;
             }
             Err(_) => empty += 1,
         }
@@ -563,7 +612,7 @@ fn a_hostile_writer_never_crashes_an_honest_subscriber() {
         .to_string();
     publisher.join().expect("the publisher never panics");
     eprintln!(
-        "hostile writer: {} ; subscriber: {ok} messages, {corrupt} corrupt errors, {empty} empty",
+        "hostile writer: {} ; subscriber: {ok} messages, {corrupt} corrupt errors, {empty} empty, {refused} joins refused",
         out.trim()
     );
 }
@@ -897,5 +946,117 @@ fn a_single_publisher_killed_at_every_point_of_a_send_loses_nothing_else() {
         assert_eq!(next, committed, "{point}:{n}");
         drop((p, sub, c));
         Channel::remove_in(&d.path, &name).unwrap();
+    }
+}
+
+/// The security review's reproduction: a peer with write access moved the
+/// claim to a position that is not a multiple of 16 and planted a record
+/// header matching it. A subscriber that joined there read past the end of
+/// the mapping; now the join is refused with an error saying what is
+/// wrong, and so is a send, and a subscriber that had joined before gets
+/// nothing out of bounds.
+#[cfg(unix)]
+#[test]
+fn a_misaligned_claim_position_is_refused() {
+    let d = TestDir::new("rel-misaligned");
+    let cap = 65536u64;
+    let c = Channel::builder("misaligned")
+        .capacity(cap)
+        .max_message(1024)
+        .max_publishers(4)
+        .max_subscribers(4)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut before = c.subscriber().unwrap();
+    let extra = [
+        ("MEMLANE_TEST_CAPACITY", cap.to_string()),
+        ("MEMLANE_TEST_MAX", "1024".to_string()),
+    ];
+    let out = spawn_role(
+        ENTRY,
+        "plant_misaligned_claim",
+        &vars(&d, "misaligned", &extra),
+    )
+    .wait(Duration::from_secs(30));
+    assert!(expect_success(&out, "planter").contains("RESULT planted"));
+    match c.subscriber() {
+        Err(memlane::JoinError::Corrupt(e)) => assert!(
+            e.reason().contains("not a multiple of 16"),
+            "says what is wrong: {e}"
+        ),
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("joined at a misaligned position"),
+    }
+    let mut p = c.publisher().unwrap();
+    assert!(
+        matches!(p.try_send(b"x"), Err(TrySendError::Corrupt(_))),
+        "a publisher does not lay records out from a misaligned claim"
+    );
+    // The subscriber that joined before still reads from its own, aligned
+    // position: nothing there.
+    assert!(matches!(
+        before.try_recv(),
+        Err(memlane::TryRecvError::Empty)
+    ));
+}
+
+/// A subscriber stopped (SIGSTOP) in the middle of its join holds its slot
+/// CLAIMED. Publishers that raced with the join wait for it at most the
+/// join grace, then evict it: `try_send` and `send_timeout` return instead
+/// of blocking for as long as it is stopped. Once continued, the joiner
+/// finds it was evicted and joins again. With several publisher slots (the
+/// claim CAS) and with one (the single writer's path).
+#[cfg(unix)]
+#[test]
+fn a_subscriber_stopped_mid_join_blocks_no_send() {
+    for max_publishers in [4u32, 1] {
+        let d = TestDir::new("rel-stopjoin");
+        let c = Channel::builder("stopjoin")
+            .capacity(4096)
+            .max_publishers(max_publishers)
+            .dir(&d.path)
+            .create()
+            .unwrap();
+        let mut p = c.publisher().unwrap();
+        p.send(b"before").unwrap();
+        let extra = [("MEMLANE_FAULT_STOP", "join_claimed:1".to_string())];
+        let child = spawn_role(ENTRY, "subscriber_join", &vars(&d, "stopjoin", &extra));
+        let pid = child.id();
+        common::wait_for(Duration::from_secs(30), "the joiner to stop", || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|t| t.trim_start().starts_with('T'))
+            })
+        });
+        // The sends run in a thread so that a send blocked for good fails
+        // the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            for i in 0..20u32 {
+                match p.try_send(&i.to_le_bytes()) {
+                    Ok(()) | Err(TrySendError::Full) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                p.send_timeout(&i.to_le_bytes(), Duration::from_millis(50))
+                    .expect("nobody holds the ring");
+            }
+            tx.send(()).unwrap();
+            p
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("sends return while a joiner is stopped mid-join");
+        let _p = sender.join().unwrap();
+        assert!(
+            c.info().subscribers.is_empty(),
+            "the stopped joiner was evicted"
+        );
+        common::signal(pid, "-CONT");
+        let out = child.wait(Duration::from_secs(30));
+        assert!(
+            expect_success(&out, "joiner").contains("RESULT joined"),
+            "an evicted joiner joins again once continued"
+        );
     }
 }
