@@ -142,3 +142,62 @@ fn create_replaces_a_stale_channel_only_when_asked() {
     let held = go(&["create", "st", "--replace-stale"]);
     assert_eq!(held.status.code(), Some(1), "{}", held.text());
 }
+
+/// The security review's reproduction through the command: a peer with
+/// write access moved a channel's claim to a position that is not a
+/// multiple of 16 (capacity - 8) and planted a matching record header at
+/// capacity - 16. `listen --format hex` used to print bytes from past the
+/// end of the mapping; now it refuses to join, saying what is wrong.
+#[cfg(unix)]
+#[test]
+fn listen_refuses_a_misaligned_claim_position() {
+    use std::os::unix::fs::FileExt;
+    let d = TempDir::new("misaligned");
+    run(
+        &d,
+        &[
+            "create",
+            "planted",
+            "--capacity",
+            "64KiB",
+            "--max-message",
+            "1024",
+        ],
+    )
+    .ok();
+    // The data region follows the 4 KiB header; the claim is its second
+    // line; with the default 8 + 8 endpoint slots the ring starts 4 KiB
+    // into it (docs/ARCHITECTURE.md).
+    const STAMP_KEY: u64 = 0x6d65_6d6c_616e_6521;
+    let (data, cap) = (4096u64, 65536u64);
+    let ring = data + 4096;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path().join("memlane.planted"))
+        .unwrap();
+    let p = cap - 8;
+    f.write_all_at(&p.to_ne_bytes(), data + 128).unwrap();
+    f.write_all_at(&(p ^ STAMP_KEY).to_ne_bytes(), ring + cap - 16)
+        .unwrap();
+    f.write_all_at(&1024u64.to_ne_bytes(), ring + cap - 8)
+        .unwrap();
+    let out = run(
+        &d,
+        &[
+            "listen",
+            "planted",
+            "--format",
+            "hex",
+            "--count",
+            "1",
+            "--timeout",
+            "2s",
+        ],
+    )
+    .fails(1);
+    assert!(
+        out.stderr.contains("not a multiple of 16"),
+        "says what is wrong: {out:#?}"
+    );
+    assert!(out.stdout.is_empty(), "printed nothing: {out:#?}");
+}

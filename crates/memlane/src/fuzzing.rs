@@ -631,4 +631,98 @@ mod tests {
         assert_eq!(ring(&[]), 0);
         assert_eq!(ring(&[0xff; 8]), 0);
     }
+
+    #[test]
+    fn ring_refuses_a_misaligned_position_at_join() {
+        for p in [8u64, RING_CAPACITY - 8, u64::MAX - 7] {
+            let b = ring_input(p, RING_RAW_POSITION, &[(p ^ STAMP_KEY, 16, b"x")]);
+            assert_eq!(ring(&b), 0, "joined at {p}");
+        }
+        // Aligned and raw: joins and reads.
+        let p = RING_CAPACITY - 32;
+        let b = ring_input(p, RING_RAW_POSITION, &[(p ^ STAMP_KEY, 1, b"x")]);
+        assert_eq!(ring(&b), 1);
+    }
+
+    /// A writer that keeps a committed discarded record just ahead of the
+    /// subscriber wherever it reads (every stamp load finds one): a single
+    /// peek skips at most one lap of them and returns, where it used to
+    /// loop for as long as the writer kept up.
+    #[test]
+    fn peek_skips_at_most_a_lap_per_call() {
+        struct Ahead {
+            inner: HeapRing,
+            lap: std::cell::Cell<u64>,
+            last_off: std::cell::Cell<u64>,
+        }
+        impl RingMem for Ahead {
+            type F = NoFutex;
+            fn futex(&self) -> &NoFutex {
+                &NoFutex
+            }
+            fn geometry(&self) -> &Geometry {
+                self.inner.geometry()
+            }
+            fn claim(&self) -> &AtomicU64 {
+                self.inner.claim()
+            }
+            fn join(&self) -> &JoinLine {
+                self.inner.join()
+            }
+            fn data_event(&self) -> &EventWord {
+                self.inner.data_event()
+            }
+            fn space_event(&self) -> &EventWord {
+                self.inner.space_event()
+            }
+            fn pub_slot(&self, i: u32) -> &PubSlot {
+                self.inner.pub_slot(i)
+            }
+            fn sub_slot(&self, i: u32) -> &SubSlot {
+                self.inner.sub_slot(i)
+            }
+            fn stamp(&self, off: u64) -> &AtomicU64 {
+                // The writer: a discarded empty record at every offset the
+                // reader looks at, stamped with the position that offset
+                // has in the reader's lap (a new lap when it wraps).
+                let (lap, last) = (self.lap.get(), self.last_off.get());
+                let lap = if off < last { lap + 1 } else { lap };
+                self.lap.set(lap);
+                self.last_off.set(off);
+                let pos = lap * RING_CAPACITY + off;
+                self.inner
+                    .meta(off)
+                    .store(u64::from(FLAG_DISCARD) << 32, Ordering::Relaxed);
+                let stamp = self.inner.stamp(off);
+                stamp.store(pos ^ STAMP_KEY, Ordering::Relaxed);
+                stamp
+            }
+            fn meta(&self, off: u64) -> &AtomicU64 {
+                self.inner.meta(off)
+            }
+            unsafe fn write(&self, off: u64, src: &[u8]) {
+                // SAFETY: the caller's contract is `HeapRing::write`'s.
+                unsafe { self.inner.write(off, src) }
+            }
+        }
+        let geo = Geometry::new(
+            RING_CAPACITY,
+            u64::from(RING_MAX_MESSAGE),
+            RING_ENDPOINTS,
+            RING_ENDPOINTS,
+            0,
+        )
+        .unwrap();
+        let mem = Ahead {
+            inner: HeapRing::new(geo),
+            lap: std::cell::Cell::new(0),
+            last_off: std::cell::Cell::new(0),
+        };
+        let mut st = ring::take_subscriber_slot(&mem, 0, 1).unwrap().unwrap();
+        assert_eq!(st.pos, 0);
+        assert!(matches!(ring::peek(&mem, &mut st), Ok(None)));
+        assert_eq!(st.pos, RING_CAPACITY, "one lap skipped, no more");
+        assert!(matches!(ring::peek(&mem, &mut st), Ok(None)));
+        assert_eq!(st.pos, 2 * RING_CAPACITY, "and one more on the next call");
+    }
 }
