@@ -148,10 +148,9 @@ fn create_replaces_a_stale_channel_only_when_asked() {
 /// multiple of 16 (capacity - 8) and planted a matching record header at
 /// capacity - 16. `listen --format hex` used to print bytes from past the
 /// end of the mapping; now it refuses to join, saying what is wrong.
-#[cfg(unix)]
 #[test]
 fn listen_refuses_a_misaligned_claim_position() {
-    use std::os::unix::fs::FileExt;
+    use std::io::{Seek, SeekFrom, Write};
     let d = TempDir::new("misaligned");
     run(
         &d,
@@ -171,16 +170,19 @@ fn listen_refuses_a_misaligned_claim_position() {
     const STAMP_KEY: u64 = 0x6d65_6d6c_616e_6521;
     let (data, cap) = (4096u64, 65536u64);
     let ring = data + 4096;
-    let f = std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(d.path().join("memlane.planted"))
         .unwrap();
     let p = cap - 8;
-    f.write_all_at(&p.to_ne_bytes(), data + 128).unwrap();
-    f.write_all_at(&(p ^ STAMP_KEY).to_ne_bytes(), ring + cap - 16)
-        .unwrap();
-    f.write_all_at(&1024u64.to_ne_bytes(), ring + cap - 8)
-        .unwrap();
+    for (off, v) in [
+        (data + 128, p),
+        (ring + cap - 16, p ^ STAMP_KEY),
+        (ring + cap - 8, 1024),
+    ] {
+        f.seek(SeekFrom::Start(off)).unwrap();
+        f.write_all(&v.to_ne_bytes()).unwrap();
+    }
     let out = run(
         &d,
         &[

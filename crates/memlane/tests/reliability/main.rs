@@ -139,10 +139,12 @@ fn child_entry() {
             let cap: u64 = var("MEMLANE_TEST_CAPACITY").parse().unwrap();
             let max: u64 = var("MEMLANE_TEST_MAX").parse().unwrap();
             let path = dir.join(format!("memlane.{name}"));
-            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             let p = cap - 8;
-            let put = |off: u64, v: u64| {
-                std::os::unix::fs::FileExt::write_all_at(&f, &v.to_ne_bytes(), off).unwrap()
+            let mut put = |off: u64, v: u64| {
+                use std::io::{Seek, SeekFrom, Write};
+                f.seek(SeekFrom::Start(off)).unwrap();
+                f.write_all(&v.to_ne_bytes()).unwrap();
             };
             put(DATA + CLAIM, p);
             put(DATA + RING + cap - 16, p ^ STAMP_KEY);
@@ -955,7 +957,6 @@ fn a_single_publisher_killed_at_every_point_of_a_send_loses_nothing_else() {
 /// the mapping; now the join is refused with an error saying what is
 /// wrong, and so is a send, and a subscriber that had joined before gets
 /// nothing out of bounds.
-#[cfg(unix)]
 #[test]
 fn a_misaligned_claim_position_is_refused() {
     let d = TestDir::new("rel-misaligned");
