@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
 
 use super::header::{self, HeaderError, HeaderInfo, Kind, HEADER_REGION, HEADER_SIZE};
 use super::map::Map;
@@ -23,6 +24,56 @@ use crate::sys::{self, Dir, OpenFileError};
 
 /// The largest path a link entry can hold.
 const MAX_LINK_PATH: usize = 4000;
+
+/// How long `open` (and `create` on its own new file) waits for an
+/// exclusive holder of a file to let go before giving up with
+/// [`OpenError::Busy`]. memlane holds that lock only for moments (`gc`
+/// removing a name, a re-creation replacing a stale file), but anyone who
+/// can open a file can hold it for ever, so no wait is unbounded.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes a shared lock on `file`, retrying without blocking (pauses grow
+/// from 0.5 to 20 ms) for at most `bound`: whether it was taken.
+fn lock_shared_within(file: &File, bound: Duration) -> io::Result<bool> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(500);
+    loop {
+        match sys::try_lock_shared(file) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let left = bound.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// How an opener takes the shared holder lock of a file.
+#[derive(Debug, Clone, Copy)]
+enum HolderLock {
+    /// Retry without blocking for at most this long, then fail with
+    /// [`OpenError::Busy`].
+    Within(Duration),
+    /// Try once; an exclusive holder only marks the file busy (`list`,
+    /// which reads the header and maps nothing).
+    Probe,
+}
+
+/// A file opened and validated by [`open_file`].
+struct Opened {
+    file: File,
+    info: HeaderInfo,
+    path: PathBuf,
+    len: u64,
+    /// `Some(holder)` when another process held an exclusive lock on it
+    /// (only with [`HolderLock::Probe`]).
+    busy: Option<Option<u32>>,
+}
 
 /// What to do when something exists at the name being created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +270,19 @@ where
     };
     // Every process that has a segment mapped holds a shared lock on its
     // file: `gc` and re-creation over a stale name take it exclusively.
-    sys::lock_shared(&file).map_err(|e| create_io("locking", &tmp_path, e, total))?;
+    // Only a process of this user that opened the new file by its
+    // temporary name could be holding it: wait for it a bounded time.
+    match lock_shared_within(&file, LOCK_WAIT) {
+        Ok(true) => {}
+        Ok(false) => {
+            let e = io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another process holds an exclusive lock on the new file",
+            );
+            return Err(create_io("locking", &tmp_path, e, total));
+        }
+        Err(e) => return Err(create_io("locking", &tmp_path, e, total)),
+    }
     sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
     let map = Map::shared(&file, 0, total_usize, true)
         .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
@@ -670,8 +733,9 @@ fn header_error(path: &Path, e: HeaderError) -> OpenError {
     }
 }
 
-/// Opens and validates one file in `dir`; `view` is an optional window
-/// (offset, length) of the data region.
+/// Opens and validates one file in `dir`, taking its holder lock as
+/// `lock` says.
+#[allow(clippy::too_many_arguments)]
 fn open_file(
     dir: &Dir,
     dir_path: &Path,
@@ -680,11 +744,21 @@ fn open_file(
     access: Access,
     what: &'static str,
     allow_foreign: bool,
-) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    lock: HolderLock,
+) -> Result<Opened, OpenError> {
     // A file replaced at the name while we waited for its lock: open anew.
     let mut tries = 0;
     loop {
-        match open_file_once(dir, dir_path, entry, name, access, what, allow_foreign) {
+        match open_file_once(
+            dir,
+            dir_path,
+            entry,
+            name,
+            access,
+            what,
+            allow_foreign,
+            lock,
+        ) {
             Err(OpenError::NotFound { .. })
                 if tries < 3 && dir.identity(OsStr::new(entry)).is_some() =>
             {
@@ -704,7 +778,8 @@ fn open_file_once(
     access: Access,
     what: &'static str,
     allow_foreign: bool,
-) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    lock: HolderLock,
+) -> Result<Opened, OpenError> {
     let path = dir_path.join(entry);
     let file = dir
         .open_existing(OsStr::new(entry), access == Access::ReadWrite)
@@ -733,9 +808,26 @@ fn open_file_once(
             owner: st.uid,
         });
     }
-    // The holder lock (see `build_in`); then make sure the name still
-    // refers to this file (`gc` may have removed it while we waited).
-    sys::lock_shared(&file).map_err(|e| open_err_io("locking", &path, e))?;
+    // The holder lock (see `build_in`), never waited for without bound;
+    // then make sure the name still refers to this file (`gc` may have
+    // removed it while we waited).
+    let busy = match lock {
+        HolderLock::Within(bound) => {
+            if !lock_shared_within(&file, bound).map_err(|e| open_err_io("locking", &path, e))? {
+                return Err(OpenError::Busy {
+                    holder: sys::lock_holder(&file),
+                    path,
+                    waited: bound,
+                });
+            }
+            None
+        }
+        HolderLock::Probe => match sys::try_lock_shared(&file) {
+            Ok(true) => None,
+            Ok(false) => Some(sys::lock_holder(&file)),
+            Err(e) => return Err(open_err_io("locking", &path, e)),
+        },
+    };
     if dir.identity(OsStr::new(entry)) != Some(st.id) {
         return Err(OpenError::NotFound {
             what,
@@ -747,7 +839,13 @@ fn open_file_once(
     let n = read_up_to(&file, &mut buf, 0)
         .map_err(|e| open_err_io("reading the header of", &path, e))?;
     let info = header::decode(&buf[..n], st.len).map_err(|e| header_error(&path, e))?;
-    Ok((file, info, path, st.len))
+    Ok(Opened {
+        file,
+        info,
+        path,
+        len: st.len,
+        busy,
+    })
 }
 
 fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -790,8 +888,22 @@ fn open_view_in_dir(
     follow_link: bool,
     allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
-    let (file, info, path, file_len) =
-        open_file(dir, dir_path, entry, name, access, what, allow_foreign)?;
+    let Opened {
+        file,
+        info,
+        path,
+        len: file_len,
+        ..
+    } = open_file(
+        dir,
+        dir_path,
+        entry,
+        name,
+        access,
+        what,
+        allow_foreign,
+        HolderLock::Within(LOCK_WAIT),
+    )?;
     if info.kind == Kind::Link {
         if !follow_link {
             return Err(OpenError::Corrupt {
@@ -1051,9 +1163,12 @@ pub(crate) struct Listed {
     pub(crate) result: Result<HeaderInfo, String>,
     pub(crate) file_len: u64,
     pub(crate) target: Option<PathBuf>,
+    /// `Some(holder)` if another process held an exclusive lock on it.
+    pub(crate) busy: Option<Option<u32>>,
 }
 
-/// Lists the memlane entries of a directory.
+/// Lists the memlane entries of a directory. Never waits for a lock: an
+/// entry some process holds exclusively is listed as busy.
 pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
     let dir_path = sys::segment_dir(dir);
     let d = Dir::open(&dir_path)?;
@@ -1074,6 +1189,7 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             result: Err(String::new()),
             file_len: 0,
             target: None,
+            busy: None,
         };
         match open_file(
             &d,
@@ -1083,13 +1199,15 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             Access::ReadOnly,
             "segment",
             true,
+            HolderLock::Probe,
         ) {
-            Ok((file, info, _, len)) => {
-                item.file_len = len;
-                if info.kind == Kind::Link {
-                    item.target = read_link(&file, &path).ok();
+            Ok(opened) => {
+                item.file_len = opened.len;
+                if opened.info.kind == Kind::Link {
+                    item.target = read_link(&opened.file, &path).ok();
                 }
-                item.result = Ok(info);
+                item.result = Ok(opened.info);
+                item.busy = opened.busy;
             }
             Err(e) => item.result = Err(e.to_string()),
         }

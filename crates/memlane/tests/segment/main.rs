@@ -5,6 +5,8 @@
 mod common;
 
 use std::io::{Seek, SeekFrom, Write};
+#[cfg(unix)]
+use std::time::Duration;
 
 use common::TestDir;
 use memlane::{
@@ -565,4 +567,113 @@ fn gc_collects_files_moved_aside() {
         "{done:?}"
     );
     assert!(!aside.exists());
+}
+
+/// Runs `f` on a thread and waits at most `limit` for it: a hang fails the
+/// test instead of hanging the run.
+#[cfg(unix)]
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("watchdog: {what} did not return within {limit:?}"))
+}
+
+/// Starts a process holding an exclusive `flock` on `path`: `flock -x -F`
+/// (no fork) execs a shell that creates `ready` and then execs `sleep`, so
+/// one process, the child's pid, holds the lock until it is killed. `None`
+/// (with a printed note) where flock(1) is missing or has no `-F`.
+#[cfg(unix)]
+fn hold_exclusive(path: &std::path::Path, ready: &std::path::Path) -> Option<common::KillOnDrop> {
+    use std::process::{Command, Stdio};
+    let child = Command::new("flock")
+        .args(["-x", "-F"])
+        .arg(path)
+        .args(["sh", "-c", "touch \"$0\" && exec sleep 600"])
+        .arg(ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => common::KillOnDrop(Some(c)),
+        Err(e) => {
+            eprintln!("skipped: cannot run flock(1): {e}");
+            return None;
+        }
+    };
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.child().try_wait() {
+            eprintln!("skipped: `flock -x -F` exited with {status}");
+            return None;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Some(child)
+}
+
+/// A process of any user holding an exclusive lock on a memlane name
+/// (which only `gc` and a re-creation take, for moments) hangs neither
+/// `list` (the entry is marked busy) nor `open` (it gives up after a
+/// bounded wait with an error naming the file and the holder).
+#[cfg(unix)]
+#[test]
+fn a_name_locked_exclusively_hangs_neither_list_nor_open() {
+    let d = TestDir::new("seg-locked");
+    drop(create(&d, "x", 64)); // left behind: nobody holds it
+    let _y = create(&d, "y", 64);
+    let path = d.path.join("memlane.x");
+    let Some(holder) = hold_exclusive(&path, &d.path.join("ready")) else {
+        return;
+    };
+    let dir = d.path.clone();
+    let (_, entries) = within(Duration::from_secs(30), "memlane::list", move || {
+        memlane::list(Some(&dir)).unwrap()
+    });
+    let dir = d.path.clone();
+    let r = within(Duration::from_secs(30), "Segment::open", move || {
+        Segment::open_options("x").dir(&dir).open().map(|_| ())
+    });
+    let x = entries.iter().find(|e| e.name == "x").expect("x is listed");
+    assert!(x.busy, "{x:?}");
+    assert_eq!(x.kind, Ok(Kind::Segment), "its header is still read");
+    assert_eq!(x.lock_holder, Some(holder.id()), "the holder is named");
+    let y = entries.iter().find(|e| e.name == "y").expect("y is listed");
+    assert!(!y.busy && y.lock_holder.is_none(), "{y:?}");
+    match r {
+        Err(OpenError::Busy {
+            path: p, holder: h, ..
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(h, Some(holder.id()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The message names the file, the holder and what to do.
+    let dir = d.path.clone();
+    let msg = within(Duration::from_secs(30), "Segment::open", move || {
+        Segment::open_options("x")
+            .dir(&dir)
+            .open()
+            .err()
+            .unwrap()
+            .to_string()
+    });
+    assert!(msg.contains("memlane.x"), "{msg}");
+    assert!(msg.contains(&format!("pid {}", holder.id())), "{msg}");
+    assert!(msg.contains("memlane rm"), "{msg}");
+    // Once the holder is gone the name opens again.
+    drop(holder);
+    open(&d, "x", Access::ReadOnly).unwrap();
 }
