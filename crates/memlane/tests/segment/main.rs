@@ -677,3 +677,75 @@ fn a_name_locked_exclusively_hangs_neither_list_nor_open() {
     drop(holder);
     open(&d, "x", Access::ReadOnly).unwrap();
 }
+
+/// `gc` opens nothing that could block it: a FIFO at a file link's target,
+/// or at any name it looks at, neither hangs it nor is removed.
+#[cfg(unix)]
+#[test]
+fn fifos_hang_no_gc_and_stay() {
+    let d = TestDir::new("seg-gc-fifo");
+    let backing = d.path.join("backing");
+    drop(
+        Segment::builder("linked")
+            .size(64)
+            .dir(&d.path)
+            .file(&backing, Disposition::CreateNew)
+            .create()
+            .unwrap(),
+    );
+    std::fs::remove_file(&backing).unwrap();
+    let fifos = [
+        "backing",
+        "memlane.fifo",
+        ".memlane-tmp.fifo.1.0.0",
+        ".memlane-ep.gone.p0",
+        ".memlane-rm.1.0.0",
+    ];
+    for f in fifos {
+        let st = std::process::Command::new("mkfifo")
+            .arg(d.path.join(f))
+            .status();
+        if !matches!(st, Ok(s) if s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+    }
+    let dir = d.path.clone();
+    let removed = within(Duration::from_secs(30), "gc", move || {
+        memlane::gc_with(Some(&dir), false, 0).unwrap().1
+    });
+    let files: Vec<&str> = removed.iter().map(|r| r.file.as_str()).collect();
+    // The link whose file is gone (a FIFO is no memlane file) goes.
+    assert_eq!(files, ["memlane.linked"], "{removed:?}");
+    for f in fifos {
+        assert!(
+            d.path.join(f).symlink_metadata().is_ok(),
+            "gc removed the FIFO {f}"
+        );
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// A file moved aside by a removal (`.memlane-rm.*`) that belongs to
+/// another user is left alone, like every other entry of another user.
+#[cfg(unix)]
+#[test]
+fn gc_leaves_other_users_files_moved_aside() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to give a file to another user (uid 65534)");
+        return;
+    }
+    let d = TestDir::new("seg-gc-foreign-rm");
+    let aside = d.path.join(".memlane-rm.1.0.0");
+    std::fs::write(&aside, b"theirs").unwrap();
+    std::os::unix::fs::chown(&aside, Some(65534), Some(65534)).unwrap();
+    let removed = memlane::gc(Some(&d.path), false).unwrap().1;
+    assert!(removed.is_empty(), "{removed:?}");
+    assert!(aside.exists(), "gc removed another user's file");
+}
