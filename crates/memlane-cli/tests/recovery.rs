@@ -203,3 +203,81 @@ fn listen_refuses_a_misaligned_claim_position() {
     );
     assert!(out.stdout.is_empty(), "printed nothing: {out:#?}");
 }
+
+/// Kills a child process when dropped (also when the test fails).
+#[cfg(unix)]
+struct KillOnDrop(std::process::Child);
+
+#[cfg(unix)]
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process holding an exclusive lock on a memlane name (anyone who can
+/// open the file can) does not hang `memlane list`: the entry is shown
+/// busy, with the holder's pid; `memlane info` gives up after a bounded
+/// wait with an error naming the file.
+#[cfg(unix)]
+#[test]
+fn list_shows_a_name_locked_exclusively_as_busy() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let d = TempDir::new("busy");
+    run(&d, &["create", "x", "--capacity", "4KiB"]).ok();
+    let ready = d.path().join("ready");
+    // `flock -F` execs the shell, which execs sleep: one process (the
+    // child's pid) holds the lock until it is killed.
+    let child = Command::new("flock")
+        .args(["-x", "-F"])
+        .arg(d.path().join("memlane.x"))
+        .args(["sh", "-c", "touch \"$0\" && exec sleep 600"])
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut holder = match child {
+        Ok(c) => KillOnDrop(c),
+        Err(e) => {
+            eprintln!("skipped: cannot run flock(1): {e}");
+            return;
+        }
+    };
+    let start = Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = holder.0.try_wait() {
+            eprintln!("skipped: `flock -x -F` exited with {status}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = holder.0.id();
+    // `run` kills the command and fails the test if it hangs.
+    let out = run(&d, &["list"]).ok();
+    assert!(
+        out.stdout
+            .contains(&format!("channel (busy: locked exclusively by pid {pid})")),
+        "{}",
+        out.text()
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&d, &["list", "--json"]).ok().stdout).unwrap();
+    assert_eq!(json["entries"][0]["busy"], true);
+    assert_eq!(json["entries"][0]["lock_holder"], pid);
+    let info = run(&d, &["info", "x"]).fails(1);
+    assert!(info.stderr.contains("memlane.x"), "{}", info.text());
+    assert!(
+        info.stderr.contains("locked exclusively"),
+        "{}",
+        info.text()
+    );
+    drop(holder);
+    run(&d, &["info", "x"]).ok();
+}

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::name::MAX_NAME_LEN;
 
@@ -186,6 +187,27 @@ pub enum OpenError {
         /// Its owner's user id.
         owner: u32,
     },
+    /// Another process kept an exclusive lock on the file for longer than
+    /// `open` waits. memlane takes that lock only for moments (`gc`
+    /// removing the name, or a re-creation replacing a stale file), so a
+    /// lasting one is held by something else: anyone who can open the
+    /// file can hold it.
+    #[error(
+        "{path} stayed locked exclusively by another process{} for {waited:?}, so it was not \
+         opened: memlane holds that lock only for moments (gc, or a re-creation of the name); \
+         retry, and if it lasts, stop the process holding it (see /proc/locks or `fuser`) or \
+         remove the name with `memlane rm` and create it again",
+        holder_text(.holder)
+    )]
+    Busy {
+        /// The path.
+        path: PathBuf,
+        /// The process holding the lock, if the OS tells (Linux
+        /// `/proc/locks`; informational only, pids are reused).
+        holder: Option<u32>,
+        /// How long `open` waited.
+        waited: Duration,
+    },
     /// A symlink is at the name; memlane never follows one.
     #[error("{path} is a symlink; memlane never follows symlinks at a segment name")]
     Symlink {
@@ -236,6 +258,11 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+}
+
+/// " (pid N)" when the holder of a lock is known.
+fn holder_text(holder: &Option<u32>) -> String {
+    holder.map_or_else(String::new, |pid| format!(" (pid {pid})"))
 }
 
 /// Why a segment could not be removed.

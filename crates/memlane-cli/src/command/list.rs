@@ -21,6 +21,10 @@ struct EntryJson {
     size: u64,
     creator_pid: u32,
     target: Option<String>,
+    /// Whether another process held an exclusive lock on the file.
+    busy: bool,
+    /// That process, when the OS tells.
+    lock_holder: Option<u32>,
 }
 
 /// The JSON form of the listing.
@@ -80,12 +84,18 @@ pub fn run(dir: Option<&Path>, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The KIND column: the kind, a link's target, or why the header is invalid.
+/// The KIND column: the kind, a link's target, or why the header is
+/// invalid; then whether another process holds the file exclusively.
 fn kind_text(e: &SegmentEntry) -> String {
-    match (&e.kind, &e.target) {
+    let kind = match (&e.kind, &e.target) {
         (Ok(Kind::Link), Some(target)) => format!("file link -> {}", output::path(target)),
         (Ok(kind), _) => kind.as_str().to_string(),
         (Err(reason), _) => format!("invalid: {}", output::escape(reason.as_bytes())),
+    };
+    match (e.busy, e.lock_holder) {
+        (false, _) => kind,
+        (true, Some(pid)) => format!("{kind} (busy: locked exclusively by pid {pid})"),
+        (true, None) => format!("{kind} (busy: locked exclusively by another process)"),
     }
 }
 
@@ -99,5 +109,7 @@ fn entry_json(e: &SegmentEntry) -> EntryJson {
         size: e.data_len,
         creator_pid: e.creator_pid,
         target: e.target.as_ref().map(|t| t.to_string_lossy().into_owned()),
+        busy: e.busy,
+        lock_holder: e.lock_holder,
     }
 }

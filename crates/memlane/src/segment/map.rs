@@ -6,9 +6,14 @@ use std::io;
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
 /// A mapped window, guarded against SIGBUS from a truncated file.
+///
+/// Fields drop in declaration order: the guard first, so the window is
+/// unregistered from the SIGBUS handler before it is unmapped (after the
+/// unmap, the address range may be handed to an unrelated mapping, whose
+/// faults must not be taken for this window's).
 pub(crate) struct Map {
-    kind: MapKind,
     guard: crate::sys::MapGuard,
+    kind: MapKind,
 }
 
 /// How a window is mapped.

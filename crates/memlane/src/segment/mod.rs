@@ -236,7 +236,9 @@ impl OpenOptions {
     ///
     /// [`OpenError`]: not found, not a memlane segment, another version,
     /// not ready, a size mismatch, the wrong kind, a view out of bounds,
-    /// permission denied.
+    /// permission denied, or [`OpenError::Busy`] if another process keeps
+    /// an exclusive lock on the file for more than 2 s (opening never
+    /// waits longer than that for a lock).
     pub fn open(self) -> Result<Segment, OpenError> {
         let raw = raw::open(
             &self.name,
@@ -592,10 +594,20 @@ pub struct SegmentEntry {
     pub creator_pid: u32,
     /// For a file-backed segment, its backing file.
     pub target: Option<PathBuf>,
+    /// Whether another process held an exclusive lock on the file when it
+    /// was listed: `gc` removing it or a re-creation replacing it (for
+    /// moments), or a process that is not memlane's. Opening it waits a
+    /// bounded time and then fails with [`OpenError::Busy`](crate::OpenError::Busy).
+    pub busy: bool,
+    /// The process holding that lock, if the OS tells (Linux; pids are
+    /// reused, so this is informational only).
+    pub lock_holder: Option<u32>,
 }
 
 /// Lists the memlane entries in `dir` (default `$MEMLANE_DIR` or
 /// `/dev/shm`); returns the directory searched and the entries, by name.
+/// It never waits for a lock: an entry another process holds exclusively
+/// is listed with [`SegmentEntry::busy`] set.
 ///
 /// # Errors
 ///
@@ -625,6 +637,8 @@ pub fn list(dir: Option<&Path>) -> std::io::Result<(PathBuf, Vec<SegmentEntry>)>
                 data_len,
                 creator_pid,
                 target: l.target,
+                busy: l.busy.is_some(),
+                lock_holder: l.busy.flatten(),
             }
         })
         .collect();

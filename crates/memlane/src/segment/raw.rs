@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
 
 use super::header::{self, HeaderError, HeaderInfo, Kind, HEADER_REGION, HEADER_SIZE};
 use super::map::Map;
@@ -23,6 +24,56 @@ use crate::sys::{self, Dir, OpenFileError};
 
 /// The largest path a link entry can hold.
 const MAX_LINK_PATH: usize = 4000;
+
+/// How long `open` (and `create` on its own new file) waits for an
+/// exclusive holder of a file to let go before giving up with
+/// [`OpenError::Busy`]. memlane holds that lock only for moments (`gc`
+/// removing a name, a re-creation replacing a stale file), but anyone who
+/// can open a file can hold it for ever, so no wait is unbounded.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes a shared lock on `file`, retrying without blocking (pauses grow
+/// from 0.5 to 20 ms) for at most `bound`: whether it was taken.
+fn lock_shared_within(file: &File, bound: Duration) -> io::Result<bool> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(500);
+    loop {
+        match sys::try_lock_shared(file) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let left = bound.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// How an opener takes the shared holder lock of a file.
+#[derive(Debug, Clone, Copy)]
+enum HolderLock {
+    /// Retry without blocking for at most this long, then fail with
+    /// [`OpenError::Busy`].
+    Within(Duration),
+    /// Try once; an exclusive holder only marks the file busy (`list`,
+    /// which reads the header and maps nothing).
+    Probe,
+}
+
+/// A file opened and validated by [`open_file`].
+struct Opened {
+    file: File,
+    info: HeaderInfo,
+    path: PathBuf,
+    len: u64,
+    /// `Some(holder)` when another process held an exclusive lock on it
+    /// (only with [`HolderLock::Probe`]).
+    busy: Option<Option<u32>>,
+}
 
 /// What to do when something exists at the name being created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +270,19 @@ where
     };
     // Every process that has a segment mapped holds a shared lock on its
     // file: `gc` and re-creation over a stale name take it exclusively.
-    sys::lock_shared(&file).map_err(|e| create_io("locking", &tmp_path, e, total))?;
+    // Only a process of this user that opened the new file by its
+    // temporary name could be holding it: wait for it a bounded time.
+    match lock_shared_within(&file, LOCK_WAIT) {
+        Ok(true) => {}
+        Ok(false) => {
+            let e = io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another process holds an exclusive lock on the new file",
+            );
+            return Err(create_io("locking", &tmp_path, e, total));
+        }
+        Err(e) => return Err(create_io("locking", &tmp_path, e, total)),
+    }
     sys::set_len_reserved(&file, total).map_err(|e| create_io("sizing", &tmp_path, e, total))?;
     let map = Map::shared(&file, 0, total_usize, true)
         .map_err(|e| create_io("mapping", &tmp_path, e, total))?;
@@ -670,8 +733,9 @@ fn header_error(path: &Path, e: HeaderError) -> OpenError {
     }
 }
 
-/// Opens and validates one file in `dir`; `view` is an optional window
-/// (offset, length) of the data region.
+/// Opens and validates one file in `dir`, taking its holder lock as
+/// `lock` says.
+#[allow(clippy::too_many_arguments)]
 fn open_file(
     dir: &Dir,
     dir_path: &Path,
@@ -680,11 +744,21 @@ fn open_file(
     access: Access,
     what: &'static str,
     allow_foreign: bool,
-) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    lock: HolderLock,
+) -> Result<Opened, OpenError> {
     // A file replaced at the name while we waited for its lock: open anew.
     let mut tries = 0;
     loop {
-        match open_file_once(dir, dir_path, entry, name, access, what, allow_foreign) {
+        match open_file_once(
+            dir,
+            dir_path,
+            entry,
+            name,
+            access,
+            what,
+            allow_foreign,
+            lock,
+        ) {
             Err(OpenError::NotFound { .. })
                 if tries < 3 && dir.identity(OsStr::new(entry)).is_some() =>
             {
@@ -704,7 +778,8 @@ fn open_file_once(
     access: Access,
     what: &'static str,
     allow_foreign: bool,
-) -> Result<(File, HeaderInfo, PathBuf, u64), OpenError> {
+    lock: HolderLock,
+) -> Result<Opened, OpenError> {
     let path = dir_path.join(entry);
     let file = dir
         .open_existing(OsStr::new(entry), access == Access::ReadWrite)
@@ -733,9 +808,26 @@ fn open_file_once(
             owner: st.uid,
         });
     }
-    // The holder lock (see `build_in`); then make sure the name still
-    // refers to this file (`gc` may have removed it while we waited).
-    sys::lock_shared(&file).map_err(|e| open_err_io("locking", &path, e))?;
+    // The holder lock (see `build_in`), never waited for without bound;
+    // then make sure the name still refers to this file (`gc` may have
+    // removed it while we waited).
+    let busy = match lock {
+        HolderLock::Within(bound) => {
+            if !lock_shared_within(&file, bound).map_err(|e| open_err_io("locking", &path, e))? {
+                return Err(OpenError::Busy {
+                    holder: sys::lock_holder(&file),
+                    path,
+                    waited: bound,
+                });
+            }
+            None
+        }
+        HolderLock::Probe => match sys::try_lock_shared(&file) {
+            Ok(true) => None,
+            Ok(false) => Some(sys::lock_holder(&file)),
+            Err(e) => return Err(open_err_io("locking", &path, e)),
+        },
+    };
     if dir.identity(OsStr::new(entry)) != Some(st.id) {
         return Err(OpenError::NotFound {
             what,
@@ -747,7 +839,13 @@ fn open_file_once(
     let n = read_up_to(&file, &mut buf, 0)
         .map_err(|e| open_err_io("reading the header of", &path, e))?;
     let info = header::decode(&buf[..n], st.len).map_err(|e| header_error(&path, e))?;
-    Ok((file, info, path, st.len))
+    Ok(Opened {
+        file,
+        info,
+        path,
+        len: st.len,
+        busy,
+    })
 }
 
 fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -790,8 +888,22 @@ fn open_view_in_dir(
     follow_link: bool,
     allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
-    let (file, info, path, file_len) =
-        open_file(dir, dir_path, entry, name, access, what, allow_foreign)?;
+    let Opened {
+        file,
+        info,
+        path,
+        len: file_len,
+        ..
+    } = open_file(
+        dir,
+        dir_path,
+        entry,
+        name,
+        access,
+        what,
+        allow_foreign,
+        HolderLock::Within(LOCK_WAIT),
+    )?;
     if info.kind == Kind::Link {
         if !follow_link {
             return Err(OpenError::Corrupt {
@@ -1051,9 +1163,12 @@ pub(crate) struct Listed {
     pub(crate) result: Result<HeaderInfo, String>,
     pub(crate) file_len: u64,
     pub(crate) target: Option<PathBuf>,
+    /// `Some(holder)` if another process held an exclusive lock on it.
+    pub(crate) busy: Option<Option<u32>>,
 }
 
-/// Lists the memlane entries of a directory.
+/// Lists the memlane entries of a directory. Never waits for a lock: an
+/// entry some process holds exclusively is listed as busy.
 pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
     let dir_path = sys::segment_dir(dir);
     let d = Dir::open(&dir_path)?;
@@ -1074,6 +1189,7 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             result: Err(String::new()),
             file_len: 0,
             target: None,
+            busy: None,
         };
         match open_file(
             &d,
@@ -1083,13 +1199,15 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             Access::ReadOnly,
             "segment",
             true,
+            HolderLock::Probe,
         ) {
-            Ok((file, info, _, len)) => {
-                item.file_len = len;
-                if info.kind == Kind::Link {
-                    item.target = read_link(&file, &path).ok();
+            Ok(opened) => {
+                item.file_len = opened.len;
+                if opened.info.kind == Kind::Link {
+                    item.target = read_link(&opened.file, &path).ok();
                 }
-                item.result = Ok(info);
+                item.result = Ok(opened.info);
+                item.busy = opened.busy;
             }
             Err(e) => item.result = Err(e.to_string()),
         }
@@ -1112,6 +1230,11 @@ pub(crate) struct Collected {
 /// files of creators that died (older than `tmp_age_secs`), and liveness
 /// tokens of channels that no longer exist. Never touches another user's
 /// files, symlinks or anything not made by memlane.
+///
+/// Nothing it opens can block it: every entry, and every link's target,
+/// is opened with `O_NONBLOCK | O_NOFOLLOW` and only regular files are
+/// considered. A name is removed only while it still refers to the file
+/// that was checked (see [`remove_if_same`]).
 pub(crate) fn gc(
     dir: Option<&Path>,
     dry_run: bool,
@@ -1119,6 +1242,7 @@ pub(crate) fn gc(
 ) -> io::Result<(PathBuf, Vec<Collected>)> {
     let dir_path = sys::segment_dir(dir);
     let d = Dir::open(&dir_path)?;
+    let uid = sys::current_uid();
     let mut out = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(&dir_path)? {
@@ -1127,13 +1251,19 @@ pub(crate) fn gc(
         }
     }
     names.sort();
-    let remove = |file: &str, what: &'static str, out: &mut Vec<Collected>| {
-        if dry_run || d.unlink(OsStr::new(file)).is_ok() {
+    let remove = |fname: &str, file: &File, what: &'static str, out: &mut Vec<Collected>| {
+        if dry_run || remove_if_same(&d, fname, file) {
             out.push(Collected {
-                file: file.to_string(),
+                file: fname.to_string(),
                 what,
             });
         }
+    };
+    // A regular file of this user at `fname`, opened without blocking.
+    let ours = |fname: &str| -> Option<(File, sys::FileInfo)> {
+        let file = d.open_existing(OsStr::new(fname), false).ok()?;
+        let st = sys::file_info(&file).ok()?;
+        (st.is_file && st.uid == uid).then_some((file, st))
     };
     let mut live_names = std::collections::HashSet::new();
     for fname in &names {
@@ -1151,38 +1281,41 @@ pub(crate) fn gc(
         if kind == Some(Kind::Link) {
             let held = read_link(&file, &dir_path.join(fname))
                 .ok()
-                .is_some_and(|target| {
-                    std::fs::File::open(&target)
-                        .is_ok_and(|t| sys::try_lock_exclusive(&t).map(|got| !got).unwrap_or(true))
-                });
+                .is_some_and(|target| target_held(&target));
             if held {
                 live_names.insert(name.to_string());
                 continue;
             }
-            remove(fname, "file link whose file nobody holds", &mut out);
+            remove(fname, &file, "file link whose file nobody holds", &mut out);
         } else {
-            remove(fname, "segment no process holds", &mut out);
+            remove(fname, &file, "segment no process holds", &mut out);
         }
     }
     for fname in &names {
         if fname.starts_with(".memlane-tmp.") {
-            let Ok(file) = d.open_token(OsStr::new(fname), false) else {
+            let Some((file, st)) = ours(fname) else {
                 continue;
             };
-            let old = sys::file_info(&file)
-                .is_ok_and(|s| s.age_secs >= tmp_age_secs && s.uid == sys::current_uid());
-            if old && sys::try_lock_exclusive(&file).unwrap_or(false) {
-                remove(fname, "temporary file of a creator that died", &mut out);
+            if st.age_secs >= tmp_age_secs && sys::try_lock_exclusive(&file).unwrap_or(false) {
+                remove(
+                    fname,
+                    &file,
+                    "temporary file of a creator that died",
+                    &mut out,
+                );
             }
         } else if fname.starts_with(".memlane-rm.") {
             // A file moved aside by a removal or a replacement on Windows
             // whose delete failed at the time (see `sys::windows`).
-            if dry_run || std::fs::remove_file(dir_path.join(fname)).is_ok() {
-                out.push(Collected {
-                    file: fname.to_string(),
-                    what: "file moved aside by an earlier removal",
-                });
-            }
+            let Some((file, _)) = ours(fname) else {
+                continue;
+            };
+            remove(
+                fname,
+                &file,
+                "file moved aside by an earlier removal",
+                &mut out,
+            );
         } else if let Some(rest) = fname.strip_prefix(".memlane-ep.") {
             let Some((chan, _slot)) = rest.rsplit_once('.') else {
                 continue;
@@ -1190,14 +1323,145 @@ pub(crate) fn gc(
             if live_names.contains(chan) {
                 continue;
             }
-            let Ok(file) = d.open_token(OsStr::new(fname), false) else {
+            let Some((file, _)) = ours(fname) else {
                 continue;
             };
-            let ours = sys::file_info(&file).is_ok_and(|s| s.uid == sys::current_uid());
-            if ours && sys::try_lock_exclusive(&file).unwrap_or(false) {
-                remove(fname, "liveness token of a removed channel", &mut out);
+            if sys::try_lock_exclusive(&file).unwrap_or(false) {
+                remove(
+                    fname,
+                    &file,
+                    "liveness token of a removed channel",
+                    &mut out,
+                );
             }
         }
     }
     Ok((dir_path, out))
+}
+
+/// Whether a live process holds the file at `target` (a file link's
+/// target). It is opened like every name `gc` looks at: without following
+/// a symlink and without blocking (a FIFO there cannot hang `gc`); only a
+/// regular file can be held.
+fn target_held(target: &Path) -> bool {
+    let (Some(parent), Some(file_name)) = (target.parent(), target.file_name()) else {
+        return false;
+    };
+    let Ok(dir) = Dir::open(parent) else {
+        return false;
+    };
+    let Ok(file) = dir.open_existing(file_name, false) else {
+        return false;
+    };
+    if !sys::file_info(&file).is_ok_and(|st| st.is_file) {
+        return false;
+    }
+    sys::try_lock_exclusive(&file).map_or(true, |got| !got)
+}
+
+/// Removes the name `fname` only if it still refers to `file`, the file
+/// `gc` checked: another process of this user may have removed the name
+/// and created a new, live file there since. The name is first renamed to
+/// a private temporary name (unique, so nobody else creates or opens it),
+/// the file found there is compared with `file` (device and inode), and
+/// only then unlinked. A different file is renamed back; if the name was
+/// taken yet again meanwhile, it stays under the temporary name, which
+/// `gc` removes once no process holds it. Whether `file` was removed.
+fn remove_if_same(d: &Dir, fname: &str, file: &File) -> bool {
+    #[cfg(test)]
+    tests::gc_seam(fname);
+    let Ok(id) = sys::file_info(file).map(|st| st.id) else {
+        return false;
+    };
+    let private = name::temp_name("gc");
+    if d.rename(OsStr::new(fname), OsStr::new(&private), false)
+        .is_err()
+    {
+        return false;
+    }
+    if d.identity(OsStr::new(&private)) == Some(id) {
+        return d.unlink(OsStr::new(&private)).is_ok();
+    }
+    let _ = d.rename(OsStr::new(&private), OsStr::new(fname), false);
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    use crate::{Access, Segment};
+
+    /// What runs at the seam.
+    type Seam = Box<dyn FnMut(&str)>;
+
+    thread_local! {
+        /// Runs in `gc` (on this thread) after an entry was found removable
+        /// and before it is removed.
+        static GC_SEAM: RefCell<Option<Seam>> = RefCell::new(None);
+    }
+
+    pub(super) fn gc_seam(file: &str) {
+        GC_SEAM.with(|s| {
+            if let Some(f) = s.borrow_mut().as_mut() {
+                f(file);
+            }
+        });
+    }
+
+    struct TestDir(PathBuf);
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A segment removed and re-created at its name between `gc`'s check
+    /// of the old file and its removal keeps its name: `gc` removes only
+    /// the file it checked.
+    #[test]
+    fn gc_never_removes_a_file_created_at_the_name_after_its_check() {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = TestDir(base.join(format!("memlane-unit-gc-race-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir(&dir.0).unwrap();
+        drop(
+            Segment::builder("race")
+                .size(64)
+                .dir(&dir.0)
+                .create()
+                .unwrap(),
+        );
+        // Between the check and the removal: `rm` + a new live segment.
+        let fresh: std::rc::Rc<RefCell<Option<Segment>>> = Default::default();
+        let (d, slot) = (dir.0.clone(), fresh.clone());
+        GC_SEAM.with(|s| {
+            *s.borrow_mut() = Some(Box::new(move |file: &str| {
+                if file == "memlane.race" && slot.borrow().is_none() {
+                    std::fs::remove_file(d.join(file)).unwrap();
+                    let mut seg = Segment::builder("race").size(64).dir(&d).create().unwrap();
+                    seg.write(0, b"new").unwrap();
+                    *slot.borrow_mut() = Some(seg);
+                }
+            }))
+        });
+        let removed = super::gc(Some(&dir.0), false, 5).unwrap().1;
+        GC_SEAM.with(|s| *s.borrow_mut() = None);
+        assert!(fresh.borrow().is_some(), "the seam ran");
+        assert!(
+            removed.iter().all(|c| c.file != "memlane.race"),
+            "gc reported removing the new file"
+        );
+        let seg = Segment::open_options("race")
+            .dir(&dir.0)
+            .access(Access::ReadOnly)
+            .open()
+            .expect("the new segment keeps its name");
+        assert_eq!(seg.read_vec(0, 3).unwrap(), b"new");
+    }
 }

@@ -168,15 +168,43 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Takes a shared `flock`, waiting for an exclusive holder to let go.
-pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
+/// Tries to take a shared `flock` without blocking: `Ok(true)` if taken,
+/// `Ok(false)` if another open file description holds an exclusive one.
+/// (Never a blocking lock: anyone who can open a file can hold an
+/// exclusive lock on it for ever.)
+pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
     use rustix::fs::FlockOperation;
-    loop {
-        match rustix::fs::flock(file, FlockOperation::LockShared) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => return other.map_err(Into::into),
-        }
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// The process holding an exclusive `flock` on `file`, from `/proc/locks`
+/// (pids as this process's pid namespace sees them); `None` if unknown.
+/// Informational only: pids are reused.
+pub(crate) fn lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    // The kernel prints "major:minor:inode", major and minor in hex.
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have
+        // "->" after the number and are skipped.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [_, "FLOCK", _, "WRITE", pid, dev_ino, ..] if *dev_ino == id => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 /// Whether the process `pid` is stopped (SIGSTOP, or traced), from

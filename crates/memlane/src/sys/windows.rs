@@ -326,9 +326,24 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Takes a shared lock, waiting for an exclusive holder to let go.
-pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
-    lock(file, 0)
+/// Tries to take a shared lock without blocking: `Ok(true)` if taken,
+/// `Ok(false)` if another handle holds an exclusive one.
+pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
+    match lock(file, LOCKFILE_FAIL_IMMEDIATELY) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
+                || e.raw_os_error() == Some(ERROR_IO_PENDING as i32) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Windows does not tell which process holds a lock: always `None`.
+pub(crate) fn lock_holder(_file: &File) -> Option<u32> {
+    None
 }
 
 /// Windows processes cannot be stopped like SIGSTOP; a debugger break is

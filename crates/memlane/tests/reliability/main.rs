@@ -163,6 +163,47 @@ fn child_entry() {
                 Err(e) => println!("RESULT refused {e}"),
             }
         }
+        "guarded_sleep" => {
+            // A guarded mapping (which installs memlane's SIGBUS handler),
+            // then nothing: a `kill -BUS` must still end this process.
+            let _s = Segment::builder(&name)
+                .size(4096)
+                .dir(&dir)
+                .create()
+                .unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "many_mappings" => {
+            // More mappings than the first table of guards holds, then a
+            // truncation caught in the last one.
+            let count: usize = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let _s = Segment::builder(&name)
+                .size(64 * 1024)
+                .dir(&dir)
+                .create()
+                .unwrap();
+            let views: Vec<Segment> = (0..count)
+                .map(|_| {
+                    Segment::open_options(&name)
+                        .dir(&dir)
+                        .access(memlane::Access::ReadOnly)
+                        .open()
+                        .unwrap()
+                })
+                .collect();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join(format!("memlane.{name}")))
+                .unwrap()
+                .set_len(4096)
+                .unwrap();
+            let mut buf = [0u8; 8];
+            match views[count - 1].read(60_000, &mut buf) {
+                Err(memlane::AccessError::Truncated) => println!("RESULT truncated"),
+                other => println!("RESULT {other:?}"),
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -795,6 +836,45 @@ fn a_peer_truncating_the_file_does_not_kill_us() {
         sub.try_recv(),
         Err(memlane::TryRecvError::Corrupt(_))
     ));
+}
+
+/// memlane's SIGBUS handler takes only the faults the kernel raises for
+/// an access inside one of its mappings: a SIGBUS sent by another process
+/// (`kill -BUS`, si_code SI_USER) keeps its default meaning and ends the
+/// process, as it would without memlane.
+#[cfg(unix)]
+#[test]
+fn a_sigbus_sent_by_another_process_is_not_swallowed() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = TestDir::new("rel-killbus");
+    let mut child = spawn_role(ENTRY, "guarded_sleep", &vars(&d, "killbus", &[]));
+    wait_ready(&mut child);
+    common::signal(child.id(), "-BUS");
+    let out = child.wait(Duration::from_secs(30));
+    assert_eq!(
+        out.status.signal(),
+        Some(7), // SIGBUS
+        "the child should have died of SIGBUS: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every mapping is guarded, however many a process has: a truncation
+/// under its 600th mapping (more than the guard table's first 512 slots)
+/// is still caught.
+#[cfg(unix)]
+#[test]
+fn a_truncation_under_the_600th_mapping_is_caught() {
+    let d = TestDir::new("rel-many-maps");
+    let out = spawn_role(
+        ENTRY,
+        "many_mappings",
+        &vars(&d, "many", &[("MEMLANE_TEST_COUNT", "600".to_string())]),
+    )
+    .wait(Duration::from_secs(60));
+    let stdout = expect_success(&out, "child with 600 mappings");
+    assert!(stdout.contains("RESULT truncated"), "{stdout}");
 }
 
 #[test]

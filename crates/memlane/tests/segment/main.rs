@@ -5,6 +5,8 @@
 mod common;
 
 use std::io::{Seek, SeekFrom, Write};
+#[cfg(unix)]
+use std::time::Duration;
 
 use common::TestDir;
 use memlane::{
@@ -565,4 +567,185 @@ fn gc_collects_files_moved_aside() {
         "{done:?}"
     );
     assert!(!aside.exists());
+}
+
+/// Runs `f` on a thread and waits at most `limit` for it: a hang fails the
+/// test instead of hanging the run.
+#[cfg(unix)]
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("watchdog: {what} did not return within {limit:?}"))
+}
+
+/// Starts a process holding an exclusive `flock` on `path`: `flock -x -F`
+/// (no fork) execs a shell that creates `ready` and then execs `sleep`, so
+/// one process, the child's pid, holds the lock until it is killed. `None`
+/// (with a printed note) where flock(1) is missing or has no `-F`.
+#[cfg(unix)]
+fn hold_exclusive(path: &std::path::Path, ready: &std::path::Path) -> Option<common::KillOnDrop> {
+    use std::process::{Command, Stdio};
+    let child = Command::new("flock")
+        .args(["-x", "-F"])
+        .arg(path)
+        .args(["sh", "-c", "touch \"$0\" && exec sleep 600"])
+        .arg(ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => common::KillOnDrop(Some(c)),
+        Err(e) => {
+            eprintln!("skipped: cannot run flock(1): {e}");
+            return None;
+        }
+    };
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.child().try_wait() {
+            eprintln!("skipped: `flock -x -F` exited with {status}");
+            return None;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Some(child)
+}
+
+/// A process of any user holding an exclusive lock on a memlane name
+/// (which only `gc` and a re-creation take, for moments) hangs neither
+/// `list` (the entry is marked busy) nor `open` (it gives up after a
+/// bounded wait with an error naming the file and the holder).
+#[cfg(unix)]
+#[test]
+fn a_name_locked_exclusively_hangs_neither_list_nor_open() {
+    let d = TestDir::new("seg-locked");
+    drop(create(&d, "x", 64)); // left behind: nobody holds it
+    let _y = create(&d, "y", 64);
+    let path = d.path.join("memlane.x");
+    let Some(holder) = hold_exclusive(&path, &d.path.join("ready")) else {
+        return;
+    };
+    let dir = d.path.clone();
+    let (_, entries) = within(Duration::from_secs(30), "memlane::list", move || {
+        memlane::list(Some(&dir)).unwrap()
+    });
+    let dir = d.path.clone();
+    let r = within(Duration::from_secs(30), "Segment::open", move || {
+        Segment::open_options("x").dir(&dir).open().map(|_| ())
+    });
+    let x = entries.iter().find(|e| e.name == "x").expect("x is listed");
+    assert!(x.busy, "{x:?}");
+    assert_eq!(x.kind, Ok(Kind::Segment), "its header is still read");
+    assert_eq!(x.lock_holder, Some(holder.id()), "the holder is named");
+    let y = entries.iter().find(|e| e.name == "y").expect("y is listed");
+    assert!(!y.busy && y.lock_holder.is_none(), "{y:?}");
+    match r {
+        Err(OpenError::Busy {
+            path: p, holder: h, ..
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(h, Some(holder.id()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The message names the file, the holder and what to do.
+    let dir = d.path.clone();
+    let msg = within(Duration::from_secs(30), "Segment::open", move || {
+        Segment::open_options("x")
+            .dir(&dir)
+            .open()
+            .err()
+            .unwrap()
+            .to_string()
+    });
+    assert!(msg.contains("memlane.x"), "{msg}");
+    assert!(msg.contains(&format!("pid {}", holder.id())), "{msg}");
+    assert!(msg.contains("memlane rm"), "{msg}");
+    // Once the holder is gone the name opens again.
+    drop(holder);
+    open(&d, "x", Access::ReadOnly).unwrap();
+}
+
+/// `gc` opens nothing that could block it: a FIFO at a file link's target,
+/// or at any name it looks at, neither hangs it nor is removed.
+#[cfg(unix)]
+#[test]
+fn fifos_hang_no_gc_and_stay() {
+    let d = TestDir::new("seg-gc-fifo");
+    let backing = d.path.join("backing");
+    drop(
+        Segment::builder("linked")
+            .size(64)
+            .dir(&d.path)
+            .file(&backing, Disposition::CreateNew)
+            .create()
+            .unwrap(),
+    );
+    std::fs::remove_file(&backing).unwrap();
+    let fifos = [
+        "backing",
+        "memlane.fifo",
+        ".memlane-tmp.fifo.1.0.0",
+        ".memlane-ep.gone.p0",
+        ".memlane-rm.1.0.0",
+    ];
+    for f in fifos {
+        let st = std::process::Command::new("mkfifo")
+            .arg(d.path.join(f))
+            .status();
+        if !matches!(st, Ok(s) if s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+    }
+    let dir = d.path.clone();
+    let removed = within(Duration::from_secs(30), "gc", move || {
+        memlane::gc_with(Some(&dir), false, 0).unwrap().1
+    });
+    let files: Vec<&str> = removed.iter().map(|r| r.file.as_str()).collect();
+    // The link whose file is gone (a FIFO is no memlane file) goes.
+    assert_eq!(files, ["memlane.linked"], "{removed:?}");
+    for f in fifos {
+        assert!(
+            d.path.join(f).symlink_metadata().is_ok(),
+            "gc removed the FIFO {f}"
+        );
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// A file moved aside by a removal (`.memlane-rm.*`) that belongs to
+/// another user is left alone, like every other entry of another user.
+#[cfg(unix)]
+#[test]
+fn gc_leaves_other_users_files_moved_aside() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to give a file to another user (uid 65534)");
+        return;
+    }
+    let d = TestDir::new("seg-gc-foreign-rm");
+    let aside = d.path.join(".memlane-rm.1.0.0");
+    std::fs::write(&aside, b"theirs").unwrap();
+    std::os::unix::fs::chown(&aside, Some(65534), Some(65534)).unwrap();
+    let removed = memlane::gc(Some(&d.path), false).unwrap().1;
+    assert!(removed.is_empty(), "{removed:?}");
+    assert!(aside.exists(), "gc removed another user's file");
 }
