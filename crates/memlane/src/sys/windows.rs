@@ -401,8 +401,9 @@ pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<bool> {
 
 /// Opens `file` again, read-write, as a new handle of its own
 /// (`ReOpenFile`), so that its byte-range locks are its own; if that
-/// fails, opens `path` (never following a reparse point) and checks that
-/// it is still the same file.
+/// fails (Wine's fails for a file renamed since it was opened, as every
+/// new segment is), opens `path` (never following a reparse point) and
+/// checks that it is still the same file.
 pub(crate) fn reopen(file: &File, path: &Path) -> io::Result<File> {
     use std::os::windows::io::FromRawHandle;
     // SAFETY: the handle is open for the call's duration (borrowed from
@@ -426,7 +427,11 @@ pub(crate) fn reopen(file: &File, path: &Path) -> io::Result<File> {
         .share_mode(SHARE_ALL)
         .custom_flags(NO_FOLLOW)
         .open(path)?;
-    if file_info(&again)?.id != file_info(file)?.id {
+    let (a, b) = (file_info(&again)?.id, file_info(file)?.id);
+    // Wine reports volume serial 0 for some handles (one opened under a
+    // name the file was renamed from): the file index must match, the
+    // volume where both are known.
+    if a.1 != b.1 || (a.0 != b.0 && a.0 != 0 && b.0 != 0) {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{} is no longer the channel's file", path.display()),
