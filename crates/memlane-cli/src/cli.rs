@@ -45,8 +45,8 @@ pub enum Command {
     /// Remove channels or segments by name.
     Rm(RmArgs),
     /// Remove what no live process holds: segments left by crashed or
-    /// exited processes, temporary files of creators that died, stale
-    /// liveness tokens; with --reap, also reclaim dead endpoints' slots in
+    /// exited processes, temporary files of creators that died, liveness
+    /// token files of older versions; with --reap, also reclaim dead endpoints' slots in
     /// the named channels.
     Gc(GcArgs),
     /// Show the whole system: two processes exchange messages over a pair

@@ -28,14 +28,14 @@ fn listen_leaves_cleanly_on_sigterm_and_sigint() {
         signal(listener.child.id(), sig);
         let out = listener.finish();
         assert_eq!(out.status.code(), Some(code), "{sig}");
-        // It left: no subscriber, and no token file behind.
+        // It left: no subscriber, and no side file behind.
         let info = run(&d, &["info", "sig", "--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
         assert_eq!(v["subscribers"].as_array().unwrap().len(), 0, "{sig}");
         let tokens: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(".memlane-ep."))
+            .filter(|n| n.starts_with(".memlane-"))
             .collect();
         assert!(tokens.is_empty(), "{sig}: {tokens:?}");
     }

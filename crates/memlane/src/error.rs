@@ -366,6 +366,31 @@ pub enum JoinError {
         /// How many joins were tried.
         attempts: u32,
     },
+    /// No slot could be taken, and some free slots are locked by a process
+    /// that has not joined. Endpoints lock one byte of the channel's file
+    /// per slot; anyone who can open the file (even read-only) can hold
+    /// such a lock and keep the slot from being joined.
+    #[error("no {role} slot of {} could be taken: {free_locked} free slot(s) are locked by a process that has not joined (anyone who can open the file, even read-only, can hold these locks); find it with `lslocks` or /proc/locks (the file's inode), stop it, and keep the file's mode closed to users you do not trust", path.display())]
+    SlotsLocked {
+        /// "publisher" or "subscriber".
+        role: &'static str,
+        /// The channel's file.
+        path: PathBuf,
+        /// How many free slots were locked.
+        free_locked: u32,
+    },
+    /// The endpoint's liveness lock could not be taken for another reason
+    /// than a holder: the channel's file could not be opened again (out of
+    /// file descriptors, permissions changed, no `/proc` and the name
+    /// removed) or the file system refused the lock. The OS error is kept
+    /// as text, since this type is `Clone` and `Eq`.
+    #[error("cannot take an endpoint's liveness lock on {}: {reason}; joining without one would let other processes take this endpoint for dead. Check the process's open-file limit and the file's permissions, and that its file system supports open-file-description locks (tmpfs, ext4 and xfs do)", path.display())]
+    Liveness {
+        /// The channel's file.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
 }
 
 /// A violation of the channel format found in shared memory.

@@ -71,6 +71,22 @@ pub(crate) fn temp_name(name: &str) -> String {
     )
 }
 
+/// Prefix of the lock file that holds the endpoints' liveness locks of a
+/// page-file channel on Windows (which has no file of its own to lock):
+/// `.memlane-lk.<name>` in the segment directory.
+pub(crate) const LOCK_FILE_PREFIX: &str = ".memlane-lk.";
+
+/// The lock file name of the page-file channel `name` (Windows).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn lock_file_name(name: &str) -> String {
+    format!("{LOCK_FILE_PREFIX}{name}")
+}
+
+/// Prefix of the liveness token files of memlane before channel layout 4
+/// (`.memlane-ep.<name>.p<slot>`, one per slot beside the name): no longer
+/// made, and removed by `gc` when nobody holds them.
+pub(crate) const OLD_TOKEN_PREFIX: &str = ".memlane-ep.";
+
 /// A suffix unique within this process (a counter) and unlikely to repeat
 /// across processes with the same pid (the clock's nanoseconds).
 pub(crate) fn unique_suffix() -> String {

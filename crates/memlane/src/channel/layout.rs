@@ -51,7 +51,7 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
 /// Magic of the config block ("CHAN").
 pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
 /// Version of the channel layout.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: u64 = 4096;

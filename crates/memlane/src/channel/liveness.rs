@@ -1,28 +1,46 @@
 //! Endpoint liveness without trusting pids.
 //!
-//! Every publisher and subscriber slot has a token file in the directory
-//! of the channel's name: `.memlane-ep.<name>.p<slot>` or `.s<slot>`. An
-//! endpoint takes an exclusive `flock` on its slot's token *before* it
-//! takes the slot, holds it for as long as it is joined, and marks the
-//! slot FREE before letting go. `flock` locks belong to the open file
-//! description (opened `O_CLOEXEC`, so a child never inherits one) and the
-//! kernel drops them when the process dies, even by SIGKILL.
+//! Every publisher and subscriber slot has one lock byte on the channel's
+//! own file, far past its data: [`lock_offset`] is [`LOCK_BASE`] plus
+//! `role * MAX_ENDPOINTS + slot` (publishers role 0, subscribers role 1).
+//! An endpoint opens the file again as an open file description of its
+//! own ([`sys::reopen`]), takes an exclusive lock on its slot's byte
+//! *before* it takes the slot, holds it for as long as it is joined, and
+//! marks the slot FREE before letting go. The locks are
+//! open-file-description locks (`F_OFD_SETLK`) on Linux and `LockFileEx`
+//! byte-range locks on Windows: they belong to that description (or
+//! handle), conflict between two endpoints of one process too, never pass
+//! to a child (`O_CLOEXEC`), and the kernel drops them when the process
+//! dies, even by SIGKILL.
 //!
-//! So whoever holds slot `i`'s token has exclusive rights to slot `i`: a
-//! process that manages to lock the token of a slot that is not FREE knows
+//! So whoever holds slot `i`'s lock has exclusive rights to slot `i`: a
+//! process that manages to lock the byte of a slot that is not FREE knows
 //! its owner is dead, and may reclaim the slot (repairing a publisher's
 //! uncommitted claim first). A stopped (SIGSTOP) endpoint still holds its
-//! token and is never reclaimed.
+//! lock and is never reclaimed.
+//!
+//! The locks live on the file that was opened with its owner checked, so
+//! nothing in the (world-writable) directory can be squatted. Taking a
+//! write lock needs write access to the file; a process with only read
+//! access can test the locks and take *read* locks: it can make a free slot
+//! unjoinable and a dead endpoint look alive (a denial of service that
+//! joins report as [`JoinError::SlotsLocked`]), but it can never make a live
+//! endpoint look dead nor take a slot (see `docs/RELIABILITY.md`).
+//!
+//! On Windows a page-file segment has no file: its locks live on a lock
+//! file `.memlane-lk.<name>` in the segment directory (a per-user
+//! directory there), which `gc` removes once no mapping of that name
+//! exists and nobody holds a lock on it.
 
-use std::ffi::OsStr;
 use std::fs::File;
-use std::path::Path;
+use std::io;
 
-use super::layout::SLOT_FREE;
+use super::layout::{MAX_ENDPOINTS, SLOT_FREE};
 use super::ring::{self, RingMem};
 use super::shm::ShmRing;
+use crate::error::JoinError;
 use crate::sync::Ordering;
-use crate::sys::{self, Dir};
+use crate::sys;
 
 /// Which kind of endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,66 +49,154 @@ pub(crate) enum Role {
     Subscriber,
 }
 
-/// The token file name of `role`'s slot `slot` of channel `name`.
-pub(crate) fn token_name(name: &str, role: Role, slot: u32) -> String {
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+        }
+    }
+}
+
+/// Offset of the first lock byte: 2^62, far beyond any channel's data
+/// (locks past the end of a file are allowed, and on Windows, where
+/// byte-range locks are mandatory for `ReadFile`/`WriteFile`, nothing ever
+/// reads there). The holders' lock of Windows sits at `u64::MAX - 1`.
+pub(crate) const LOCK_BASE: u64 = 1 << 62;
+
+/// The lock byte of `role`'s slot `slot`.
+pub(crate) fn lock_offset(role: Role, slot: u32) -> u64 {
     let r = match role {
-        Role::Publisher => 'p',
-        Role::Subscriber => 's',
+        Role::Publisher => 0,
+        Role::Subscriber => 1,
     };
-    format!(".memlane-ep.{name}.{r}{slot}")
+    LOCK_BASE + r * u64::from(MAX_ENDPOINTS) + u64::from(slot)
 }
 
-/// Token files of one channel.
-pub(crate) struct Tokens {
-    dir: Option<Dir>,
-    name: String,
+/// The range of every slot's lock byte: (first byte, length).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn lock_range() -> (u64, u64) {
+    (LOCK_BASE, 2 * u64::from(MAX_ENDPOINTS))
 }
 
-impl Tokens {
-    /// Tokens in `dir` for channel `name` (without a usable directory,
-    /// liveness is unknown and nothing is ever reclaimed).
-    pub(crate) fn new(dir: &Path, name: &str) -> Tokens {
-        Tokens {
-            dir: Dir::open(dir).ok(),
-            name: name.to_string(),
+/// An open file description (Windows: a handle) of the file a channel's
+/// locks live on, of its own: the locks taken through it are its own.
+pub(crate) struct LockFile {
+    file: File,
+    /// For a Windows page-file channel's lock file: its directory and name,
+    /// to check after locking that it is still the file at the name.
+    #[cfg(windows)]
+    side: Option<(sys::Dir, String)>,
+}
+
+impl LockFile {
+    /// Opens a description of its own of `ring`'s lock file.
+    fn open(ring: &ShmRing) -> io::Result<LockFile> {
+        let seg = ring.segment();
+        if let Some(file) = seg.file() {
+            return Ok(LockFile {
+                file: sys::reopen(file, seg.path())?,
+                #[cfg(windows)]
+                side: None,
+            });
         }
+        #[cfg(windows)]
+        {
+            let dir = sys::Dir::open(seg.name_dir())?;
+            let name = crate::name::lock_file_name(seg.name());
+            let file = dir.open_token(std::ffi::OsStr::new(&name), true)?;
+            Ok(LockFile {
+                file,
+                side: Some((dir, name)),
+            })
+        }
+        #[cfg(not(windows))]
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the channel has no file to hold its endpoints' locks",
+        ))
     }
 
-    /// Whether tokens can be used (the directory of the name is open).
-    pub(crate) fn available(&self) -> bool {
-        self.dir.is_some()
-    }
-
-    /// Locks slot `slot`'s token: `Some(file)` (the lock lives as long as
-    /// the file) if no live process holds it.
-    ///
-    /// The lock counts only if the file is still the one at the name
-    /// (tokens are unlinked when released), so each try checks the identity
-    /// of the locked file against the name.
-    pub(crate) fn try_lock(&self, role: Role, slot: u32) -> Option<File> {
-        let dir = self.dir.as_ref()?;
-        let name = token_name(&self.name, role, slot);
-        for _ in 0..4 {
-            let file = dir.open_token(OsStr::new(&name), true).ok()?;
-            if !sys::try_lock_exclusive(&file).ok()? {
-                return None;
+    /// Tries to lock `role`'s slot `slot`: `Ok(true)` if taken, `Ok(false)`
+    /// if another description holds a lock on it.
+    fn try_lock(&self, role: Role, slot: u32) -> io::Result<bool> {
+        let off = lock_offset(role, slot);
+        if !sys::try_lock_byte(&self.file, off)? {
+            return Ok(false);
+        }
+        #[cfg(windows)]
+        if let Some((dir, name)) = &self.side {
+            // `gc` removed the lock file meanwhile (it does so only while it
+            // holds every slot's lock): this lock counts for nothing.
+            let id = sys::file_info(&self.file)?.id;
+            if dir.identity(std::ffi::OsStr::new(name)) != Some(id) {
+                let _ = sys::unlock_byte(&self.file, off);
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the lock file was replaced",
+                ));
             }
-            let id = sys::file_info(&file).ok()?.id;
-            if dir.identity(OsStr::new(&name)) == Some(id) {
-                return Some(file);
-            }
-            // Released and unlinked meanwhile: try the new file.
         }
-        None
+        Ok(true)
     }
 
-    /// Releases a token held by the caller: removes the file (while still
-    /// locked), then unlocks it by closing it.
-    pub(crate) fn release(&self, role: Role, slot: u32, token: File) {
-        if let Some(dir) = self.dir.as_ref() {
-            let _ = dir.unlink(OsStr::new(&token_name(&self.name, role, slot)));
+    /// Releases this description's lock on `role`'s slot `slot`.
+    fn unlock(&self, role: Role, slot: u32) {
+        let _ = sys::unlock_byte(&self.file, lock_offset(role, slot));
+    }
+}
+
+/// An endpoint's liveness lock: held for as long as this value lives (it
+/// is released on drop, and by the kernel if the process dies).
+pub(crate) struct SlotLock {
+    file: LockFile,
+    role: Role,
+    slot: u32,
+}
+
+impl Drop for SlotLock {
+    fn drop(&mut self) {
+        // Closing the description releases the lock too; unlocking first
+        // makes it immediate on Windows as well.
+        self.file.unlock(self.role, self.slot);
+    }
+}
+
+/// Locks `role`'s slot `slot` through a new description: `Some(lock)` if
+/// no live process holds it. Failures count as held (nothing is reclaimed
+/// on a doubt).
+fn try_lock_slot(ring: &ShmRing, role: Role, slot: u32) -> Option<SlotLock> {
+    let file = LockFile::open(ring).ok()?;
+    match file.try_lock(role, slot) {
+        Ok(true) => Some(SlotLock { file, role, slot }),
+        _ => None,
+    }
+}
+
+/// Whether some process holds a lock on `role`'s slot `slot`, tested
+/// without taking it where the OS allows (Linux `F_OFD_GETLK`, through the
+/// channel's own descriptor, which never holds slot locks). An error
+/// counts as held.
+fn slot_held(ring: &ShmRing, role: Role, slot: u32) -> bool {
+    let seg = ring.segment();
+    match seg.file() {
+        Some(file) => sys::byte_locked(file, lock_offset(role, slot)).unwrap_or(true),
+        None => {
+            #[cfg(windows)]
+            {
+                let Ok(dir) = sys::Dir::open(seg.name_dir()) else {
+                    return true;
+                };
+                let name = crate::name::lock_file_name(seg.name());
+                match dir.open_token(std::ffi::OsStr::new(&name), false) {
+                    Ok(f) => sys::byte_locked(&f, lock_offset(role, slot)).unwrap_or(true),
+                    // No lock file: nobody ever locked a slot.
+                    Err(e) => e.kind() != io::ErrorKind::NotFound,
+                }
+            }
+            #[cfg(not(windows))]
+            true
         }
-        drop(token);
     }
 }
 
@@ -118,10 +224,12 @@ impl std::fmt::Display for Liveness {
 
 /// The liveness of `role`'s slot `slot` whose recorded pid is `pid`.
 pub(crate) fn probe(ring: &ShmRing, role: Role, slot: u32, pid: u32) -> Liveness {
-    match ring.tokens().try_lock(role, slot) {
-        Some(_released_on_drop) => Liveness::Dead,
-        None if sys::process_stopped(pid) => Liveness::Stalled,
-        None => Liveness::Alive,
+    if !slot_held(ring, role, slot) {
+        Liveness::Dead
+    } else if sys::process_stopped(pid) {
+        Liveness::Stalled
+    } else {
+        Liveness::Alive
     }
 }
 
@@ -137,7 +245,10 @@ pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
         if ring.pub_slot(i).state.load(Ordering::Acquire) == SLOT_FREE {
             continue;
         }
-        if let Some(token) = ring.tokens().try_lock(Role::Publisher, i) {
+        if slot_held(ring, Role::Publisher, i) {
+            continue;
+        }
+        if let Some(_lock) = try_lock_slot(ring, Role::Publisher, i) {
             // Re-check under the lock: the slot may have been freed by its
             // owner just before we locked.
             if ring.pub_slot(i).state.load(Ordering::Acquire) != SLOT_FREE
@@ -145,25 +256,26 @@ pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
             {
                 reaped.0 += 1;
             }
-            ring.tokens().release(Role::Publisher, i, token);
         }
     }
     for i in 0..g.max_subscribers {
         if ring.sub_slot(i).state.load(Ordering::Acquire) == SLOT_FREE {
             continue;
         }
-        if let Some(token) = ring.tokens().try_lock(Role::Subscriber, i) {
+        if slot_held(ring, Role::Subscriber, i) {
+            continue;
+        }
+        if let Some(_lock) = try_lock_slot(ring, Role::Subscriber, i) {
             if ring.sub_slot(i).state.load(Ordering::Acquire) != SLOT_FREE {
                 ring::free_dead_subscriber(ring, i);
                 reaped.1 += 1;
             }
-            ring.tokens().release(Role::Subscriber, i, token);
         }
     }
     reaped
 }
 
-/// Repairs and frees dead publisher slot `slot` (its token held by the
+/// Repairs and frees dead publisher slot `slot` (its lock held by the
 /// caller); `pin` as for [`reap`]. Returns false, leaving the slot as it
 /// is, if its open claim still needs a repair the caller could not make.
 pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32, pin: Option<u64>) -> bool {
@@ -196,42 +308,101 @@ pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32, pin: Option<u64>) -> 
 /// How often a blocked endpoint looks for dead peers.
 pub(crate) const REAP_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Joins `role` on the first slot whose token can be locked (reclaiming
-/// it first if its owner died). Without a usable token directory, joins
-/// without a token (liveness then unknown).
+/// The state word of `role`'s slot `slot`.
+fn slot_state(ring: &ShmRing, role: Role, slot: u32) -> u32 {
+    match role {
+        Role::Publisher => ring.pub_slot(slot).state.load(Ordering::Acquire),
+        Role::Subscriber => ring.sub_slot(slot).state.load(Ordering::Acquire),
+    }
+}
+
+/// How many passes a join makes over the slots while some FREE slot's
+/// lock is held (a joiner between its lock and its slot, or a leaver
+/// between freeing its slot and unlocking, lets go within microseconds).
+const JOIN_PASSES: u32 = 5;
+
+/// Joins `role` on the first slot whose lock can be taken (reclaiming it
+/// first if its owner died), through a description of its own, which the
+/// returned [`SlotLock`] keeps.
+///
+/// # Errors
+///
+/// `full()` when every slot is taken; [`JoinError::SlotsLocked`] when no
+/// slot could be taken but some FREE slot's lock is held by a process that
+/// has not joined; [`JoinError::Liveness`] when the lock file cannot be
+/// opened again or locked for another reason than a holder.
 pub(crate) fn join<T>(
     ring: &ShmRing,
     role: Role,
     slots: u32,
     take: impl Fn(u32) -> Option<T>,
-) -> Option<(T, Option<File>)> {
-    if !ring.tokens().available() {
-        return (0..slots).find_map(|i| take(i).map(|st| (st, None)));
-    }
-    for i in 0..slots {
-        let Some(token) = ring.tokens().try_lock(role, i) else {
-            continue;
-        };
-        let state = match role {
-            Role::Publisher => ring.pub_slot(i).state.load(Ordering::Acquire),
-            Role::Subscriber => ring.sub_slot(i).state.load(Ordering::Acquire),
-        };
-        if state != SLOT_FREE {
-            match role {
-                Role::Publisher => {
-                    // Not freed while a subscriber still needs its open
-                    // claim repaired: `take` then fails on this slot.
-                    reclaim_publisher(ring, i, None);
+    full: impl FnOnce() -> JoinError,
+) -> Result<(T, SlotLock), JoinError> {
+    let path = || ring.segment().path().to_path_buf();
+    let liveness_err = |e: io::Error| JoinError::Liveness {
+        path: path(),
+        reason: e.to_string(),
+    };
+    let mut replaced = 0;
+    let mut pass = 0;
+    loop {
+        let file = LockFile::open(ring).map_err(liveness_err)?;
+        let mut locked_free = 0;
+        let mut retry_open = false;
+        for i in 0..slots {
+            match file.try_lock(role, i) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if slot_state(ring, role, i) == SLOT_FREE {
+                        locked_free += 1;
+                    }
+                    continue;
                 }
-                Role::Subscriber => ring::free_dead_subscriber(ring, i),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && replaced < 4 => {
+                    replaced += 1;
+                    retry_open = true;
+                    break;
+                }
+                Err(e) => return Err(liveness_err(e)),
             }
+            if slot_state(ring, role, i) != SLOT_FREE {
+                match role {
+                    Role::Publisher => {
+                        // Not freed while a subscriber still needs its
+                        // open claim repaired: `take` then fails on it.
+                        reclaim_publisher(ring, i, None);
+                    }
+                    Role::Subscriber => ring::free_dead_subscriber(ring, i),
+                }
+            }
+            if let Some(st) = take(i) {
+                return Ok((
+                    st,
+                    SlotLock {
+                        file,
+                        role,
+                        slot: i,
+                    },
+                ));
+            }
+            file.unlock(role, i);
         }
-        if let Some(st) = take(i) {
-            return Some((st, Some(token)));
+        if retry_open {
+            continue;
         }
-        ring.tokens().release(role, i, token);
+        if locked_free == 0 {
+            return Err(full());
+        }
+        pass += 1;
+        if pass >= JOIN_PASSES {
+            return Err(JoinError::SlotsLocked {
+                role: role.as_str(),
+                path: path(),
+                free_locked: locked_free,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    None
 }
 
 /// Rate-limits reaping for one endpoint.

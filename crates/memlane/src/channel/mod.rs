@@ -9,7 +9,7 @@
 //! The protocol is described in `ring.rs` and `docs/ARCHITECTURE.md`.
 
 pub(crate) mod layout;
-mod liveness;
+pub(crate) mod liveness;
 mod publisher;
 pub(crate) mod region;
 pub(crate) mod ring;
@@ -141,7 +141,8 @@ impl ChannelBuilder {
     /// (`Local\memlane.NAME`) that lives only while some process has it
     /// open, instead of a file in the segment directory; see
     /// [`SegmentBuilder::page_file`](crate::SegmentBuilder::page_file).
-    /// The endpoints' liveness tokens stay in the segment directory. On
+    /// The endpoints' liveness locks then live on a lock file
+    /// `.memlane-lk.NAME` in the segment directory. On
     /// Linux this changes nothing.
     pub fn page_file(mut self, page_file: bool) -> Self {
         self.page_file = page_file;
@@ -375,7 +376,10 @@ impl Channel {
     ///
     /// # Errors
     ///
-    /// [`JoinError::TooManyPublishers`] when every slot is taken.
+    /// [`JoinError::TooManyPublishers`] when every slot is taken;
+    /// [`JoinError::SlotsLocked`] when free slots are locked by a process
+    /// that has not joined; [`JoinError::Liveness`] when this endpoint's
+    /// liveness lock cannot be taken (it never joins without one).
     pub fn publisher(&self) -> Result<Publisher, JoinError> {
         Publisher::join(self.ring.clone())
     }
@@ -384,7 +388,8 @@ impl Channel {
     ///
     /// # Errors
     ///
-    /// [`JoinError::TooManySubscribers`] when every slot is taken.
+    /// [`JoinError::TooManySubscribers`] when every slot is taken; the
+    /// other errors as for [`Channel::publisher`].
     pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
         Subscriber::join(self.ring.clone())
     }
@@ -576,7 +581,8 @@ pub struct PublisherInfo {
     /// Slot index.
     pub slot: u32,
     /// Alive, stalled (its process is stopped) or dead (reclaimable with
-    /// [`Channel::reap`]); known from its liveness token, not its pid.
+    /// [`Channel::reap`]); known from the liveness lock it holds on the
+    /// channel's file, not from its pid.
     pub state: Liveness,
     /// Process id (as recorded; pids can be reused).
     pub pid: u32,
@@ -593,7 +599,8 @@ pub struct SubscriberInfo {
     /// Slot index.
     pub slot: u32,
     /// Alive, stalled (its process is stopped) or dead (reclaimable with
-    /// [`Channel::reap`]); known from its liveness token, not its pid.
+    /// [`Channel::reap`]); known from the liveness lock it holds on the
+    /// channel's file, not from its pid.
     pub state: Liveness,
     /// Process id (as recorded; pids can be reused).
     pub pid: u32,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
-use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
+use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
 use crate::error::{Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
@@ -36,9 +36,9 @@ pub struct Publisher {
     ring: Arc<ShmRing>,
     st: PubState,
     reap: ReapTimer,
-    /// The liveness token, held (locked) for as long as this publisher is
-    /// joined; dropped after `Drop::drop` frees the slot.
-    _token: Option<std::fs::File>,
+    /// The liveness lock, held for as long as this publisher is joined;
+    /// dropped (released) after `Drop::drop` frees the slot.
+    _lock: SlotLock,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -53,17 +53,20 @@ impl Publisher {
     pub(super) fn join(ring: Arc<ShmRing>) -> Result<Publisher, JoinError> {
         let pid = crate::sys::current_pid();
         let g = *ring.geometry();
-        let (st, token) = liveness::join(&ring, Role::Publisher, g.max_publishers, |i| {
-            ring::take_publisher_slot(&*ring, i, pid)
-        })
-        .ok_or(JoinError::TooManyPublishers {
-            max: g.max_publishers,
-        })?;
+        let (st, lock) = liveness::join(
+            &ring,
+            Role::Publisher,
+            g.max_publishers,
+            |i| ring::take_publisher_slot(&*ring, i, pid),
+            || JoinError::TooManyPublishers {
+                max: g.max_publishers,
+            },
+        )?;
         Ok(Publisher {
             ring,
             st,
             reap: ReapTimer::new(),
-            _token: token,
+            _lock: lock,
         })
     }
 
@@ -233,12 +236,9 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
+        // The slot is FREE before `_lock` is released (fields drop after
+        // this body).
         ring::leave_publisher(&*self.ring, &self.st);
-        if let Some(token) = self._token.take() {
-            self.ring
-                .tokens()
-                .release(Role::Publisher, self.st.slot, token);
-        }
     }
 }
 

@@ -715,7 +715,7 @@ pub(crate) enum Repair {
 
 /// Completes, as discarded, the claim a dead publisher left uncommitted,
 /// so that subscribers are not blocked by it for good. The caller holds
-/// the dead publisher's liveness token (so no live process owns slot
+/// the dead publisher's liveness lock (so no live process owns slot
 /// `slot`) and frees the slot afterwards unless this returns
 /// [`Repair::Pending`].
 ///
@@ -825,7 +825,7 @@ pub(crate) fn repair_dead_publisher<M: RingMem>(
     Repair::Repaired
 }
 
-/// Frees a dead publisher's slot (its token held by the caller).
+/// Frees a dead publisher's slot (its liveness lock held by the caller).
 pub(crate) fn free_dead_publisher<M: RingMem>(m: &M, slot: u32) {
     let s = m.pub_slot(slot);
     let j = m.join();
@@ -839,7 +839,7 @@ pub(crate) fn free_dead_publisher<M: RingMem>(m: &M, slot: u32) {
     s.state.store(SLOT_FREE, Ordering::Release);
 }
 
-/// Frees a dead subscriber's slot (its token held by the caller), so it
+/// Frees a dead subscriber's slot (its liveness lock held by the caller), so it
 /// no longer holds publishers back.
 pub(crate) fn free_dead_subscriber<M: RingMem>(m: &M, slot: u32) {
     m.sub_slot(slot).state.store(SLOT_FREE, Ordering::Release);

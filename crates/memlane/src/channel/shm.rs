@@ -4,7 +4,6 @@
 use std::sync::atomic::AtomicU64;
 
 use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
-use super::liveness::Tokens;
 use super::region::Region;
 use super::ring::RingMem;
 use crate::segment::raw::RawSegment;
@@ -15,7 +14,6 @@ use crate::sync::OsFutex;
 pub(crate) struct ShmRing {
     seg: RawSegment,
     region: Region,
-    tokens: Tokens,
 }
 
 // SAFETY: the mapping is process-wide memory that stays mapped as long as
@@ -39,12 +37,7 @@ impl ShmRing {
         // kept beside the region), and the ring protocol accesses it only
         // through atomics and raw copies.
         let region = unsafe { Region::new(seg.data_ptr(), geo) };
-        let tokens = Tokens::new(seg.name_dir(), seg.name());
-        ShmRing {
-            seg,
-            region,
-            tokens,
-        }
+        ShmRing { seg, region }
     }
 
     /// `Corrupt` if another process truncated the channel's file (caught
@@ -58,11 +51,6 @@ impl ShmRing {
             )));
         }
         Ok(())
-    }
-
-    /// The endpoints' liveness tokens.
-    pub(crate) fn tokens(&self) -> &Tokens {
-        &self.tokens
     }
 
     /// The segment.

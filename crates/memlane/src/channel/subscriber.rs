@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
-use super::liveness::{self, ReapTimer, Role, REAP_EVERY};
+use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
 use super::ring::{self, Glance, Record, RingMem, SubState};
 use super::shm::ShmRing;
 use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
@@ -37,9 +37,9 @@ pub struct Subscriber {
     st: SubState,
     spin: u32,
     reap: ReapTimer,
-    /// The liveness token, held (locked) for as long as this subscriber is
-    /// joined; dropped after `Drop::drop` frees the slot.
-    _token: Option<std::fs::File>,
+    /// The liveness lock, held for as long as this subscriber is joined;
+    /// dropped (released) after `Drop::drop` frees the slot.
+    _lock: SlotLock,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -55,17 +55,20 @@ impl Subscriber {
     pub(super) fn join(ring: Arc<ShmRing>) -> Result<Subscriber, JoinError> {
         let pid = crate::sys::current_pid();
         let g = *ring.geometry();
-        let (st, token) = liveness::join(&ring, Role::Subscriber, g.max_subscribers, |i| {
-            ring::take_subscriber_slot(&*ring, i, pid)
-        })
-        .ok_or_else(|| ring::join_failure(&g))?;
+        let (st, lock) = liveness::join(
+            &ring,
+            Role::Subscriber,
+            g.max_subscribers,
+            |i| ring::take_subscriber_slot(&*ring, i, pid),
+            || ring::join_failure(&g),
+        )?;
         let st = st?;
         Ok(Subscriber {
             ring,
             st,
             spin: DEFAULT_SPIN,
             reap: ReapTimer::new(),
-            _token: token,
+            _lock: lock,
         })
     }
 
@@ -260,12 +263,9 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        // The slot is FREE before `_lock` is released (fields drop after
+        // this body).
         ring::leave_subscriber(&*self.ring, &self.st);
-        if let Some(token) = self._token.take() {
-            self.ring
-                .tokens()
-                .release(Role::Subscriber, self.st.slot, token);
-        }
     }
 }
 

@@ -530,8 +530,9 @@ pub struct Collected {
 /// or `/dev/shm`): segments, events and channels of this user that no
 /// process has open (a crash leaves them behind), file links whose file
 /// is gone or unheld (the backing files themselves are never removed),
-/// temporary files of creators that died mid-creation, and liveness tokens
-/// of removed channels. A segment some live process holds is never
+/// temporary files of creators that died mid-creation, unheld liveness
+/// token files of memlane versions before channel layout 4, and on Windows
+/// the lock files of page-file channels that no longer exist. A segment some live process holds is never
 /// removed: every process with a segment open holds a shared `flock` on
 /// its file, and `gc` removes a name only while holding the exclusive one.
 /// With `dry_run`, reports without removing.

@@ -124,7 +124,7 @@ pub(crate) struct RawSegment {
     /// mapping on Windows, which its views alone keep alive).
     _file: Option<File>,
     name: String,
-    /// The directory the name lives in (and the endpoints' liveness tokens).
+    /// The directory the name lives in.
     name_dir: PathBuf,
     path: PathBuf,
     info: HeaderInfo,
@@ -147,8 +147,14 @@ impl RawSegment {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+    #[cfg_attr(not(windows), allow(dead_code))]
     pub(crate) fn name_dir(&self) -> &Path {
         &self.name_dir
+    }
+    /// The open file (`None` for a page-file mapping on Windows): a
+    /// channel's endpoints lock bytes of it (see `channel/liveness.rs`).
+    pub(crate) fn file(&self) -> Option<&File> {
+        self._file.as_ref()
     }
     pub(crate) fn info(&self) -> &HeaderInfo {
         &self.info
@@ -1217,6 +1223,28 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
     Ok((dir_path, out))
 }
 
+/// `gc` of the lock file `fname` of page-file channel `chan` (Windows):
+/// removed if no mapping of that name exists and no endpoint holds a lock
+/// on it. The locks are held while it is removed; an endpoint that opened
+/// it just before checks, once it has its lock, that the file is still at
+/// the name (`channel/liveness.rs`).
+#[cfg(windows)]
+fn gc_lock_file(d: &Dir, fname: &str, chan: &str, remove: &mut dyn FnMut(&File, &'static str)) {
+    if name::validate_name(chan).is_err() || sys::named_mapping_exists(&sys::mapping_name(chan)) {
+        return;
+    }
+    let Ok(file) = d.open_token(OsStr::new(fname), false) else {
+        return;
+    };
+    let (start, len) = crate::channel::liveness::lock_range();
+    if sys::try_lock_range(&file, start, len).unwrap_or(false) {
+        remove(
+            &file,
+            "lock file of a page-file channel that no longer exists",
+        );
+    }
+}
+
 /// Why `gc` removed an entry.
 #[derive(Debug, Clone)]
 pub(crate) struct Collected {
@@ -1227,9 +1255,10 @@ pub(crate) struct Collected {
 /// Removes what no live process holds: segments of this user whose files
 /// nobody has mapped (checked with an exclusive `flock`, held while the
 /// name is removed), file links whose file is gone or unheld, temporary
-/// files of creators that died (older than `tmp_age_secs`), and liveness
-/// tokens of channels that no longer exist. Never touches another user's
-/// files, symlinks or anything not made by memlane.
+/// files of creators that died (older than `tmp_age_secs`), unheld
+/// liveness tokens of older memlane versions, and (Windows) the lock files
+/// of page-file channels that no longer exist. Never touches another
+/// user's files, symlinks or anything not made by memlane.
 ///
 /// Nothing it opens can block it: every entry, and every link's target,
 /// is opened with `O_NONBLOCK | O_NOFOLLOW` and only regular files are
@@ -1316,24 +1345,23 @@ pub(crate) fn gc(
                 "file moved aside by an earlier removal",
                 &mut out,
             );
-        } else if let Some(rest) = fname.strip_prefix(".memlane-ep.") {
-            let Some((chan, _slot)) = rest.rsplit_once('.') else {
-                continue;
-            };
-            if live_names.contains(chan) {
-                continue;
-            }
+        } else if fname.starts_with(name::OLD_TOKEN_PREFIX) {
+            // Liveness tokens of memlane before channel layout 4 (which
+            // locked one file per slot): a process of that version still
+            // holds its token locked; an unheld one is debris.
             let Some((file, _)) = ours(fname) else {
                 continue;
             };
             if sys::try_lock_exclusive(&file).unwrap_or(false) {
-                remove(
-                    fname,
-                    &file,
-                    "liveness token of a removed channel",
-                    &mut out,
-                );
+                remove(fname, &file, "liveness token of an older memlane", &mut out);
             }
+        } else if let Some(chan) = fname.strip_prefix(name::LOCK_FILE_PREFIX) {
+            #[cfg(windows)]
+            gc_lock_file(&d, fname, chan, &mut |file, what| {
+                remove(fname, file, what, &mut out)
+            });
+            #[cfg(not(windows))]
+            let _ = chan;
         }
     }
     Ok((dir_path, out))

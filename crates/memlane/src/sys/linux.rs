@@ -80,17 +80,6 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Opens `name`, creating it (mode 0600) if missing, without following
-    /// a symlink: a liveness token file.
-    pub(crate) fn open_token(&self, name: &OsStr, create: bool) -> io::Result<File> {
-        let mut flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        if create {
-            flags |= OFlags::CREATE;
-        }
-        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))?;
-        Ok(File::from(fd))
-    }
-
     /// The identity (device, inode) of `name` in this directory, without
     /// following a symlink; `None` if there is nothing at the name.
     pub(crate) fn identity(&self, name: &OsStr) -> Option<(u64, u64)> {
@@ -205,6 +194,111 @@ pub(crate) fn lock_holder(file: &File) -> Option<u32> {
             _ => None,
         }
     })
+}
+
+/// An open-file-description lock request on the one byte at `offset`.
+fn ofd_flock(kind: libc::c_int, offset: u64) -> io::Result<libc::flock> {
+    let start = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock offset out of range"))?;
+    // SAFETY: `flock` is plain integers; all-zero is a valid value (and
+    // `l_pid` must be 0 for OFD requests).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = 1;
+    Ok(fl)
+}
+
+/// `fcntl(fd, cmd, &mut fl)`, retried on `EINTR`.
+fn ofd_fcntl(file: &File, cmd: libc::c_int, fl: &mut libc::flock) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the descriptor is open for the call's duration (borrowed
+        // from `file`); `fl` is a valid, writable `struct flock`, which is
+        // what F_OFD_SETLK and F_OFD_GETLK read and (GETLK) write.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, fl as *mut libc::flock) };
+        if r != -1 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Tries to take an exclusive open-file-description lock
+/// (`F_OFD_SETLK`, `F_WRLCK`) on the one byte at `offset` of `file`,
+/// without blocking: `Ok(true)` if taken, `Ok(false)` if another open file
+/// description holds a lock on it.
+///
+/// Unlike classic POSIX record locks, OFD locks belong to the open file
+/// description: they conflict between two descriptions even in one
+/// process, closing some other descriptor of the file does not drop them,
+/// and the kernel releases them when the description's last descriptor
+/// closes, also when the process dies (even by SIGKILL). They are
+/// independent of `flock` locks. `file` must be open for writing; the byte
+/// may lie past the end of the file.
+#[doc(alias = "F_OFD_SETLK")]
+pub(crate) fn try_lock_byte(file: &File, offset: u64) -> io::Result<bool> {
+    let mut fl = ofd_flock(libc::F_WRLCK, offset)?;
+    match ofd_fcntl(file, libc::F_OFD_SETLK, &mut fl) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases this description's lock on the byte at `offset`.
+pub(crate) fn unlock_byte(file: &File, offset: u64) -> io::Result<()> {
+    let mut fl = ofd_flock(libc::F_UNLCK, offset)?;
+    ofd_fcntl(file, libc::F_OFD_SETLK, &mut fl)
+}
+
+/// Whether an open file description other than `file`'s holds a lock (of
+/// either kind) on the byte at `offset` (`F_OFD_GETLK`). Takes no lock,
+/// and works on a descriptor opened read-only.
+#[doc(alias = "F_OFD_GETLK")]
+pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<bool> {
+    let mut fl = ofd_flock(libc::F_WRLCK, offset)?;
+    ofd_fcntl(file, libc::F_OFD_GETLK, &mut fl)?;
+    Ok(i32::from(fl.l_type) != libc::F_UNLCK)
+}
+
+/// Opens `file` again, read-write, as a new open file description of the
+/// same file (so that its OFD locks are its own): through
+/// `/proc/self/fd/N`, which works even when the name was removed; without
+/// `/proc`, by `path` (never following a symlink), checking that it is
+/// still the same file.
+pub(crate) fn reopen(file: &File, path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match rustix::fs::open(
+        proc_path.as_str(),
+        OFlags::RDWR | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => return Ok(File::from(fd)),
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    let again = File::from(fd);
+    if file_info(&again)?.id != file_info(file)?.id {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} is no longer the channel's file and /proc is not mounted to reach it otherwise",
+                path.display()
+            ),
+        ));
+    }
+    Ok(again)
 }
 
 /// Whether the process `pid` is stopped (SIGSTOP, or traced), from

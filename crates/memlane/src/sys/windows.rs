@@ -24,13 +24,13 @@ use super::{FileInfo, OpenFileError};
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION,
-    FILETIME, HANDLE, INVALID_HANDLE_VALUE,
+    FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    GetFileInformationByHandle, LockFileEx, MoveFileExW, BY_HANDLE_FILE_INFORMATION,
-    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
-    FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    GetFileInformationByHandle, LockFileEx, MoveFileExW, ReOpenFile, UnlockFileEx,
+    BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, FlushViewOfFile, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile,
@@ -137,8 +137,9 @@ impl Dir {
         Ok(file)
     }
 
-    /// Opens `name`, creating it if missing, without following a reparse
-    /// point: a liveness token file.
+    /// Opens `name` read-write, creating it if missing and `create`,
+    /// without following a reparse point: the lock file of a page-file
+    /// channel, or a side file `gc` looks at.
     pub(crate) fn open_token(&self, name: &OsStr, create: bool) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
@@ -296,18 +297,147 @@ pub(crate) fn current_uid() -> u32 {
 const LOCK_OFFSET: u64 = u64::MAX - 1;
 
 fn lock(file: &File, flags: u32) -> io::Result<()> {
+    lock_at(file, flags, LOCK_OFFSET)
+}
+
+fn overlapped_at(offset: u64) -> OVERLAPPED {
     // SAFETY: the struct is plain data; all-zero is a valid value.
     let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
-    ov.Anonymous.Anonymous.Offset = LOCK_OFFSET as u32;
-    ov.Anonymous.Anonymous.OffsetHigh = (LOCK_OFFSET >> 32) as u32;
+    ov.Anonymous.Anonymous.Offset = offset as u32;
+    ov.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
+    ov
+}
+
+fn lock_at(file: &File, flags: u32, offset: u64) -> io::Result<()> {
+    lock_len_at(file, flags, offset, 1)
+}
+
+fn lock_len_at(file: &File, flags: u32, offset: u64, len: u64) -> io::Result<()> {
+    let mut ov = overlapped_at(offset);
     // SAFETY: the handle is open (borrowed from `file`) and was opened for
     // synchronous I/O, so the call completes before it returns and `ov`
     // outlives it.
-    let ok = unsafe { LockFileEx(file.as_raw_handle() as HANDLE, flags, 0, 1, 0, &mut ov) };
+    let ok = unsafe {
+        LockFileEx(
+            file.as_raw_handle() as HANDLE,
+            flags,
+            0,
+            len as u32,
+            (len >> 32) as u32,
+            &mut ov,
+        )
+    };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+fn is_held(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
+        || e.raw_os_error() == Some(ERROR_IO_PENDING as i32)
+}
+
+/// Tries to take an exclusive `LockFileEx` lock on the one byte at
+/// `offset` of `file` without blocking: `Ok(true)` if taken, `Ok(false)`
+/// if another handle holds it. Locks belong to the handle (a handle made
+/// by `ReOpenFile` or `CreateFileW`, not a duplicate), conflict within one
+/// process too, and are released when the handle closes or the process
+/// dies. The byte may lie past the end of the file.
+pub(crate) fn try_lock_byte(file: &File, offset: u64) -> io::Result<bool> {
+    match lock_at(
+        file,
+        LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+        offset,
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if is_held(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Tries to lock `len` bytes at `offset` exclusively without blocking;
+/// `Ok(true)` if taken (held until `file` closes).
+pub(crate) fn try_lock_range(file: &File, offset: u64, len: u64) -> io::Result<bool> {
+    match lock_len_at(
+        file,
+        LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+        offset,
+        len,
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if is_held(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases this handle's lock on the byte at `offset` (Windows releases
+/// the locks of a closed handle only "when resources allow", so memlane
+/// unlocks explicitly before closing).
+pub(crate) fn unlock_byte(file: &File, offset: u64) -> io::Result<()> {
+    let mut ov = overlapped_at(offset);
+    // SAFETY: as in `lock_at`.
+    let ok = unsafe { UnlockFileEx(file.as_raw_handle() as HANDLE, 0, 1, 0, &mut ov) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether another handle holds a lock on the byte at `offset`. Windows
+/// has no "test lock" call: this takes a shared lock through `file` (so it
+/// also works on a read-only handle) and releases it at once; during that
+/// moment a joiner would find the byte locked and try the next slot.
+pub(crate) fn byte_locked(file: &File, offset: u64) -> io::Result<bool> {
+    match lock_at(file, LOCKFILE_FAIL_IMMEDIATELY, offset) {
+        Ok(()) => {
+            unlock_byte(file, offset)?;
+            Ok(false)
+        }
+        Err(e) if is_held(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `file` again, read-write, as a new handle of its own
+/// (`ReOpenFile`), so that its byte-range locks are its own; if that
+/// fails (Wine's fails for a file renamed since it was opened, as every
+/// new segment is), opens `path` (never following a reparse point) and
+/// checks that it is still the same file.
+pub(crate) fn reopen(file: &File, path: &Path) -> io::Result<File> {
+    use std::os::windows::io::FromRawHandle;
+    // SAFETY: the handle is open for the call's duration (borrowed from
+    // `file`); the flags ask for a synchronous handle like the original.
+    let h = unsafe {
+        ReOpenFile(
+            file.as_raw_handle() as HANDLE,
+            GENERIC_READ | GENERIC_WRITE,
+            SHARE_ALL,
+            0,
+        )
+    };
+    if h != INVALID_HANDLE_VALUE && !h.is_null() {
+        // SAFETY: `h` is a valid file handle just returned to us, owned by
+        // nothing else; the `File` closes it exactly once.
+        return Ok(unsafe { File::from_raw_handle(h as _) });
+    }
+    let again = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .share_mode(SHARE_ALL)
+        .custom_flags(NO_FOLLOW)
+        .open(path)?;
+    let (a, b) = (file_info(&again)?.id, file_info(file)?.id);
+    // Wine reports volume serial 0 for some handles (one opened under a
+    // name the file was renamed from): the file index must match, the
+    // volume where both are known.
+    if a.1 != b.1 || (a.0 != b.0 && a.0 != 0 && b.0 != 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is no longer the channel's file", path.display()),
+        ));
+    }
+    Ok(again)
 }
 
 /// Tries to take an exclusive lock without blocking: `Ok(true)` if taken,
@@ -316,12 +446,7 @@ fn lock(file: &File, flags: u32) -> io::Result<()> {
 pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     match lock(file, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY) {
         Ok(()) => Ok(true),
-        Err(e)
-            if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
-                || e.raw_os_error() == Some(ERROR_IO_PENDING as i32) =>
-        {
-            Ok(false)
-        }
+        Err(e) if is_held(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

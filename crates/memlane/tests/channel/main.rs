@@ -767,3 +767,55 @@ fn the_largest_message_always_fits_an_empty_ring() {
         .unwrap_err();
     assert!(e.to_string().contains("at most 2032 bytes"), "{e}");
 }
+
+/// A free slot whose liveness lock is held by a process that has not
+/// joined (here a read lock through a read-only descriptor, which is all
+/// someone with read access to the channel's file can take) makes the join
+/// fail with `JoinError::SlotsLocked`, saying so, rather than "maximum of 1
+/// publishers"; once the lock goes, the join works.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_free_slot_locked_by_an_outsider_is_reported_as_such() {
+    use std::os::fd::AsRawFd;
+    let d = TestDir::new("ch-slotlock");
+    let c = Channel::builder("slotlock")
+        .capacity(4096)
+        .max_publishers(1)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let outsider = std::fs::File::open(c.path()).unwrap();
+    // Publisher slot 0's lock byte (see `channel/liveness.rs`: 2^62).
+    let lock = |kind: libc::c_int| {
+        // SAFETY: all-zero is a valid `struct flock`.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = kind as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = 1 << 62;
+        fl.l_len = 1;
+        // SAFETY: a valid descriptor and a valid `struct flock`.
+        unsafe { libc::fcntl(outsider.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) }
+    };
+    assert_eq!(
+        lock(libc::F_RDLCK),
+        0,
+        "a read-only descriptor takes a read lock"
+    );
+    let e = c.publisher().unwrap_err();
+    match &e {
+        JoinError::SlotsLocked {
+            role, free_locked, ..
+        } => {
+            assert_eq!((*role, *free_locked), ("publisher", 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("locked by a process that has not joined"),
+        "{msg}"
+    );
+    assert!(msg.contains(&c.path().display().to_string()), "{msg}");
+    assert_eq!(lock(libc::F_UNLCK), 0);
+    let _p = c.publisher().expect("joins once the outsider lets go");
+}

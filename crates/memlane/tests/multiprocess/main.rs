@@ -172,6 +172,31 @@ fn child_entry() {
                 next.iter().map(|&n| u64::from(n)).sum::<u64>()
             );
         }
+        #[cfg(target_os = "linux")]
+        "join_without_fds" => {
+            // No descriptor left: the next open fails with EMFILE.
+            let next = std::fs::File::open("/dev/null").unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&next) as libc::rlim_t;
+            drop(next);
+            let lim = libc::rlimit {
+                rlim_cur: fd,
+                rlim_max: fd,
+            };
+            // SAFETY: `lim` is a valid rlimit; lowering the limit only
+            // makes later opens in this (child) process fail.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+            match channel.publisher() {
+                Err(e @ memlane::JoinError::Liveness { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("liveness lock"), "{msg}");
+                    assert!(msg.contains("open-file limit"), "{msg}");
+                    println!("RESULT refused: {msg}");
+                }
+                other => panic!("expected JoinError::Liveness, got {other:?}"),
+            }
+            // Nothing was taken.
+            assert!(channel.info().publishers.is_empty());
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -624,4 +649,24 @@ fn subscribers_join_a_single_publisher_mid_stream_and_miss_nothing() {
         "{joins} joins, {checked} messages"
     );
     eprintln!("{joins} joins mid-stream, {checked} messages checked");
+}
+
+/// Issue 16 item 3: an endpoint that cannot take its liveness lock (here
+/// the process is out of file descriptors, so the channel's file cannot
+/// be opened again) does not join: the join fails with a typed error that
+/// says what is wrong (before, it joined without a lock, and every other
+/// process then took it for dead; or, with the lock file unopenable, it
+/// was told the channel was full).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_join_that_cannot_take_its_liveness_lock_fails_and_says_why() {
+    let d = TestDir::new("mp-nofd");
+    let _c = Channel::builder("nofd")
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let child = spawn_role(ENTRY, "join_without_fds", &vars(&d, "nofd", &[]));
+    let out = expect_success(&child.wait(Duration::from_secs(60)), "join_without_fds");
+    assert!(out.contains("RESULT refused"), "{out}");
 }

@@ -204,6 +204,62 @@ fn child_entry() {
                 other => println!("RESULT {other:?}"),
             }
         }
+        #[cfg(unix)]
+        "squat" => squat(&dir, &name),
+        #[cfg(unix)]
+        "unsquat" => {
+            // Removes what "squat" planted, as its owner may in a sticky
+            // directory.
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let n = entry.file_name().into_string().unwrap();
+                if n.starts_with(".memlane-ep.") {
+                    let _ = std::fs::remove_dir(entry.path());
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            println!("RESULT unsquatted");
+        }
+        "create_shared" => {
+            let _c = Channel::builder(&name)
+                .capacity(4096)
+                .mode(0o660)
+                .dir(&dir)
+                .create()
+                .unwrap();
+            println!("RESULT created");
+        }
+        "subscriber_shared" => {
+            let c = Channel::open_options(&name)
+                .dir(&dir)
+                .allow_other_owner(true)
+                .open()
+                .unwrap();
+            let _s = c.subscriber().unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "reap_shared" => {
+            let c = Channel::open_options(&name)
+                .dir(&dir)
+                .allow_other_owner(true)
+                .open()
+                .unwrap();
+            let states: Vec<String> = c
+                .info()
+                .subscribers
+                .iter()
+                .map(|s| s.state.to_string())
+                .collect();
+            let reaped = c.reap();
+            println!(
+                "RESULT states={} reaped={},{} left={}",
+                states.join(","),
+                reaped.0,
+                reaped.1,
+                c.info().subscribers.len()
+            );
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -267,17 +323,17 @@ fn a_killed_subscriber_stops_holding_back_publishers() {
     assert_eq!(
         c.info().subscribers[0].state,
         Liveness::Dead,
-        "seen dead through its token, not its pid"
+        "seen dead through its liveness lock, not its pid"
     );
     // A blocked send notices, reclaims the slot and goes on.
     p.send_timeout(&[1; 100], Duration::from_secs(10))
         .expect("a dead subscriber is reclaimed");
     assert!(c.info().subscribers.is_empty());
-    // No token file of the dead subscriber is left once reclaimed.
+    // Liveness lives on the channel's own file: nothing else is beside it.
     let left: Vec<_> = std::fs::read_dir(&d.path)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.contains(".s0"))
+        .filter(|n| n != "memlane.deadsub")
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -1140,4 +1196,211 @@ fn a_subscriber_stopped_mid_join_blocks_no_send() {
             "an evicted joiner joins again once continued"
         );
     }
+}
+
+/// The child side of the squatting test, run as uid 65534: plants a
+/// directory and world-writable files at every name the liveness token
+/// files of memlane before channel layout 4 used for channel `name`, then
+/// tries to open the channel's file (mode 0600, root's) to lock it.
+#[cfg(unix)]
+fn squat(dir: &std::path::Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    for (i, role) in ["p", "s"].iter().enumerate() {
+        for slot in 0..2 {
+            let path = dir.join(format!(".memlane-ep.{name}.{role}{slot}"));
+            if i == 0 && slot == 0 {
+                std::fs::create_dir(&path).unwrap();
+            } else {
+                std::fs::write(&path, b"").unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            }
+        }
+    }
+    let file = dir.join(format!("memlane.{name}"));
+    for write in [false, true] {
+        let r = std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(&file);
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            other => panic!("the squatter could open the channel's file: {other:?}"),
+        }
+    }
+    println!("RESULT squatted");
+}
+
+/// A command running this test binary as `uid`/`gid` in `role`.
+#[cfg(unix)]
+fn command_as(uid: u32, gid: u32, role: &str, vars: &[(&str, String)]) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([ENTRY, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+    std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+    // (With a uid set, std also drops root's supplementary groups.)
+    cmd
+}
+
+/// Why children cannot run as another user here, if they cannot: not
+/// root, or the test binary is out of reach of uid 65534.
+#[cfg(unix)]
+fn cannot_switch_users() -> Option<String> {
+    if memlane_uid() != 0 {
+        return Some("needs root to run children as other users (uids 65533, 65534)".into());
+    }
+    let out = command_as(65534, 65534, "none", &[])
+        .args(["--list"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "the test binary does not run as uid 65534 (is its directory traversable by others?): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("cannot run a child as uid 65534: {e}")),
+    }
+}
+
+/// Runs `role` as `uid`/`gid` to the end; returns its RESULT line.
+#[cfg(unix)]
+fn run_as(uid: u32, gid: u32, role: &str, vars: &[(&str, String)]) -> String {
+    let out = command_as(uid, gid, role, vars).output().unwrap();
+    let stdout = expect_success(&out, role);
+    stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("{role}: no RESULT line in {stdout}"))
+        .to_string()
+}
+
+/// Security review, issue 16 item 2: another user, who cannot even read a
+/// 0600 channel, plants directories and 0666 files at the names of the old
+/// per-slot token files in a world-writable sticky directory (as
+/// `/dev/shm` is). Liveness now lives on the channel's own file, so a
+/// single publisher still joins, `info` is right, and when the squatter
+/// removes its files the live publisher is not taken for dead (before,
+/// the directory made every join fail with "maximum of 1 publishers", and
+/// a removed 0666 token made the live publisher look dead and its slot
+/// reclaimable).
+#[cfg(unix)]
+#[test]
+fn another_user_cannot_squat_or_fake_endpoint_liveness() {
+    if let Some(why) = cannot_switch_users() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let d = TestDir::new("rel-squat");
+    std::fs::set_permissions(
+        &d.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let c = Channel::builder("squat")
+        .capacity(4096)
+        .max_publishers(1)
+        .max_subscribers(2)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let v = vars(&d, "squat", &[]);
+    assert_eq!(run_as(65534, 65534, "squat", &v), "RESULT squatted");
+    let mut sub = c
+        .subscriber()
+        .expect("a subscriber joins despite the squatter");
+    let mut p = c
+        .publisher()
+        .expect("the single publisher joins despite the squatter");
+    let info = c.info();
+    assert_eq!(info.publishers.len(), 1);
+    assert_eq!(info.publishers[0].state, Liveness::Alive);
+    assert_eq!(info.subscribers[0].state, Liveness::Alive);
+    // The squatter removes its files: nothing changes.
+    assert_eq!(run_as(65534, 65534, "unsquat", &v), "RESULT unsquatted");
+    let info = c.info();
+    assert_eq!(info.publishers[0].state, Liveness::Alive);
+    assert_eq!(info.subscribers[0].state, Liveness::Alive);
+    assert_eq!(c.reap(), (0, 0), "no live endpoint is reclaimed");
+    assert!(matches!(
+        c.publisher(),
+        Err(memlane::JoinError::TooManyPublishers { max: 1 })
+    ));
+    p.send(b"still the only writer").unwrap();
+    assert_eq!(&*sub.recv().unwrap(), b"still the only writer");
+}
+
+/// A channel shared by two users (mode 0o660, one group): a subscriber of
+/// one user killed with SIGKILL is seen dead and reclaimed by a process of
+/// the other user (before, its token file was the dead user's 0600 file,
+/// which the other user could not open: the slot was held for ever).
+#[cfg(unix)]
+#[test]
+fn a_killed_endpoint_of_another_user_is_reclaimed() {
+    if let Some(why) = cannot_switch_users() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let d = TestDir::new("rel-shared");
+    std::fs::set_permissions(
+        &d.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let v = vars(&d, "shared", &[]);
+    // uid 65534 creates it; uid 65533, in the same group, subscribes.
+    assert_eq!(run_as(65534, 65534, "create_shared", &v), "RESULT created");
+    let mut child = KillOnDrop(Some(
+        command_as(65533, 65534, "subscriber_shared", &v)
+            .spawn()
+            .unwrap(),
+    ));
+    wait_ready(&mut child);
+    child.child().kill().unwrap();
+    let _ = child.wait(Duration::from_secs(10));
+    assert_eq!(
+        run_as(65534, 65534, "reap_shared", &v),
+        "RESULT states=dead reaped=0,1 left=0"
+    );
+}
+
+/// Two endpoints of one process exclude each other (each has its own open
+/// file description, so their locks conflict), also through two handles
+/// of the channel; releasing one leaves the other's lock in place.
+#[test]
+fn endpoints_of_one_process_exclude_each_other() {
+    let d = TestDir::new("rel-inproc");
+    let c = Channel::builder("inproc")
+        .capacity(4096)
+        .max_publishers(2)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let c2 = Channel::open_in(&d.path, "inproc").unwrap();
+    let p1 = c.publisher().unwrap();
+    let p2 = c2.publisher().unwrap();
+    assert!(matches!(
+        c.publisher(),
+        Err(memlane::JoinError::TooManyPublishers { max: 2 })
+    ));
+    assert!(matches!(
+        c2.publisher(),
+        Err(memlane::JoinError::TooManyPublishers { max: 2 })
+    ));
+    drop(p1);
+    let info = c.info();
+    assert_eq!(info.publishers.len(), 1);
+    assert_eq!(info.publishers[0].state, Liveness::Alive);
+    assert_eq!(c.reap(), (0, 0), "p2 is alive");
+    assert_eq!(c2.reap(), (0, 0), "p2 is alive");
+    let p3 = c.publisher().expect("p1's slot is free again");
+    assert!(c2.publisher().is_err());
+    drop((p2, p3));
+    assert!(c.info().publishers.is_empty());
 }
