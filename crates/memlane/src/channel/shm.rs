@@ -16,6 +16,9 @@ pub(crate) struct ShmRing {
     seg: RawSegment,
     region: Region,
     tokens: Tokens,
+    /// Endpoints copy messages instead of handing out references into the
+    /// ring (see `trust.rs`).
+    copy_messages: bool,
 }
 
 // SAFETY: the mapping is process-wide memory that stays mapped as long as
@@ -28,8 +31,9 @@ unsafe impl Sync for ShmRing {}
 
 impl ShmRing {
     /// Wraps a mapped channel segment whose data region holds `geo`
-    /// (validated by the caller against the mapped length).
-    pub(crate) fn new(seg: RawSegment, geo: Geometry) -> ShmRing {
+    /// (validated by the caller against the mapped length); its endpoints
+    /// copy messages if `copy_messages`.
+    pub(crate) fn new(seg: RawSegment, geo: Geometry, copy_messages: bool) -> ShmRing {
         assert!(
             geo.data_len() <= seg.data_len() as u64,
             "geometry validated against the mapping"
@@ -44,6 +48,7 @@ impl ShmRing {
             seg,
             region,
             tokens,
+            copy_messages,
         }
     }
 
@@ -68,6 +73,11 @@ impl ShmRing {
     /// The segment.
     pub(crate) fn segment(&self) -> &RawSegment {
         &self.seg
+    }
+
+    /// Whether endpoints copy messages (see `trust.rs`).
+    pub(crate) fn copy_messages(&self) -> bool {
+        self.copy_messages
     }
 }
 
