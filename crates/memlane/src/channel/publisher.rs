@@ -13,6 +13,12 @@ use crate::error::{Corrupt, JoinError, SendError, SendTimeoutError, TrySendError
 /// leaves the channel when dropped. Several publishers, in any processes,
 /// may send at once.
 ///
+/// [`send`](Self::send) and its variants copy the message into the ring.
+/// A [`Loan`] is the ring space itself when only this user can write the
+/// channel's file, and otherwise a private buffer copied in at commit; see
+/// [`copies_messages`](Self::copies_messages). A loan leaked with
+/// `mem::forget` is completed as discarded at the next send, loan or drop.
+///
 /// # Examples
 ///
 /// ```

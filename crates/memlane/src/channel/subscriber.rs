@@ -14,6 +14,12 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// in order. Made by [`Channel::subscriber`](crate::Channel::subscriber);
 /// leaves the channel (and stops holding publishers back) when dropped.
 ///
+/// A received [`Message`] is read in place in the ring when only this
+/// user can write the channel's file, and is otherwise a copy in a buffer
+/// this subscriber owns (`max_message` bytes, allocated at the join); see
+/// [`copies_messages`](Self::copies_messages) and
+/// [`Channel::copies_messages`](crate::Channel::copies_messages).
+///
 /// # Examples
 ///
 /// ```
@@ -25,7 +31,7 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// assert!(sub.try_recv().is_err()); // nothing yet
 /// channel.publisher()?.send(b"one")?;
 /// let msg = sub.recv_timeout(Duration::from_secs(1))?;
-/// assert_eq!(&*msg, b"one"); // read in place; released when `msg` drops
+/// assert_eq!(&*msg, b"one"); // released when `msg` drops
 /// # drop(msg);
 /// # drop((sub, channel));
 /// # memlane::Channel::remove_in(&dir, "doc-sub")?;
