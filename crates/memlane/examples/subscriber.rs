@@ -152,7 +152,8 @@ fn run(args: &Args) -> Result<(), ExitCode> {
     );
     for _ in 0..args.count {
         let text = match args.timeout {
-            // The message is read in place and released when dropped.
+            // The message is read in place (or, when other users can write
+            // the channel, a private copy) and released when dropped.
             None => subscriber
                 .recv()
                 .map(|m| printable(&m))

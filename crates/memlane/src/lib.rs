@@ -7,7 +7,9 @@
 //!   no system call when nobody sleeps).
 //! * [`Channel`]: publishers and subscribers, each in any process,
 //!   exchanging variable-length messages through a ring; nothing is lost,
-//!   receives block, time out or poll, sends can be zero-copy loans.
+//!   receives block, time out or poll, sends can be loans; reads and loans
+//!   are zero-copy when only this user can write the channel, and private
+//!   copies otherwise ([`Channel::copies_messages`]).
 //!
 //! ```
 //! use memlane::Channel;

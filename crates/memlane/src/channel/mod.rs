@@ -15,6 +15,7 @@ pub(crate) mod region;
 pub(crate) mod ring;
 mod shm;
 mod subscriber;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,6 +106,7 @@ pub struct ChannelBuilder {
     replace_stale: bool,
     page_file: bool,
     membarrier: bool,
+    copy_messages: bool,
 }
 
 impl ChannelBuilder {
@@ -134,6 +136,33 @@ impl ChannelBuilder {
     /// ```
     pub fn membarrier(mut self, on: bool) -> Self {
         self.membarrier = on;
+        self
+    }
+
+    /// Whether this process's endpoints of the channel copy every message
+    /// (`true`) or decide from who can write the file (`false`, the
+    /// default): see [`Channel::copies_messages`]. A channel created with a
+    /// [`mode`](Self::mode) that lets group or others write is copied
+    /// anyway. Copying costs a `memcpy` of each payload and is what keeps a
+    /// process sound when peers it does not trust write the file.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-copy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let ch = memlane::Channel::builder("copied")
+    ///     .dir(&dir)
+    ///     .copy_messages(true)
+    ///     .create()?;
+    /// assert!(ch.copies_messages());
+    /// let mut sub = ch.subscriber()?;
+    /// ch.publisher()?.send(b"mine")?;
+    /// assert_eq!(&*sub.recv()?, b"mine"); // a private copy
+    /// # drop((sub, ch));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copy_messages(mut self, copy: bool) -> Self {
+        self.copy_messages = copy;
         self
     }
 
@@ -254,8 +283,9 @@ impl ChannelBuilder {
                 claim.store(geo.initial_position, std::sync::atomic::Ordering::Relaxed);
             }
         })?;
+        let copy = self.copy_messages || !trust::created_private(self.mode);
         Ok(Channel {
-            ring: Arc::new(ShmRing::new(seg, geo)),
+            ring: Arc::new(ShmRing::new(seg, geo, copy)),
         })
     }
 }
@@ -276,6 +306,7 @@ impl Channel {
             replace_stale: true,
             page_file: false,
             membarrier: true,
+            copy_messages: false,
         }
     }
 
@@ -294,7 +325,7 @@ impl Channel {
     ///
     /// [`OpenError`]: not found, not a channel, incompatible, corrupt.
     pub fn open(name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, None, false)
+        Self::open_impl(name, None, false, false)
     }
 
     /// Starts opening a channel with more options.
@@ -303,6 +334,7 @@ impl Channel {
             name: name.to_string(),
             dir: None,
             allow_other_owner: false,
+            copy_messages: false,
         }
     }
 
@@ -312,13 +344,14 @@ impl Channel {
     ///
     /// See [`Channel::open`].
     pub fn open_in(dir: &Path, name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, Some(dir), false)
+        Self::open_impl(name, Some(dir), false, false)
     }
 
     fn open_impl(
         name: &str,
         dir: Option<&Path>,
         allow_foreign: bool,
+        copy_messages: bool,
     ) -> Result<Channel, OpenError> {
         let seg = raw::open(
             name,
@@ -349,8 +382,9 @@ impl Channel {
                 path: seg.path().to_path_buf(),
             });
         }
+        let copy = copy_messages || !trust::opened_private(seg.file(), seg.path());
         Ok(Channel {
-            ring: Arc::new(ShmRing::new(seg, geo)),
+            ring: Arc::new(ShmRing::new(seg, geo, copy)),
         })
     }
 
@@ -412,6 +446,44 @@ impl Channel {
     /// Largest message in bytes.
     pub fn max_message(&self) -> usize {
         self.ring.geometry().max_message as usize
+    }
+
+    /// Whether this handle's subscribers copy each message out of the ring
+    /// (and its publishers' loans are private buffers copied in at commit)
+    /// instead of reading and writing in place.
+    ///
+    /// In place (zero-copy) is used only when no other user can write the
+    /// file: it is this user's, has one link and grants no write permission
+    /// to group or others, and nobody else can put another file at its name
+    /// (its directory is this user's or root's, and not writable by others
+    /// or sticky, as `/dev/shm` is). The only processes that can then change
+    /// a message while it is read are this user's, which can already debug
+    /// and write this process. Anything else (another user's channel, a
+    /// `mode(0o660)` one, or [`copy_messages(true)`](ChannelBuilder::copy_messages))
+    /// copies, so that no reference into bytes an untrusted process may
+    /// write is ever handed out. Decided when the channel is created or
+    /// opened; on Windows, where memlane does not read access control lists,
+    /// channels are read in place unless `copy_messages(true)` is asked for.
+    /// See `docs/RELIABILITY.md` for what holds against a hostile writer in
+    /// each mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-copies-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let private = memlane::Channel::builder("own").dir(&dir).create()?; // mode 0600
+    /// # #[cfg(unix)]
+    /// assert!(!private.copies_messages());
+    /// let shared = memlane::Channel::builder("group").dir(&dir).mode(0o660).create()?;
+    /// # #[cfg(unix)]
+    /// assert!(shared.copies_messages());
+    /// # drop((private, shared));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copies_messages(&self) -> bool {
+        self.ring.copy_messages()
     }
 
     /// Reclaims the slots of publishers and subscribers whose processes
@@ -513,6 +585,7 @@ pub struct ChannelOpenOptions {
     name: String,
     dir: Option<PathBuf>,
     allow_other_owner: bool,
+    copy_messages: bool,
 }
 
 impl ChannelOpenOptions {
@@ -526,13 +599,24 @@ impl ChannelOpenOptions {
         self.allow_other_owner = allow;
         self
     }
+    /// Copies every message even if only this user can write the file (see
+    /// [`Channel::copies_messages`]; default false: decided from the file).
+    pub fn copy_messages(mut self, copy: bool) -> Self {
+        self.copy_messages = copy;
+        self
+    }
     /// Opens the channel.
     ///
     /// # Errors
     ///
     /// See [`Channel::open`].
     pub fn open(self) -> Result<Channel, OpenError> {
-        Channel::open_impl(&self.name, self.dir.as_deref(), self.allow_other_owner)
+        Channel::open_impl(
+            &self.name,
+            self.dir.as_deref(),
+            self.allow_other_owner,
+            self.copy_messages,
+        )
     }
 }
 

@@ -1257,3 +1257,33 @@ pub(crate) fn wait_for_data<M: RingMem>(
         None => Ok(ok),
     }
 }
+
+/// After a subscriber copied the payload of `rec` (found at its position
+/// `p` by [`peek`]) out of the ring: whether the record's stamp and meta
+/// words still say what they said, so that the copy is of the record that
+/// was validated. The Acquire fence orders the payload reads before these
+/// loads (the reading half of a sequence lock). An honest publisher never
+/// rewrites a record a subscriber has yet to pass, so a difference is a
+/// hostile write (or the zero page a truncated file left, which the
+/// caller also checks for).
+#[inline]
+pub(crate) fn still_committed<M: RingMem>(m: &M, p: u64, rec: Record) -> bool {
+    crate::sync::fence(Ordering::Acquire);
+    let off = p & m.geometry().mask;
+    m.stamp(off).load(Ordering::Relaxed) ^ STAMP_KEY == p
+        && m.meta(off).load(Ordering::Relaxed) == u64::from(rec.len)
+        && rec.payload_off == off + RECORD_HEADER
+}
+
+/// Keeps a single writer's copying send off its straight path
+/// ([`send_single`]) while `hold`, so that the general path runs (where
+/// the publisher first settles a claim it left open: a loan that was
+/// forgotten). It sets the flag `send_single` already tests for a joining
+/// subscriber; while it is set, the general path's next claim also
+/// rescans the subscriber slots once (which clears it). Called with
+/// `false` only right after this publisher's own claim was committed
+/// (after any claim the flag is clear, and nothing but a claim sets it).
+#[inline]
+pub(crate) fn hold_straight_path(st: &mut PubState, hold: bool) {
+    st.saw_joining = hold;
+}

@@ -14,6 +14,9 @@ use crate::sync::OsFutex;
 pub(crate) struct ShmRing {
     seg: RawSegment,
     region: Region,
+    /// Endpoints copy messages instead of handing out references into the
+    /// ring (see `trust.rs`).
+    copy_messages: bool,
 }
 
 // SAFETY: the mapping is process-wide memory that stays mapped as long as
@@ -26,8 +29,9 @@ unsafe impl Sync for ShmRing {}
 
 impl ShmRing {
     /// Wraps a mapped channel segment whose data region holds `geo`
-    /// (validated by the caller against the mapped length).
-    pub(crate) fn new(seg: RawSegment, geo: Geometry) -> ShmRing {
+    /// (validated by the caller against the mapped length); its endpoints
+    /// copy messages if `copy_messages`.
+    pub(crate) fn new(seg: RawSegment, geo: Geometry, copy_messages: bool) -> ShmRing {
         assert!(
             geo.data_len() <= seg.data_len() as u64,
             "geometry validated against the mapping"
@@ -37,7 +41,11 @@ impl ShmRing {
         // kept beside the region), and the ring protocol accesses it only
         // through atomics and raw copies.
         let region = unsafe { Region::new(seg.data_ptr(), geo) };
-        ShmRing { seg, region }
+        ShmRing {
+            seg,
+            region,
+            copy_messages,
+        }
     }
 
     /// `Corrupt` if another process truncated the channel's file (caught
@@ -56,6 +64,11 @@ impl ShmRing {
     /// The segment.
     pub(crate) fn segment(&self) -> &RawSegment {
         &self.seg
+    }
+
+    /// Whether endpoints copy messages (see `trust.rs`).
+    pub(crate) fn copy_messages(&self) -> bool {
+        self.copy_messages
     }
 }
 

@@ -14,6 +14,12 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// in order. Made by [`Channel::subscriber`](crate::Channel::subscriber);
 /// leaves the channel (and stops holding publishers back) when dropped.
 ///
+/// A received [`Message`] is read in place in the ring when only this
+/// user can write the channel's file, and is otherwise a copy in a buffer
+/// this subscriber owns (`max_message` bytes, allocated at the join); see
+/// [`copies_messages`](Self::copies_messages) and
+/// [`Channel::copies_messages`](crate::Channel::copies_messages).
+///
 /// # Examples
 ///
 /// ```
@@ -25,7 +31,7 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// assert!(sub.try_recv().is_err()); // nothing yet
 /// channel.publisher()?.send(b"one")?;
 /// let msg = sub.recv_timeout(Duration::from_secs(1))?;
-/// assert_eq!(&*msg, b"one"); // read in place; released when `msg` drops
+/// assert_eq!(&*msg, b"one"); // released when `msg` drops
 /// # drop(msg);
 /// # drop((sub, channel));
 /// # memlane::Channel::remove_in(&dir, "doc-sub")?;
@@ -35,6 +41,12 @@ use crate::sync::event_word::DEFAULT_SPIN;
 pub struct Subscriber {
     ring: Arc<ShmRing>,
     st: SubState,
+    /// Messages are copied into `buf` before they are handed out (see
+    /// [`Channel::copies_messages`](crate::Channel::copies_messages)).
+    copy: bool,
+    /// The private copy of the current message in copy mode
+    /// (`max_message` bytes, allocated at the join; empty otherwise).
+    buf: Box<[u8]>,
     spin: u32,
     reap: ReapTimer,
     /// The liveness lock, held for as long as this subscriber is joined;
@@ -63,9 +75,17 @@ impl Subscriber {
             || ring::join_failure(&g),
         )?;
         let st = st?;
+        let copy = ring.copy_messages();
+        let buf = if copy {
+            vec![0; g.max_message as usize].into_boxed_slice()
+        } else {
+            Box::default()
+        };
         Ok(Subscriber {
             ring,
             st,
+            copy,
+            buf,
             spin: DEFAULT_SPIN,
             reap: ReapTimer::new(),
             _lock: lock,
@@ -79,12 +99,78 @@ impl Subscriber {
         self.spin = polls;
     }
 
+    /// Whether this subscriber copies each message into a buffer of its
+    /// own before handing it out, rather than reading it in place; see
+    /// [`Channel::copies_messages`](crate::Channel::copies_messages).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-scopy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let ch = memlane::Channel::builder("scopy").dir(&dir).copy_messages(true).create()?;
+    /// assert!(ch.subscriber()?.copies_messages());
+    /// # drop(ch);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copies_messages(&self) -> bool {
+        self.copy
+    }
+
+    /// The message of a record found in place (not in copy mode).
     #[inline]
     fn message(&mut self, rec: Record) -> Message<'_> {
         Message {
             sub: self,
             len: rec.len,
         }
+    }
+
+    /// The message of a record found by a slow path, in either mode.
+    #[inline]
+    fn deliver(&mut self, rec: Record) -> Result<Message<'_>, crate::error::Corrupt> {
+        if self.copy {
+            return self.copy_out(rec);
+        }
+        Ok(self.message(rec))
+    }
+
+    /// Copy mode: copies the payload of `rec` (at this subscriber's
+    /// position, validated by `peek`) into `buf` with a raw copy (no
+    /// reference into the ring is made), then checks that the record's
+    /// header still says what it said, so that what was copied is the
+    /// validated record. A record rewritten meanwhile is reported (the
+    /// position stays: the next receive examines the record anew).
+    #[inline(never)]
+    fn copy_out(&mut self, rec: Record) -> Result<Message<'_>, crate::error::Corrupt> {
+        let len = rec.len as usize;
+        assert!(len <= self.buf.len(), "validated against max_message");
+        // SAFETY: `peek` validated the record: `payload_off + len` lies
+        // inside the ring (len <= max_message, the record inside the ring),
+        // and `buf` holds at least `len` bytes (asserted above) and is this
+        // subscriber's own memory, so the ranges do not overlap. The ring
+        // bytes are read through a raw pointer only; another process may
+        // change them meanwhile, which can make the copied values wrong but
+        // never makes them a reference or their bounds anything else.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ring.ring_ptr(rec.payload_off).cast_const(),
+                self.buf.as_mut_ptr(),
+                len,
+            );
+        }
+        let intact = ring::still_committed(&*self.ring, self.st.pos, rec);
+        self.ring.check_truncated()?;
+        if !intact {
+            return Err(crate::error::Corrupt::new(format!(
+                "the record at position {} was rewritten while it was copied out \
+                 (another process writes the channel's ring)",
+                self.st.pos
+            )));
+        }
+        Ok(Message {
+            sub: self,
+            len: rec.len,
+        })
     }
 
     /// Takes the next message if one is waiting.
@@ -99,7 +185,7 @@ impl Subscriber {
         // or (a busy-polling receiver's loop) nothing yet, with nothing to
         // publish and no reap check due. Everything else: the slow path.
         match ring::glance(&*self.ring, self.st.pos) {
-            Glance::Plain(rec) if !self.ring.segment().truncated() => {
+            Glance::Plain(rec) if !self.copy && !self.ring.segment().truncated() => {
                 return Ok(self.message(rec));
             }
             Glance::Empty
@@ -134,7 +220,7 @@ impl Subscriber {
     #[inline(always)]
     fn plain(&self) -> Option<Record> {
         match ring::glance(&*self.ring, self.st.pos) {
-            Glance::Plain(rec) if !self.ring.segment().truncated() => Some(rec),
+            Glance::Plain(rec) if !self.copy && !self.ring.segment().truncated() => Some(rec),
             _ => None,
         }
     }
@@ -144,7 +230,7 @@ impl Subscriber {
     #[inline(never)]
     fn try_recv_slow(&mut self) -> Result<Message<'_>, TryRecvError> {
         if let Some(rec) = self.peek_or_reap()? {
-            return Ok(self.message(rec));
+            return Ok(self.deliver(rec)?);
         }
         Err(TryRecvError::Empty)
     }
@@ -211,7 +297,7 @@ impl Subscriber {
     fn recv_slow(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
             if let Some(rec) = self.peek_or_reap()? {
-                return Ok(self.message(rec));
+                return Ok(self.deliver(rec)?);
             }
             self.wait(None)?;
         }
@@ -227,7 +313,7 @@ impl Subscriber {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(rec) = self.peek_or_reap()? {
-                return Ok(self.message(rec));
+                return Ok(self.deliver(rec)?);
             }
             if !self.wait(Some(deadline))? {
                 return Err(RecvTimeoutError::Timeout);
@@ -269,9 +355,20 @@ impl Drop for Subscriber {
     }
 }
 
-/// A received message, read in place in the ring; released (its space
-/// handed back to publishers) when dropped. Copy it out with
-/// [`to_vec`](slice::to_vec) to keep it.
+/// A received message; released (its space handed back to publishers)
+/// when dropped. Copy it out with [`to_vec`](slice::to_vec) to keep it.
+///
+/// **In place or copied.** When only this user can write the channel
+/// (see [`Channel::copies_messages`](crate::Channel::copies_messages)),
+/// the slice it derefs to is the record's payload in the ring itself
+/// (zero-copy): the only processes that could change it while it is read
+/// are this user's, which can already write this process's memory.
+/// Otherwise the receive copied the payload into a buffer the
+/// [`Subscriber`] owns and checked that the record was not rewritten
+/// during the copy; the slice is that private copy, which no other process
+/// can change. Either way, a peer with write access can make the bytes
+/// wrong (it can write any message it likes), so check what you need to
+/// trust; see `docs/RELIABILITY.md`.
 ///
 /// Two words (and [`TryRecvError`] and [`RecvError`] one), so that a
 /// receive's whole result travels in registers.
@@ -292,12 +389,17 @@ impl std::ops::Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
+        if self.sub.copy {
+            return &self.sub.buf[..self.len as usize];
+        }
         let off = self.sub.st.pos & self.sub.ring.geometry().mask;
-        // SAFETY: the record at the subscriber's position (ring offset
-        // `off`) was validated: len <= max_message and the whole record
-        // inside the ring. Until this message is dropped the position stays
-        // there, so no honest publisher can claim these bytes; a hostile
-        // process can change their values but never their bounds.
+        // SAFETY: in place only when no other user can write the file
+        // (`trust.rs`): every process that can is this user's, and trusted
+        // like this one. The record at the subscriber's position (ring
+        // offset `off`) was validated: len <= max_message and the whole
+        // record inside the ring. Until this message is dropped the
+        // position stays there, so no honest publisher can claim these
+        // bytes.
         unsafe {
             std::slice::from_raw_parts(
                 self.sub.ring.ring_ptr(off + RECORD_HEADER),

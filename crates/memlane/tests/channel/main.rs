@@ -336,6 +336,8 @@ fn counters_wrap_around_u64() {
 enum Op {
     Send(usize),
     Loan(usize, bool),
+    /// A loan passed to `mem::forget`.
+    Forget(usize),
     Recv(usize),
     Join,
     Leave(usize),
@@ -345,6 +347,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0usize..=600).prop_map(Op::Send),
         1 => (0usize..=600, any::<bool>()).prop_map(|(l, c)| Op::Loan(l, c)),
+        1 => (0usize..=600).prop_map(Op::Forget),
         4 => (0usize..3).prop_map(Op::Recv),
         1 => Just(Op::Join),
         1 => (0usize..3).prop_map(Op::Leave),
@@ -369,6 +372,9 @@ struct Model {
     /// Per subscriber: its position and its queue of (message, or None for
     /// a discarded loan, position after it).
     subs: Vec<Option<(u64, ModelQueue)>>,
+    /// The position after a leaked loan's record: subscribers wait there
+    /// until the publisher is used again (which completes it as discarded).
+    leaked: Option<u64>,
 }
 
 impl Model {
@@ -400,7 +406,11 @@ impl Model {
     /// ring does), then takes the next message if any.
     fn recv(&mut self, i: usize) -> Option<Vec<u8>> {
         let (pos, q) = self.subs[i].as_mut()?;
-        while let Some((m, next)) = q.pop_front() {
+        while let Some(&(_, next)) = q.front() {
+            if self.leaked == Some(next) {
+                return None; // not committed yet
+            }
+            let (m, next) = q.pop_front().unwrap();
             *pos = next;
             if let Some(m) = m {
                 return Some(m);
@@ -413,13 +423,18 @@ impl Model {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn ring_matches_model(ops in proptest::collection::vec(op(), 1..400), start_lap in 0u64..4) {
-        check_model(ops, start_lap)?;
+    fn ring_matches_model(
+        ops in proptest::collection::vec(op(), 1..400),
+        start_lap in 0u64..4,
+        copy in any::<bool>(),
+    ) {
+        check_model(ops, start_lap, copy)?;
     }
 }
 
-/// Runs `ops` against the channel and the model side by side.
-fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
+/// Runs `ops` against the channel (whose messages are copied if `copy`)
+/// and the model side by side.
+fn check_model(ops: Vec<Op>, start_lap: u64, copy: bool) -> Result<(), TestCaseError> {
     let d = TestDir::new("ch-prop");
     let cap = 4096u64;
     // Start the 64-bit counters a few laps before they wrap.
@@ -428,15 +443,18 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
         .capacity(cap)
         .max_message(600)
         .initial_position(start)
+        .copy_messages(copy)
         .dir(&d.path)
         .create()
         .unwrap();
+    assert_eq!(c.copies_messages(), copy);
     let mut p = c.publisher().unwrap();
     let mut subs: Vec<Option<memlane::Subscriber>> = vec![None, None, None];
     let mut model = Model {
         cap,
         head: start,
         subs: vec![None, None, None],
+        leaked: None,
     };
     let mut seq = 0u32;
     let trace = std::env::var_os("MODEL_TRACE").is_some();
@@ -458,7 +476,27 @@ fn check_model(ops: Vec<Op>, start_lap: u64) -> Result<(), TestCaseError> {
                     .collect::<Vec<_>>()
             );
         }
+        if matches!(op, Op::Send(_) | Op::Loan(..) | Op::Forget(_)) {
+            // The publisher completes a leaked loan before anything else.
+            model.leaked = None;
+        }
         match op {
+            Op::Forget(len) => {
+                seq += 1;
+                let (_, total) = model.space(len);
+                let expect_ok = model.fits(total);
+                let may_be_full = !model.fits(total + LAZY_SLACK);
+                match p.try_loan(len) {
+                    Ok(l) => {
+                        prop_assert!(expect_ok);
+                        std::mem::forget(l);
+                        model.publish(None, len);
+                        model.leaked = Some(model.head);
+                    }
+                    Err(TrySendError::Full) => prop_assert!(may_be_full),
+                    Err(e) => prop_assert!(false, "{}", e),
+                }
+            }
             Op::Send(len) => {
                 seq += 1;
                 let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
@@ -738,7 +776,8 @@ fn model_regression_overwritten_record() {
         Op::Recv(1),
         Op::Recv(1),
     ];
-    check_model(ops, 1).unwrap();
+    check_model(ops.clone(), 1, false).unwrap();
+    check_model(ops, 1, true).unwrap();
 }
 
 /// The largest message fits an empty ring wherever the head is (a record
@@ -818,4 +857,158 @@ fn a_free_slot_locked_by_an_outsider_is_reported_as_such() {
     assert!(msg.contains(&c.path().display().to_string()), "{msg}");
     assert_eq!(lock(libc::F_UNLCK), 0);
     let _p = c.publisher().expect("joins once the outsider lets go");
+}
+
+// ---- in place or copied; leaked loans ----
+
+/// The mode is decided from who may write the file: this user's file with
+/// no group/other write permission is read in place, anything else (or
+/// `copy_messages(true)`) is copied.
+#[cfg(unix)]
+#[test]
+fn messages_are_copied_unless_only_this_user_can_write_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TestDir::new("ch-trust");
+    let own = Channel::builder("own").dir(&d.path).create().unwrap();
+    assert!(!own.copies_messages(), "0600, this user's: in place");
+    assert!(!own.subscriber().unwrap().copies_messages());
+    assert!(!own.publisher().unwrap().copies_messages());
+    assert!(!Channel::open_in(&d.path, "own").unwrap().copies_messages());
+    let forced = Channel::open_options("own")
+        .dir(&d.path)
+        .copy_messages(true)
+        .open()
+        .unwrap();
+    assert!(forced.copies_messages(), "forced copy");
+    assert!(forced.subscriber().unwrap().copies_messages());
+    assert!(forced.publisher().unwrap().copies_messages());
+    let built = Channel::builder("forced")
+        .dir(&d.path)
+        .copy_messages(true)
+        .create()
+        .unwrap();
+    assert!(built.copies_messages());
+
+    let shared = Channel::builder("shared")
+        .dir(&d.path)
+        .mode(0o666)
+        .create()
+        .unwrap();
+    assert!(shared.copies_messages(), "0666: others may write");
+    assert!(Channel::open_in(&d.path, "shared")
+        .unwrap()
+        .copies_messages());
+    let group = Channel::builder("group")
+        .dir(&d.path)
+        .mode(0o660)
+        .create()
+        .unwrap();
+    assert!(group.copies_messages(), "0660: the group may write");
+    let read_only_others = Channel::builder("ro")
+        .dir(&d.path)
+        .mode(0o644)
+        .create()
+        .unwrap();
+    assert!(!read_only_others.copies_messages(), "others may only read");
+
+    // Widened after creation: who opens it now copies.
+    std::fs::set_permissions(own.path(), std::fs::Permissions::from_mode(0o606)).unwrap();
+    assert!(Channel::open_in(&d.path, "own").unwrap().copies_messages());
+    assert!(!own.copies_messages(), "decided when opened");
+}
+
+/// Copied messages and copied loans deliver exactly the bytes sent, across
+/// the ring's end (pad records) and for every length up to the maximum.
+#[test]
+fn copied_messages_and_loans_deliver_the_bytes_sent() {
+    let d = TestDir::new("ch-copy");
+    let c = Channel::builder("copy")
+        .capacity(4096)
+        .max_message(1000)
+        .copy_messages(true)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    assert!(s.copies_messages() && p.copies_messages());
+    for i in 0..3000usize {
+        let len = (i * 37) % 1001;
+        let msg: Vec<u8> = (0..len).map(|k| (k ^ i) as u8).collect();
+        match i % 3 {
+            0 => p.send(&msg).unwrap(),
+            1 => {
+                let mut l = p.loan(len).unwrap();
+                l.copy_from_slice(&msg);
+                l.commit();
+            }
+            _ => {
+                let mut l = p.try_loan(len).unwrap();
+                l.copy_from_slice(&msg);
+                assert_eq!(&*l, &msg[..]);
+                drop(l); // discarded: skipped
+                p.send(&msg).unwrap();
+            }
+        }
+        let m = s.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(&*m, &msg[..], "message {i}");
+    }
+    assert!(matches!(s.try_recv(), Err(TryRecvError::Empty)));
+}
+
+/// A loan passed to `mem::forget` and then another send, loan or the
+/// publisher's drop: the leaked claim is completed as discarded and later
+/// messages arrive (before the fix, the next send overwrote the claim's
+/// write-ahead record and every subscriber waited on it forever).
+#[test]
+fn a_forgotten_loan_does_not_wedge_the_ring() {
+    let d = TestDir::new("ch-forget");
+    // One publisher slot: sends take the straight path (`send_single`);
+    // eight: the general one. Each in place and copied.
+    for (max_publishers, copy) in [(1, false), (1, true), (8, false), (8, true)] {
+        let name = format!("forget-{max_publishers}-{copy}");
+        let c = Channel::builder(&name)
+            .capacity(4096)
+            .max_message(100)
+            .max_publishers(max_publishers)
+            .copy_messages(copy)
+            .dir(&d.path)
+            .create()
+            .unwrap();
+        let mut s = c.subscriber().unwrap();
+        let what = format!("{max_publishers} publisher slot(s), copy {copy}");
+        let recv = |s: &mut memlane::Subscriber, want: &[u8], after: &str| match s
+            .recv_timeout(Duration::from_secs(2))
+        {
+            Ok(m) => assert_eq!(&*m, want, "{what}: {after}"),
+            Err(e) => panic!("{what}: nothing after {after}: {e}"),
+        };
+        let mut p = c.publisher().unwrap();
+        // Many rounds, so that the ring wraps (pads) while loans are leaked.
+        for round in 0..200u32 {
+            let mut l = p.loan(7).unwrap();
+            l.copy_from_slice(b"leaked!");
+            std::mem::forget(l);
+            match round % 4 {
+                0 => p.send(&round.to_le_bytes()).unwrap(),
+                1 => p.try_send(&round.to_le_bytes()).unwrap(),
+                2 => p
+                    .send_timeout(&round.to_le_bytes(), Duration::from_secs(1))
+                    .unwrap(),
+                _ => {
+                    let mut l = p.loan(4).unwrap();
+                    l.copy_from_slice(&round.to_le_bytes());
+                    l.commit();
+                }
+            }
+            recv(&mut s, &round.to_le_bytes(), "a send after a leaked loan");
+        }
+        // Leaked, then the publisher is dropped: its successor gets through.
+        std::mem::forget(p.loan(9).unwrap());
+        drop(p);
+        let mut p = c.publisher().unwrap();
+        p.send(b"next").unwrap();
+        recv(&mut s, b"next", "a leaked loan and the publisher's drop");
+        assert_eq!(p.messages_sent(), 1);
+    }
 }
