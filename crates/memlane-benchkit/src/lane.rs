@@ -148,7 +148,7 @@ impl Link for LaneLink {
             let mut loan = self.publ.loan(msg.len()).map_err(err)?;
             let n = msg.len().min(8);
             loan[..n].copy_from_slice(&msg[..n]);
-            loan.commit();
+            loan.commit().map_err(err)?;
             return Ok(());
         }
         self.publ.send(msg).map_err(err)

@@ -146,6 +146,11 @@ pub struct ListenArgs {
     /// received), so that scripts know when to start sending.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// Exit (status 0) once every publisher has left and everything they
+    /// sent was printed: no publisher joined for a second, after one was
+    /// seen (a listener started before its publishers waits for them).
+    #[arg(long)]
+    pub until_disconnected: bool,
 }
 
 /// Arguments of `memlane info`.

@@ -128,6 +128,18 @@ fn listen_timeout_with_nothing_sent_exits_0() {
     assert_eq!(out.stdout, "");
 }
 
+/// `listen --until-disconnected` prints everything its publishers sent
+/// and exits 0 once they have left (here: one `send` process).
+#[test]
+fn listen_until_disconnected_exits_when_the_publishers_leave() {
+    let dir = TempDir::new("disconnect");
+    run(&dir, &["create", "bye"]).ok();
+    let listener = listen(&dir, "bye", &["--until-disconnected"]);
+    run(&dir, &["send", "bye", "one", "two"]).ok();
+    let heard = listener.finish().ok();
+    assert_eq!(heard.stdout.lines().collect::<Vec<_>>(), ["one", "two"]);
+}
+
 #[test]
 fn missing_name() {
     let dir = TempDir::new("missing");

@@ -107,7 +107,7 @@ fn hot_paths(c: &mut Criterion) {
                 b.iter(|| {
                     let mut loan = publ.loan(size).expect("loan");
                     loan[0] = 1;
-                    loan.commit();
+                    loan.commit().unwrap();
                 })
             },
         );

@@ -396,8 +396,8 @@ pub enum JoinError {
 /// A violation of the channel format found in shared memory.
 ///
 /// One word (the reason is boxed), so that the errors holding it, such as
-/// [`TryRecvError`], are one word too and a receive's whole result travels
-/// in registers.
+/// [`TryRecvError`], are at most two words and a receive's whole result
+/// travels in registers.
 ///
 /// # Examples
 ///
@@ -506,6 +506,15 @@ pub enum RecvError {
     /// The shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// Every publisher has left: this subscriber has read everything, and
+    /// no publisher has been joined for its
+    /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it
+    /// last saw one (a dead publisher counts as gone once it is reaped). A
+    /// named channel can get publishers again: the next receive waits for
+    /// (and receives) them if one has joined by then, and reports this
+    /// again at once otherwise.
+    #[error("every publisher has left the channel: none was joined for the subscriber's disconnect grace after it had read everything (a publisher that joins later is received by the next receive; see Subscriber::set_disconnect_grace)")]
+    Disconnected,
 }
 
 /// Why [`Subscriber::try_recv`](crate::Subscriber::try_recv) failed.
@@ -518,6 +527,15 @@ pub enum TryRecvError {
     /// The shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// Every publisher has left: this subscriber has read everything, and
+    /// no publisher has been joined for its
+    /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it
+    /// last saw one (a dead publisher counts as gone once it is reaped). A
+    /// named channel can get publishers again: the next receive waits for
+    /// (and receives) them if one has joined by then, and reports this
+    /// again at once otherwise.
+    #[error("every publisher has left the channel: none was joined for the subscriber's disconnect grace after it had read everything (a publisher that joins later is received by the next receive; see Subscriber::set_disconnect_grace)")]
+    Disconnected,
 }
 
 /// Why [`Subscriber::recv_timeout`](crate::Subscriber::recv_timeout) failed.
@@ -528,6 +546,53 @@ pub enum RecvTimeoutError {
     #[error("no message arrived within the time-out")]
     Timeout,
     /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+    /// Every publisher has left: this subscriber has read everything, and
+    /// no publisher has been joined for its
+    /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it
+    /// last saw one (a dead publisher counts as gone once it is reaped). A
+    /// named channel can get publishers again: the next receive waits for
+    /// (and receives) them if one has joined by then, and reports this
+    /// again at once otherwise.
+    #[error("every publisher has left the channel: none was joined for the subscriber's disconnect grace after it had read everything (a publisher that joins later is received by the next receive; see Subscriber::set_disconnect_grace)")]
+    Disconnected,
+}
+
+/// Why [`Loan::commit`](crate::Loan::commit) or
+/// [`Loan::commit_len`](crate::Loan::commit_len) failed.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-commiterr-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-commiterr").dir(&dir).create()?;
+/// let mut publ = channel.publisher()?;
+/// let loan = publ.loan(4)?;
+/// let err = loan.commit_len(5).unwrap_err(); // more than was loaned: discarded
+/// assert_eq!(err, memlane::CommitError::TooLong { len: 5, loaned: 4 });
+/// # drop((publ, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// [`commit_len`](crate::Loan::commit_len) was asked to publish more
+    /// bytes than were loaned; nothing was published (the loan was
+    /// discarded).
+    #[error("cannot commit {len} bytes of a loan of {loaned}: loan at least as many bytes as you mean to send (Publisher::loan), and commit at most that many")]
+    TooLong {
+        /// The length asked for.
+        len: usize,
+        /// The loan's length.
+        loaned: usize,
+    },
+    /// The message was committed, but the channel's shared state is
+    /// corrupt, e.g. another process truncated its file: subscribers may
+    /// not receive it (as for a [`send`](crate::Publisher::send) that
+    /// reports [`SendError::Corrupt`]).
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
 }

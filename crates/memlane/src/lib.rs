@@ -93,6 +93,9 @@ pub use segment::{
     SegmentEntry, DEFAULT_MODE,
 };
 
+#[cfg(not(loom))]
+pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
+pub use error::CommitError;
 pub use error::Corrupt;
 
 #[cfg(not(loom))]

@@ -17,8 +17,10 @@ use crate::output;
 /// Ctrl-C/Ctrl-Break on Windows).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-/// Prints messages until `--count` are received or `--timeout` passes
-/// without one. SIGINT and SIGTERM end it cleanly: the subscriber leaves
+/// Prints messages until `--count` are received, `--timeout` passes
+/// without one, or (`--until-disconnected`) every publisher has left (see
+/// `Subscriber::set_disconnect_grace`; without the flag a listener waits
+/// for publishers for good). SIGINT and SIGTERM end it cleanly: the subscriber leaves
 /// the channel (freeing its slot) and the exit status is 130 or 143. On
 /// Windows Ctrl-C and Ctrl-Break do the same, with the exit status
 /// `STATUS_CONTROL_C_EXIT` (see `interrupt.rs`).
@@ -26,6 +28,10 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
     let mut sub = channel.subscriber()?;
+    sub.set_disconnect_grace(
+        args.until_disconnected
+            .then_some(memlane::DEFAULT_DISCONNECT_GRACE),
+    );
     if let Some(ready) = &args.ready_file {
         std::fs::write(ready, format!("{}\n", std::process::id()))
             .with_context(|| format!("creating the ready file {}", output::path(ready)))?;
@@ -53,6 +59,12 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
                     }
                 }
                 continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if std::io::stderr().is_terminal() {
+                    eprintln!("every publisher has left; {seq} received");
+                }
+                break;
             }
             Err(e) => return Err(e.into()),
         };

@@ -457,6 +457,21 @@ impl ReapTimer {
         self.due() && reap(ring, pin) != (0, 0)
     }
 
+    /// [`due`](Self::due), returning the time it read when a check is due
+    /// (so that a caller with more rate-limited checks reads the clock
+    /// once).
+    pub(crate) fn due_now(&mut self) -> Option<std::time::Instant> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < REAP_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(now)
+    }
+
     /// Whether [`REAP_EVERY`] has passed since the last reap; if so, starts
     /// a new interval.
     fn due(&mut self) -> bool {
@@ -470,4 +485,34 @@ impl ReapTimer {
         self.last = Some(now);
         true
     }
+}
+
+/// How many publishers are joined, for a subscriber deciding whether it is
+/// disconnected: the publisher slots that are not FREE, after reclaiming
+/// those whose process died (`pin` as for [`reap`]). A stopped publisher
+/// still holds its lock and counts as joined; so does a dead one whose
+/// open claim still needs a repair the caller could not make. Reads every
+/// publisher slot's state and tests the lock of each slot in use (a system
+/// call each): for slow paths only.
+pub(crate) fn joined_publishers(ring: &ShmRing, pin: Option<u64>) -> u32 {
+    let g = *ring.geometry();
+    let mut joined = 0;
+    for i in 0..g.max_publishers {
+        if ring.pub_slot(i).state.load(Ordering::Acquire) == SLOT_FREE {
+            continue;
+        }
+        if !slot_held(ring, Role::Publisher, i) {
+            if let Some(_lock) = try_lock_slot(ring, Role::Publisher, i) {
+                // Under the lock, as in `reap`: freed by its owner meanwhile,
+                // or dead and reclaimed now.
+                if ring.pub_slot(i).state.load(Ordering::Acquire) == SLOT_FREE
+                    || reclaim_publisher(ring, i, pin)
+                {
+                    continue;
+                }
+            }
+        }
+        joined += 1;
+    }
+    joined
 }

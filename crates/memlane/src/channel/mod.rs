@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 pub use layout::{MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY};
 pub use liveness::Liveness;
+pub use publisher::UninitLoan;
 pub use publisher::{Loan, Publisher};
+pub use subscriber::{Batch, BatchIter, DEFAULT_DISCONNECT_GRACE};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
 use crate::error::{CreateError, JoinError, OpenError, RemoveError};

@@ -7,7 +7,7 @@ use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
-use crate::error::{Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
+use crate::error::{CommitError, Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
 
 /// Sends messages on a channel. Made by [`Channel::publisher`](crate::Channel::publisher);
 /// leaves the channel when dropped. Several publishers, in any processes,
@@ -30,7 +30,7 @@ use crate::error::{Corrupt, JoinError, SendError, SendTimeoutError, TrySendError
 /// publ.send(b"copied")?;
 /// let mut loan = publ.loan(6)?;
 /// loan.copy_from_slice(b"loaned");
-/// loan.commit();
+/// loan.commit()?;
 /// assert_eq!(sub.recv()?.to_vec(), b"copied");
 /// assert_eq!(sub.recv()?.to_vec(), b"loaned");
 /// # drop((sub, publ, channel));
@@ -53,6 +53,10 @@ pub struct Publisher {
     /// The private buffer of copied loans (`max_message` bytes, allocated
     /// at the first such loan and reused).
     buf: Vec<u8>,
+    /// The loan out (`loaned`) is an [`UninitLoan`]: its bytes may have
+    /// been de-initialized through `MaybeUninit`, and are zeroed if it is
+    /// leaked (see [`Publisher::settle_leaked_loan`]).
+    loaned_uninit: bool,
     /// The liveness lock, held for as long as this publisher is joined;
     /// dropped (released) after `Drop::drop` frees the slot.
     _lock: SlotLock,
@@ -87,6 +91,7 @@ impl Publisher {
             loaned: None,
             copy,
             buf: Vec::new(),
+            loaned_uninit: false,
             _lock: lock,
         })
     }
@@ -123,6 +128,9 @@ impl Publisher {
     #[inline(never)]
     fn settle_leaked_loan(&mut self) {
         if let Some(claim) = self.loaned.take() {
+            if self.loaned_uninit {
+                self.zero_loaned(claim, 0, claim.len() as usize);
+            }
             ring::commit(&*self.ring, &mut self.st, claim, true);
             ring::hold_straight_path(&mut self.st, false);
         }
@@ -135,18 +143,49 @@ impl Publisher {
         // path, which settles a leaked loan first.
         ring::hold_straight_path(&mut self.st, true);
         self.loaned = Some(claim);
+        self.loaned_uninit = false;
         if self.copy && self.buf.is_empty() {
             self.buf = vec![0; self.max_message()];
         }
-        Loan { publ: self, claim }
+        Loan {
+            publ: self,
+            claim,
+            len: claim.len(),
+        }
     }
 
-    /// The loan of `claim` ends (committed, or dropped as discarded).
+    /// The loan of `claim` ends (committed, or dropped as discarded) with
+    /// `len <= claim.len()` bytes.
     #[inline]
-    fn end_loan(&mut self, claim: Claim, discard: bool) {
+    fn end_loan(&mut self, claim: Claim, len: u32, discard: bool) {
         self.loaned = None;
+        let claim = if len < claim.len() {
+            ring::shorten_claim(&*self.ring, claim, len)
+        } else {
+            claim
+        };
         ring::commit(&*self.ring, &mut self.st, claim, discard);
         ring::hold_straight_path(&mut self.st, false);
+    }
+
+    /// Zeroes bytes `from..to` of the loan of `claim` (the ring space, or
+    /// the private buffer in copy mode): bytes an [`UninitLoan`] exposed as
+    /// `MaybeUninit` and nobody vouched for, so that every byte a later
+    /// loan exposes as `u8` is initialized.
+    #[cold]
+    fn zero_loaned(&mut self, claim: Claim, from: usize, to: usize) {
+        if from >= to {
+            return;
+        }
+        if self.copy {
+            self.buf[from..to].fill(0);
+            return;
+        }
+        let off = claim.off(self.ring.geometry()) + RECORD_HEADER + from as u64;
+        // SAFETY: in place, the claim gives this publisher exclusive use of
+        // its payload bytes until commit, and `from..to` lies within the
+        // claimed payload (`to <= claim.len()`), inside the ring.
+        unsafe { std::ptr::write_bytes(self.ring.ring_ptr(off), 0, to - from) };
     }
 
     #[inline]
@@ -305,6 +344,44 @@ impl Publisher {
         Ok(self.lend(claim))
     }
 
+    /// Like [`loan`](Self::loan), as uninitialized bytes: an
+    /// [`UninitLoan`] derefs to `[MaybeUninit<u8>]`, for code that fills a
+    /// buffer it is given as uninitialized (a reader, a foreign function),
+    /// and becomes a [`Loan`] by [`assume_init`](UninitLoan::assume_init)
+    /// or [`assume_init_len`](UninitLoan::assume_init_len) once written.
+    ///
+    /// # Errors
+    ///
+    /// As for [`loan`](Self::loan).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-uninit-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::mem::MaybeUninit;
+    /// let channel = memlane::Channel::builder("doc-uninit").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan_uninit(16)?;
+    /// let n = b"filled".len();
+    /// for (dst, src) in loan.iter_mut().zip(b"filled") {
+    ///     *dst = MaybeUninit::new(*src);
+    /// }
+    /// // SAFETY: the first `n` bytes were written just above.
+    /// let loan = unsafe { loan.assume_init_len(n) };
+    /// loan.commit()?;
+    /// assert_eq!(&*sub.recv()?, b"filled");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn loan_uninit(&mut self, len: usize) -> Result<UninitLoan<'_>, SendError> {
+        let loan = self.loan(len)?;
+        loan.publ.loaned_uninit = true;
+        Ok(UninitLoan { loan })
+    }
+
     /// Like [`Publisher::loan`] but fails at once when the ring is full.
     ///
     /// # Errors
@@ -339,8 +416,10 @@ impl Drop for Publisher {
 }
 
 /// Ring space reserved by [`Publisher::loan`], filled through
-/// `DerefMut<Target = [u8]>` and published by [`Loan::commit`]; dropped
-/// without commit, it is skipped by subscribers.
+/// `DerefMut<Target = [u8]>` and published by [`Loan::commit`] (all of it)
+/// or [`Loan::commit_len`] (its first bytes: loan the most you may need,
+/// send what you wrote); dropped without commit, it is skipped by
+/// subscribers.
 ///
 /// **In place or copied.** When only this user can write the channel (see
 /// [`Channel::copies_messages`](crate::Channel::copies_messages)), the
@@ -365,54 +444,147 @@ impl Drop for Publisher {
 /// let mut publ = channel.publisher()?;
 /// let mut loan = publ.loan(5)?;
 /// loan.copy_from_slice(b"hello");
-/// loan.commit();
+/// loan.commit()?;
 /// drop(publ.loan(3)?); // not committed: skipped
+/// let mut loan = publ.loan(100)?;
+/// loan[..2].copy_from_slice(b"hi");
+/// loan.commit_len(2)?; // the first 2 bytes only
 /// assert_eq!(&*sub.recv()?, b"hello");
+/// assert_eq!(&*sub.recv()?, b"hi");
 /// # drop((sub, publ, channel));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Loan<'a> {
     publ: &'a mut Publisher,
+    /// The claim, of the length loaned.
     claim: Claim,
+    /// The length to commit (at most the claim's; see [`Loan::truncate`]).
+    len: u32,
 }
 
 impl std::fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loan")
-            .field("len", &self.claim.len())
+            .field("len", &self.len)
+            .field("loaned", &self.claim.len())
             .field("copied", &self.publ.copy)
             .finish()
     }
 }
 
-impl Loan<'_> {
+impl<'a> Loan<'a> {
     /// Publishes the loaned bytes (copied into the ring first, if the
-    /// loan is a private buffer).
-    pub fn commit(self) {
+    /// loan is a private buffer): all of them, or the first
+    /// [`truncate`](Self::truncate) kept.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Corrupt`] when the channel's file was truncated by
+    /// another process (as [`Publisher::send`] reports it): the message may
+    /// not reach subscribers, and the channel is unusable.
+    pub fn commit(self) -> Result<(), CommitError> {
         let mut this = std::mem::ManuallyDrop::new(self);
-        let claim = this.claim;
+        let (claim, len) = (this.claim, this.len);
         let publ: &mut Publisher = this.publ;
         if publ.copy {
-            let len = claim.len() as usize;
-            // SAFETY: the claim reserves record_size(len) bytes at its ring
-            // offset, inside the ring, for this publisher alone.
+            // SAFETY: the claim reserves record_size(claim.len()) bytes at
+            // its ring offset, inside the ring, for this publisher alone,
+            // and `len <= claim.len()`.
             unsafe {
                 ring::write_payload(
                     &*publ.ring,
                     claim.off(publ.ring.geometry()),
-                    &publ.buf[..len],
+                    &publ.buf[..len as usize],
                 )
             };
         }
-        publ.end_loan(claim, false);
+        publ.end_loan(claim, len, false);
+        Ok(publ.ring.check_truncated()?)
+    }
+
+    /// Publishes the first `len` bytes of the loan: [`truncate`](Self::truncate)
+    /// then [`commit`](Self::commit). The ring space past them is handed
+    /// back as a discarded record (subscribers skip it without reading it).
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::TooLong`] if `len` exceeds the loan's length (the
+    /// loan is then discarded, nothing is published); otherwise as for
+    /// [`commit`](Self::commit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-commitlen-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-commitlen").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan(publ.max_message())?; // room for the largest
+    /// let n = {
+    ///     let text = b"short";
+    ///     loan[..text.len()].copy_from_slice(text);
+    ///     text.len()
+    /// };
+    /// loan.commit_len(n)?;
+    /// assert_eq!(&*sub.recv()?, b"short");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn commit_len(mut self, len: usize) -> Result<(), CommitError> {
+        if len > self.len as usize {
+            return Err(CommitError::TooLong {
+                len,
+                loaned: self.len as usize,
+            });
+        }
+        self.truncate(len);
+        self.commit()
+    }
+
+    /// Shortens the loan to its first `len` bytes (no effect if it is not
+    /// longer), as [`Vec::truncate`] does: the slice it derefs to, and what
+    /// [`commit`](Self::commit) publishes, end there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-truncate-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-truncate").dir(&dir).create()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan(10)?;
+    /// loan.truncate(4);
+    /// assert_eq!(loan.len(), 4);
+    /// # drop(loan);
+    /// # drop((publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len as usize {
+            self.len = len as u32;
+        }
+    }
+
+    /// The loaned bytes' address: in the ring, or the private buffer.
+    fn ptr(&self) -> *mut u8 {
+        if self.publ.copy {
+            return self.publ.buf.as_ptr().cast_mut();
+        }
+        let off = self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER;
+        // SAFETY: the claimed record lies inside the ring, so its payload
+        // offset is at most the capacity.
+        unsafe { self.publ.ring.ring_ptr(off) }
     }
 }
 
 impl std::ops::Deref for Loan<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let len = self.claim.len() as usize;
+        let len = self.len as usize;
         if self.publ.copy {
             return &self.publ.buf[..len];
         }
@@ -420,41 +592,148 @@ impl std::ops::Deref for Loan<'_> {
         // the file (`trust.rs`). The claim gives this publisher exclusive
         // use of the payload bytes until commit: no subscriber reads them
         // before the stamp is stored and no other publisher can claim them;
-        // `len` was bounded by max_message and the record fits inside the
-        // ring.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.publ
-                    .ring
-                    .ring_ptr(self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER),
-                len,
-            )
-        }
+        // `len <= claim.len()`, which was bounded by max_message, and the
+        // record fits inside the ring. The bytes are initialized: the file
+        // was zero-filled, and bytes an `UninitLoan` exposed are written or
+        // zeroed before it ends.
+        unsafe { std::slice::from_raw_parts(self.ptr(), len) }
     }
 }
 
 impl std::ops::DerefMut for Loan<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        let len = self.claim.len() as usize;
+        let len = self.len as usize;
         if self.publ.copy {
             return &mut self.publ.buf[..len];
         }
         // SAFETY: as for `deref`; `&mut self` makes the borrow unique here.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.publ
-                    .ring
-                    .ring_ptr(self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER),
-                len,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(), len) }
     }
 }
 
 impl Drop for Loan<'_> {
     fn drop(&mut self) {
         // Not committed: publish it as a discarded record so the ring moves on.
-        let claim = self.claim;
-        self.publ.end_loan(claim, true);
+        let (claim, len) = (self.claim, self.len);
+        self.publ.end_loan(claim, len, true);
+    }
+}
+
+/// Ring space reserved by [`Publisher::loan_uninit`], as uninitialized
+/// bytes: it derefs to `[MaybeUninit<u8>]`, and becomes a [`Loan`] (to
+/// commit) by [`assume_init`](Self::assume_init) or
+/// [`assume_init_len`](Self::assume_init_len). In place or a private
+/// buffer, as a [`Loan`] is. Dropped (or leaked) without becoming a
+/// `Loan`, it is skipped by subscribers, and its bytes are zeroed first:
+/// writing `MaybeUninit::uninit()` through it de-initializes them, and a
+/// later loan of the same bytes hands them out as `u8`.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-uninitloan-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-uninitloan").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// let mut loan = publ.loan_uninit(3)?;
+/// loan.iter_mut().for_each(|b| {
+///     b.write(7);
+/// });
+/// // SAFETY: every byte was written just above.
+/// unsafe { loan.assume_init() }.commit()?;
+/// assert_eq!(&*sub.recv()?, [7, 7, 7]);
+/// # drop((sub, publ, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UninitLoan<'a> {
+    /// The loan; its bytes are exposed as `MaybeUninit` only.
+    loan: Loan<'a>,
+}
+
+impl std::fmt::Debug for UninitLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UninitLoan")
+            .field("len", &self.loan.len)
+            .field("copied", &self.loan.publ.copy)
+            .finish()
+    }
+}
+
+impl<'a> UninitLoan<'a> {
+    /// The loan, with every byte taken as initialized.
+    ///
+    /// # Safety
+    ///
+    /// Every byte of the loan has been initialized (written) since
+    /// [`Publisher::loan_uninit`] made it.
+    pub unsafe fn assume_init(self) -> Loan<'a> {
+        self.into_loan()
+    }
+
+    /// The loan's first `len` bytes as a [`Loan`] (as if
+    /// [truncated](Loan::truncate) to `len`; no effect if it is not
+    /// longer), taken as initialized; the bytes after them are zeroed.
+    ///
+    /// # Safety
+    ///
+    /// The first `len` bytes of the loan (all of them, if it is shorter)
+    /// have been initialized (written) since [`Publisher::loan_uninit`]
+    /// made it.
+    pub unsafe fn assume_init_len(self, len: usize) -> Loan<'a> {
+        let loaned = self.loan.len as usize;
+        let keep = len.min(loaned);
+        let claim = self.loan.claim;
+        let mut loan = self.into_loan();
+        // The caller vouches for the first `keep` bytes; the rest is
+        // zeroed before the loan exposes anything.
+        loan.publ.zero_loaned(claim, keep, loaned);
+        loan.truncate(keep);
+        loan
+    }
+
+    /// The inner loan, no longer marked uninitialized. The caller makes
+    /// sure its bytes are initialized before they are exposed (the
+    /// `assume_init` callers vouch for them, or zero them).
+    fn into_loan(self) -> Loan<'a> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again (ManuallyDrop), so
+        // the loan moved out of it is owned once.
+        let loan = unsafe { std::ptr::read(&this.loan) };
+        loan.publ.loaned_uninit = false;
+        loan
+    }
+}
+
+impl std::ops::Deref for UninitLoan<'_> {
+    type Target = [std::mem::MaybeUninit<u8>];
+    fn deref(&self) -> &[std::mem::MaybeUninit<u8>] {
+        // SAFETY: the loan's bytes (see `Loan::deref`), viewed as
+        // `MaybeUninit<u8>`, which has the layout of `u8` and asks nothing
+        // of its contents.
+        unsafe {
+            std::slice::from_raw_parts(self.loan.ptr().cast_const().cast(), self.loan.len as usize)
+        }
+    }
+}
+
+impl std::ops::DerefMut for UninitLoan<'_> {
+    fn deref_mut(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: as for `deref`; `&mut self` makes the borrow unique. What
+        // is written through it may de-initialize bytes: they are zeroed
+        // before a `Loan` exposes them as `u8` (`assume_init_len`, `Drop`,
+        // `Publisher::settle_leaked_loan`) unless the caller vouches for them.
+        unsafe { std::slice::from_raw_parts_mut(self.loan.ptr().cast(), self.loan.len as usize) }
+    }
+}
+
+impl Drop for UninitLoan<'_> {
+    fn drop(&mut self) {
+        // Discarded: zero what may have been de-initialized (the inner
+        // loan's drop then discards the record).
+        let (claim, len) = (self.loan.claim, self.loan.len as usize);
+        self.loan.publ.zero_loaned(claim, 0, len);
+        self.loan.publ.loaned_uninit = false;
     }
 }

@@ -1287,3 +1287,40 @@ pub(crate) fn still_committed<M: RingMem>(m: &M, p: u64, rec: Record) -> bool {
 pub(crate) fn hold_straight_path(st: &mut PubState, hold: bool) {
     st.saw_joining = hold;
 }
+
+/// Shortens claim `c` to a payload of `len <= c.len()` bytes before its
+/// [`commit`] (a loan committed in part). The claim reserved
+/// `record_size(c.len())` bytes; the tail the shorter record no longer
+/// covers (a multiple of 16, possibly none) becomes a discarded record of
+/// its own, committed here: its meta, then its stamp with Release, before
+/// the caller's commit stores the shortened record's stamp (Release). So a
+/// subscriber that sees the shortened record (Acquire) and steps past it
+/// finds the filler committed and skips it to the next claim.
+///
+/// The publisher's write-ahead record keeps describing the whole claim: a
+/// publisher that dies before its commit has the whole claim discarded by
+/// [`repair_dead_publisher`] (the filler's header is then payload of that
+/// discarded record), and one that dies after it has a record committed
+/// at the claim's position, which repair leaves alone.
+pub(crate) fn shorten_claim<M: RingMem>(m: &M, c: Claim, len: u32) -> Claim {
+    assert!(len <= c.len(), "a claim is only ever shortened");
+    let old = record_size(u64::from(c.len()));
+    let new = record_size(u64::from(len));
+    if new < old {
+        let g = m.geometry();
+        let fpos = c.pos.wrapping_add(new);
+        let foff = fpos & g.mask;
+        // Inside the claimed record (`c.off() + old <= capacity`), and the
+        // filler's payload (`old - new - 16` bytes) is shorter than the
+        // claim's, so within `max_message`.
+        m.meta(foff).store(
+            (old - new - RECORD_HEADER) | (u64::from(FLAG_DISCARD) << 32),
+            Ordering::Relaxed,
+        );
+        m.stamp(foff).store(fpos ^ STAMP_KEY, Ordering::Release);
+    }
+    Claim {
+        pos: c.pos,
+        len_pad: u64::from(len) | (c.len_pad & !u64::from(u32::MAX)),
+    }
+}

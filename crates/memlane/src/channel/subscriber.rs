@@ -44,14 +44,60 @@ pub struct Subscriber {
     /// Messages are copied into `buf` before they are handed out (see
     /// [`Channel::copies_messages`](crate::Channel::copies_messages)).
     copy: bool,
-    /// The private copy of the current message in copy mode
+    /// The payload length of the [`Message`] handed out last (validated);
+    /// kept here so that a message is one word.
+    len: u32,
+    /// The private copy of the current message (or batch) in copy mode
     /// (`max_message` bytes, allocated at the join; empty otherwise).
     buf: Box<[u8]>,
+    /// The payload lengths of the current [`Batch`] (validated), reused.
+    batch: Vec<u32>,
     spin: u32,
     reap: ReapTimer,
+    /// Whether publishers are around (see [`Subscriber::set_disconnect_grace`]).
+    presence: Presence,
+    /// The disconnect grace; `None`: never disconnected.
+    grace: Option<Duration>,
+    /// `st.messages` at the last presence check: more since means a
+    /// publisher was there in between.
+    seen_messages: u64,
     /// The liveness lock, held for as long as this subscriber is joined;
     /// dropped (released) after `Drop::drop` frees the slot.
     _lock: SlotLock,
+}
+
+/// What a subscriber knows of its channel's publishers, from its presence
+/// checks (slow paths only: see [`Subscriber::set_disconnect_grace`]).
+///
+/// | state | meaning | next |
+/// |---|---|---|
+/// | `Waiting` | no publisher seen since the join | `Connected` when one is |
+/// | `Connected` | a publisher was joined at the last check | `Alone(now)` when none is |
+/// | `Alone(t)` | none joined since `t` | `Connected` when one is; `Disconnected` after the grace |
+/// | `Disconnected` | reported; receives say so at once | `Connected` when one is |
+///
+/// Messages received since the last check count as a publisher seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Waiting,
+    Connected,
+    Alone(Instant),
+    Disconnected,
+}
+
+/// The default [disconnect grace](Subscriber::set_disconnect_grace): one
+/// second, long enough for a publisher to restart, short enough that a
+/// subscriber whose publishers are gone learns it.
+pub const DEFAULT_DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+
+/// How a wait for data ended.
+enum Waited {
+    /// Look again: data, a reap, or a slice passed.
+    Again,
+    /// The deadline passed.
+    TimedOut,
+    /// The subscriber is disconnected.
+    Disconnected,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -85,9 +131,14 @@ impl Subscriber {
             ring,
             st,
             copy,
+            len: 0,
             buf,
+            batch: Vec::new(),
             spin: DEFAULT_SPIN,
             reap: ReapTimer::new(),
+            presence: Presence::Waiting,
+            grace: Some(DEFAULT_DISCONNECT_GRACE),
+            seen_messages: 0,
             _lock: lock,
         })
     }
@@ -97,6 +148,89 @@ impl Subscriber {
     /// messages keep coming; 0 sleeps at once.
     pub fn set_spin(&mut self, polls: u32) {
         self.spin = polls;
+    }
+
+    /// How long a subscriber that has read everything goes on waiting once
+    /// no publisher is joined before its receives report
+    /// [`Disconnected`](RecvError::Disconnected); `None` waits for good
+    /// (receives never report it). Default [`DEFAULT_DISCONNECT_GRACE`].
+    ///
+    /// **The rule.** A subscriber is disconnected when (1) it has read every
+    /// message committed so far and nothing is claimed after them, (2) it
+    /// had seen a publisher since it joined (joined at one of its checks, or
+    /// a message received), and (3) at its checks since then, for at least
+    /// the grace, no publisher was joined. A publisher that died counts as
+    /// gone once it is reaped, which the check does (a stopped one still
+    /// counts as joined). A subscriber that has never seen a publisher
+    /// waits for the first one: a named channel's publishers may start
+    /// after its subscribers (use [`recv_timeout`](Self::recv_timeout) to
+    /// bound that wait, or [`publishers`](Self::publishers) to look).
+    ///
+    /// **After it.** Named channels can get publishers again: the next
+    /// receive looks at once, and reports `Disconnected` again if none is
+    /// joined, or waits for and receives the messages of one that is.
+    ///
+    /// **Cost.** The checks read the publisher slots and test their
+    /// liveness locks, so they run only where a receive would wait anyway:
+    /// when a blocking receive has found nothing for a while (about every
+    /// 200 ms, and when the grace ends), and on the rate-limited checks of
+    /// an empty [`try_recv`](Self::try_recv) (every 64th poll, at most
+    /// every 200 ms). The receive of a waiting message and an empty poll
+    /// read nothing more. So `Disconnected` comes between the grace and
+    /// the grace plus about 200 ms after the last publisher left (plus the
+    /// time its death takes to notice, for a killed one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-grace-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-grace").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// sub.set_disconnect_grace(Some(Duration::from_millis(50)));
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"last words")?;
+    /// drop(publ); // every publisher has left
+    /// assert_eq!(&*sub.recv()?, b"last words"); // what was sent is still received
+    /// assert_eq!(sub.recv().unwrap_err(), memlane::RecvError::Disconnected);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_disconnect_grace(&mut self, grace: Option<Duration>) {
+        self.grace = grace;
+    }
+
+    /// The disconnect grace (see [`set_disconnect_grace`](Self::set_disconnect_grace)).
+    pub fn disconnect_grace(&self) -> Option<Duration> {
+        self.grace
+    }
+
+    /// How many publishers are joined now, after reclaiming the slots of
+    /// publishers whose processes died (a stopped publisher still counts).
+    /// It reads every publisher slot and tests the liveness lock of each
+    /// one in use (a system call each): for decisions, not for every
+    /// message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pubs-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-pubs").dir(&dir).create()?;
+    /// let sub = channel.subscriber()?;
+    /// assert_eq!(sub.publishers(), 0);
+    /// let publ = channel.publisher()?;
+    /// assert_eq!(sub.publishers(), 1);
+    /// drop(publ);
+    /// assert_eq!(sub.publishers(), 0);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publishers(&self) -> usize {
+        liveness::joined_publishers(&self.ring, Some(self.st.published)) as usize
     }
 
     /// Whether this subscriber copies each message into a buffer of its
@@ -119,10 +253,8 @@ impl Subscriber {
     /// The message of a record found in place (not in copy mode).
     #[inline]
     fn message(&mut self, rec: Record) -> Message<'_> {
-        Message {
-            sub: self,
-            len: rec.len,
-        }
+        self.len = rec.len;
+        Message { sub: self }
     }
 
     /// The message of a record found by a slow path, in either mode.
@@ -134,51 +266,57 @@ impl Subscriber {
         Ok(self.message(rec))
     }
 
-    /// Copy mode: copies the payload of `rec` (at this subscriber's
-    /// position, validated by `peek`) into `buf` with a raw copy (no
-    /// reference into the ring is made), then checks that the record's
+    /// Copy mode: copies the payload of `rec` (at ring position `p`,
+    /// validated by `peek` or `glance`) into `buf` at `at` with a raw copy
+    /// (no reference into the ring is made), then checks that the record's
     /// header still says what it said, so that what was copied is the
-    /// validated record. A record rewritten meanwhile is reported (the
-    /// position stays: the next receive examines the record anew).
+    /// validated record. False if it was rewritten meanwhile.
     #[inline(never)]
-    fn copy_out(&mut self, rec: Record) -> Result<Message<'_>, crate::error::Corrupt> {
+    fn copy_record(&mut self, p: u64, rec: Record, at: usize) -> bool {
         let len = rec.len as usize;
-        assert!(len <= self.buf.len(), "validated against max_message");
-        // SAFETY: `peek` validated the record: `payload_off + len` lies
-        // inside the ring (len <= max_message, the record inside the ring),
-        // and `buf` holds at least `len` bytes (asserted above) and is this
-        // subscriber's own memory, so the ranges do not overlap. The ring
-        // bytes are read through a raw pointer only; another process may
-        // change them meanwhile, which can make the copied values wrong but
-        // never makes them a reference or their bounds anything else.
+        assert!(at + len <= self.buf.len(), "checked against the buffer");
+        // SAFETY: `peek`/`glance` validated the record: `payload_off + len`
+        // lies inside the ring (len <= max_message, the record inside the
+        // ring), and `buf` holds at least `at + len` bytes (asserted above)
+        // and is this subscriber's own memory, so the ranges do not
+        // overlap. The ring bytes are read through a raw pointer only;
+        // another process may change them meanwhile, which can make the
+        // copied values wrong but never makes them a reference or their
+        // bounds anything else.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.ring.ring_ptr(rec.payload_off).cast_const(),
-                self.buf.as_mut_ptr(),
+                self.buf.as_mut_ptr().add(at),
                 len,
             );
         }
-        let intact = ring::still_committed(&*self.ring, self.st.pos, rec);
+        ring::still_committed(&*self.ring, p, rec)
+    }
+
+    /// Copy mode: the message of `rec`, at this subscriber's position,
+    /// copied out (see [`copy_record`](Self::copy_record)). A record
+    /// rewritten meanwhile is reported (the position stays: the next
+    /// receive examines the record anew).
+    #[inline(never)]
+    fn copy_out(&mut self, rec: Record) -> Result<Message<'_>, crate::error::Corrupt> {
+        let intact = self.copy_record(self.st.pos, rec, 0);
         self.ring.check_truncated()?;
         if !intact {
-            return Err(crate::error::Corrupt::new(format!(
-                "the record at position {} was rewritten while it was copied out \
-                 (another process writes the channel's ring)",
-                self.st.pos
-            )));
+            return Err(rewritten(self.st.pos));
         }
-        Ok(Message {
-            sub: self,
-            len: rec.len,
-        })
+        self.len = rec.len;
+        Ok(Message { sub: self })
     }
 
     /// Takes the next message if one is waiting.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Corrupt`] when
-    /// the shared state is inconsistent.
+    /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Disconnected`]
+    /// when none is and every publisher has left (reported by the
+    /// rate-limited checks of empty polls: see
+    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
+    /// [`TryRecvError::Corrupt`] when the shared state is inconsistent.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
         // The common cases inline, in registers: a plain committed record,
@@ -201,18 +339,72 @@ impl Subscriber {
         self.try_recv_slow()
     }
 
-    /// Every 64th empty poll of [`try_recv`](Self::try_recv): blocked on a
-    /// record a dead publisher may have left open? (Rate-limited by the
-    /// clock; the check reads the publishers' claim line.)
+    /// Every 64th empty poll of [`try_recv`](Self::try_recv): the checks
+    /// of [`idle_checks`](Self::idle_checks).
     #[inline(never)]
     fn try_recv_reaping(&mut self) -> Result<Message<'_>, TryRecvError> {
-        let (ring, st) = (&self.ring, &self.st);
-        if self.reap.reap_if(ring, Some(st.published), || {
-            ring::blocked_on_uncommitted(&**ring, st)
-        }) {
+        if self.idle_checks()? {
             return self.try_recv_slow();
         }
         Err(TryRecvError::Empty)
+    }
+
+    /// The rate-limited checks of an empty poll (at most every
+    /// [`REAP_EVERY`]; the caller calls this every 64th poll): blocked on a
+    /// record a dead publisher may have left open? (The check reads the
+    /// publishers' claim line.) Disconnected? `Ok(true)`: a reap may have
+    /// freed something to look at again.
+    #[inline(never)]
+    fn idle_checks(&mut self) -> Result<bool, TryRecvError> {
+        let Some(now) = self.reap.due_now() else {
+            return Ok(false);
+        };
+        if ring::blocked_on_uncommitted(&*self.ring, &self.st)
+            && liveness::reap(&self.ring, Some(self.st.published)) != (0, 0)
+        {
+            return Ok(true);
+        }
+        if self.disconnected(now) {
+            return Err(TryRecvError::Disconnected);
+        }
+        Ok(false)
+    }
+
+    /// The presence check (see [`Presence`]), for a subscriber that found
+    /// nothing to read: whether it is disconnected. Reads the publisher
+    /// slots; slow paths only.
+    #[inline(never)]
+    fn disconnected(&mut self, now: Instant) -> bool {
+        let Some(grace) = self.grace else {
+            return false;
+        };
+        let received = self.st.messages != self.seen_messages;
+        self.seen_messages = self.st.messages;
+        if liveness::joined_publishers(&self.ring, Some(self.st.published)) > 0 {
+            self.presence = Presence::Connected;
+            return false;
+        }
+        if received {
+            // A publisher was there since the last check, and is gone.
+            self.presence = Presence::Alone(now);
+        }
+        let gone = match self.presence {
+            Presence::Waiting => false,
+            Presence::Connected => {
+                self.presence = Presence::Alone(now);
+                false
+            }
+            Presence::Alone(since) => now.saturating_duration_since(since) >= grace,
+            Presence::Disconnected => true,
+        };
+        // Drained: nothing claimed past this subscriber's position (a
+        // commit on its way, or a dead publisher's claim just repaired,
+        // is read first).
+        if gone && !ring::blocked_on_uncommitted(&*self.ring, &self.st) {
+            self.presence = Presence::Disconnected;
+            return true;
+        }
+        false
     }
 
     /// A plain committed record at the position (and the file not
@@ -261,28 +453,64 @@ impl Subscriber {
         Ok(None)
     }
 
-    /// Waits for data until `deadline` in slices, reaping in between;
-    /// false on time-out.
-    fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, crate::error::Corrupt> {
-        let slice = Instant::now() + REAP_EVERY;
+    /// Waits for data until `deadline` in slices, reaping and checking for
+    /// disconnection in between.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<Waited, crate::error::Corrupt> {
+        let now = Instant::now();
+        let mut slice = now + REAP_EVERY;
+        if let (Presence::Alone(since), Some(grace)) = (self.presence, self.grace) {
+            // Wake when the grace ends, to report it then.
+            slice = slice.min(since + grace).max(now);
+        }
         let until = deadline.map_or(slice, |d| d.min(slice));
         if ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(until))? {
-            return Ok(true);
+            return Ok(Waited::Again);
         }
         // A whole slice without a message: blocked on a dead publisher's
         // open record? (Time-limited: at most every REAP_EVERY.)
         if ring::blocked_on_uncommitted(&*self.ring, &self.st)
             && self.reap.maybe_reap(&self.ring, Some(self.st.published))
         {
-            return Ok(true);
+            return Ok(Waited::Again);
         }
-        Ok(deadline.is_none_or(|d| Instant::now() < d))
+        let now = Instant::now();
+        if self.disconnected(now) {
+            return Ok(Waited::Disconnected);
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(Waited::TimedOut);
+        }
+        Ok(Waited::Again)
+    }
+
+    /// The next record, waiting until `deadline` (the slow path of every
+    /// blocking receive).
+    #[inline]
+    fn wait_record(&mut self, deadline: Option<Instant>) -> Result<Record, RecvTimeoutError> {
+        loop {
+            if let Some(rec) = self.peek_or_reap()? {
+                return Ok(rec);
+            }
+            // Reported already: look again at once (a publisher may have
+            // joined since), rather than after a slice.
+            if self.presence == Presence::Disconnected && self.disconnected(Instant::now()) {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            match self.wait(deadline)? {
+                Waited::Again => {}
+                Waited::TimedOut => return Err(RecvTimeoutError::Timeout),
+                Waited::Disconnected => return Err(RecvTimeoutError::Disconnected),
+            }
+        }
     }
 
     /// Waits for the next message.
     ///
     /// # Errors
     ///
+    /// [`RecvError::Disconnected`] when every publisher has left and
+    /// everything they sent was received (see
+    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
     /// [`RecvError::Corrupt`] when the shared state is inconsistent.
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
@@ -295,12 +523,8 @@ impl Subscriber {
     /// [`recv`](Self::recv) when no plain record is waiting.
     #[inline(never)]
     fn recv_slow(&mut self) -> Result<Message<'_>, RecvError> {
-        loop {
-            if let Some(rec) = self.peek_or_reap()? {
-                return Ok(self.deliver(rec)?);
-            }
-            self.wait(None)?;
-        }
+        let rec = self.wait_record(None).map_err(untimed)?;
+        Ok(self.deliver(rec)?)
     }
 
     /// Waits at most `timeout` for the next message.
@@ -308,27 +532,175 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`] if none arrived in time;
+    /// [`RecvTimeoutError::Disconnected`] when every publisher has left and
+    /// everything they sent was received (see
+    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
     /// [`RecvTimeoutError::Corrupt`] when the shared state is inconsistent.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
+        let rec = self.wait_record(Some(Instant::now() + timeout))?;
+        Ok(self.deliver(rec)?)
+    }
+
+    /// Takes up to `max` messages that are waiting now, in place, to be
+    /// read together and released together when the [`Batch`] drops (one
+    /// release, so the position is published at most once for the whole
+    /// batch). A batch holds at least one message (`max` 0 counts as 1);
+    /// it ends before `max` at the first record that is not a plain
+    /// committed message (nothing yet, the ring's end, a discarded loan),
+    /// which the next receive handles. In copy mode the batch is copied
+    /// into the subscriber's buffer, so it also ends before the payloads
+    /// exceed `max_message` bytes in all (see [`Batch`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batch-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-batch").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// for m in [&b"a"[..], b"bb", b"ccc"] {
+    ///     publ.send(m)?;
+    /// }
+    /// let batch = sub.try_recv_batch(2)?;
+    /// assert_eq!(batch.len(), 2);
+    /// let total: usize = batch.iter().map(<[u8]>::len).sum();
+    /// assert_eq!(total, 3);
+    /// drop(batch); // releases both
+    /// assert_eq!(&*sub.try_recv()?, b"ccc");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_batch(&mut self, max: usize) -> Result<Batch<'_>, TryRecvError> {
+        let Some(first) = self.peek_or_reap()? else {
+            if self.reap.tick() && self.idle_checks()? {
+                if let Some(first) = self.peek_or_reap()? {
+                    return Ok(self.fill_batch(first, max)?);
+                }
+            }
+            return Err(TryRecvError::Empty);
+        };
+        Ok(self.fill_batch(first, max)?)
+    }
+
+    /// Waits for the next message, then takes it and up to `max - 1` more
+    /// that are waiting, as [`try_recv_batch`](Self::try_recv_batch) does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv).
+    pub fn recv_batch(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let first = self.wait_record(None).map_err(untimed)?;
+        Ok(self.fill_batch(first, max)?)
+    }
+
+    /// A batch starting with `first` (a validated record at the position):
+    /// it and the plain committed records that follow it, up to `max`.
+    fn fill_batch(
+        &mut self,
+        first: Record,
+        max: usize,
+    ) -> Result<Batch<'_>, crate::error::Corrupt> {
+        self.batch.clear();
+        let max = max.max(1);
+        let mut p = self.st.pos;
+        let mut rec = first;
+        let mut copied = 0;
         loop {
-            if let Some(rec) = self.peek_or_reap()? {
-                return Ok(self.deliver(rec)?);
+            if self.copy {
+                if copied + rec.len as usize > self.buf.len() && !self.batch.is_empty() {
+                    break;
+                }
+                if !self.copy_record(p, rec, copied) {
+                    if self.batch.is_empty() {
+                        self.ring.check_truncated()?;
+                        return Err(rewritten(p));
+                    }
+                    break; // reported by the next receive
+                }
+                copied += rec.len as usize;
             }
-            if !self.wait(Some(deadline))? {
-                return Err(RecvTimeoutError::Timeout);
+            self.batch.push(rec.len);
+            p = p.wrapping_add(super::layout::record_size(u64::from(rec.len)));
+            if self.batch.len() >= max {
+                break;
             }
+            match ring::glance(&*self.ring, p) {
+                Glance::Plain(next) => rec = next,
+                _ => break,
+            }
+        }
+        self.ring.check_truncated()?;
+        Ok(Batch { sub: self })
+    }
+
+    /// A blocking lending iterator: each [`next`](Iter::next) waits for a
+    /// message, as [`recv`](Self::recv) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-iter-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::time::Duration;
+    /// let channel = memlane::Channel::builder("doc-iter").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// sub.set_disconnect_grace(Some(Duration::from_millis(20)));
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"one")?;
+    /// publ.send(b"two")?;
+    /// drop(publ);
+    /// let mut seen = 0;
+    /// let mut it = sub.iter();
+    /// while let Some(msg) = it.next() {
+    ///     seen += msg?.len(); // in place (or a private copy): no allocation
+    /// }
+    /// assert_eq!(seen, 6); // ended when every publisher had left
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter {
+            sub: self,
+            done: false,
         }
     }
 
-    /// A blocking iterator of copied messages (ends on a corrupt channel).
-    pub fn iter(&mut self) -> Iter<'_> {
-        Iter { sub: self }
-    }
-
-    /// An iterator of the messages waiting now, copied.
+    /// A lending iterator of the messages waiting now: each
+    /// [`next`](TryIter::next) takes one as [`try_recv`](Self::try_recv)
+    /// does, and the iteration ends when none is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryiter-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-tryiter").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"a")?;
+    /// publ.send(b"b")?;
+    /// let mut got = Vec::new();
+    /// let mut it = sub.try_iter();
+    /// while let Some(msg) = it.next() {
+    ///     got.extend_from_slice(&msg?);
+    /// }
+    /// assert_eq!(got, b"ab");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_iter(&mut self) -> TryIter<'_> {
-        TryIter { sub: self }
+        TryIter {
+            sub: self,
+            done: false,
+        }
     }
 
     /// Ring bytes not yet read by this subscriber.
@@ -344,6 +716,24 @@ impl Subscriber {
     /// Messages received by this subscriber.
     pub fn messages_received(&self) -> u64 {
         self.st.messages
+    }
+}
+
+/// The error of a copy whose record was rewritten meanwhile.
+#[cold]
+fn rewritten(p: u64) -> crate::error::Corrupt {
+    crate::error::Corrupt::new(format!(
+        "the record at position {p} was rewritten while it was copied out \
+         (another process writes the channel's ring)"
+    ))
+}
+
+/// A receive without deadline's error.
+fn untimed(e: RecvTimeoutError) -> RecvError {
+    match e {
+        RecvTimeoutError::Corrupt(c) => RecvError::Corrupt(c),
+        RecvTimeoutError::Disconnected => RecvError::Disconnected,
+        RecvTimeoutError::Timeout => unreachable!("a wait without deadline never times out"),
     }
 }
 
@@ -370,18 +760,20 @@ impl Drop for Subscriber {
 /// wrong (it can write any message it likes), so check what you need to
 /// trust; see `docs/RELIABILITY.md`.
 ///
-/// Two words (and [`TryRecvError`] and [`RecvError`] one), so that a
-/// receive's whole result travels in registers.
+/// One word (its length is kept in the subscriber), so that a receive's
+/// whole result, with the two-word [`TryRecvError`] or the one-word
+/// [`RecvError`], travels in two registers.
 pub struct Message<'a> {
+    /// The record is at the subscriber's position, which stays there until
+    /// this message is dropped; its validated payload length is `sub.len`.
     sub: &'a mut Subscriber,
-    /// The payload length (validated); the record is at the subscriber's
-    /// position, which stays there until this message is dropped.
-    len: u32,
 }
 
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message").field("len", &self.len).finish()
+        f.debug_struct("Message")
+            .field("len", &self.sub.len)
+            .finish()
     }
 }
 
@@ -389,8 +781,9 @@ impl std::ops::Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
+        let len = self.sub.len as usize;
         if self.sub.copy {
-            return &self.sub.buf[..self.len as usize];
+            return &self.sub.buf[..len];
         }
         let off = self.sub.st.pos & self.sub.ring.geometry().mask;
         // SAFETY: in place only when no other user can write the file
@@ -400,45 +793,204 @@ impl std::ops::Deref for Message<'_> {
         // record inside the ring. Until this message is dropped the
         // position stays there, so no honest publisher can claim these
         // bytes.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.sub.ring.ring_ptr(off + RECORD_HEADER),
-                self.len as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.sub.ring.ring_ptr(off + RECORD_HEADER), len) }
     }
 }
 
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        ring::release(&*self.sub.ring, &mut self.sub.st, self.len);
+        ring::release(&*self.sub.ring, &mut self.sub.st, self.sub.len);
     }
 }
 
-/// See [`Subscriber::iter`].
+/// Messages read in place together and released together; see
+/// [`Subscriber::try_recv_batch`]. Iterate it (`for msg in &batch`,
+/// [`iter`](Self::iter)) or index it ([`get`](Self::get)): each message is
+/// a `&[u8]` borrowed from the batch, with no copy and no allocation.
+///
+/// **In place or copied**, as for [`Message`]: in place, each slice is
+/// the payload in the ring; in copy mode the batch's payloads were copied
+/// into the subscriber's buffer (each record checked after its copy), and
+/// the slices are that private copy.
+///
+/// Dropping the batch releases all of its messages at once; a batch
+/// passed to `mem::forget` releases none (they are received again).
+pub struct Batch<'a> {
+    /// The batch starts at the subscriber's position; `sub.batch` holds
+    /// the validated payload lengths of its records, which follow each
+    /// other from there (in copy mode, `sub.buf` holds their payloads one
+    /// after the other).
+    sub: &'a mut Subscriber,
+}
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("lens", &self.sub.batch)
+            .finish()
+    }
+}
+
+impl Batch<'_> {
+    /// How many messages the batch holds (at least one).
+    pub fn len(&self) -> usize {
+        self.sub.batch.len()
+    }
+
+    /// Whether the batch holds no message (never: a batch holds at least
+    /// one).
+    pub fn is_empty(&self) -> bool {
+        self.sub.batch.is_empty()
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> BatchIter<'_> {
+        BatchIter {
+            sub: self.sub,
+            index: 0,
+            pos: self.sub.st.pos,
+            copied: 0,
+        }
+    }
+
+    /// Message `index`, if the batch holds that many.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        self.iter().nth(index)
+    }
+}
+
+impl<'b> IntoIterator for &'b Batch<'_> {
+    type Item = &'b [u8];
+    type IntoIter = BatchIter<'b>;
+    fn into_iter(self) -> BatchIter<'b> {
+        self.iter()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let sub = &mut *self.sub;
+        for &len in &sub.batch {
+            ring::release(&*sub.ring, &mut sub.st, len);
+        }
+        sub.batch.clear();
+    }
+}
+
+/// The messages of a [`Batch`], as `&[u8]`; see [`Batch::iter`].
+#[derive(Debug)]
+pub struct BatchIter<'b> {
+    sub: &'b Subscriber,
+    index: usize,
+    /// Position of the record `index`.
+    pos: u64,
+    /// Copy mode: offset of its payload in the buffer.
+    copied: usize,
+}
+
+impl<'b> Iterator for BatchIter<'b> {
+    type Item = &'b [u8];
+
+    fn next(&mut self) -> Option<&'b [u8]> {
+        let sub = self.sub;
+        let len = *sub.batch.get(self.index)?;
+        self.index += 1;
+        let at = self.pos;
+        self.pos = at.wrapping_add(super::layout::record_size(u64::from(len)));
+        if sub.copy {
+            let from = self.copied;
+            self.copied += len as usize;
+            return Some(&sub.buf[from..from + len as usize]);
+        }
+        let off = at & sub.ring.geometry().mask;
+        // SAFETY: as for `Message::deref`: in place only when no other user
+        // can write the file. Each record of the batch was validated at its
+        // position (`peek` or `glance`: len <= max_message and the whole
+        // record inside the ring), and the batch holds the subscriber's
+        // position at its first record until it drops, so no honest
+        // publisher can claim these bytes while the batch (which this
+        // borrow outlives not) lives.
+        Some(unsafe {
+            std::slice::from_raw_parts(sub.ring.ring_ptr(off + RECORD_HEADER), len as usize)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.sub.batch.len() - self.index;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for BatchIter<'_> {}
+
+/// A blocking lending iterator of messages; see [`Subscriber::iter`].
+///
+/// Not a [`std::iter::Iterator`]: each message borrows the subscriber (it
+/// is read in place, and released when dropped), and an `Iterator`'s items
+/// cannot borrow from the iterator. So `next` is a method of its own, used
+/// with `while let Some(msg) = it.next()`; the price of the std trait
+/// would be a copy (and an allocation) per message. To read many messages
+/// with the std trait, use [`Subscriber::try_recv_batch`]: a [`Batch`] is
+/// iterated as `&[u8]` in place.
 #[derive(Debug)]
 pub struct Iter<'a> {
     sub: &'a mut Subscriber,
+    /// An error was yielded, or the subscriber is disconnected.
+    done: bool,
 }
 
-impl Iterator for Iter<'_> {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.sub.recv().ok().map(|m| m.to_vec())
+impl Iter<'_> {
+    /// Waits for the next message. `None` once every publisher has left
+    /// (see [`Subscriber::set_disconnect_grace`]; with no grace, it never
+    /// ends). A corrupt channel is yielded as `Some(Err(..))` once, and
+    /// ends the iteration; receive again to look again.
+    #[allow(clippy::should_implement_trait)] // a lending iterator: see the type's docs
+    pub fn next(&mut self) -> Option<Result<Message<'_>, crate::error::Corrupt>> {
+        if self.done {
+            return None;
+        }
+        match self.sub.recv() {
+            Ok(msg) => Some(Ok(msg)),
+            Err(RecvError::Corrupt(c)) => {
+                self.done = true;
+                Some(Err(c))
+            }
+            Err(_) => {
+                self.done = true;
+                None
+            }
+        }
     }
 }
 
-/// See [`Subscriber::try_iter`].
+/// A lending iterator of the messages waiting now; see
+/// [`Subscriber::try_iter`] (and [`Iter`] for why it is not a std
+/// `Iterator`).
 #[derive(Debug)]
 pub struct TryIter<'a> {
     sub: &'a mut Subscriber,
+    /// An error was yielded.
+    done: bool,
 }
 
-impl Iterator for TryIter<'_> {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.sub.try_recv().ok().map(|m| m.to_vec())
+impl TryIter<'_> {
+    /// The next message if one is waiting; `None` when none is (or every
+    /// publisher has left). A corrupt channel is yielded as
+    /// `Some(Err(..))` once, and ends the iteration.
+    #[allow(clippy::should_implement_trait)] // a lending iterator: see `Iter`
+    pub fn next(&mut self) -> Option<Result<Message<'_>, crate::error::Corrupt>> {
+        if self.done {
+            return None;
+        }
+        match self.sub.try_recv() {
+            Ok(msg) => Some(Ok(msg)),
+            Err(TryRecvError::Corrupt(c)) => {
+                self.done = true;
+                Some(Err(c))
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -451,11 +1003,15 @@ mod tests {
     #[test]
     fn receive_results_are_two_words() {
         let word = size_of::<usize>();
-        assert_eq!(size_of::<TryRecvError>(), word);
+        assert_eq!(size_of::<Message<'static>>(), word);
         assert_eq!(size_of::<RecvError>(), word);
-        assert_eq!(size_of::<Message<'static>>(), 2 * word);
+        assert_eq!(size_of::<TryRecvError>(), 2 * word);
         assert_eq!(
             size_of::<Result<Message<'static>, TryRecvError>>(),
+            2 * word
+        );
+        assert_eq!(
+            size_of::<Result<Message<'static>, RecvTimeoutError>>(),
             2 * word
         );
         assert_eq!(size_of::<Result<Message<'static>, RecvError>>(), 2 * word);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::TestDir;
 use memlane::{
-    Channel, CreateError, JoinError, Mode, OpenError, RecvTimeoutError, SendError,
+    Channel, CreateError, JoinError, Mode, OpenError, RecvError, RecvTimeoutError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
 use proptest::prelude::*;
@@ -180,7 +180,7 @@ fn loans_commit_and_discard() {
     let mut l = p.loan(5).unwrap();
     assert_eq!(l.len(), 5);
     l.copy_from_slice(b"first");
-    l.commit();
+    l.commit().unwrap();
     let mut l = p.try_loan(3).unwrap();
     l.copy_from_slice(b"bad");
     drop(l); // discarded: never delivered
@@ -212,19 +212,353 @@ fn recv_timeout_and_blocking_recv() {
     t.join().unwrap();
 }
 
+/// `try_iter` yields the waiting messages in place and ends when none is;
+/// `iter` waits for each and ends once every publisher has left.
 #[test]
-fn iterators() {
+fn lending_iterators() {
     let d = TestDir::new("ch-iter");
     let c = channel(&d, "it", 4096, 100);
     let mut s = c.subscriber().unwrap();
+    s.set_disconnect_grace(Some(Duration::from_millis(20)));
     let mut p = c.publisher().unwrap();
     for m in [&b"a"[..], b"b", b"c"] {
         p.send(m).unwrap();
     }
-    let got: Vec<Vec<u8>> = s.try_iter().collect();
+    let mut got = Vec::new();
+    let mut it = s.try_iter();
+    while let Some(m) = it.next() {
+        got.push(m.unwrap().to_vec());
+    }
     assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert!(s.try_iter().next().is_none(), "nothing waits");
     p.send(b"d").unwrap();
-    assert_eq!(s.iter().next().unwrap(), b"d");
+    assert_eq!(&*s.iter().next().unwrap().unwrap(), b"d");
+    p.send(b"e").unwrap();
+    drop(p);
+    let mut it = s.iter();
+    assert_eq!(&*it.next().unwrap().unwrap(), b"e");
+    assert!(it.next().is_none(), "ends once every publisher has left");
+    assert!(it.next().is_none(), "and stays ended");
+}
+
+/// A corrupt channel is yielded by the iterators as an error (once),
+/// where they used to end silently.
+#[cfg(unix)] // SIGBUS; Windows refuses the truncation.
+#[test]
+fn iterators_and_batches_yield_corruption() {
+    let d = TestDir::new("ch-itercorrupt");
+    let c = channel(&d, "itc", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    p.send(b"ok").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path.join("memlane.itc"))
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut it = s.try_iter();
+    assert!(
+        matches!(it.next(), Some(Err(_))),
+        "the corruption is yielded"
+    );
+    assert!(it.next().is_none(), "once");
+    assert!(matches!(s.iter().next(), Some(Err(_))));
+    assert!(matches!(s.try_recv_batch(4), Err(TryRecvError::Corrupt(_))));
+}
+
+/// Runs `f` on a fresh channel in place and on one in copy mode.
+fn both_modes(d: &TestDir, tag: &str, capacity: u64, max: u64, f: impl Fn(&Channel)) {
+    for copy in [false, true] {
+        let c = Channel::builder(&format!("{tag}-{copy}"))
+            .capacity(capacity)
+            .max_message(max)
+            .copy_messages(copy)
+            .dir(&d.path)
+            .create()
+            .unwrap();
+        assert_eq!(c.copies_messages(), copy);
+        f(&c);
+    }
+}
+
+/// Batches deliver exactly what was sent, in order, across wrap-around,
+/// discarded loans and partial commits, in both modes; each batch holds
+/// at most `max` messages (in copy mode at most `max_message` payload
+/// bytes), at least one, and releases them all when it drops.
+#[test]
+fn batches_read_in_place_and_release_together() {
+    let d = TestDir::new("ch-batch");
+    both_modes(&d, "batch", 4096, 300, |c| {
+        let mut s = c.subscriber().unwrap();
+        let mut p = c.publisher().unwrap();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut expect: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut seq = 0u32;
+        for round in 0..400 {
+            // Send a few (the ring is 4 KiB: it wraps many times).
+            for _ in 0..(next() % 6) {
+                let len = (next() % 300) as usize;
+                let msg: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+                seq += 1;
+                match next() % 4 {
+                    0 => drop(p.try_loan(len.min(50))), // discarded (or full)
+                    1 => match p.try_loan(300) {
+                        Ok(mut l) => {
+                            l[..len].copy_from_slice(&msg);
+                            l.commit_len(len).unwrap();
+                            expect.push_back(msg);
+                        }
+                        Err(TrySendError::Full) => {}
+                        Err(e) => panic!("{e}"),
+                    },
+                    _ => match p.try_send(&msg) {
+                        Ok(()) => expect.push_back(msg),
+                        Err(TrySendError::Full) => {}
+                        Err(e) => panic!("{e}"),
+                    },
+                }
+            }
+            let max = 1 + (next() % 5) as usize;
+            match s.try_recv_batch(max) {
+                Ok(batch) => {
+                    assert!(!batch.is_empty() && batch.len() <= max, "round {round}");
+                    if c.copies_messages() {
+                        let bytes: usize = batch.iter().map(<[u8]>::len).sum();
+                        assert!(batch.len() == 1 || bytes <= 300);
+                    }
+                    assert_eq!(batch.iter().len(), batch.len());
+                    for (i, m) in batch.iter().enumerate() {
+                        let want = expect.pop_front().expect("a message was sent");
+                        assert_eq!(m, &want[..], "round {round}");
+                        assert_eq!(batch.get(i), Some(&want[..]));
+                    }
+                    assert!(batch.get(batch.len()).is_none());
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        while let Ok(batch) = s.try_recv_batch(1000) {
+            for m in &batch {
+                assert_eq!(m, &expect.pop_front().unwrap()[..]);
+            }
+        }
+        assert!(expect.is_empty(), "{} never received", expect.len());
+        assert_eq!(s.lag(), 0, "every batch was released");
+    });
+}
+
+/// A blocking batch waits for its first message, then takes what waits.
+#[test]
+fn recv_batch_waits_for_the_first_message() {
+    let d = TestDir::new("ch-recvbatch");
+    let c = channel(&d, "rb", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    let c2 = c.clone();
+    let t = std::thread::spawn(move || {
+        let mut p = c2.publisher().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        for m in [&b"x"[..], b"y"] {
+            p.send(m).unwrap();
+        }
+        p
+    });
+    s.set_spin(0);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let batch = s.recv_batch(8).unwrap();
+        got.extend(batch.iter().map(<[u8]>::to_vec));
+    }
+    assert_eq!(got, [b"x".to_vec(), b"y".to_vec()]);
+    drop(t.join().unwrap());
+    assert!(matches!(s.try_recv_batch(8), Err(TryRecvError::Empty)));
+}
+
+/// Disconnection: once every publisher has left and everything they sent
+/// was received, the receives say so after the grace; again at once while
+/// none is back; and a publisher that joins again is received.
+#[test]
+fn receives_report_that_every_publisher_left() {
+    let d = TestDir::new("ch-disc");
+    let c = channel(&d, "disc", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    assert_eq!(
+        s.disconnect_grace(),
+        Some(memlane::DEFAULT_DISCONNECT_GRACE)
+    );
+    s.set_disconnect_grace(Some(Duration::from_millis(30)));
+    assert_eq!(s.publishers(), 0);
+    // Never saw a publisher: waits for the first, and says nothing.
+    assert!(matches!(
+        s.recv_timeout(Duration::from_millis(300)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    let mut p = c.publisher().unwrap();
+    assert_eq!(s.publishers(), 1);
+    p.send(b"one").unwrap();
+    p.send(b"two").unwrap();
+    drop(p);
+    assert_eq!(s.publishers(), 0);
+    // What was sent comes first.
+    assert_eq!(&*s.recv().unwrap(), b"one");
+    assert_eq!(&*s.recv_timeout(Duration::from_secs(60)).unwrap(), b"two");
+    assert_eq!(s.recv().unwrap_err(), RecvError::Disconnected);
+    assert_eq!(
+        s.recv_timeout(Duration::from_secs(60)).unwrap_err(),
+        RecvTimeoutError::Disconnected
+    );
+    assert!(matches!(s.recv_batch(4), Err(RecvError::Disconnected)));
+    // A busy poller learns it on its rate-limited checks.
+    let start = Instant::now();
+    loop {
+        match s.try_recv() {
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => break,
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "watchdog");
+    }
+    // A publisher comes back: a receive waits for it (past the grace).
+    let mut p = c.publisher().unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        p.send(b"back").unwrap();
+        p
+    });
+    assert_eq!(&*s.recv().unwrap(), b"back");
+    drop(t.join().unwrap());
+    // And leaves: disconnected again.
+    assert_eq!(s.recv().unwrap_err(), RecvError::Disconnected);
+}
+
+/// With no grace a subscriber waits for publishers for good, as before.
+#[test]
+fn no_grace_never_disconnects() {
+    let d = TestDir::new("ch-nograce");
+    let c = channel(&d, "ng", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    s.set_disconnect_grace(None);
+    c.publisher().unwrap().send(b"x").unwrap();
+    assert_eq!(&*s.recv().unwrap(), b"x");
+    assert!(matches!(
+        s.recv_timeout(Duration::from_millis(500)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+}
+
+/// Partial commits deliver exactly the bytes committed, in both modes,
+/// across wrap-around; `truncate` and `commit_len` agree; a `commit_len`
+/// longer than the loan fails and publishes nothing.
+#[test]
+fn loans_commit_in_part() {
+    let d = TestDir::new("ch-partial");
+    both_modes(&d, "partial", 4096, 500, |c| {
+        let mut s = c.subscriber().unwrap();
+        let mut p = c.publisher().unwrap();
+        for i in 0..2000usize {
+            let loaned = (i * 131) % 501;
+            let len = (i * 7) % (loaned + 1);
+            let msg: Vec<u8> = (0..len).map(|k| (k ^ i) as u8).collect();
+            let mut l = p.loan(loaned).unwrap();
+            l[..len].copy_from_slice(&msg);
+            if i % 2 == 0 {
+                l.truncate(len);
+                l.truncate(loaned); // no effect: not longer
+                assert_eq!(l.len(), len);
+                l.commit().unwrap();
+            } else {
+                l.commit_len(len).unwrap();
+            }
+            assert_eq!(&*s.try_recv().unwrap(), &msg[..], "message {i}");
+            assert!(matches!(s.try_recv(), Err(TryRecvError::Empty)));
+        }
+        let l = p.loan(3).unwrap();
+        assert_eq!(
+            l.commit_len(4).unwrap_err(),
+            memlane::CommitError::TooLong { len: 4, loaned: 3 }
+        );
+        p.send(b"after").unwrap();
+        assert_eq!(
+            &*s.try_recv().unwrap(),
+            b"after",
+            "nothing else was published"
+        );
+        // A truncated loan dropped without commit is skipped whole.
+        let mut l = p.loan(200).unwrap();
+        l.truncate(10);
+        drop(l);
+        p.send(b"next").unwrap();
+        assert_eq!(&*s.try_recv().unwrap(), b"next");
+    });
+}
+
+/// Uninitialized loans: filled through `MaybeUninit`, committed in full or
+/// in part; dropped without `assume_init`, they are skipped and their
+/// bytes zeroed (seen through the next loan of the same private buffer in
+/// copy mode).
+#[test]
+fn uninit_loans() {
+    use std::mem::MaybeUninit;
+    let d = TestDir::new("ch-uninit");
+    both_modes(&d, "uninit", 4096, 100, |c| {
+        let mut s = c.subscriber().unwrap();
+        let mut p = c.publisher().unwrap();
+        let mut u = p.loan_uninit(5).unwrap();
+        assert_eq!(u.len(), 5);
+        for (d, b) in u.iter_mut().zip(b"hello") {
+            *d = MaybeUninit::new(*b);
+        }
+        // SAFETY: every byte was written.
+        unsafe { u.assume_init() }.commit().unwrap();
+        assert_eq!(&*s.try_recv().unwrap(), b"hello");
+
+        let mut u = p.loan_uninit(50).unwrap();
+        u[0] = MaybeUninit::new(b'h');
+        u[1] = MaybeUninit::new(b'i');
+        // SAFETY: the first two bytes were written.
+        let l = unsafe { u.assume_init_len(2) };
+        assert_eq!(&*l, b"hi");
+        l.commit().unwrap();
+        assert_eq!(&*s.try_recv().unwrap(), b"hi");
+
+        let mut u = p.loan_uninit(8).unwrap();
+        u.iter_mut().for_each(|b| *b = MaybeUninit::new(0xaa));
+        drop(u); // discarded, zeroed
+        let l = p.loan(8).unwrap();
+        if c.copies_messages() {
+            assert_eq!(&*l, [0; 8], "the private buffer was zeroed");
+        }
+        drop(l);
+        let u = p.loan_uninit(8).unwrap();
+        std::mem::forget(u); // leaked: settled (and zeroed) at the next send
+        p.send(b"end").unwrap();
+        assert_eq!(&*s.try_recv().unwrap(), b"end");
+    });
+}
+
+/// `Loan::commit` reports a file truncated under it, as `send` does.
+#[cfg(unix)] // SIGBUS; Windows refuses the truncation.
+#[test]
+fn a_loan_commit_reports_a_truncated_file() {
+    let d = TestDir::new("ch-commit-trunc");
+    let c = channel(&d, "ct", 4096, 100);
+    let mut p = c.publisher().unwrap();
+    let mut l = p.loan(4).unwrap();
+    l.copy_from_slice(b"lost");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path.join("memlane.ct"))
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    assert!(matches!(l.commit(), Err(memlane::CommitError::Corrupt(_))));
 }
 
 #[test]
@@ -527,7 +861,7 @@ fn check_model(ops: Vec<Op>, start_lap: u64, copy: bool) -> Result<(), TestCaseE
                         }
                         let msg = l.to_vec();
                         if commit {
-                            l.commit();
+                            l.commit().unwrap();
                             model.publish(Some(msg), len);
                         } else {
                             drop(l);
@@ -940,7 +1274,7 @@ fn copied_messages_and_loans_deliver_the_bytes_sent() {
             1 => {
                 let mut l = p.loan(len).unwrap();
                 l.copy_from_slice(&msg);
-                l.commit();
+                l.commit().unwrap();
             }
             _ => {
                 let mut l = p.try_loan(len).unwrap();
@@ -998,7 +1332,7 @@ fn a_forgotten_loan_does_not_wedge_the_ring() {
                 _ => {
                     let mut l = p.loan(4).unwrap();
                     l.copy_from_slice(&round.to_le_bytes());
-                    l.commit();
+                    l.commit().unwrap();
                 }
             }
             recv(&mut s, &round.to_le_bytes(), "a send after a leaked loan");

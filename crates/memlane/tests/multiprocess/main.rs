@@ -65,6 +65,8 @@ fn child_entry() {
             let spin: u32 = var("MEMLANE_TEST_SPIN").parse().unwrap();
             let mut s = channel.subscriber().unwrap();
             s.set_spin(spin);
+            // Publisher processes come and go; this test counts messages.
+            s.set_disconnect_grace(None);
             let mut next = vec![0u32; publishers];
             let total = count as usize * publishers;
             for _ in 0..total {
@@ -131,7 +133,7 @@ fn child_entry() {
                 } else {
                     let mut loan = p.loan(buf.len()).unwrap();
                     loan.copy_from_slice(&buf);
-                    loan.commit();
+                    loan.commit().unwrap();
                 }
                 seq += 1;
             }
@@ -196,6 +198,24 @@ fn child_entry() {
             }
             // Nothing was taken.
             assert!(channel.info().publishers.is_empty());
+        }
+        "disconnect_subscriber" => disconnect_subscriber(&dir, &channel),
+        "counter_publisher" => {
+            let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let mut p = channel.publisher().unwrap();
+            for seq in 0..count {
+                p.send(&seq.to_le_bytes()).unwrap();
+            }
+        }
+        "lingering_publisher" => {
+            // Sends, says so, and stays joined until it is killed.
+            let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let mut p = channel.publisher().unwrap();
+            for seq in 0..count {
+                p.send(&seq.to_le_bytes()).unwrap();
+            }
+            std::fs::write(dir.join("sent"), b"").unwrap();
+            std::thread::sleep(WATCHDOG);
         }
         other => panic!("unknown role {other}"),
     }
@@ -669,4 +689,102 @@ fn a_join_that_cannot_take_its_liveness_lock_fails_and_says_why() {
     let child = spawn_role(ENTRY, "join_without_fds", &vars(&d, "nofd", &[]));
     let out = expect_success(&child.wait(Duration::from_secs(60)), "join_without_fds");
     assert!(out.contains("RESULT refused"), "{out}");
+}
+
+/// Waits (with a watchdog) for the file `name` in `dir`.
+fn wait_file(dir: &std::path::Path, name: &str) {
+    wait_for(WATCHDOG, name, || dir.join(name).exists());
+}
+
+/// The subscriber of `a_blocked_recv_learns_that_every_publisher_left`:
+/// receives until disconnected, twice (a publisher that exits, then one
+/// that is killed), then receives from a publisher that joins later.
+fn disconnect_subscriber(dir: &std::path::Path, channel: &Channel) {
+    let mut s = channel.subscriber().unwrap();
+    s.set_disconnect_grace(Some(Duration::from_millis(200)));
+    s.set_spin(0);
+    std::fs::write(dir.join("joined"), b"").unwrap();
+    for round in 0..2 {
+        wait_file(dir, &format!("publisher{round}"));
+        let mut got = 0u32;
+        loop {
+            match s.recv() {
+                Ok(m) => {
+                    assert_eq!(&*m, &got.to_le_bytes(), "message {got} of round {round}");
+                    got += 1;
+                }
+                Err(memlane::RecvError::Disconnected) => break,
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        println!("RESULT round={round} received={got}");
+        // Still disconnected: said again at once (no publisher can join
+        // before the file below is written).
+        assert_eq!(
+            s.recv_timeout(WATCHDOG).unwrap_err(),
+            memlane::RecvTimeoutError::Disconnected
+        );
+        std::fs::write(dir.join(format!("disconnected{round}")), b"").unwrap();
+    }
+    // A publisher joins again: a new receive waits for it, longer than the
+    // grace, and receives its message.
+    wait_file(dir, "publisher2");
+    std::fs::write(dir.join("waiting"), b"").unwrap();
+    let m = s
+        .recv()
+        .expect("the message of the publisher that came back");
+    assert_eq!(&*m, b"again");
+    println!("RESULT again");
+}
+
+/// A subscriber blocked in `recv` in one process learns that every
+/// publisher has left, with `RecvError::Disconnected`, once its publisher
+/// process exits and once it is killed (and reaped); a publisher that
+/// joins later is received by the next `recv`.
+#[test]
+fn a_blocked_recv_learns_that_every_publisher_left() {
+    let d = TestDir::new("mp-disconnect");
+    let name = "disconnect";
+    let channel = Channel::builder(name)
+        .capacity(64 << 10)
+        .max_message(1024)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let sub = spawn_role(ENTRY, "disconnect_subscriber", &vars(&d, name, &[]));
+    wait_file(&d.path, "joined");
+
+    // A publisher that sends and exits.
+    let count = ("MEMLANE_TEST_COUNT", "3".to_string());
+    std::fs::write(d.path.join("publisher0"), b"").unwrap();
+    let p = spawn_role(
+        ENTRY,
+        "counter_publisher",
+        &vars(&d, name, std::slice::from_ref(&count)),
+    );
+    expect_success(&p.wait(WATCHDOG), "publisher");
+    wait_file(&d.path, "disconnected0");
+
+    // A publisher that sends and is killed while joined.
+    let mut p = spawn_role(ENTRY, "lingering_publisher", &vars(&d, name, &[count]));
+    wait_for(WATCHDOG, "the publisher to join", || {
+        channel.info().publishers.len() == 1
+    });
+    std::fs::write(d.path.join("publisher1"), b"").unwrap();
+    wait_file(&d.path, "sent");
+    p.child().kill().unwrap();
+    p.child().wait().unwrap();
+    wait_file(&d.path, "disconnected1");
+
+    // One that comes back: joins first, then sends once the subscriber
+    // has waited past its grace.
+    let mut publ = channel.publisher().unwrap();
+    std::fs::write(d.path.join("publisher2"), b"").unwrap();
+    wait_file(&d.path, "waiting");
+    std::thread::sleep(Duration::from_millis(400));
+    publ.send(b"again").unwrap();
+    let out = expect_success(&sub.wait(WATCHDOG), "subscriber");
+    assert!(out.contains("RESULT round=0 received=3"), "{out}");
+    assert!(out.contains("RESULT round=1 received=3"), "{out}");
+    assert!(out.contains("RESULT again"), "{out}");
 }
