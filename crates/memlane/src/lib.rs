@@ -70,6 +70,8 @@ mod channel {
     #[cfg(test)]
     #[path = "loom_tests.rs"]
     mod loom_tests;
+    #[path = "repair.rs"]
+    pub(crate) mod repair;
     #[path = "ring.rs"]
     pub(crate) mod ring;
 }

@@ -7,8 +7,8 @@
 //!      0            128               Config: written once by the creator before the header's
 //!                                     ready word; copied and validated by every opener
 //!    128            128               claim line: claim (u64) — the next free byte position
-//!    256            128               join line: sub_gen (u32), retired_messages (u64 @ +8),
-//!                                     retired_bytes (u64 @ +16)
+//!    256            128               join line: sub_gen (u32), want_space (u32 @ +4),
+//!                                     retired_messages (u64 @ +8), retired_bytes (u64 @ +16)
 //!    384            128               data event (EventWord): publishers → subscribers
 //!    512            128               space event (EventWord): subscribers → publishers
 //!    640            128 × P           publisher slots (PubSlot)
@@ -196,7 +196,7 @@ pub(crate) struct SubSlot {
     /// Owner's pid (informational).
     pub(crate) pid: AtomicU32,
     /// The next byte position this subscriber will read; everything before
-    /// it has been consumed. Stored (SeqCst) by the owner after reading;
+    /// it has been consumed. Stored (Release) by the owner after reading;
     /// loaded by publishers to bound their claims.
     pub(crate) position: AtomicU64,
     /// Messages received (written only by the owner).

@@ -36,7 +36,8 @@ use std::fs::File;
 use std::io;
 
 use super::layout::{MAX_ENDPOINTS, SLOT_FREE};
-use super::ring::{self, RingMem};
+use super::repair;
+use super::ring::RingMem;
 use super::shm::ShmRing;
 use crate::error::JoinError;
 use crate::sync::Ordering;
@@ -236,7 +237,7 @@ pub(crate) fn probe(ring: &ShmRing, role: Role, slot: u32, pid: u32) -> Liveness
 /// Reclaims the slots of dead endpoints. Returns (publishers, subscribers)
 /// reclaimed. `pin` is the caller's published position if it is an ACTIVE
 /// subscriber: only such a caller repairs a dead publisher's open claim
-/// that a subscriber still needs (see `ring::repair_dead_publisher`); any
+/// that a subscriber still needs (see `repair::repair_dead_publisher`); any
 /// other leaves that publisher's slot for it.
 pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
     let g = *ring.geometry();
@@ -267,7 +268,7 @@ pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
         }
         if let Some(_lock) = try_lock_slot(ring, Role::Subscriber, i) {
             if ring.sub_slot(i).state.load(Ordering::Acquire) != SLOT_FREE {
-                ring::free_dead_subscriber(ring, i);
+                repair::free_dead_subscriber(ring, i);
                 reaped.1 += 1;
             }
         }
@@ -280,7 +281,7 @@ pub(crate) fn reap(ring: &ShmRing, pin: Option<u64>) -> (u32, u32) {
 /// is, if its open claim still needs a repair the caller could not make.
 pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32, pin: Option<u64>) -> bool {
     let g = *ring.geometry();
-    let repair = ring::repair_dead_publisher(
+    let repair = repair::repair_dead_publisher(
         ring,
         slot,
         |p| {
@@ -298,10 +299,10 @@ pub(crate) fn reclaim_publisher(ring: &ShmRing, slot: u32, pin: Option<u64>) -> 
         },
         pin,
     );
-    if repair == ring::Repair::Pending {
+    if repair == repair::Repair::Pending {
         return false;
     }
-    ring::free_dead_publisher(ring, slot);
+    repair::free_dead_publisher(ring, slot);
     true
 }
 
@@ -372,7 +373,7 @@ pub(crate) fn join<T>(
                         // open claim repaired: `take` then fails on it.
                         reclaim_publisher(ring, i, None);
                     }
-                    Role::Subscriber => ring::free_dead_subscriber(ring, i),
+                    Role::Subscriber => repair::free_dead_subscriber(ring, i),
                 }
             }
             if let Some(st) = take(i) {

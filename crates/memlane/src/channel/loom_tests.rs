@@ -8,6 +8,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
 use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
+use super::repair;
 use super::ring::{self, RingMem};
 use crate::sync::event_word::EventWord;
 use crate::sync::{AtomicU32, AtomicU64, Barrier, LoomFutex};
@@ -350,9 +351,13 @@ fn loom_pinned_repair_races_with_a_leaving_subscriber_and_a_live_publisher() {
                 send(&r3, &mut st, &[b; 16]);
             }
         });
-        let outcome = ring::repair_dead_publisher(&*r, 0, |_| false, Some(sub.published));
-        assert_eq!(outcome, ring::Repair::Repaired, "pinned by this subscriber");
-        ring::free_dead_publisher(&*r, 0);
+        let outcome = repair::repair_dead_publisher(&*r, 0, |_| false, Some(sub.published));
+        assert_eq!(
+            outcome,
+            repair::Repair::Repaired,
+            "pinned by this subscriber"
+        );
+        repair::free_dead_publisher(&*r, 0);
         assert_eq!(recv(&r, &mut sub), vec![1u8; 16]);
         assert_eq!(recv(&r, &mut sub), vec![2u8; 16]);
         leaver.join().unwrap();
@@ -371,12 +376,12 @@ fn loom_unpinned_reaper_leaves_the_repair_to_a_subscriber() {
         let _ = dead_publisher_claim(&r, 0);
         let r2 = r.clone();
         let leaver = loom::thread::spawn(move || ring::leave_subscriber(&*r2, &sub));
-        let outcome = ring::repair_dead_publisher(&*r, 0, |_| false, None);
-        assert_ne!(outcome, ring::Repair::Repaired, "nothing pins the claim");
+        let outcome = repair::repair_dead_publisher(&*r, 0, |_| false, None);
+        assert_ne!(outcome, repair::Repair::Repaired, "nothing pins the claim");
         leaver.join().unwrap();
         assert_eq!(
-            ring::repair_dead_publisher(&*r, 0, |_| false, None),
-            ring::Repair::NotNeeded,
+            repair::repair_dead_publisher(&*r, 0, |_| false, None),
+            repair::Repair::NotNeeded,
             "nobody needs it once the subscriber left"
         );
     });

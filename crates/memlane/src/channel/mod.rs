@@ -12,6 +12,7 @@ pub(crate) mod layout;
 pub(crate) mod liveness;
 mod publisher;
 pub(crate) mod region;
+pub(crate) mod repair;
 pub(crate) mod ring;
 mod shm;
 mod subscriber;
