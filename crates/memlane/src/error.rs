@@ -331,6 +331,33 @@ pub enum AccessError {
     Truncated,
 }
 
+/// Which kind of endpoint of a channel: a [`Publisher`](crate::Publisher)
+/// or a [`Subscriber`](crate::Subscriber). Displayed as `publisher` /
+/// `subscriber`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(memlane::EndpointRole::Subscriber.to_string(), "subscriber");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointRole {
+    /// A publisher slot.
+    Publisher,
+    /// A subscriber slot.
+    Subscriber,
+}
+
+impl std::fmt::Display for EndpointRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EndpointRole::Publisher => "publisher",
+            EndpointRole::Subscriber => "subscriber",
+        })
+    }
+}
+
 /// Why a publisher or subscriber could not join a channel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -372,8 +399,8 @@ pub enum JoinError {
     /// such a lock and keep the slot from being joined.
     #[error("no {role} slot of {} could be taken: {free_locked} free slot(s) are locked by a process that has not joined (anyone who can open the file, even read-only, can hold these locks); find it with `lslocks` or /proc/locks (the file's inode), stop it, and keep the file's mode closed to users you do not trust", path.display())]
     SlotsLocked {
-        /// "publisher" or "subscriber".
-        role: &'static str,
+        /// Which kind of slot.
+        role: EndpointRole,
         /// The channel's file.
         path: PathBuf,
         /// How many free slots were locked.

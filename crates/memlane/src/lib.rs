@@ -79,26 +79,57 @@ mod channel {
 #[cfg(not(loom))]
 pub use channel::{
     Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
-    Publisher, PublisherInfo, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY,
+    Publisher, PublisherInfo, Reaped, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY,
     DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
-    AccessError, CreateError, JoinError, NameError, OpenError, RecvError, RecvTimeoutError,
-    RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    AccessError, CreateError, EndpointRole, JoinError, NameError, OpenError, RecvError,
+    RecvTimeoutError, RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 #[cfg(not(loom))]
 pub use event::Event;
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
 #[cfg(not(loom))]
 pub use segment::{
-    gc, gc_with, list, Access, Collected, Disposition, Kind, OpenOptions, Segment, SegmentBuilder,
-    SegmentEntry, DEFAULT_MODE,
+    gc, gc_with, list, Access, Collected, Disposition, GcReport, Kind, OpenOptions, Segment,
+    SegmentBuilder, SegmentEntry, DEFAULT_MODE,
 };
 
 #[cfg(not(loom))]
 pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
+
+// The public handles can move to and be shared between threads; checked at
+// compile time so that a change that loses it is noticed.
+#[cfg(not(loom))]
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Segment>();
+    send_sync::<Event>();
+    send_sync::<Channel>();
+    send_sync::<Publisher>();
+    send_sync::<Subscriber>();
+    send_sync::<Message<'static>>();
+    send_sync::<Loan<'static>>();
+    send_sync::<Batch<'static>>();
+    send_sync::<ChannelInfo>();
+    send_sync::<SegmentEntry>();
+    send_sync::<GcReport>();
+    send_sync::<Reaped>();
+    send_sync::<CreateError>();
+    send_sync::<OpenError>();
+    send_sync::<RemoveError>();
+    send_sync::<AccessError>();
+    send_sync::<JoinError>();
+    send_sync::<SendError>();
+    send_sync::<TrySendError>();
+    send_sync::<SendTimeoutError>();
+    send_sync::<RecvError>();
+    send_sync::<TryRecvError>();
+    send_sync::<RecvTimeoutError>();
+    send_sync::<CommitError>();
+};
 
 #[cfg(not(loom))]
 /// The directory anonymous segments live in: `$MEMLANE_DIR` if set, else `/dev/shm`.

@@ -46,7 +46,8 @@ pub fn run(dir: Option<&Path>, args: GcArgs) -> anyhow::Result<()> {
                 info.subscribers.iter().filter(|s| dead(s.state)).count() as u32,
             )
         } else {
-            channel.reap()
+            let r = channel.reap();
+            (r.publishers, r.subscribers)
         };
         reaped.push(ReapedJson {
             channel: name.clone(),
@@ -54,7 +55,7 @@ pub fn run(dir: Option<&Path>, args: GcArgs) -> anyhow::Result<()> {
             subscribers,
         });
     }
-    let (dir, removed) = memlane::gc(dir, args.dry_run)?;
+    let memlane::GcReport { dir, removed, .. } = memlane::gc(dir, args.dry_run)?;
     if args.json {
         let json = GcJson {
             dir: dir.to_string_lossy().into_owned(),

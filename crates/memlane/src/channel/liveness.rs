@@ -43,21 +43,8 @@ use crate::error::JoinError;
 use crate::sync::Ordering;
 use crate::sys;
 
-/// Which kind of endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Publisher,
-    Subscriber,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Publisher => "publisher",
-            Role::Subscriber => "subscriber",
-        }
-    }
-}
+/// Which kind of endpoint (the public [`EndpointRole`](crate::EndpointRole)).
+pub(crate) use crate::error::EndpointRole as Role;
 
 /// Offset of the first lock byte: 2^62, far beyond any channel's data
 /// (locks past the end of a file are allowed, and on Windows, where
@@ -203,6 +190,7 @@ fn slot_held(ring: &ShmRing, role: Role, slot: u32) -> bool {
 
 /// What is known of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Liveness {
     /// Its process holds its token and runs.
     Alive,
@@ -397,7 +385,7 @@ pub(crate) fn join<T>(
         pass += 1;
         if pass >= JOIN_PASSES {
             return Err(JoinError::SlotsLocked {
-                role: role.as_str(),
+                role,
                 path: path(),
                 free_locked: locked_free,
             });

@@ -498,7 +498,7 @@ impl Channel {
     /// subscriber whose own position keeps those bytes from being reused
     /// may write them). Endpoints do this by themselves when they are
     /// blocked; this is for tools and monitors. Returns how many
-    /// (publishers, subscribers) were reclaimed.
+    /// publishers and subscribers were reclaimed.
     ///
     /// # Examples
     ///
@@ -506,14 +506,20 @@ impl Channel {
     /// # let dir = std::env::temp_dir().join(format!("memlane-doc-reap-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
     /// let channel = memlane::Channel::builder("doc-reap").dir(&dir).create()?;
-    /// assert_eq!(channel.reap(), (0, 0)); // nobody died
+    /// let reaped = channel.reap();
+    /// assert!(reaped.is_empty()); // nobody died
+    /// assert_eq!((reaped.publishers, reaped.subscribers), (0, 0));
     /// # drop(channel);
     /// # memlane::Channel::remove_in(&dir, "doc-reap")?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn reap(&self) -> (u32, u32) {
-        liveness::reap(&self.ring, None)
+    pub fn reap(&self) -> Reaped {
+        let (publishers, subscribers) = liveness::reap(&self.ring, None);
+        Reaped {
+            publishers,
+            subscribers,
+        }
     }
 
     /// A snapshot of the channel's state.
@@ -620,6 +626,31 @@ impl ChannelOpenOptions {
             self.allow_other_owner,
             self.copy_messages,
         )
+    }
+}
+
+/// What [`Channel::reap`] reclaimed.
+///
+/// # Examples
+///
+/// ```
+/// let nothing = memlane::Reaped::default();
+/// assert!(nothing.is_empty());
+/// assert_eq!(nothing.publishers + nothing.subscribers, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Reaped {
+    /// Publisher slots of dead processes reclaimed.
+    pub publishers: u32,
+    /// Subscriber slots of dead processes reclaimed.
+    pub subscribers: u32,
+}
+
+impl Reaped {
+    /// Whether nothing was reclaimed.
+    pub fn is_empty(&self) -> bool {
+        self.publishers == 0 && self.subscribers == 0
     }
 }
 

@@ -40,6 +40,7 @@ pub const MAX_DATA_LEN: u64 = 1 << 40;
 /// What a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum Kind {
     /// Raw bytes ([`Segment`](crate::Segment)).
     Segment = 1,

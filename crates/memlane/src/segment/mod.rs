@@ -24,6 +24,7 @@ pub const DEFAULT_MODE: u32 = 0o600;
 
 /// How a segment is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Access {
     /// Reads only; writes fail with [`AccessError::ReadOnly`].
     ReadOnly,
@@ -37,6 +38,7 @@ pub enum Access {
 
 /// What to do with a backing file (the classic file-mapping dispositions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Disposition {
     /// Create the file; fail if it exists.
     #[default]
@@ -526,6 +528,16 @@ pub struct Collected {
     pub reason: &'static str,
 }
 
+/// What [`gc`] removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// The directory that was cleaned.
+    pub dir: PathBuf,
+    /// The entries removed, in name order.
+    pub removed: Vec<Collected>,
+}
+
 /// Removes what no live process holds from `dir` (default `$MEMLANE_DIR`
 /// or `/dev/shm`): segments, events and channels of this user that no
 /// process has open (a crash leaves them behind), file links whose file
@@ -547,36 +559,33 @@ pub struct Collected {
 /// # let dir = std::env::temp_dir().join(format!("memlane-doc-gc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
 /// let seg = memlane::Segment::builder("doc-gc").size(64).dir(&dir).create()?;
-/// assert!(memlane::gc(Some(&dir), false)?.1.is_empty()); // held by `seg`
+/// assert!(memlane::gc(Some(&dir), false)?.removed.is_empty()); // held by `seg`
 /// drop(seg); // its creator exits without removing it
-/// let removed = memlane::gc(Some(&dir), false)?.1;
-/// assert_eq!(removed[0].file, "memlane.doc-gc");
+/// let report = memlane::gc(Some(&dir), false)?;
+/// assert_eq!(report.removed[0].file, "memlane.doc-gc");
+/// assert_eq!(report.dir, dir);
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<(PathBuf, Vec<Collected>)> {
+pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<GcReport> {
     gc_with(dir, dry_run, 5)
 }
 
 /// Like [`gc`], removing temporary files of dead creators only once they
 /// are `tmp_age_secs` old ([`gc`] uses 5 s).
 #[doc(hidden)]
-pub fn gc_with(
-    dir: Option<&Path>,
-    dry_run: bool,
-    tmp_age_secs: u64,
-) -> std::io::Result<(PathBuf, Vec<Collected>)> {
+pub fn gc_with(dir: Option<&Path>, dry_run: bool, tmp_age_secs: u64) -> std::io::Result<GcReport> {
     let (dir, items) = raw::gc(dir, dry_run, tmp_age_secs)?;
-    Ok((
+    Ok(GcReport {
         dir,
-        items
+        removed: items
             .into_iter()
             .map(|c| Collected {
                 file: c.file,
                 reason: c.what,
             })
             .collect(),
-    ))
+    })
 }
 
 /// One memlane entry found by [`list`].

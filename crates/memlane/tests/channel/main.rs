@@ -1179,7 +1179,7 @@ fn a_free_slot_locked_by_an_outsider_is_reported_as_such() {
         JoinError::SlotsLocked {
             role, free_locked, ..
         } => {
-            assert_eq!((*role, *free_locked), ("publisher", 1));
+            assert_eq!((*role, *free_locked), (memlane::EndpointRole::Publisher, 1));
         }
         other => panic!("{other:?}"),
     }

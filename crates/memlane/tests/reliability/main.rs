@@ -283,8 +283,8 @@ fn child_entry() {
             println!(
                 "RESULT states={} reaped={},{} left={}",
                 states.join(","),
-                reaped.0,
-                reaped.1,
+                reaped.publishers,
+                reaped.subscribers,
                 c.info().subscribers.len()
             );
         }
@@ -390,7 +390,7 @@ fn a_stopped_subscriber_is_stalled_never_reclaimed() {
         .send_timeout(&[1; 100], Duration::from_millis(700))
         .is_err());
     assert!(start.elapsed() >= Duration::from_millis(700));
-    assert_eq!(c.reap(), (0, 0));
+    assert!(c.reap().is_empty());
     assert_eq!(c.info().subscribers.len(), 1);
     common::signal(pid, "-CONT");
     common::wait_for(Duration::from_secs(10), "the child to run", || {
@@ -595,7 +595,7 @@ fn a_creator_killed_mid_creation_blocks_nothing() {
             .dir(&d.path)
             .create()
             .unwrap();
-        let removed = memlane::gc_with(Some(&d.path), false, 0).unwrap().1;
+        let removed = memlane::gc_with(Some(&d.path), false, 0).unwrap().removed;
         assert!(
             removed
                 .iter()
@@ -623,7 +623,10 @@ fn a_name_whose_owner_died_is_recreated_and_gc_spares_live_ones() {
         .create()
         .unwrap_err();
     assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
-    assert!(memlane::gc(Some(&d.path), false).unwrap().1.is_empty());
+    assert!(memlane::gc(Some(&d.path), false)
+        .unwrap()
+        .removed
+        .is_empty());
     child.child().kill().unwrap();
     let _ = child.wait(Duration::from_secs(10));
     // Its owner is provably dead (nobody holds the file): re-created in place.
@@ -635,10 +638,10 @@ fn a_name_whose_owner_died_is_recreated_and_gc_spares_live_ones() {
     assert_eq!(c.capacity(), 8192);
     drop(c);
     // Nobody holds it now: gc removes it; dry run first.
-    let dry = memlane::gc(Some(&d.path), true).unwrap().1;
+    let dry = memlane::gc(Some(&d.path), true).unwrap().removed;
     assert!(dry.iter().any(|r| r.file == "memlane.stale"), "{dry:?}");
     assert!(d.path.join("memlane.stale").exists());
-    let removed = memlane::gc(Some(&d.path), false).unwrap().1;
+    let removed = memlane::gc(Some(&d.path), false).unwrap().removed;
     assert!(
         removed.iter().any(|r| r.file == "memlane.stale"),
         "{removed:?}"
@@ -955,7 +958,10 @@ fn segments_of_other_users_are_refused_unless_allowed() {
         .unwrap_err();
     assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e}");
     assert!(
-        memlane::gc(Some(&d.path), false).unwrap().1.is_empty(),
+        memlane::gc(Some(&d.path), false)
+            .unwrap()
+            .removed
+            .is_empty(),
         "gc leaves other users' files alone"
     );
 }
@@ -1502,7 +1508,7 @@ fn another_user_cannot_squat_or_fake_endpoint_liveness() {
     let info = c.info();
     assert_eq!(info.publishers[0].state, Liveness::Alive);
     assert_eq!(info.subscribers[0].state, Liveness::Alive);
-    assert_eq!(c.reap(), (0, 0), "no live endpoint is reclaimed");
+    assert!(c.reap().is_empty(), "no live endpoint is reclaimed");
     assert!(matches!(
         c.publisher(),
         Err(memlane::JoinError::TooManyPublishers { max: 1 })
@@ -1572,8 +1578,8 @@ fn endpoints_of_one_process_exclude_each_other() {
     let info = c.info();
     assert_eq!(info.publishers.len(), 1);
     assert_eq!(info.publishers[0].state, Liveness::Alive);
-    assert_eq!(c.reap(), (0, 0), "p2 is alive");
-    assert_eq!(c2.reap(), (0, 0), "p2 is alive");
+    assert!(c.reap().is_empty(), "p2 is alive");
+    assert!(c2.reap().is_empty(), "p2 is alive");
     let p3 = c.publisher().expect("p1's slot is free again");
     assert!(c2.publisher().is_err());
     drop((p2, p3));

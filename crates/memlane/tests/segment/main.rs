@@ -558,10 +558,10 @@ fn gc_collects_files_moved_aside() {
     let d = TestDir::new("seg-gc-aside");
     let aside = d.path.join(".memlane-rm.1.0.0");
     std::fs::write(&aside, b"left over").unwrap();
-    let dry = memlane::gc(Some(&d.path), true).unwrap().1;
+    let dry = memlane::gc(Some(&d.path), true).unwrap().removed;
     assert!(dry.iter().any(|r| r.file == ".memlane-rm.1.0.0"), "{dry:?}");
     assert!(aside.exists(), "a dry run removes nothing");
-    let done = memlane::gc(Some(&d.path), false).unwrap().1;
+    let done = memlane::gc(Some(&d.path), false).unwrap().removed;
     assert!(
         done.iter().any(|r| r.file == ".memlane-rm.1.0.0"),
         "{done:?}"
@@ -712,7 +712,7 @@ fn fifos_hang_no_gc_and_stay() {
     }
     let dir = d.path.clone();
     let removed = within(Duration::from_secs(30), "gc", move || {
-        memlane::gc_with(Some(&dir), false, 0).unwrap().1
+        memlane::gc_with(Some(&dir), false, 0).unwrap().removed
     });
     let files: Vec<&str> = removed.iter().map(|r| r.file.as_str()).collect();
     // The link whose file is gone (a FIFO is no memlane file) goes.
@@ -745,7 +745,7 @@ fn gc_leaves_other_users_files_moved_aside() {
     let aside = d.path.join(".memlane-rm.1.0.0");
     std::fs::write(&aside, b"theirs").unwrap();
     std::os::unix::fs::chown(&aside, Some(65534), Some(65534)).unwrap();
-    let removed = memlane::gc(Some(&d.path), false).unwrap().1;
+    let removed = memlane::gc(Some(&d.path), false).unwrap().removed;
     assert!(removed.is_empty(), "{removed:?}");
     assert!(aside.exists(), "gc removed another user's file");
 }
