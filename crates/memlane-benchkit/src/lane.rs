@@ -62,7 +62,7 @@ fn names(job: &Job) -> (String, String) {
 fn create(job: &Job, name: &str) -> io::Result<Channel> {
     Channel::builder(name)
         .capacity(job.ring_capacity())
-        .max_message(job.size.max(8) as u64)
+        .max_message(job.size.max(8))
         .max_publishers(1)
         .max_subscribers(job.subscribers.max(memlane::DEFAULT_MAX_ENDPOINTS))
         .dir(&job.dir)

@@ -46,7 +46,7 @@ impl Drop for Dir {
     }
 }
 
-fn channel(dir: &Dir, name: &str, capacity: u64, max_message: u64) -> Channel {
+fn channel(dir: &Dir, name: &str, capacity: u64, max_message: usize) -> Channel {
     Channel::builder(name)
         .capacity(capacity)
         .max_message(max_message)

@@ -20,6 +20,8 @@ pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
         builder = builder.dir(dir);
     }
     if let Some(max) = args.max_message {
+        let max = usize::try_from(max)
+            .map_err(|_| anyhow::anyhow!("--max-message {max} is too large for this machine"))?;
         builder = builder.max_message(max);
     }
     if let Some(n) = args.max_publishers {
@@ -43,7 +45,7 @@ pub fn run(dir: Option<&Path>, args: CreateArgs) -> anyhow::Result<()> {
     println!("  capacity:     {}", output::size_exact(info.capacity));
     println!(
         "  max message:  {}",
-        output::size_exact(u64::from(info.max_message))
+        output::size_exact(info.max_message as u64)
     );
     println!("  publishers:   up to {}", info.max_publishers);
     println!("  subscribers:  up to {}", info.max_subscribers);

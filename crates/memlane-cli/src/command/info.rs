@@ -18,7 +18,7 @@ struct InfoJson {
     mode: String,
     membarrier: bool,
     capacity: u64,
-    max_message: u32,
+    max_message: usize,
     max_publishers: u32,
     max_subscribers: u32,
     creator_pid: u32,
@@ -110,7 +110,7 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     println!("  capacity:       {}", output::size_exact(info.capacity));
     println!(
         "  max message:    {}",
-        output::size_exact(u64::from(info.max_message))
+        output::size_exact(info.max_message as u64)
     );
     println!("  creator pid:    {}", info.creator_pid);
     println!("  head:           {}", info.head);

@@ -195,9 +195,11 @@ impl ChannelBuilder {
     }
     /// Largest message in bytes: at most half the capacity less 16 (so the
     /// largest message always fits an empty ring); default 64 KiB, or that
-    /// limit if smaller.
-    pub fn max_message(mut self, bytes: u64) -> Self {
-        self.max_message = Some(bytes);
+    /// limit if smaller. (Message sizes are `usize` throughout the API:
+    /// they size the slices that hold messages; ring and file sizes are
+    /// `u64`.)
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = Some(bytes as u64);
         self
     }
     /// Most publishers at once (default 8, at most [`MAX_ENDPOINTS`]).
@@ -572,7 +574,7 @@ impl Channel {
             name: self.name().to_string(),
             path: self.path().to_path_buf(),
             capacity: g.capacity,
-            max_message: g.max_message,
+            max_message: g.max_message as usize,
             max_publishers: g.max_publishers,
             max_subscribers: g.max_subscribers,
             mode: Mode::Lossless,
@@ -665,7 +667,7 @@ pub struct ChannelInfo {
     /// Ring capacity in bytes.
     pub capacity: u64,
     /// Largest message in bytes.
-    pub max_message: u32,
+    pub max_message: usize,
     /// Publisher slots.
     pub max_publishers: u32,
     /// Subscriber slots.

@@ -15,7 +15,7 @@ use memlane::{
 };
 use proptest::prelude::*;
 
-fn channel(d: &TestDir, name: &str, capacity: u64, max_message: u64) -> Channel {
+fn channel(d: &TestDir, name: &str, capacity: u64, max_message: usize) -> Channel {
     Channel::builder(name)
         .capacity(capacity)
         .max_message(max_message)
@@ -104,7 +104,7 @@ fn bad_configurations_are_refused() {
     for (cap, max, p, s) in cases {
         let e = Channel::builder("bad")
             .capacity(cap)
-            .max_message(max)
+            .max_message(max as usize)
             .max_publishers(p)
             .max_subscribers(s)
             .dir(&d.path)
@@ -268,7 +268,7 @@ fn iterators_and_batches_yield_corruption() {
 }
 
 /// Runs `f` on a fresh channel in place and on one in copy mode.
-fn both_modes(d: &TestDir, tag: &str, capacity: u64, max: u64, f: impl Fn(&Channel)) {
+fn both_modes(d: &TestDir, tag: &str, capacity: u64, max: usize, f: impl Fn(&Channel)) {
     for copy in [false, true] {
         let c = Channel::builder(&format!("{tag}-{copy}"))
             .capacity(capacity)
