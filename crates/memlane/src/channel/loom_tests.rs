@@ -173,6 +173,36 @@ fn recv(r: &LoomRing, st: &mut ring::SubState) -> Vec<u8> {
     }
 }
 
+/// Receives (polling) until `done` was set before a poll that found
+/// nothing: every message published before `done`, in order.
+fn drain_until(
+    r: &LoomRing,
+    sub: &mut ring::SubState,
+    done: &loom::sync::atomic::AtomicBool,
+) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    loop {
+        let finished = done.load(crate::sync::Ordering::Acquire);
+        match ring::peek(r, sub).expect("never overrun") {
+            Some(rec) => {
+                got.push(r.read(rec.payload_off, rec.len));
+                ring::release(r, sub, rec.len);
+            }
+            None if finished => return got,
+            None => loom::thread::yield_now(),
+        }
+    }
+}
+
+/// `got` is the last `got.len()` of the messages `[b; 16]` for `b` in
+/// `0..n`, in order: a joiner's whole, in-order run ending with the last.
+fn assert_suffix(got: &[Vec<u8>], n: u8) {
+    let first = n - got.len() as u8;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m, &vec![first + i as u8; 16]);
+    }
+}
+
 /// Two publishers, one blocking subscriber: both messages arrive whole,
 /// each once.
 #[test]
@@ -249,24 +279,10 @@ fn loom_join_while_publishing() {
                 done2.store(true, crate::sync::Ordering::Release);
             });
             let mut sub = ring::join_subscriber(&*r, 1).unwrap();
-            let mut got: Vec<Vec<u8>> = Vec::new();
-            loop {
-                let finished = done.load(crate::sync::Ordering::Acquire);
-                match ring::peek(&*r, &mut sub).expect("never overrun") {
-                    Some(rec) => {
-                        got.push(r.read(rec.payload_off, rec.len));
-                        ring::release(&*r, &mut sub, rec.len);
-                    }
-                    None if finished => break,
-                    None => loom::thread::yield_now(),
-                }
-            }
+            let got = drain_until(&r, &mut sub, &done);
             t.join().unwrap();
             // A suffix of 0..4 (empty if it joined after the last claim).
-            let first = 4 - got.len() as u8;
-            for (i, m) in got.iter().enumerate() {
-                assert_eq!(m, &vec![first + i as u8; 16]);
-            }
+            assert_suffix(&got, 4);
         });
     }
 }
@@ -293,23 +309,9 @@ fn loom_evicted_joiner_joins_again() {
             done2.store(true, crate::sync::Ordering::Release);
         });
         let mut sub = ring::join_subscriber(&*r, 1).expect("joins within its attempts");
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let finished = done.load(crate::sync::Ordering::Acquire);
-            match ring::peek(&*r, &mut sub).expect("never overrun") {
-                Some(rec) => {
-                    got.push(r.read(rec.payload_off, rec.len));
-                    ring::release(&*r, &mut sub, rec.len);
-                }
-                None if finished => break,
-                None => loom::thread::yield_now(),
-            }
-        }
+        let got = drain_until(&r, &mut sub, &done);
         t.join().unwrap();
-        let first = 3 - got.len() as u8;
-        for (i, m) in got.iter().enumerate() {
-            assert_eq!(m, &vec![first + i as u8; 16]);
-        }
+        assert_suffix(&got, 3);
     });
 }
 
