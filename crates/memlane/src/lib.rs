@@ -43,7 +43,9 @@ mod error;
 #[allow(unsafe_code)]
 mod event;
 mod fault;
-#[cfg(not(loom))]
+// The fuzz targets' entry points: built for the fuzz crate and the tests
+// (feature `fuzzing`), not in every build.
+#[cfg(all(not(loom), any(test, feature = "fuzzing")))]
 #[doc(hidden)]
 #[allow(unsafe_code)]
 pub mod fuzzing;
