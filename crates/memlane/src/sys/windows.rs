@@ -9,6 +9,7 @@
 //! The differences from Linux that callers see are listed in
 //! `docs/WINDOWS.md`.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,8 +17,8 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsRawHandle;
 use std::os::windows::prelude::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU32;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::{FileInfo, OpenFileError};
@@ -512,8 +513,14 @@ struct Window {
 }
 
 /// Every mapped window of this process (looked up only on the sleeping
-/// and waking paths, never on the fast path).
+/// and waking paths, never on the fast path, and there only when a wait
+/// word's name is not cached: see [`with_semaphore_name`]).
 static WINDOWS: Mutex<Vec<Window>> = Mutex::new(Vec::new());
+
+/// Bumped (under the `WINDOWS` lock) whenever a window is registered or
+/// dropped: cached names of wait words resolved before are stale (an
+/// address may now belong to another mapping).
+static WINDOWS_GEN: AtomicU64 = AtomicU64::new(0);
 
 /// Registers a mapped window until dropped (see [`futex_wait`]).
 pub(crate) struct MapGuard {
@@ -548,7 +555,9 @@ impl MapGuard {
             key,
             offset,
         };
-        WINDOWS.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        let mut windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        windows.push(w);
+        WINDOWS_GEN.fetch_add(1, std::sync::atomic::Ordering::Release);
         MapGuard { start }
     }
 
@@ -565,6 +574,7 @@ impl Drop for MapGuard {
         let mut windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = windows.iter().position(|w| w.start == self.start) {
             windows.swap_remove(i);
+            WINDOWS_GEN.fetch_add(1, std::sync::atomic::Ordering::Release);
         }
     }
 }
@@ -572,9 +582,57 @@ impl Drop for MapGuard {
 /// The kernel-object name for sleepers on `word` while it holds `value`:
 /// `Local\memlane-wait.<what is mapped>.<offset>.<value>`, the same
 /// in every process mapping the file. A word outside any mapped window
-/// (only in tests) gets a name private to this process.
-fn semaphore_name(word: &AtomicU32, value: u32) -> Vec<u16> {
+/// (only in tests) gets a name private to this process. Calls `f` with the
+/// name (NUL-terminated UTF-16) and returns what it returns.
+///
+/// Each thread caches the name prefix of the last [`NAME_CACHE_LEN`] words
+/// it slept on or woke, with the window generation it was resolved at:
+/// a sleeper or waker in a steady state takes no lock, reads no
+/// environment variable and allocates nothing; only a word it has not seen
+/// since the last map or unmap looks up the windows.
+fn with_semaphore_name<R>(word: &AtomicU32, value: u32, f: impl FnOnce(*const u16) -> R) -> R {
     let addr = word as *const AtomicU32 as usize;
+    let gen = WINDOWS_GEN.load(std::sync::atomic::Ordering::Acquire);
+    NAME_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let NameCache { entries, buf } = &mut *cache;
+        let i = match entries.iter().position(|e| e.0 == addr && e.1 == gen) {
+            Some(i) => i,
+            None => {
+                if entries.len() >= NAME_CACHE_LEN {
+                    entries.remove(0);
+                }
+                entries.push((addr, gen, semaphore_prefix(addr)));
+                entries.len() - 1
+            }
+        };
+        buf.clear();
+        buf.extend_from_slice(&entries[i].2);
+        push_hex(buf, value);
+        buf.push(0);
+        f(buf.as_ptr())
+    })
+}
+
+/// Wait words whose name prefixes a thread keeps (see
+/// [`with_semaphore_name`]).
+const NAME_CACHE_LEN: usize = 8;
+
+/// A thread's cached wait-word names: (address, window generation, name
+/// prefix up to the value), and the buffer names are built in.
+#[derive(Default)]
+struct NameCache {
+    entries: Vec<(usize, u64, Vec<u16>)>,
+    buf: Vec<u16>,
+}
+
+thread_local! {
+    static NAME_CACHE: RefCell<NameCache> = RefCell::new(NameCache::default());
+}
+
+/// `<namespace>\memlane-wait.<what is mapped>.<offset>.` for the word at
+/// `addr`, as UTF-16 (the value's hex digits go after it).
+fn semaphore_prefix(addr: usize) -> Vec<u16> {
     let ns = namespace();
     let windows = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
     let name = match windows
@@ -582,16 +640,28 @@ fn semaphore_name(word: &AtomicU32, value: u32) -> Vec<u16> {
         .find(|w| addr >= w.start && addr - w.start < w.len)
     {
         Some(w) => format!(
-            "{ns}\\memlane-wait.{}.{:x}.{value:x}",
+            "{ns}\\memlane-wait.{}.{:x}.",
             w.key,
             w.offset + (addr - w.start) as u64
         ),
-        None => format!(
-            "{ns}\\memlane-wait.p{}.{addr:x}.{value:x}",
-            std::process::id()
-        ),
+        None => format!("{ns}\\memlane-wait.p{}.{addr:x}.", std::process::id()),
     };
-    wide(OsStr::new(&name))
+    OsStr::new(&name).encode_wide().collect()
+}
+
+/// Appends `v` in lower-case hex without leading zeros (as `{v:x}`).
+fn push_hex(buf: &mut Vec<u16>, v: u32) {
+    let mut digits = [0u16; 8];
+    let (mut n, mut v) = (0, v);
+    loop {
+        digits[n] = u16::from(b"0123456789abcdef"[(v & 15) as usize]);
+        n += 1;
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend(digits[..n].iter().rev());
 }
 
 /// Windows has no cross-process asymmetric barrier
@@ -622,10 +692,11 @@ pub(crate) fn membarrier_failed() -> bool {
 /// never takes a release meant for an earlier one.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     use std::sync::atomic::{fence, Ordering};
-    let name = semaphore_name(word, expected);
-    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the
-    // call; a null security-attributes pointer asks for the default.
-    let sem = unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name.as_ptr()) };
+    let sem = with_semaphore_name(word, expected, |name| {
+        // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives
+        // the call; a null security-attributes pointer asks for the default.
+        unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name) }
+    });
     if sem.is_null() {
         // No semaphore (out of handles, a name clash with another object
         // type): sleep briefly instead; the caller re-checks.
@@ -654,10 +725,11 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 pub(crate) fn futex_wake_all(word: &AtomicU32, old: u32, waiters: u32) {
     use std::sync::atomic::{fence, Ordering};
     fence(Ordering::SeqCst);
-    let name = semaphore_name(word, old);
-    // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the
-    // call.
-    let sem = unsafe { OpenSemaphoreW(SEMAPHORE_MODIFY_STATE, 0, name.as_ptr()) };
+    let sem = with_semaphore_name(word, old, |name| {
+        // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives
+        // the call.
+        unsafe { OpenSemaphoreW(SEMAPHORE_MODIFY_STATE, 0, name) }
+    });
     if sem.is_null() {
         // No semaphore of that name: nobody sleeps on this value.
         return;
@@ -689,11 +761,15 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<us
 
 /// The kernel-object namespace: `Local` unless `MEMLANE_WINDOWS_NAMESPACE`
 /// says `Global`.
+///
+/// Read once per process: the names every process of a channel uses must
+/// not change under it.
 fn namespace() -> &'static str {
-    match std::env::var(NAMESPACE_ENV) {
+    static NS: OnceLock<&'static str> = OnceLock::new();
+    NS.get_or_init(|| match std::env::var(NAMESPACE_ENV) {
         Ok(v) if v.eq_ignore_ascii_case("global") => "Global",
         _ => "Local",
-    }
+    })
 }
 
 /// The kernel-object name of the page-file segment `name`:
@@ -884,6 +960,36 @@ mod tests {
     use std::time::Instant;
 
     const ROLE: &str = "MEMLANE_SYS_TEST_FILE";
+
+    /// The cached wait-word names are the names the uncached code built:
+    /// the value in lower-case hex, and a name resolved again once the
+    /// windows change.
+    #[test]
+    fn wait_word_names_are_built_from_the_cache_as_before() {
+        for v in [0u32, 1, 0xf, 0x10, 0xabc, 0xdead_beef, u32::MAX] {
+            let mut b = Vec::new();
+            push_hex(&mut b, v);
+            assert_eq!(String::from_utf16(&b).unwrap(), format!("{v:x}"));
+        }
+        let word = AtomicU32::new(0);
+        let name = |v| {
+            with_semaphore_name(&word, v, |p| {
+                // SAFETY: `p` is the NUL-terminated name the closure is lent.
+                let len = (0..).take_while(|&i| unsafe { *p.add(i) } != 0).count();
+                // SAFETY: as above, `len` units before the NUL.
+                String::from_utf16(unsafe { std::slice::from_raw_parts(p, len) }).unwrap()
+            })
+        };
+        let addr = &word as *const AtomicU32 as usize;
+        let want = |v: u32| format!("Local\\memlane-wait.p{}.{addr:x}.{v:x}", std::process::id());
+        assert_eq!(name(7), want(7));
+        assert_eq!(name(0x1234), want(0x1234), "from the cache");
+        // A window registered over the word's address: resolved anew.
+        let guard = MapGuard::register_named(addr as *mut u8, 4, "test-window");
+        assert_eq!(name(5), "Local\\memlane-wait.ntest-window.0.5");
+        drop(guard);
+        assert_eq!(name(5), want(5), "resolved again once the window is gone");
+    }
 
     /// Maps `path` and returns the mapping with its two words: `[0]` the
     /// word slept on, `[1]` "the child is about to sleep".
