@@ -34,8 +34,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// `unsafe` is allowed only in the modules that map memory or touch it
+// through raw pointers (they say which inside); everything else denies it.
 #[cfg(not(loom))]
-#[allow(unsafe_code)]
 mod channel;
 #[cfg_attr(loom, allow(dead_code))]
 mod error;
@@ -52,7 +53,6 @@ pub mod fuzzing;
 #[cfg_attr(loom, allow(dead_code))]
 mod name;
 #[cfg(not(loom))]
-#[allow(unsafe_code)]
 mod segment;
 #[allow(unsafe_code)]
 mod sync;

@@ -10,11 +10,16 @@
 
 pub(crate) mod layout;
 pub(crate) mod liveness;
+#[allow(unsafe_code)]
 mod publisher;
+#[allow(unsafe_code)]
 pub(crate) mod region;
 pub(crate) mod repair;
+#[allow(unsafe_code)]
 pub(crate) mod ring;
+#[allow(unsafe_code)]
 mod shm;
+#[allow(unsafe_code)]
 mod subscriber;
 mod trust;
 
@@ -242,6 +247,7 @@ impl ChannelBuilder {
     /// [`CreateError::InvalidConfig`] for a capacity, message size or
     /// endpoint count out of range; otherwise as for
     /// [`SegmentBuilder::create`](crate::SegmentBuilder::create).
+    #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn create(self) -> Result<Channel, CreateError> {
         let max_message = self.max_message.unwrap_or_else(|| {
             DEFAULT_MAX_MESSAGE.min((self.capacity / 2).saturating_sub(layout::RECORD_HEADER))
@@ -352,6 +358,7 @@ impl Channel {
         Self::open_impl(name, Some(dir), false, false)
     }
 
+    #[allow(unsafe_code)] // see the SAFETY comment inside
     fn open_impl(
         name: &str,
         dir: Option<&Path>,

@@ -320,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)] // reads the encoded bytes back as the struct
     fn encoding_matches_the_struct_layout() {
         let b = valid(Kind::Event, 64);
         // SAFETY: Header is repr(C), 128 bytes, of plain integers and one

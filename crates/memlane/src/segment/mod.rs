@@ -9,7 +9,9 @@
 //! [`Segment::remove`]. Dropping a `Segment` unmaps it and closes its file.
 
 pub(crate) mod header;
+#[allow(unsafe_code)]
 pub(crate) mod map;
+#[allow(unsafe_code)]
 pub(crate) mod raw;
 
 use std::path::{Path, PathBuf};
@@ -409,6 +411,7 @@ impl Segment {
     /// # Errors
     ///
     /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
         self.check(offset, buf.len())?;
         if buf.is_empty() {
@@ -449,6 +452,7 @@ impl Segment {
     /// [`AccessError::ReadOnly`] on a read-only view,
     /// [`AccessError::OutOfBounds`] if the range leaves the view,
     /// [`AccessError::Truncated`] if another process truncated the file.
+    #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), AccessError> {
         if !self.raw.writable() {
             return Err(AccessError::ReadOnly);
@@ -477,6 +481,7 @@ impl Segment {
     /// # Errors
     ///
     /// As for [`Segment::write`].
+    #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn fill(&mut self, offset: usize, len: usize, byte: u8) -> Result<(), AccessError> {
         if !self.raw.writable() {
             return Err(AccessError::ReadOnly);
