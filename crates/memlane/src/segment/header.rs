@@ -161,6 +161,23 @@ pub enum HeaderError {
     },
 }
 
+// Where each field sits in the encoded bytes: taken from the `#[repr(C)]`
+// struct itself, so the codec cannot drift from the layout the const
+// assertions above pin down.
+const MAGIC_AT: usize = std::mem::offset_of!(Header, magic);
+const VERSION_AT: usize = std::mem::offset_of!(Header, version);
+const KIND_AT: usize = std::mem::offset_of!(Header, kind);
+const READY_AT: usize = std::mem::offset_of!(Header, ready);
+const DATA_OFFSET_AT: usize = std::mem::offset_of!(Header, data_offset);
+const DATA_LEN_AT: usize = std::mem::offset_of!(Header, data_len);
+const CREATOR_PID_AT: usize = std::mem::offset_of!(Header, creator_pid);
+const CREATED_NS_AT: usize = std::mem::offset_of!(Header, created_ns);
+
+/// Writes `v` at byte `off` of an encoded header.
+fn put(b: &mut [u8; HEADER_SIZE], off: usize, v: &[u8]) {
+    b[off..off + v.len()].copy_from_slice(v);
+}
+
 fn u32_at(b: &[u8; HEADER_SIZE], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
@@ -177,20 +194,20 @@ fn u64_at(b: &[u8; HEADER_SIZE], off: usize) -> u64 {
 /// publishes it last).
 pub fn encode(kind: Kind, data_len: u64, creator_pid: u32, created_ns: u64) -> [u8; HEADER_SIZE] {
     let mut b = [0u8; HEADER_SIZE];
-    b[0..8].copy_from_slice(&MAGIC);
-    b[8..12].copy_from_slice(&FORMAT_VERSION.to_ne_bytes());
-    b[12..16].copy_from_slice(&(kind as u32).to_ne_bytes());
-    b[24..32].copy_from_slice(&HEADER_REGION.to_ne_bytes());
-    b[32..40].copy_from_slice(&data_len.to_ne_bytes());
-    b[40..44].copy_from_slice(&creator_pid.to_ne_bytes());
-    b[48..56].copy_from_slice(&created_ns.to_ne_bytes());
+    put(&mut b, MAGIC_AT, &MAGIC);
+    put(&mut b, VERSION_AT, &FORMAT_VERSION.to_ne_bytes());
+    put(&mut b, KIND_AT, &(kind as u32).to_ne_bytes());
+    put(&mut b, DATA_OFFSET_AT, &HEADER_REGION.to_ne_bytes());
+    put(&mut b, DATA_LEN_AT, &data_len.to_ne_bytes());
+    put(&mut b, CREATOR_PID_AT, &creator_pid.to_ne_bytes());
+    put(&mut b, CREATED_NS_AT, &created_ns.to_ne_bytes());
     b
 }
 
 #[cfg(test)]
 /// Marks an encoded header as ready (tests build valid headers with it).
 pub fn set_ready(b: &mut [u8; HEADER_SIZE]) {
-    b[16..20].copy_from_slice(&READY_VALUE.to_ne_bytes());
+    put(b, READY_AT, &READY_VALUE.to_ne_bytes());
 }
 
 /// Validates a copy of the header bytes against the file length from
@@ -201,25 +218,25 @@ pub fn decode(bytes: &[u8], file_len: u64) -> Result<HeaderInfo, HeaderError> {
     }
     let mut b = [0u8; HEADER_SIZE];
     b.copy_from_slice(&bytes[..HEADER_SIZE]);
-    if b[0..8] != MAGIC {
+    if b[MAGIC_AT..MAGIC_AT + MAGIC.len()] != MAGIC {
         return Err(HeaderError::BadMagic);
     }
-    let version = u32_at(&b, 8);
+    let version = u32_at(&b, VERSION_AT);
     if version != FORMAT_VERSION {
         return Err(HeaderError::Version(version));
     }
-    if u32_at(&b, 16) != READY_VALUE {
+    if u32_at(&b, READY_AT) != READY_VALUE {
         return Err(HeaderError::NotReady);
     }
-    let kind_raw = u32_at(&b, 12);
+    let kind_raw = u32_at(&b, KIND_AT);
     let kind = Kind::from_u32(kind_raw).ok_or(HeaderError::BadKind(kind_raw))?;
-    let data_offset = u64_at(&b, 24);
+    let data_offset = u64_at(&b, DATA_OFFSET_AT);
     if data_offset != HEADER_REGION {
         return Err(HeaderError::Corrupt(format!(
             "data offset is {data_offset}, expected {HEADER_REGION}"
         )));
     }
-    let data_len = u64_at(&b, 32);
+    let data_len = u64_at(&b, DATA_LEN_AT);
     if data_len > MAX_DATA_LEN {
         return Err(HeaderError::Corrupt(format!(
             "data length {data_len} exceeds the maximum {MAX_DATA_LEN}"
@@ -235,8 +252,8 @@ pub fn decode(bytes: &[u8], file_len: u64) -> Result<HeaderInfo, HeaderError> {
     Ok(HeaderInfo {
         kind,
         data_len,
-        creator_pid: u32_at(&b, 40),
-        created_ns: u64_at(&b, 48),
+        creator_pid: u32_at(&b, CREATOR_PID_AT),
+        created_ns: u64_at(&b, CREATED_NS_AT),
     })
 }
 
@@ -248,7 +265,7 @@ pub fn decode_in_region(bytes: &[u8], region_len: u64) -> Result<HeaderInfo, Hea
     if let Some(b) = bytes.get(..HEADER_SIZE) {
         let mut h = [0u8; HEADER_SIZE];
         h.copy_from_slice(b);
-        let expected = HEADER_REGION.saturating_add(u64_at(&h, 32));
+        let expected = HEADER_REGION.saturating_add(u64_at(&h, DATA_LEN_AT));
         if expected <= region_len {
             return decode(bytes, expected);
         }
