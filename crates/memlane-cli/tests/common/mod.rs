@@ -159,7 +159,21 @@ pub fn start(mut cmd: Command, stdin: Option<&[u8]>) -> Running {
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start memlane");
+    // Wine's CreateProcess now and then fails with ERROR_INTERNAL_ERROR
+    // (1359) while other processes start or exit (as in the library's test
+    // harness): a second try starts it. Any other error, or a third
+    // failure, fails the test.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(child) => break child,
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 2 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("start memlane: {e:?}"),
+        }
+    };
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(input).expect("write stdin");
