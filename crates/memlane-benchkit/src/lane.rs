@@ -89,8 +89,14 @@ impl Transport for Memlane {
 
     fn child(&self, job: &Job) -> io::Result<LaneLink> {
         let (ping, pong) = names(job);
-        let ping = Channel::open_in(&job.dir, &ping).map_err(err)?;
-        let pong = Channel::open_in(&job.dir, &pong).map_err(err)?;
+        let ping = Channel::open_options(&ping)
+            .dir(&job.dir)
+            .open()
+            .map_err(err)?;
+        let pong = Channel::open_options(&pong)
+            .dir(&job.dir)
+            .open()
+            .map_err(err)?;
         let subs = (0..job.subscribers.max(1))
             .map(|_| ping.subscriber().map_err(err))
             .collect::<io::Result<Vec<_>>>()?;

@@ -120,7 +120,10 @@ fn hot_paths(c: &mut Criterion) {
     });
     g.finish();
 
-    let ev = Event::create_in(&dir.0, "ev").expect("create an event");
+    let ev = Event::builder("ev")
+        .dir(&dir.0)
+        .create()
+        .expect("create an event");
     c.bench_function("event/notify, no waiter", |b| b.iter(|| ev.notify()));
 }
 

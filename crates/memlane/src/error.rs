@@ -440,7 +440,7 @@ pub enum JoinError {
 ///     Err(e) => eprintln!("{e}"),
 /// }
 /// # drop((sub, channel));
-/// # memlane::Channel::remove_in(&dir, "doc-corrupt")?;
+/// # memlane::remove(Some(&dir), "doc-corrupt")?;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

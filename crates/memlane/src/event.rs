@@ -1,6 +1,6 @@
 //! Named cross-process "data ready" events.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, OpenError, RemoveError};
@@ -30,12 +30,12 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// use std::time::Duration;
 /// # let dir = std::env::temp_dir().join(format!("memlane-doc-ev-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
-/// let server = Event::create_in(&dir, "doc-ready")?;
-/// let mut client = Event::open_in(&dir, "doc-ready")?;
+/// let server = Event::builder("doc-ready").dir(&dir).create()?;
+/// let mut client = Event::open_options("doc-ready").dir(&dir).open()?;
 /// assert!(!client.wait_timeout(Duration::from_millis(1)));
 /// server.notify();
 /// assert!(client.wait_timeout(Duration::from_secs(1)));
-/// # Event::remove_in(&dir, "doc-ready")?;
+/// # memlane::remove(Some(&dir), "doc-ready")?;
 /// # drop((server, client));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -54,79 +54,142 @@ impl std::fmt::Debug for Event {
     }
 }
 
-impl Event {
-    /// Creates the event `name` in `$MEMLANE_DIR` or `/dev/shm`.
+/// Options for creating an event; see [`Event::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Event;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-evb-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let ready = Event::builder("doc-ev-built").dir(&dir).mode(0o660).create()?;
+/// ready.notify();
+/// assert_eq!(ready.count(), 1);
+/// # drop(ready);
+/// memlane::remove(Some(&dir), "doc-ev-built")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EventBuilder {
+    name: String,
+    dir: Option<PathBuf>,
+    mode: u32,
+    replace_stale: bool,
+    page_file: bool,
+}
+
+impl EventBuilder {
+    /// Creates the event in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Permission bits (default [`DEFAULT_MODE`](crate::DEFAULT_MODE),
+    /// owner only); `0o660` lets the group notify and wait.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+    /// Whether a stale event at the name (one of this user's that no live
+    /// process holds) is replaced instead of reported as `AlreadyExists`
+    /// (default true).
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
+    /// On Windows, makes the event a page-file-backed named mapping
+    /// (`Local\memlane.NAME`: it lives while some process has it open; see
+    /// [`SegmentBuilder::page_file`](crate::SegmentBuilder::page_file)).
+    /// On Linux this changes nothing.
+    pub fn page_file(mut self, page_file: bool) -> Self {
+        self.page_file = page_file;
+        self
+    }
+
+    /// Creates the event.
     ///
     /// # Errors
     ///
-    /// As for [`Segment::create`](crate::Segment::create).
-    pub fn create(name: &str) -> Result<Event, CreateError> {
-        Self::create_impl(name, None, false)
-    }
-
-    /// Creates the event `name` as a page-file-backed named mapping on
-    /// Windows (`Local\memlane.NAME`: it lives while some process has it
-    /// open; see [`SegmentBuilder::page_file`](crate::SegmentBuilder::page_file)),
-    /// in `dir` if given. On Linux the same as [`Event::create_in`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`Segment::create`](crate::Segment::create).
-    pub fn create_page_file(dir: Option<&Path>, name: &str) -> Result<Event, CreateError> {
-        Self::create_impl(name, dir, true)
-    }
-
-    /// Creates the event `name` in `dir`.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Segment::create`](crate::Segment::create).
-    pub fn create_in(dir: &Path, name: &str) -> Result<Event, CreateError> {
-        Self::create_impl(name, Some(dir), false)
-    }
-
-    fn create_impl(name: &str, dir: Option<&Path>, page_file: bool) -> Result<Event, CreateError> {
+    /// [`CreateError::InvalidName`] for a name that breaks the naming
+    /// rules, [`CreateError::AlreadyExists`] if something (not stale) is at
+    /// the name, [`CreateError::NoDirectory`] if the directory does not
+    /// exist, [`CreateError::PermissionDenied`], [`CreateError::NoSpace`],
+    /// or [`CreateError::Io`] for another OS error.
+    pub fn create(self) -> Result<Event, CreateError> {
         let spec = CreateSpec {
-            name,
-            dir,
+            name: &self.name,
+            dir: self.dir.as_deref(),
             file: None,
-            mode: DEFAULT_MODE,
+            mode: self.mode,
             kind: Kind::Event,
             data_len: 64,
-            replace_stale: true,
-            page_file,
+            replace_stale: self.replace_stale,
+            page_file: self.page_file,
         };
         let seg = raw::create(&spec, |_, _| {})?;
         Ok(Event { seg, seen: 0 })
     }
+}
 
-    /// Opens the event `name`.
+/// Options for opening an event; see [`Event::open_options`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Event;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-evo-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let server = Event::builder("doc-ev-opened").dir(&dir).create()?;
+/// let client = Event::open_options("doc-ev-opened").dir(&dir).open()?;
+/// server.notify();
+/// assert_eq!(client.count(), 1);
+/// # drop((server, client));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EventOpenOptions {
+    name: String,
+    dir: Option<PathBuf>,
+    allow_other_owner: bool,
+}
+
+impl EventOpenOptions {
+    /// Looks in `dir` instead of `$MEMLANE_DIR` or `/dev/shm`.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Accepts an event owned by another user (refused by default).
+    pub fn allow_other_owner(mut self, allow: bool) -> Self {
+        self.allow_other_owner = allow;
+        self
+    }
+
+    /// Opens the event.
     ///
     /// # Errors
     ///
-    /// As for [`Segment::open`](crate::Segment::open).
-    pub fn open(name: &str) -> Result<Event, OpenError> {
-        Self::open_impl(name, None)
-    }
-
-    /// Opens the event `name` in `dir`.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Segment::open`](crate::Segment::open).
-    pub fn open_in(dir: &Path, name: &str) -> Result<Event, OpenError> {
-        Self::open_impl(name, Some(dir))
-    }
-
-    fn open_impl(name: &str, dir: Option<&Path>) -> Result<Event, OpenError> {
+    /// [`OpenError::InvalidName`], [`OpenError::NotFound`]; for what is at
+    /// the name: [`OpenError::WrongKind`] (not an event),
+    /// [`OpenError::NotMemlane`], [`OpenError::IncompatibleVersion`],
+    /// [`OpenError::NotReady`], [`OpenError::SizeMismatch`],
+    /// [`OpenError::Corrupt`] (too small for an event),
+    /// [`OpenError::Symlink`], [`OpenError::HardLinked`],
+    /// [`OpenError::NotAFile`]; [`OpenError::ForeignOwner`] (see
+    /// [`allow_other_owner`](Self::allow_other_owner)),
+    /// [`OpenError::PermissionDenied`], [`OpenError::Busy`] (another
+    /// process kept the file locked for 2 s), or [`OpenError::Io`].
+    pub fn open(self) -> Result<Event, OpenError> {
         let seg = raw::open(
-            name,
-            dir,
+            &self.name,
+            self.dir.as_deref(),
             Access::ReadWrite,
             Some(Kind::Event),
             "event",
             None,
-            false,
+            self.allow_other_owner,
         )?;
         if seg.data_len() < std::mem::size_of::<EventWord>() {
             return Err(OpenError::Corrupt {
@@ -136,23 +199,60 @@ impl Event {
         }
         Ok(Event { seg, seen: 0 })
     }
+}
 
-    /// Removes the event's name.
+impl Event {
+    /// Creates the event `name` in `$MEMLANE_DIR` or `/dev/shm`, owner
+    /// only; [`Event::builder`] for another directory, mode or a page-file
+    /// event.
     ///
     /// # Errors
     ///
-    /// As for [`Segment::remove`](crate::Segment::remove).
-    pub fn remove(name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, None)
+    /// See [`EventBuilder::create`].
+    #[doc(alias = "CreateEvent")]
+    pub fn create(name: &str) -> Result<Event, CreateError> {
+        Event::builder(name).create()
     }
 
-    /// Removes the event's name from `dir`.
+    /// Starts building an event named `name` with more options.
+    pub fn builder(name: &str) -> EventBuilder {
+        EventBuilder {
+            name: name.to_string(),
+            dir: None,
+            mode: DEFAULT_MODE,
+            replace_stale: true,
+            page_file: false,
+        }
+    }
+
+    /// Opens the event `name` in `$MEMLANE_DIR` or `/dev/shm`;
+    /// [`Event::open_options`] for another directory.
     ///
     /// # Errors
     ///
-    /// As for [`Segment::remove`](crate::Segment::remove).
-    pub fn remove_in(dir: &Path, name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, Some(dir))
+    /// See [`EventOpenOptions::open`].
+    #[doc(alias = "OpenEvent")]
+    pub fn open(name: &str) -> Result<Event, OpenError> {
+        Event::open_options(name).open()
+    }
+
+    /// Starts opening the event `name` with more options.
+    pub fn open_options(name: &str) -> EventOpenOptions {
+        EventOpenOptions {
+            name: name.to_string(),
+            dir: None,
+            allow_other_owner: false,
+        }
+    }
+
+    /// Removes the event's name from `$MEMLANE_DIR` or `/dev/shm`
+    /// ([`memlane::remove`](crate::remove) for another directory).
+    ///
+    /// # Errors
+    ///
+    /// See [`memlane::remove`](crate::remove).
+    pub fn remove(name: &str) -> Result<(), RemoveError> {
+        crate::remove(None, name)
     }
 
     fn word(&self) -> &EventWord {

@@ -28,6 +28,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## One way to create, open and remove
+//!
+//! Each kind has the same four entry points: `X::create(name, ..)` and
+//! `X::open(name, ..)` for the default directory and settings, and the
+//! builders for everything else, `X::builder(name)` ([`SegmentBuilder`],
+//! [`EventBuilder`], [`ChannelBuilder`], ending in `.create()`) and
+//! `X::open_options(name)` ([`SegmentOpenOptions`], [`EventOpenOptions`],
+//! [`ChannelOpenOptions`], ending in `.open()`), each with `.dir(..)`.
+//! Whole-directory operations are free functions taking `Option<&Path>`:
+//! [`remove`], [`list`], [`gc`].
+//!
+//! ## Integer types
+//!
+//! `usize` for lengths and offsets of memory in this process (message
+//! lengths, a mapped view's length and offsets); `u64` for sizes and
+//! positions of shared files and rings (segment sizes, ring capacity,
+//! counters), which can exceed 4 GiB in a 32-bit process; `u32` for
+//! endpoint and slot counts and pids.
+//!
 //! The shared-memory layout and the atomic protocols are described in
 //! `docs/ARCHITECTURE.md`.
 
@@ -89,12 +108,12 @@ pub use error::{
     RecvTimeoutError, RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 #[cfg(not(loom))]
-pub use event::Event;
+pub use event::{Event, EventBuilder, EventOpenOptions};
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
 #[cfg(not(loom))]
 pub use segment::{
-    gc, gc_with, list, Access, Collected, Disposition, GcReport, Kind, OpenOptions, Segment,
-    SegmentBuilder, SegmentEntry, DEFAULT_MODE,
+    gc, gc_with, list, remove, Access, Collected, Disposition, GcReport, Kind, Listing, Segment,
+    SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
 };
 
 #[cfg(not(loom))]
@@ -102,8 +121,10 @@ pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
 
-// The public handles can move to and be shared between threads; checked at
-// compile time so that a change that loses it is noticed.
+// The public handles, builders, results and errors can move to and be
+// shared between threads; checked at compile time so that a change that
+// loses it is noticed. None is deliberately `!Sync`: what changes a
+// handle's state (`recv`, `send`, `wait`, `write`) takes `&mut self`.
 #[cfg(not(loom))]
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
@@ -118,6 +139,13 @@ const _: () = {
     send_sync::<ChannelInfo>();
     send_sync::<SegmentEntry>();
     send_sync::<GcReport>();
+    send_sync::<Listing>();
+    send_sync::<SegmentBuilder>();
+    send_sync::<SegmentOpenOptions>();
+    send_sync::<EventBuilder>();
+    send_sync::<EventOpenOptions>();
+    send_sync::<ChannelBuilder>();
+    send_sync::<ChannelOpenOptions>();
     send_sync::<Reaped>();
     send_sync::<CreateError>();
     send_sync::<OpenError>();
@@ -131,6 +159,8 @@ const _: () = {
     send_sync::<TryRecvError>();
     send_sync::<RecvTimeoutError>();
     send_sync::<CommitError>();
+    send_sync::<NameError>();
+    send_sync::<Corrupt>();
 };
 
 #[cfg(not(loom))]

@@ -40,11 +40,7 @@ struct Channels {
 impl Drop for Channels {
     fn drop(&mut self) {
         for name in &self.names {
-            let result = match &self.dir {
-                Some(dir) => Channel::remove_in(dir, name),
-                None => Channel::remove(name),
-            };
-            if let Err(e) = result {
+            if let Err(e) = memlane::remove(self.dir.as_deref(), name) {
                 eprintln!("warning: could not remove demo channel '{name}': {e}");
             }
         }

@@ -36,7 +36,7 @@ struct ListJson {
 
 /// Lists the entries in `dir` (or the default directory).
 pub fn run(dir: Option<&Path>, args: ListArgs) -> anyhow::Result<()> {
-    let (dir, entries) = memlane::list(dir).with_context(|| {
+    let memlane::Listing { dir, entries, .. } = memlane::list(dir).with_context(|| {
         format!(
             "cannot list the segment directory {}",
             dir.map_or_else(|| output::path(&memlane::default_dir()), output::path)

@@ -31,8 +31,10 @@ impl std::error::Error for AlreadyReported {}
 
 /// Opens the channel `name` in `dir`, or in the default directory.
 pub fn open_channel(dir: Option<&Path>, name: &str) -> Result<Channel, OpenError> {
+    let options = Channel::open_options(name);
     match dir {
-        Some(dir) => Channel::open_in(dir, name),
-        None => Channel::open(name),
+        Some(dir) => options.dir(dir),
+        None => options,
     }
+    .open()
 }

@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use memlane::Segment;
-
 use crate::cli::RmArgs;
 use crate::command::AlreadyReported;
 use crate::output;
@@ -12,11 +10,7 @@ use crate::output;
 pub fn run(dir: Option<&Path>, args: RmArgs) -> anyhow::Result<()> {
     let mut failed = false;
     for name in &args.names {
-        let result = match dir {
-            Some(dir) => Segment::remove_in(dir, name),
-            None => Segment::remove(name),
-        };
-        match result {
+        match memlane::remove(dir, name) {
             Ok(()) => println!("removed '{}'", output::escape(name.as_bytes())),
             Err(e) => {
                 crate::report(&anyhow::Error::new(e));

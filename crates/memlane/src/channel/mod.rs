@@ -80,7 +80,7 @@ impl std::fmt::Display for Mode {
 /// publ.send(b"hello")?;
 /// assert_eq!(&*sub.recv()?, b"hello");
 /// # drop((sub, publ, channel));
-/// memlane::Channel::remove_in(&dir, "doc-chat")?;
+/// memlane::remove(Some(&dir), "doc-chat")?;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -100,6 +100,24 @@ impl std::fmt::Debug for Channel {
 }
 
 /// Options for creating a channel; see [`Channel::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Channel;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-chb-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = Channel::builder("doc-ch-built")
+///     .dir(&dir)
+///     .capacity(64 * 1024)
+///     .max_message(1024)
+///     .max_publishers(1)
+///     .create()?;
+/// assert_eq!(channel.max_message(), 1024);
+/// # drop(channel);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ChannelBuilder {
     name: String,
@@ -245,7 +263,12 @@ impl ChannelBuilder {
     /// # Errors
     ///
     /// [`CreateError::InvalidConfig`] for a capacity, message size or
-    /// endpoint count out of range; otherwise as for
+    /// endpoint count out of range, or a file with
+    /// [`Disposition::OpenExisting`] (open channels with
+    /// [`Channel::open_options`]); [`CreateError::InvalidName`],
+    /// [`CreateError::AlreadyExists`], [`CreateError::NoDirectory`],
+    /// [`CreateError::PermissionDenied`], [`CreateError::NoSpace`] and
+    /// [`CreateError::Io`] as for
     /// [`SegmentBuilder::create`](crate::SegmentBuilder::create).
     #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn create(self) -> Result<Channel, CreateError> {
@@ -302,7 +325,8 @@ impl ChannelBuilder {
 }
 
 impl Channel {
-    /// Starts building a channel named `name`.
+    /// Starts building a channel named `name` with more options
+    /// (directory, sizes, endpoint counts, file, mode...).
     pub fn builder(name: &str) -> ChannelBuilder {
         ChannelBuilder {
             name: name.to_string(),
@@ -321,7 +345,9 @@ impl Channel {
         }
     }
 
-    /// Creates a channel with the default settings.
+    /// Creates the channel `name` in `$MEMLANE_DIR` or `/dev/shm` with the
+    /// default settings ([`DEFAULT_CAPACITY`], [`DEFAULT_MAX_MESSAGE`],
+    /// [`DEFAULT_MAX_ENDPOINTS`]); [`Channel::builder`] for others.
     ///
     /// # Errors
     ///
@@ -330,16 +356,18 @@ impl Channel {
         Channel::builder(name).create()
     }
 
-    /// Opens the channel `name` in `$MEMLANE_DIR` or `/dev/shm`.
+    /// Opens the channel `name` in `$MEMLANE_DIR` or `/dev/shm`;
+    /// [`Channel::open_options`] for another directory.
     ///
     /// # Errors
     ///
-    /// [`OpenError`]: not found, not a channel, incompatible, corrupt.
+    /// See [`ChannelOpenOptions::open`].
     pub fn open(name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, None, false, false)
+        Channel::open_options(name).open()
     }
 
-    /// Starts opening a channel with more options.
+    /// Starts opening the channel `name` with more options (directory,
+    /// owner, copying).
     pub fn open_options(name: &str) -> ChannelOpenOptions {
         ChannelOpenOptions {
             name: name.to_string(),
@@ -347,15 +375,6 @@ impl Channel {
             allow_other_owner: false,
             copy_messages: false,
         }
-    }
-
-    /// Opens the channel `name` in `dir`.
-    ///
-    /// # Errors
-    ///
-    /// See [`Channel::open`].
-    pub fn open_in(dir: &Path, name: &str) -> Result<Channel, OpenError> {
-        Self::open_impl(name, Some(dir), false, false)
     }
 
     #[allow(unsafe_code)] // see the SAFETY comment inside
@@ -400,22 +419,15 @@ impl Channel {
         })
     }
 
-    /// Removes the channel's name (processes that have it open keep it).
+    /// Removes the channel's name from `$MEMLANE_DIR` or `/dev/shm`
+    /// ([`memlane::remove`](crate::remove) for another directory);
+    /// processes that have it open keep it.
     ///
     /// # Errors
     ///
-    /// See [`Segment::remove`](crate::Segment::remove).
+    /// See [`memlane::remove`](crate::remove).
     pub fn remove(name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, None)
-    }
-
-    /// Removes the channel's name from `dir`.
-    ///
-    /// # Errors
-    ///
-    /// See [`Segment::remove`](crate::Segment::remove).
-    pub fn remove_in(dir: &Path, name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, Some(dir))
+        crate::remove(None, name)
     }
 
     /// Joins as a publisher.
@@ -519,7 +531,7 @@ impl Channel {
     /// assert!(reaped.is_empty()); // nobody died
     /// assert_eq!((reaped.publishers, reaped.subscribers), (0, 0));
     /// # drop(channel);
-    /// # memlane::Channel::remove_in(&dir, "doc-reap")?;
+    /// # memlane::remove(Some(&dir), "doc-reap")?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -598,6 +610,23 @@ impl Channel {
 }
 
 /// Options for opening a channel; see [`Channel::open_options`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Channel;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-cho-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let created = Channel::builder("doc-ch-opened").dir(&dir).create()?;
+/// let opened = Channel::open_options("doc-ch-opened")
+///     .dir(&dir)
+///     .copy_messages(true)
+///     .open()?;
+/// assert!(opened.copies_messages());
+/// # drop((created, opened));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ChannelOpenOptions {
     name: String,
@@ -627,7 +656,18 @@ impl ChannelOpenOptions {
     ///
     /// # Errors
     ///
-    /// See [`Channel::open`].
+    /// [`OpenError::InvalidName`], [`OpenError::NotFound`]; for what is at
+    /// the name: [`OpenError::WrongKind`] (not a channel),
+    /// [`OpenError::NotMemlane`], [`OpenError::IncompatibleVersion`],
+    /// [`OpenError::NotReady`], [`OpenError::SizeMismatch`],
+    /// [`OpenError::Corrupt`] (its configuration is inconsistent),
+    /// [`OpenError::Symlink`], [`OpenError::HardLinked`],
+    /// [`OpenError::NotAFile`]; [`OpenError::MembarrierUnavailable`] if
+    /// the channel uses `membarrier` and this process cannot;
+    /// [`OpenError::ForeignOwner`] (see
+    /// [`allow_other_owner`](Self::allow_other_owner)),
+    /// [`OpenError::PermissionDenied`], [`OpenError::Busy`] (another
+    /// process kept the file locked for 2 s), or [`OpenError::Io`].
     pub fn open(self) -> Result<Channel, OpenError> {
         Channel::open_impl(
             &self.name,

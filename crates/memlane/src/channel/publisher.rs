@@ -34,7 +34,7 @@ use crate::error::{CommitError, Corrupt, JoinError, SendError, SendTimeoutError,
 /// assert_eq!(sub.recv()?.to_vec(), b"copied");
 /// assert_eq!(sub.recv()?.to_vec(), b"loaned");
 /// # drop((sub, publ, channel));
-/// # memlane::Channel::remove_in(&dir, "doc-pub")?;
+/// # memlane::remove(Some(&dir), "doc-pub")?;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -34,7 +34,7 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// assert_eq!(&*msg, b"one"); // released when `msg` drops
 /// # drop(msg);
 /// # drop((sub, channel));
-/// # memlane::Channel::remove_in(&dir, "doc-sub")?;
+/// # memlane::remove(Some(&dir), "doc-sub")?;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -1,9 +1,10 @@
 //! Named shared-memory segments.
 //!
 //! A [`Segment`] is a named region of shared memory: created by one process
-//! with [`Segment::create`] (or [`Segment::builder`] for a backing file,
-//! permissions and dispositions), opened by others with [`Segment::open`]
-//! (or [`Segment::open_options`] for views at an offset), read and written
+//! with [`Segment::create`] (or [`Segment::builder`] for a directory, a
+//! backing file, permissions and dispositions), opened by others with
+//! [`Segment::open`] (or [`Segment::open_options`] for a directory or a
+//! view at an offset), read and written
 //! with bounds-checked [`read`](Segment::read) and [`write`](Segment::write),
 //! flushed with [`flush`](Segment::flush), and removed with
 //! [`Segment::remove`]. Dropping a `Segment` unmaps it and closes its file.
@@ -93,6 +94,20 @@ impl std::fmt::Debug for Segment {
 }
 
 /// Options for creating a segment; see [`Segment::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::Segment;
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-segb-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let seg = Segment::builder("doc-seg-built").size(4096).dir(&dir).mode(0o660).create()?;
+/// assert_eq!(seg.len(), 4096);
+/// # drop(seg);
+/// memlane::remove(Some(&dir), "doc-seg-built")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct SegmentBuilder {
     name: String,
@@ -120,7 +135,7 @@ impl SegmentBuilder {
     /// # std::fs::create_dir_all(&dir)?;
     /// let seg = Segment::builder("doc-page-file").size(4096).dir(&dir).page_file(true).create()?;
     /// # drop(seg);
-    /// # let _ = Segment::remove_in(&dir, "doc-page-file");
+    /// # let _ = memlane::remove(Some(&dir), "doc-page-file");
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -164,8 +179,15 @@ impl SegmentBuilder {
     ///
     /// # Errors
     ///
-    /// [`CreateError`]: a bad name, a zero size, a name already taken,
-    /// no space, or an OS error.
+    /// [`CreateError::InvalidName`] for a name that breaks the naming
+    /// rules; [`CreateError::InvalidConfig`] for a size of 0 or above the
+    /// maximum; [`CreateError::AlreadyExists`] if something (not stale) is
+    /// at the name, or a file at the path with [`Disposition::CreateNew`];
+    /// [`CreateError::NoDirectory`] if the directory does not exist;
+    /// [`CreateError::PermissionDenied`]; [`CreateError::NoSpace`];
+    /// [`CreateError::Open`] if a file to open with
+    /// [`Disposition::OpenExisting`] cannot be used (it holds the
+    /// [`OpenError`]); [`CreateError::Io`] for another OS error.
     pub fn create(self) -> Result<Segment, CreateError> {
         let opening = matches!(self.file, Some((_, Disposition::OpenExisting)));
         if self.size == 0 && !opening {
@@ -202,8 +224,27 @@ impl SegmentBuilder {
 }
 
 /// Options for opening a segment; see [`Segment::open_options`].
+///
+/// # Examples
+///
+/// ```
+/// use memlane::{Access, Segment};
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-sego-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let mut seg = Segment::builder("doc-seg-view").size(8192).dir(&dir).create()?;
+/// seg.write(4096, b"second page")?;
+/// let view = Segment::open_options("doc-seg-view")
+///     .dir(&dir)
+///     .access(Access::ReadOnly)
+///     .view(4096, Some(4096))
+///     .open()?;
+/// assert_eq!(view.read_vec(0, 11)?, b"second page");
+/// # drop((seg, view));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
-pub struct OpenOptions {
+pub struct SegmentOpenOptions {
     name: String,
     access: Access,
     dir: Option<PathBuf>,
@@ -211,7 +252,7 @@ pub struct OpenOptions {
     allow_other_owner: bool,
 }
 
-impl OpenOptions {
+impl SegmentOpenOptions {
     /// Accepts a segment owned by another user (refused by default: a
     /// segment planted by someone else could be a trap).
     pub fn allow_other_owner(mut self, allow: bool) -> Self {
@@ -238,11 +279,19 @@ impl OpenOptions {
     ///
     /// # Errors
     ///
-    /// [`OpenError`]: not found, not a memlane segment, another version,
-    /// not ready, a size mismatch, the wrong kind, a view out of bounds,
-    /// permission denied, or [`OpenError::Busy`] if another process keeps
-    /// an exclusive lock on the file for more than 2 s (opening never
-    /// waits longer than that for a lock).
+    /// [`OpenError::InvalidName`], [`OpenError::NotFound`]; for what is at
+    /// the name: [`OpenError::WrongKind`] (not a segment),
+    /// [`OpenError::NotMemlane`], [`OpenError::IncompatibleVersion`],
+    /// [`OpenError::NotReady`], [`OpenError::SizeMismatch`],
+    /// [`OpenError::Corrupt`], [`OpenError::Symlink`],
+    /// [`OpenError::HardLinked`], [`OpenError::NotAFile`];
+    /// [`OpenError::ViewOutOfBounds`] for a view outside the segment;
+    /// [`OpenError::ForeignOwner`] (see
+    /// [`allow_other_owner`](Self::allow_other_owner)),
+    /// [`OpenError::PermissionDenied`]; [`OpenError::Busy`] if another
+    /// process keeps an exclusive lock on the file for more than 2 s
+    /// (opening never waits longer than that for a lock); [`OpenError::Io`]
+    /// for another OS error.
     pub fn open(self) -> Result<Segment, OpenError> {
         let raw = raw::open(
             &self.name,
@@ -262,8 +311,9 @@ impl OpenOptions {
 }
 
 impl Segment {
-    /// Creates a new anonymous (`/dev/shm`) segment of `size` bytes, owner
-    /// read-write only. Fails if the name is taken.
+    /// Creates a new segment of `size` bytes in `$MEMLANE_DIR` or
+    /// `/dev/shm`, owner read-write only; fails if the name is taken.
+    /// [`Segment::builder`] for a directory, a backing file or a mode.
     ///
     /// # Errors
     ///
@@ -274,7 +324,7 @@ impl Segment {
         Segment::builder(name).size(size).create()
     }
 
-    /// Starts building a segment with more options.
+    /// Starts building a segment named `name` with more options.
     ///
     /// # Examples
     ///
@@ -304,19 +354,21 @@ impl Segment {
         }
     }
 
-    /// Opens the segment `name` with `access`.
+    /// Opens the segment `name` in `$MEMLANE_DIR` or `/dev/shm` with
+    /// `access`; [`Segment::open_options`] for a directory or a view.
     ///
     /// # Errors
     ///
-    /// See [`OpenOptions::open`].
+    /// See [`SegmentOpenOptions::open`].
     #[doc(alias = "OpenFileMapping")]
     pub fn open(name: &str, access: Access) -> Result<Segment, OpenError> {
         Segment::open_options(name).access(access).open()
     }
 
-    /// Starts opening a segment with more options (directory, view).
-    pub fn open_options(name: &str) -> OpenOptions {
-        OpenOptions {
+    /// Starts opening the segment `name` with more options (directory,
+    /// access, view, owner).
+    pub fn open_options(name: &str) -> SegmentOpenOptions {
+        SegmentOpenOptions {
             name: name.to_string(),
             access: Access::ReadWrite,
             dir: None,
@@ -325,11 +377,12 @@ impl Segment {
         }
     }
 
-    /// Opens a file-backed segment by the path of its file.
+    /// Opens a file-backed segment by the path of its file (not by name).
     ///
     /// # Errors
     ///
-    /// See [`OpenOptions::open`].
+    /// As for [`SegmentOpenOptions::open`], with [`OpenError::NotFound`]
+    /// when no file is at `path`.
     pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
         let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
         Ok(Segment {
@@ -340,24 +393,16 @@ impl Segment {
     }
 
     /// Removes the name `name` from `$MEMLANE_DIR` or `/dev/shm` (a
-    /// file-backed segment keeps its file). Processes that have it open
-    /// keep their mapping until they drop it.
+    /// file-backed segment keeps its file); [`memlane::remove`](crate::remove)
+    /// for another directory. Processes that have it open keep their
+    /// mapping until they drop it.
     ///
     /// # Errors
     ///
-    /// [`RemoveError`]: a bad name, nothing at the name, an OS error.
+    /// See [`memlane::remove`](crate::remove).
     #[doc(alias = "shm_unlink")]
     pub fn remove(name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, None)
-    }
-
-    /// Like [`Segment::remove`] in an explicit directory.
-    ///
-    /// # Errors
-    ///
-    /// See [`Segment::remove`].
-    pub fn remove_in(dir: &Path, name: &str) -> Result<(), RemoveError> {
-        raw::remove(name, Some(dir))
+        remove(None, name)
     }
 
     /// The length of the mapped view in bytes.
@@ -523,6 +568,40 @@ impl Segment {
     }
 }
 
+/// Removes the name `name` from `dir` (default `$MEMLANE_DIR` or
+/// `/dev/shm`), whatever it holds: a segment, an event or a channel
+/// ([`Segment::remove`], [`Event::remove`](crate::Event::remove) and
+/// [`Channel::remove`](crate::Channel::remove) are this with `None`). A
+/// file-backed segment keeps its file. Processes that have it open keep
+/// their mapping until they drop it.
+///
+/// # Errors
+///
+/// [`RemoveError::InvalidName`] for a name that breaks the naming rules,
+/// [`RemoveError::NotFound`] if nothing is at the name,
+/// [`RemoveError::PageFile`] for a Windows page-file segment (it has no
+/// name to remove), [`RemoveError::Io`] for an OS error.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-rm-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-rm").dir(&dir).create()?;
+/// memlane::remove(Some(&dir), "doc-rm")?;
+/// assert!(matches!(
+///     memlane::remove(Some(&dir), "doc-rm"),
+///     Err(memlane::RemoveError::NotFound { .. })
+/// ));
+/// # drop(channel);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "shm_unlink")]
+pub fn remove(dir: Option<&Path>, name: &str) -> Result<(), RemoveError> {
+    raw::remove(name, dir)
+}
+
 /// One entry removed (or, in a dry run, to be removed) by [`gc`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -619,8 +698,18 @@ pub struct SegmentEntry {
     pub lock_holder: Option<u32>,
 }
 
+/// What [`list`] found.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Listing {
+    /// The directory searched.
+    pub dir: PathBuf,
+    /// The entries, in name order.
+    pub entries: Vec<SegmentEntry>,
+}
+
 /// Lists the memlane entries in `dir` (default `$MEMLANE_DIR` or
-/// `/dev/shm`); returns the directory searched and the entries, by name.
+/// `/dev/shm`): the directory searched and the entries, by name.
 /// It never waits for a lock: an entry another process holds exclusively
 /// is listed with [`SegmentEntry::busy`] set.
 ///
@@ -631,12 +720,12 @@ pub struct SegmentEntry {
 /// # Examples
 ///
 /// ```
-/// for entry in memlane::list(None)?.1 {
+/// for entry in memlane::list(None)?.entries {
 ///     println!("{} {:?}", entry.name, entry.kind);
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn list(dir: Option<&Path>) -> std::io::Result<(PathBuf, Vec<SegmentEntry>)> {
+pub fn list(dir: Option<&Path>) -> std::io::Result<Listing> {
     let (dir, items) = raw::list(dir)?;
     let entries = items
         .into_iter()
@@ -657,5 +746,5 @@ pub fn list(dir: Option<&Path>) -> std::io::Result<(PathBuf, Vec<SegmentEntry>)>
             }
         })
         .collect();
-    Ok((dir, entries))
+    Ok(Listing { dir, entries })
 }

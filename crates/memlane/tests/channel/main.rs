@@ -29,7 +29,9 @@ fn send_and_receive_in_order() {
     let d = TestDir::new("ch-basic");
     let c = channel(&d, "basic", 64 * 1024, 1024);
     let mut s1 = c.subscriber().unwrap();
-    let mut s2 = Channel::open_in(&d.path, "basic")
+    let mut s2 = Channel::open_options("basic")
+        .dir(&d.path)
+        .open()
         .unwrap()
         .subscriber()
         .unwrap();
@@ -634,10 +636,13 @@ fn wrong_kind_and_missing_channel() {
         .create()
         .unwrap();
     assert!(matches!(
-        Channel::open_in(&d.path, "seg"),
+        Channel::open_options("seg").dir(&d.path).open(),
         Err(OpenError::WrongKind { .. })
     ));
-    let e = Channel::open_in(&d.path, "nope").unwrap_err();
+    let e = Channel::open_options("nope")
+        .dir(&d.path)
+        .open()
+        .unwrap_err();
     assert!(e.to_string().contains("no channel 'nope'"), "{e}");
 }
 
@@ -1207,7 +1212,11 @@ fn messages_are_copied_unless_only_this_user_can_write_the_file() {
     assert!(!own.copies_messages(), "0600, this user's: in place");
     assert!(!own.subscriber().unwrap().copies_messages());
     assert!(!own.publisher().unwrap().copies_messages());
-    assert!(!Channel::open_in(&d.path, "own").unwrap().copies_messages());
+    assert!(!Channel::open_options("own")
+        .dir(&d.path)
+        .open()
+        .unwrap()
+        .copies_messages());
     let forced = Channel::open_options("own")
         .dir(&d.path)
         .copy_messages(true)
@@ -1229,7 +1238,9 @@ fn messages_are_copied_unless_only_this_user_can_write_the_file() {
         .create()
         .unwrap();
     assert!(shared.copies_messages(), "0666: others may write");
-    assert!(Channel::open_in(&d.path, "shared")
+    assert!(Channel::open_options("shared")
+        .dir(&d.path)
+        .open()
         .unwrap()
         .copies_messages());
     let group = Channel::builder("group")
@@ -1247,7 +1258,11 @@ fn messages_are_copied_unless_only_this_user_can_write_the_file() {
 
     // Widened after creation: who opens it now copies.
     std::fs::set_permissions(own.path(), std::fs::Permissions::from_mode(0o606)).unwrap();
-    assert!(Channel::open_in(&d.path, "own").unwrap().copies_messages());
+    assert!(Channel::open_options("own")
+        .dir(&d.path)
+        .open()
+        .unwrap()
+        .copies_messages());
     assert!(!own.copies_messages(), "decided when opened");
 }
 

@@ -46,7 +46,10 @@ fn child_entry() {
     if role == "without_membarrier" {
         return without_membarrier(&dir, &name);
     }
-    let channel = Channel::open_in(&dir, &name).expect("open channel");
+    let channel = Channel::open_options(&name)
+        .dir(&dir)
+        .open()
+        .expect("open channel");
     match role.as_str() {
         "publisher" => {
             let id: u32 = var("MEMLANE_TEST_ID").parse().unwrap();
@@ -228,7 +231,7 @@ fn child_entry() {
 /// between them.
 #[cfg(target_os = "linux")]
 fn without_membarrier(dir: &std::path::Path, name: &str) {
-    match Channel::open_in(dir, name) {
+    match Channel::open_options(name).dir(dir).open() {
         Err(memlane::OpenError::MembarrierUnavailable { path }) => {
             assert!(path.to_string_lossy().ends_with(name), "{}", path.display());
             println!("RESULT refused");
@@ -253,7 +256,7 @@ fn without_membarrier(dir: &std::path::Path, name: &str) {
         n += 1;
     }
     drop(s);
-    Channel::remove_in(dir, &format!("{name}-fenced")).unwrap();
+    memlane::remove(Some(dir), &format!("{name}-fenced")).unwrap();
     println!("RESULT count={n}");
 }
 
@@ -546,7 +549,10 @@ fn a_page_file_channel_crosses_processes_and_vanishes_with_its_last_handle() {
     assert!(out.contains("RESULT count=10000"), "{out}");
     drop(p);
     drop(channel);
-    let e = Channel::open_in(&d.path, &name).unwrap_err();
+    let e = Channel::open_options(&name)
+        .dir(&d.path)
+        .open()
+        .unwrap_err();
     assert!(matches!(e, memlane::OpenError::NotFound { .. }), "{e}");
 }
 
@@ -576,7 +582,9 @@ fn a_process_without_membarrier_is_refused_its_channels_and_uses_fences() {
     );
     let mut fenced = None;
     wait_for(Duration::from_secs(60), "the fenced channel", || {
-        fenced = Channel::open_in(&d.path, "mb-fenced")
+        fenced = Channel::open_options("mb-fenced")
+            .dir(&d.path)
+            .open()
             .ok()
             .filter(|c| c.info().subscribers.len() == 1);
         // A child that failed early: show why.

@@ -64,18 +64,18 @@ fn child_entry() {
     let name = var("MEMLANE_TEST_CHANNEL");
     match role.as_str() {
         "subscriber_idle" => {
-            let c = Channel::open_in(&dir, &name).unwrap();
+            let c = Channel::open_options(&name).dir(&dir).open().unwrap();
             let _s = c.subscriber().unwrap();
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
         "subscriber_join" => {
-            let c = Channel::open_in(&dir, &name).unwrap();
+            let c = Channel::open_options(&name).dir(&dir).open().unwrap();
             let _s = c.subscriber().unwrap();
             println!("RESULT joined");
         }
         "publisher" => {
-            let c = Channel::open_in(&dir, &name).unwrap();
+            let c = Channel::open_options(&name).dir(&dir).open().unwrap();
             let mut p = c.publisher().unwrap();
             let id: u32 = var("MEMLANE_TEST_ID").parse().unwrap();
             let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
@@ -493,7 +493,7 @@ fn crash_trial(d: &TestDir, trial: u32, point: &str, n: u32) -> u32 {
     }
     drop(sub);
     drop(c);
-    Channel::remove_in(&d.path, &name).unwrap();
+    memlane::remove(Some(&d.path), &name).unwrap();
     crashed
 }
 
@@ -607,7 +607,7 @@ fn a_creator_killed_mid_creation_blocks_nothing() {
             "a held channel is never collected"
         );
         drop(c);
-        Channel::remove_in(&d.path, "half").unwrap();
+        memlane::remove(Some(&d.path), "half").unwrap();
     }
 }
 
@@ -1264,7 +1264,7 @@ fn a_single_publisher_killed_at_every_point_of_a_send_loses_nothing_else() {
         let committed = if point == "after_commit" { n } else { n - 1 };
         assert_eq!(next, committed, "{point}:{n}");
         drop((p, sub, c));
-        Channel::remove_in(&d.path, &name).unwrap();
+        memlane::remove(Some(&d.path), &name).unwrap();
     }
 }
 
@@ -1563,7 +1563,7 @@ fn endpoints_of_one_process_exclude_each_other() {
         .dir(&d.path)
         .create()
         .unwrap();
-    let c2 = Channel::open_in(&d.path, "inproc").unwrap();
+    let c2 = Channel::open_options("inproc").dir(&d.path).open().unwrap();
     let p1 = c.publisher().unwrap();
     let p2 = c2.publisher().unwrap();
     assert!(matches!(

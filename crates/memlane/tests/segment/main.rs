@@ -5,12 +5,12 @@
 mod common;
 
 use std::io::{Seek, SeekFrom, Write};
-#[cfg(unix)]
 use std::time::Duration;
 
 use common::TestDir;
 use memlane::{
-    Access, AccessError, CreateError, Disposition, Event, Kind, OpenError, RemoveError, Segment,
+    Access, AccessError, Channel, CreateError, Disposition, Event, Kind, OpenError, RemoveError,
+    Segment,
 };
 
 fn create(dir: &TestDir, name: &str, size: u64) -> Segment {
@@ -185,7 +185,7 @@ fn default_mode_is_owner_only_whatever_the_umask() {
 fn remove_and_not_found() {
     let d = TestDir::new("seg-rm");
     let s = create(&d, "gone", 10);
-    Segment::remove_in(&d.path, "gone").unwrap();
+    memlane::remove(Some(&d.path), "gone").unwrap();
     // The mapping stays usable after the name is removed.
     assert_eq!(s.read_vec(0, 1).unwrap(), [0]);
     let e = open(&d, "gone", Access::ReadOnly).unwrap_err();
@@ -197,9 +197,119 @@ fn remove_and_not_found() {
     );
     assert!(msg.contains(&d.path.display().to_string()), "{msg}");
     assert!(matches!(
-        Segment::remove_in(&d.path, "gone"),
+        memlane::remove(Some(&d.path), "gone"),
         Err(RemoveError::NotFound { .. })
     ));
+}
+
+/// Each kind is created with `X::builder(name)` and opened with
+/// `X::open_options(name)`, both with `.dir(..)`; opening looks only in the
+/// directory given, and refuses another kind.
+#[test]
+fn every_kind_has_a_builder_and_open_options_in_a_directory() {
+    let d = TestDir::new("api-kinds");
+    let other = TestDir::new("api-kinds-other");
+    let _seg = create(&d, "seg", 64);
+    let ev = Event::builder("ev").dir(&d.path).create().unwrap();
+    let ch = Channel::builder("ch").dir(&d.path).create().unwrap();
+
+    open(&d, "seg", Access::ReadOnly).unwrap();
+    let mut client = Event::open_options("ev").dir(&d.path).open().unwrap();
+    ev.notify();
+    assert!(client.wait_timeout(Duration::from_secs(5)));
+    let opened = Channel::open_options("ch").dir(&d.path).open().unwrap();
+    assert_eq!(opened.capacity(), ch.capacity());
+
+    // Not in another directory: NotFound names the directory searched.
+    for e in [
+        Segment::open_options("seg")
+            .dir(&other.path)
+            .open()
+            .unwrap_err(),
+        Event::open_options("ev")
+            .dir(&other.path)
+            .open()
+            .unwrap_err(),
+        Channel::open_options("ch")
+            .dir(&other.path)
+            .open()
+            .unwrap_err(),
+    ] {
+        match e {
+            OpenError::NotFound { dir, .. } => assert_eq!(dir, other.path),
+            e => panic!("expected NotFound, got {e:?}"),
+        }
+    }
+    // Another kind at the name is refused.
+    for e in [
+        Event::open_options("seg").dir(&d.path).open().unwrap_err(),
+        Channel::open_options("ev").dir(&d.path).open().unwrap_err(),
+        Segment::open_options("ch").dir(&d.path).open().unwrap_err(),
+    ] {
+        assert!(matches!(e, OpenError::WrongKind { .. }), "{e:?}");
+    }
+}
+
+#[test]
+fn event_builder_sets_mode_and_stale_replacement() {
+    let d = TestDir::new("api-event");
+    let ev = Event::builder("ev")
+        .dir(&d.path)
+        .mode(0o640)
+        .create()
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path.join("memlane.ev"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+    // Held by `ev`: never replaced.
+    let e = Event::builder("ev").dir(&d.path).create().unwrap_err();
+    assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e:?}");
+    drop(ev);
+    // Stale now: replaced by default, refused with replace_stale(false).
+    let e = Event::builder("ev")
+        .dir(&d.path)
+        .replace_stale(false)
+        .create()
+        .unwrap_err();
+    assert!(matches!(e, CreateError::AlreadyExists { .. }), "{e:?}");
+    let ev = Event::builder("ev").dir(&d.path).create().unwrap();
+    assert_eq!(ev.count(), 0);
+}
+
+/// `memlane::remove(dir, name)` removes any kind; `list` reports by name.
+#[test]
+fn remove_takes_any_kind_and_list_names_its_directory() {
+    let d = TestDir::new("api-remove");
+    let _seg = create(&d, "a-seg", 64);
+    let _ev = Event::builder("b-ev").dir(&d.path).create().unwrap();
+    let _ch = Channel::builder("c-ch").dir(&d.path).create().unwrap();
+    let listing = memlane::list(Some(&d.path)).unwrap();
+    assert_eq!(listing.dir, d.path);
+    let kinds: Vec<_> = listing
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a-seg", Kind::Segment),
+            ("b-ev", Kind::Event),
+            ("c-ch", Kind::Channel)
+        ]
+    );
+    for name in ["a-seg", "b-ev", "c-ch"] {
+        memlane::remove(Some(&d.path), name).unwrap();
+        let e = memlane::remove(Some(&d.path), name).unwrap_err();
+        assert!(matches!(e, RemoveError::NotFound { .. }), "{e:?}");
+    }
+    assert!(memlane::list(Some(&d.path)).unwrap().entries.is_empty());
 }
 
 fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
@@ -264,7 +374,7 @@ fn header_validation_errors_are_distinct() {
     }
 
     // Wrong kind: an event opened as a segment.
-    let _ev = Event::create_in(&d.path, "ev").unwrap();
+    let _ev = Event::builder("ev").dir(&d.path).create().unwrap();
     match open(&d, "ev", Access::ReadOnly).unwrap_err() {
         OpenError::WrongKind {
             expected, found, ..
@@ -369,7 +479,7 @@ fn file_backed_dispositions() {
         "no name left behind"
     );
     // Open-existing reuses the file and its contents.
-    Segment::remove_in(&d.path, "fb").unwrap();
+    memlane::remove(Some(&d.path), "fb").unwrap();
     assert!(file.exists(), "removing the name keeps the file");
     let again = Segment::builder("fb")
         .dir(&d.path)
@@ -379,7 +489,7 @@ fn file_backed_dispositions() {
     assert_eq!(again.read_vec(0, 9).unwrap(), b"persisted");
     assert_eq!(again.len(), 10_000);
     drop(again);
-    Segment::remove_in(&d.path, "fb").unwrap();
+    memlane::remove(Some(&d.path), "fb").unwrap();
     // Open-existing with the wrong size, and of a missing file.
     let e = Segment::builder("fb")
         .size(5)
@@ -423,11 +533,12 @@ fn file_backed_dispositions() {
 fn list_shows_entries_and_errors() {
     let d = TestDir::new("seg-list");
     let _a = create(&d, "alpha", 10);
-    let _e = Event::create_in(&d.path, "beta").unwrap();
+    let _e = Event::builder("beta").dir(&d.path).create().unwrap();
     std::fs::write(d.path.join("memlane.gamma"), b"junk").unwrap();
     std::fs::write(d.path.join("unrelated"), b"x").unwrap();
-    let (dir, entries) = memlane::list(Some(&d.path)).unwrap();
-    assert_eq!(dir, d.path);
+    let listing = memlane::list(Some(&d.path)).unwrap();
+    assert_eq!(listing.dir, d.path);
+    let entries = listing.entries;
     let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["alpha", "beta", "gamma"]);
     assert_eq!(entries[0].kind, Ok(Kind::Segment));
@@ -513,24 +624,28 @@ fn page_file_segments() {
     }
     // An event in a page-file mapping: opened by name, notified, woken.
     let ev_name = format!("pf-ev-{}", std::process::id());
-    let server = Event::create_page_file(Some(&d.path), &ev_name).unwrap();
-    let mut client = Event::open_in(&d.path, &ev_name).unwrap();
+    let server = Event::builder(&ev_name)
+        .dir(&d.path)
+        .page_file(true)
+        .create()
+        .unwrap();
+    let mut client = Event::open_options(&ev_name).dir(&d.path).open().unwrap();
     assert!(!client.wait_timeout(std::time::Duration::from_millis(1)));
     server.notify();
     assert!(client.wait_timeout(std::time::Duration::from_secs(10)));
     drop((server, client));
     if cfg!(windows) {
         assert!(
-            Event::open_in(&d.path, &ev_name).is_err(),
+            Event::open_options(&ev_name).dir(&d.path).open().is_err(),
             "gone with its handles"
         );
     } else {
-        Event::remove_in(&d.path, &ev_name).unwrap();
+        memlane::remove(Some(&d.path), &ev_name).unwrap();
     }
     let file = d.path.join(format!("memlane.{name}"));
     if cfg!(windows) {
         assert!(!file.exists(), "no file in the segment directory");
-        let e = Segment::remove_in(&d.path, &name).unwrap_err();
+        let e = memlane::remove(Some(&d.path), &name).unwrap_err();
         assert!(matches!(e, RemoveError::PageFile { .. }), "{e}");
         let e = Segment::builder("pf-with-file")
             .size(10)
@@ -547,7 +662,7 @@ fn page_file_segments() {
     } else {
         assert!(file.is_file(), "an ordinary segment file on Linux");
         drop((s, reader, cow));
-        Segment::remove_in(&d.path, &name).unwrap();
+        memlane::remove(Some(&d.path), &name).unwrap();
     }
 }
 
@@ -638,8 +753,8 @@ fn a_name_locked_exclusively_hangs_neither_list_nor_open() {
         return;
     };
     let dir = d.path.clone();
-    let (_, entries) = within(Duration::from_secs(30), "memlane::list", move || {
-        memlane::list(Some(&dir)).unwrap()
+    let entries = within(Duration::from_secs(30), "memlane::list", move || {
+        memlane::list(Some(&dir)).unwrap().entries
     });
     let dir = d.path.clone();
     let r = within(Duration::from_secs(30), "Segment::open", move || {
