@@ -45,7 +45,7 @@ use shm::ShmRing;
 /// The default ring capacity: 1 MiB.
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;
 /// The default maximum message size: 64 KiB (or less, to fit the capacity).
-pub const DEFAULT_MAX_MESSAGE: u64 = 64 << 10;
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 10;
 /// The default maximum number of publishers and of subscribers.
 pub const DEFAULT_MAX_ENDPOINTS: u32 = 8;
 
@@ -273,7 +273,8 @@ impl ChannelBuilder {
     #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn create(self) -> Result<Channel, CreateError> {
         let max_message = self.max_message.unwrap_or_else(|| {
-            DEFAULT_MAX_MESSAGE.min((self.capacity / 2).saturating_sub(layout::RECORD_HEADER))
+            (DEFAULT_MAX_MESSAGE as u64)
+                .min((self.capacity / 2).saturating_sub(layout::RECORD_HEADER))
         });
         let geo = Geometry::new(
             self.capacity,

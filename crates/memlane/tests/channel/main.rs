@@ -1361,3 +1361,30 @@ fn a_forgotten_loan_does_not_wedge_the_ring() {
         assert_eq!(p.messages_sent(), 1);
     }
 }
+
+/// One quantity, one type: message sizes are `usize` wherever they appear
+/// (the default, the builder, the channel, its info, a publisher), ring
+/// sizes `u64`, endpoint counts `u32`. Written with explicit types, so a
+/// change of any of them fails to compile here.
+#[test]
+fn message_sizes_are_usize_ring_sizes_u64_counts_u32() {
+    let d = TestDir::new("ch-int-types");
+    let default_max: usize = memlane::DEFAULT_MAX_MESSAGE;
+    let c = Channel::builder("ints").dir(&d.path).create().unwrap();
+    let from_channel: usize = c.max_message();
+    let info = c.info();
+    let from_info: usize = info.max_message;
+    let from_publisher: usize = c.publisher().unwrap().max_message();
+    assert_eq!(from_channel, default_max);
+    assert_eq!(from_info, default_max);
+    assert_eq!(from_publisher, default_max);
+    let capacity: u64 = c.capacity();
+    let default_capacity: u64 = memlane::DEFAULT_CAPACITY;
+    assert_eq!(capacity, default_capacity);
+    assert_eq!(info.capacity, capacity);
+    let endpoints: u32 = info.max_publishers;
+    let default_endpoints: u32 = memlane::DEFAULT_MAX_ENDPOINTS;
+    assert_eq!(endpoints, default_endpoints);
+    let reaped: memlane::Reaped = c.reap();
+    let (_, _): (u32, u32) = (reaped.publishers, reaped.subscribers);
+}
