@@ -447,8 +447,14 @@ impl Channel {
     ///
     /// # Errors
     ///
-    /// [`JoinError::TooManySubscribers`] when every slot is taken; the
-    /// other errors as for [`Channel::publisher`].
+    /// [`JoinError::TooManySubscribers`] when every slot is taken;
+    /// [`JoinError::SlotsLocked`] and [`JoinError::Liveness`] as for
+    /// [`Channel::publisher`]; [`JoinError::Evicted`] when publishers cut
+    /// its join short several times in a row (this process was stopped or
+    /// starved mid-join); [`JoinError::Corrupt`] when the channel's shared
+    /// state is no position a joiner can start from;
+    /// [`JoinError::MembarrierFailed`] when the channel orders joins with
+    /// `membarrier` and it fails in this process.
     pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
         Subscriber::join(self.ring.clone())
     }

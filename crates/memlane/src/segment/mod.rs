@@ -455,7 +455,9 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    /// [`AccessError::OutOfBounds`] if the range leaves the view,
+    /// [`AccessError::Truncated`] if another process truncated the file
+    /// (the bytes past its new end read as zeros).
     #[allow(unsafe_code)] // see the SAFETY comment inside
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
         self.check(offset, buf.len())?;
@@ -482,7 +484,7 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`AccessError::OutOfBounds`] if the range leaves the view.
+    /// As for [`Segment::read`].
     pub fn read_vec(&self, offset: usize, len: usize) -> Result<Vec<u8>, AccessError> {
         self.check(offset, len)?;
         let mut v = vec![0u8; len];
@@ -556,7 +558,8 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`AccessError::OutOfBounds`] or [`AccessError::Flush`].
+    /// [`AccessError::OutOfBounds`] if the range leaves the view,
+    /// [`AccessError::Flush`] if `msync` fails.
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), AccessError> {
         self.check(offset, len)?;
         if len == 0 {
