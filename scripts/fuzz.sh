@@ -30,7 +30,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
     echo "usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
     exit 2
 fi
-all=(header channel_config ring cli_size_duration)
+all=(header channel_config ring latest_slot cli_size_duration)
 if [ $# -gt 0 ]; then
     targets=("$@")
 else

@@ -35,4 +35,4 @@ done
 
 export MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-disable-weak-memory-emulation"
 export CARGO_TARGET_DIR=target/miri
-exec cargo +nightly miri test -p memlane --lib fuzzing::tests
+exec cargo +nightly miri test -p memlane --lib -- fuzzing::tests latest::protocol latest::fuzz

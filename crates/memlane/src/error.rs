@@ -623,3 +623,82 @@ pub enum CommitError {
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
 }
+
+/// Why [`Latest::set`](crate::Latest::set) failed.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-seterr-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let mut slot = memlane::Latest::builder("doc-set-error").max_value(2).dir(&dir).create()?;
+/// match slot.set(b"too long") {
+///     Err(memlane::SetError::TooLarge { len, max }) => assert_eq!((len, max), (8, 2)),
+///     other => panic!("{other:?}"),
+/// }
+/// # drop(slot);
+/// # memlane::remove(Some(&dir), "doc-set-error")?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetError {
+    /// The value is longer than the slot's largest value; nothing was
+    /// written.
+    #[error("the value is {len} bytes; this slot holds at most {max} (create it with a larger max_value, or send a smaller value)")]
+    TooLarge {
+        /// The value's length.
+        len: usize,
+        /// The slot's `max_value`.
+        max: usize,
+    },
+    /// Every writer slot is held by a live process.
+    #[error("all {max_writers} writer slots of {} are held by live processes: drop a writer, or create the slot with more (max_writers)", path.display())]
+    NoWriterSlot {
+        /// The slot's file.
+        path: PathBuf,
+        /// Its writer slots.
+        max_writers: u32,
+    },
+    /// A writer slot's liveness lock could not be taken for another reason
+    /// than a holder (as for [`JoinError::Liveness`]).
+    #[error("cannot take a writer's liveness lock on {}: {reason}; check the process's open-file limit and the file's permissions", path.display())]
+    Liveness {
+        /// The slot's file.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The slot has handed out its last version number (2^52 writes).
+    #[error("{} has used every version number: create it anew", path.display())]
+    VersionsExhausted {
+        /// The slot's file.
+        path: PathBuf,
+    },
+}
+
+/// Why [`Latest::get`](crate::Latest::get) failed: the slot's shared
+/// words were changed by a process that does not follow the format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The shared words are inconsistent.
+    #[error("the latest-value slot {} is corrupt: {reason}; recreate it (`memlane rm`, then create)", path.display())]
+    Corrupt {
+        /// The slot's file.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// Every copy taken was changed while it was taken: a writer is
+    /// rewriting the newest value's buffer over and over, which no writer
+    /// following the protocol does.
+    #[error("no stable copy of {} in {attempts} attempts: a process keeps rewriting its newest value (a writer that breaks the protocol?)", path.display())]
+    Contended {
+        /// The slot's file.
+        path: PathBuf,
+        /// Copies tried.
+        attempts: u32,
+    },
+}

@@ -476,6 +476,11 @@ fn shape(mem: &HeapRing, p: u64, filled: u64) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Latest-value slot
+
+pub use crate::latest::fuzz::{latest_slot, latest_slot_seed};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,9 @@
 //!   bounds-checked reads and writes, views at an offset and flushes.
 //! * [`Event`]: a named cross-process "data ready" signal (a shared futex:
 //!   no system call when nobody sleeps).
+//! * [`Latest`]: a named slot holding the newest value of something (the
+//!   classic one-view pattern without torn reads): writers never wait,
+//!   readers copy the newest complete value or wait for a new one.
 //! * [`Channel`]: publishers and subscribers, each in any process,
 //!   exchanging variable-length messages through a ring; nothing is lost,
 //!   receives block, time out or poll, sends can be loans; reads and loans
@@ -63,6 +66,8 @@ mod error;
 #[allow(unsafe_code)]
 mod event;
 mod fault;
+#[cfg_attr(loom, allow(dead_code, unused_imports))]
+mod latest;
 // The fuzz targets' entry points: built for the fuzz crate and the tests
 // (feature `fuzzing`), not in every build.
 #[cfg(all(not(loom), any(test, feature = "fuzzing")))]
@@ -104,11 +109,17 @@ pub use channel::{
     DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
-    AccessError, CreateError, EndpointRole, JoinError, NameError, OpenError, RecvError,
-    RecvTimeoutError, RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    AccessError, CreateError, EndpointRole, GetError, JoinError, NameError, OpenError, RecvError,
+    RecvTimeoutError, RemoveError, SendError, SendTimeoutError, SetError, TryRecvError,
+    TrySendError,
 };
 #[cfg(not(loom))]
 pub use event::{Event, EventBuilder, EventOpenOptions};
+#[cfg(not(loom))]
+pub use latest::{
+    Latest, LatestBuilder, LatestInfo, LatestOpenOptions, Value, WriterInfo, DEFAULT_MAX_VALUE,
+    DEFAULT_MAX_WRITERS, MAX_VALUE, MAX_WRITERS,
+};
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
 #[cfg(not(loom))]
 pub use segment::{
@@ -130,6 +141,13 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Segment>();
     send_sync::<Event>();
+    send_sync::<Latest>();
+    send_sync::<LatestBuilder>();
+    send_sync::<LatestOpenOptions>();
+    send_sync::<LatestInfo>();
+    send_sync::<Value>();
+    send_sync::<SetError>();
+    send_sync::<GetError>();
     send_sync::<Channel>();
     send_sync::<Publisher>();
     send_sync::<Subscriber>();

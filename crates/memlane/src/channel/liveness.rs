@@ -40,6 +40,7 @@ use super::repair;
 use super::ring::RingMem;
 use super::shm::ShmRing;
 use crate::error::JoinError;
+use crate::segment::raw::RawSegment;
 use crate::sync::Ordering;
 use crate::sys;
 
@@ -80,7 +81,12 @@ pub(crate) struct LockFile {
 impl LockFile {
     /// Opens a description of its own of `ring`'s lock file.
     fn open(ring: &ShmRing) -> io::Result<LockFile> {
-        let seg = ring.segment();
+        LockFile::open_segment(ring.segment())
+    }
+
+    /// Opens a description of its own of `seg`'s lock file (the file
+    /// itself, or on Windows a page-file segment's side lock file).
+    pub(crate) fn open_segment(seg: &RawSegment) -> io::Result<LockFile> {
         if let Some(file) = seg.file() {
             return Ok(LockFile {
                 file: sys::reopen(file, seg.path())?,
@@ -108,7 +114,12 @@ impl LockFile {
     /// Tries to lock `role`'s slot `slot`: `Ok(true)` if taken, `Ok(false)`
     /// if another description holds a lock on it.
     fn try_lock(&self, role: Role, slot: u32) -> io::Result<bool> {
-        let off = lock_offset(role, slot);
+        self.try_lock_at(lock_offset(role, slot))
+    }
+
+    /// Tries to lock the byte at `off`: `Ok(true)` if taken, `Ok(false)`
+    /// if another description holds a lock on it.
+    pub(crate) fn try_lock_at(&self, off: u64) -> io::Result<bool> {
         if !sys::try_lock_byte(&self.file, off)? {
             return Ok(false);
         }
@@ -130,7 +141,12 @@ impl LockFile {
 
     /// Releases this description's lock on `role`'s slot `slot`.
     fn unlock(&self, role: Role, slot: u32) {
-        let _ = sys::unlock_byte(&self.file, lock_offset(role, slot));
+        self.unlock_at(lock_offset(role, slot));
+    }
+
+    /// Releases this description's lock on the byte at `off`.
+    pub(crate) fn unlock_at(&self, off: u64) {
+        let _ = sys::unlock_byte(&self.file, off);
     }
 }
 
@@ -166,9 +182,14 @@ fn try_lock_slot(ring: &ShmRing, role: Role, slot: u32) -> Option<SlotLock> {
 /// channel's own descriptor, which never holds slot locks). An error
 /// counts as held.
 fn slot_held(ring: &ShmRing, role: Role, slot: u32) -> bool {
-    let seg = ring.segment();
+    byte_held(ring.segment(), lock_offset(role, slot))
+}
+
+/// Whether some process holds a lock on `seg`'s lock byte `off` (as
+/// [`slot_held`] for any segment kind). An error counts as held.
+pub(crate) fn byte_held(seg: &RawSegment, off: u64) -> bool {
     match seg.file() {
-        Some(file) => sys::byte_locked(file, lock_offset(role, slot)).unwrap_or(true),
+        Some(file) => sys::byte_locked(file, off).unwrap_or(true),
         None => {
             #[cfg(windows)]
             {
@@ -177,8 +198,8 @@ fn slot_held(ring: &ShmRing, role: Role, slot: u32) -> bool {
                 };
                 let name = crate::name::lock_file_name(seg.name());
                 match dir.open_token(std::ffi::OsStr::new(&name), false) {
-                    Ok(f) => sys::byte_locked(&f, lock_offset(role, slot)).unwrap_or(true),
-                    // No lock file: nobody ever locked a slot.
+                    Ok(f) => sys::byte_locked(&f, off).unwrap_or(true),
+                    // No lock file: nobody ever locked a byte.
                     Err(e) => e.kind() != io::ErrorKind::NotFound,
                 }
             }

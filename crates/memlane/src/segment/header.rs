@@ -50,6 +50,8 @@ pub enum Kind {
     Channel = 3,
     /// A name that points at a file-backed segment elsewhere.
     Link = 4,
+    /// A latest-value slot ([`Latest`](crate::Latest)).
+    Latest = 5,
 }
 
 impl Kind {
@@ -60,6 +62,7 @@ impl Kind {
             2 => Some(Kind::Event),
             3 => Some(Kind::Channel),
             4 => Some(Kind::Link),
+            5 => Some(Kind::Latest),
             _ => None,
         }
     }
@@ -71,6 +74,7 @@ impl Kind {
             Kind::Event => "event",
             Kind::Channel => "channel",
             Kind::Link => "file link",
+            Kind::Latest => "latest",
         }
     }
 }

@@ -172,3 +172,21 @@ pub fn signal(pid: u32, sig: &str) {
         .success();
     assert!(ok, "kill {sig} {pid}");
 }
+
+/// Reads the child's output up to its READY line (the test harness
+/// prints a few lines of its own first).
+pub fn wait_ready(child: &mut KillOnDrop) {
+    use std::io::Read;
+    let out = child.child().stdout.as_mut().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("READY\n") {
+        let n = out.read(&mut byte).unwrap();
+        assert!(
+            n == 1,
+            "child exited before it got ready: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+}

@@ -199,3 +199,21 @@ fn ring_corpus() {
     assert!(read > 0, "no random input got past the stamp check");
     println!("ring: {read} messages read from random and crafted inputs");
 }
+
+#[test]
+fn latest_slot_corpus() {
+    let seed = fuzzing::latest_slot_seed();
+    assert_eq!(fuzzing::latest_slot(&seed), 2);
+    run(
+        "latest_slot",
+        0x5eed_0005,
+        20_000,
+        4096,
+        &seed,
+        fuzzing::latest_slot,
+    );
+    // Every prefix of the seed (a geometry cut short, words missing).
+    for n in (0..=seed.len()).step_by(7) {
+        fuzzing::latest_slot(&seed[..n]);
+    }
+}

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{expect_success, fnv1a, spawn_role, KillOnDrop, Rng, TestDir, ROLE_ENV};
+use common::{expect_success, fnv1a, spawn_role, wait_ready, KillOnDrop, Rng, TestDir, ROLE_ENV};
 use memlane::{Channel, CreateError, Liveness, Segment, TrySendError};
 
 const ENTRY: &str = "child_entry";
@@ -312,24 +312,6 @@ fn vars(d: &TestDir, name: &str, extra: &[(&'static str, String)]) -> Vec<(&'sta
     ];
     v.extend(extra.iter().cloned());
     v
-}
-
-/// Reads the child's output up to its READY line (the test harness
-/// prints a few lines of its own first).
-fn wait_ready(child: &mut KillOnDrop) {
-    use std::io::Read;
-    let out = child.child().stdout.as_mut().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("READY\n") {
-        let n = out.read(&mut byte).unwrap();
-        assert!(
-            n == 1,
-            "child exited before it got ready: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(byte[0]);
-    }
 }
 
 #[test]
