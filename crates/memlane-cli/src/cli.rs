@@ -38,7 +38,11 @@ pub enum Command {
     /// Subscribe to a channel and print each message as it arrives, one
     /// per line (only messages sent after it subscribed).
     Listen(ListenArgs),
-    /// Show a channel's settings, counters, publishers and subscribers.
+    /// A latest-value slot: create it, set its value, get the value there
+    /// now, or watch each new value.
+    Latest(LatestArgs),
+    /// Show a channel's or latest-value slot's settings, counters and
+    /// endpoints.
     Info(InfoArgs),
     /// List every memlane entry in the segment directory.
     List(ListArgs),
@@ -153,10 +157,89 @@ pub struct ListenArgs {
     pub until_disconnected: bool,
 }
 
+/// Arguments of `memlane latest`.
+#[derive(Debug, Args)]
+pub struct LatestArgs {
+    /// The slot's name: ASCII letters, digits, '.', '_' and '-'.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// What to do with it.
+    #[command(subcommand)]
+    pub action: LatestAction,
+}
+
+/// What `memlane latest NAME` does.
+#[derive(Debug, Subcommand)]
+pub enum LatestAction {
+    /// Create the slot (empty until the first `set`).
+    Create(LatestCreateArgs),
+    /// Write a value: the argument, or all of standard input with `-`.
+    Set(LatestSetArgs),
+    /// Print the value there now (exit status 1 and "no value" on standard
+    /// error while nothing was written).
+    Get(LatestGetArgs),
+    /// Print the value there now, then each new value as it is written, one
+    /// per line (a reader slower than the writers sees only the newest).
+    Watch(LatestWatchArgs),
+}
+
+/// Arguments of `memlane latest NAME create`.
+#[derive(Debug, Args)]
+pub struct LatestCreateArgs {
+    /// The largest value (e.g. 1KiB, 64KiB, 100).
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = parse::size)]
+    pub max_value: u64,
+    /// Most writers at once.
+    #[arg(long, value_name = "N", default_value_t = memlane::DEFAULT_MAX_WRITERS)]
+    pub max_writers: u32,
+    /// Replace a stale slot at the name (one that no live process holds)
+    /// instead of failing.
+    #[arg(long)]
+    pub replace_stale: bool,
+}
+
+/// Arguments of `memlane latest NAME set`.
+#[derive(Debug, Args)]
+pub struct LatestSetArgs {
+    /// The value (`-`: read it from standard input, bytes as they are).
+    #[arg(value_name = "VALUE", value_parser = clap::value_parser!(OsString))]
+    pub value: OsString,
+    /// Create the slot first if it does not exist (with the defaults of
+    /// `memlane latest NAME create`).
+    #[arg(long)]
+    pub create: bool,
+}
+
+/// Arguments of `memlane latest NAME get`.
+#[derive(Debug, Args)]
+pub struct LatestGetArgs {
+    /// How to print the value (JSON: {"version":3,"len":5,"text":"hello"}).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Arguments of `memlane latest NAME watch`.
+#[derive(Debug, Args)]
+pub struct LatestWatchArgs {
+    /// How to print each value (JSON: {"version":3,"len":5,"text":"hello"}).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit after this many values.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit (status 0) when no new value comes for this long (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+    /// Create this file once the slot is open (every value written after
+    /// that is seen, or a newer one), so that scripts know when to write.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+}
+
 /// Arguments of `memlane info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The channel's name.
+    /// The channel's or slot's name.
     #[arg(value_parser = parse::name)]
     pub name: String,
     /// Print JSON instead of a table.

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Create(args) => command::create::run(dir, args),
         Command::Send(args) => command::send::run(dir, args),
         Command::Listen(args) => command::listen::run(dir, args),
+        Command::Latest(args) => command::latest::run(dir, args),
         Command::Info(args) => command::info::run(dir, args),
         Command::List(args) => command::list::run(dir, args),
         Command::Rm(args) => command::rm::run(dir, args),

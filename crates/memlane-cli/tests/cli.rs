@@ -364,3 +364,88 @@ fn bench_quick_json_shape_and_cleanup() {
     );
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
+
+/// `memlane latest NAME create|set|get|watch`, with `info`, `list` and
+/// `rm` knowing the kind.
+#[test]
+fn latest_create_set_get_watch_info_list_rm() {
+    let dir = TempDir::new("latest");
+    let out = run(&dir, &["latest", "pose", "create", "--max-value", "16"]).ok();
+    assert!(out.stdout.contains("values up to 16 bytes"), "{out:#?}");
+    // Nothing written yet: exit status 1 and a message saying so.
+    let none = run(&dir, &["latest", "pose", "get"]).fails(1);
+    assert!(none.stderr.contains("no value in 'pose' yet"), "{none:#?}");
+    run(&dir, &["latest", "pose", "set", "x=1\ty=2"]).ok();
+    let got = run(&dir, &["latest", "pose", "get"]).ok();
+    assert_eq!(got.stdout, "x=1\\ty=2\n");
+    let got = run(&dir, &["latest", "pose", "get", "--format", "json"]).ok();
+    assert_eq!(
+        got.stdout,
+        "{\"version\":1,\"len\":7,\"text\":\"x=1\\ty=2\"}\n"
+    );
+    // Too long: refused, the value there stays.
+    let long = run(&dir, &["latest", "pose", "set", "0123456789abcdefg"]).fails(1);
+    assert!(long.stderr.contains("at most 16"), "{long:#?}");
+    run_with_stdin(&dir, &["latest", "pose", "set", "-"], b"\x00\xff").ok();
+    let got = run(&dir, &["latest", "pose", "get", "--format", "hex"]).ok();
+    assert_eq!(got.stdout, "00ff\n");
+
+    // watch prints the value there now, then the next one.
+    let ready = dir.path().join("watch-ready");
+    let ready_arg = ready.display().to_string();
+    let watcher = start(
+        common::memlane(
+            &dir,
+            &[
+                "latest",
+                "pose",
+                "watch",
+                "-n",
+                "2",
+                "--ready-file",
+                &ready_arg,
+            ],
+        ),
+        None,
+    );
+    common::wait_for_file(&ready);
+    run(&dir, &["latest", "pose", "set", "next"]).ok();
+    let seen = watcher.finish().ok();
+    assert_eq!(seen.stdout, "\\0\\xff\nnext\n");
+    let idle = run(
+        &dir,
+        &["latest", "pose", "watch", "-n", "5", "--timeout", "200ms"],
+    )
+    .ok();
+    assert_eq!(idle.stdout, "next\n");
+
+    let info = run(&dir, &["info", "pose"]).ok();
+    assert!(
+        info.stdout.contains("latest-value slot 'pose'"),
+        "{info:#?}"
+    );
+    assert!(info.stdout.contains("version:        3"), "{info:#?}");
+    let json = run(&dir, &["info", "pose", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("info --json is JSON");
+    assert_eq!(
+        (v["kind"].as_str(), v["version"].as_u64()),
+        (Some("latest"), Some(3))
+    );
+    assert_eq!(v["max_value"], 16);
+    let list = run(&dir, &["list"]).ok();
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("pose ") && l.contains("latest")),
+        "{list:#?}"
+    );
+    // set --create makes a slot that does not exist yet.
+    run(&dir, &["latest", "made", "set", "--create", "hi"]).ok();
+    assert_eq!(run(&dir, &["latest", "made", "get"]).ok().stdout, "hi\n");
+    // A channel is not a latest-value slot.
+    run(&dir, &["create", "chan", "--capacity", "64KiB"]).ok();
+    let wrong = run(&dir, &["latest", "chan", "get"]).fails(1);
+    assert!(wrong.stderr.contains("channel"), "{wrong:#?}");
+    run(&dir, &["rm", "pose", "made", "chan"]).ok();
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}

@@ -1,13 +1,14 @@
 //! `memlane info`: a channel's settings, counters, publishers and
-//! subscribers, as a table or as JSON.
+//! subscribers, or a latest-value slot's settings, version and writers, as
+//! a table or as JSON.
 
 use std::path::Path;
 
-use memlane::ChannelInfo;
+use memlane::{ChannelInfo, LatestInfo, OpenError};
 use serde::Serialize;
 
 use crate::cli::InfoArgs;
-use crate::command::open_channel;
+use crate::command::{open_channel, open_latest};
 use crate::output;
 
 /// The JSON form of [`ChannelInfo`].
@@ -96,9 +97,86 @@ impl From<&ChannelInfo> for InfoJson {
     }
 }
 
-/// Prints the state of the channel `args.name`.
+/// The JSON form of [`LatestInfo`].
+#[derive(Serialize)]
+struct LatestJson {
+    kind: &'static str,
+    name: String,
+    path: String,
+    max_value: usize,
+    max_writers: u32,
+    creator_pid: u32,
+    version: u64,
+    writes: u64,
+    writers: Vec<WriterJson>,
+}
+
+/// The JSON form of a writer.
+#[derive(Serialize)]
+struct WriterJson {
+    slot: u32,
+    state: String,
+    pid: u32,
+}
+
+/// Prints the state of a latest-value slot.
+fn latest(info: &LatestInfo, json: bool) -> anyhow::Result<()> {
+    let writers = info.writers.iter().map(|w| WriterJson {
+        slot: w.slot,
+        state: w.liveness.to_string(),
+        pid: w.pid,
+    });
+    if json {
+        let j = LatestJson {
+            kind: "latest",
+            name: info.name.clone(),
+            path: info.path.to_string_lossy().into_owned(),
+            max_value: info.max_value,
+            max_writers: info.max_writers,
+            creator_pid: info.creator_pid,
+            version: info.version,
+            writes: info.writes,
+            writers: writers.collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    println!(
+        "latest-value slot '{}'",
+        output::escape(info.name.as_bytes())
+    );
+    println!("  path:           {}", output::path(&info.path));
+    println!(
+        "  max value:      {}",
+        output::size_exact(info.max_value as u64)
+    );
+    println!("  creator pid:    {}", info.creator_pid);
+    println!("  version:        {}", info.version);
+    println!("  writes:         {}", info.writes);
+    print!("writers ({} of {}):", info.writers.len(), info.max_writers);
+    if info.writers.is_empty() {
+        println!(" none");
+    } else {
+        println!();
+        println!("  {:>4}  {:>7}  {:>8}", "SLOT", "STATE", "PID");
+        for w in writers {
+            println!("  {:>4}  {:>7}  {:>8}", w.slot, w.state, w.pid);
+        }
+    }
+    Ok(())
+}
+
+/// Prints the state of the channel or latest-value slot `args.name`.
 pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
-    let info = open_channel(dir, &args.name)?.info();
+    let info = match open_channel(dir, &args.name) {
+        Ok(channel) => channel.info(),
+        // Not a channel: a latest-value slot, or the channel's error.
+        Err(e @ OpenError::WrongKind { .. }) => match open_latest(dir, &args.name) {
+            Ok(slot) => return latest(&slot.info(), args.json),
+            Err(_) => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&InfoJson::from(&info))?);
         return Ok(());

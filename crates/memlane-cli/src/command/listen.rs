@@ -82,6 +82,12 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
 
 /// Formats message number `seq` as one line.
 fn render(msg: &[u8], seq: u64, format: Format) -> String {
+    render_numbered(msg, "seq", seq, format)
+}
+
+/// Formats `msg` as one line; in JSON with `"key":n` first (a message's
+/// sequence number, a value's version).
+pub(crate) fn render_numbered(msg: &[u8], key_n: &str, n: u64, format: Format) -> String {
     match format {
         Format::Text => output::escape(msg),
         Format::Hex => output::hex(msg),
@@ -90,7 +96,7 @@ fn render(msg: &[u8], seq: u64, format: Format) -> String {
                 Ok(text) => ("text", serde_json::Value::from(text)),
                 Err(_) => ("hex", serde_json::Value::from(output::hex(msg))),
             };
-            format!(r#"{{"seq":{seq},"len":{},"{key}":{value}}}"#, msg.len())
+            format!(r#"{{"{key_n}":{n},"len":{},"{key}":{value}}}"#, msg.len())
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod demo_client;
 pub mod gc;
 pub mod info;
+pub mod latest;
 pub mod list;
 pub mod listen;
 pub mod rm;
@@ -15,7 +16,7 @@ pub mod send;
 
 use std::path::Path;
 
-use memlane::{Channel, OpenError};
+use memlane::{Channel, Latest, OpenError};
 
 /// An error whose message was already printed; it only sets the exit status.
 #[derive(Debug)]
@@ -32,6 +33,16 @@ impl std::error::Error for AlreadyReported {}
 /// Opens the channel `name` in `dir`, or in the default directory.
 pub fn open_channel(dir: Option<&Path>, name: &str) -> Result<Channel, OpenError> {
     let options = Channel::open_options(name);
+    match dir {
+        Some(dir) => options.dir(dir),
+        None => options,
+    }
+    .open()
+}
+
+/// Opens the latest-value slot `name` in `dir`, or in the default directory.
+pub fn open_latest(dir: Option<&Path>, name: &str) -> Result<Latest, OpenError> {
+    let options = Latest::open_options(name);
     match dir {
         Some(dir) => options.dir(dir),
         None => options,

@@ -224,3 +224,17 @@ pub fn listen(dir: &TempDir, name: &str, extra: &[&str]) -> Running {
     std::fs::remove_file(&ready).unwrap();
     running
 }
+
+/// Waits until `path` exists (a command's ready file), then removes it.
+pub fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "watchdog: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(path).unwrap();
+}
