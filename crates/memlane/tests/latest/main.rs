@@ -446,3 +446,30 @@ fn a_hostile_writer_gets_readers_errors_never_hangs_or_panics() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+/// A page-file slot (Windows: a named mapping, no file) keeps its writers'
+/// liveness locks on a side lock file: two writers, both seen alive, a
+/// dropped one freed.
+#[cfg(windows)]
+#[test]
+fn a_page_file_slot_works_like_a_file_one() {
+    let dir = TestDir::new("latest-pagefile");
+    let name = format!("pf-latest-{}", std::process::id());
+    let mut a = Latest::builder(&name)
+        .dir(&dir.path)
+        .page_file(true)
+        .max_writers(2)
+        .create()
+        .unwrap();
+    let mut b = open(&dir.path, &name);
+    a.set(b"from a").unwrap();
+    b.set(b"from b").unwrap();
+    assert_eq!(a.get().unwrap().unwrap().bytes(), b"from b");
+    let info = a.info();
+    assert_eq!(info.writers.len(), 2);
+    assert!(info.writers.iter().all(|w| w.liveness == Liveness::Alive));
+    drop(b);
+    assert_eq!(a.info().writers.len(), 1);
+    drop(a);
+    let _ = memlane::gc(Some(&dir.path), false);
+}
