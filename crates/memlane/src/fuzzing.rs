@@ -13,13 +13,12 @@
 use std::hint::black_box;
 
 use crate::channel::layout::{
-    record_size, sub_slot_offset, Config, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD,
-    FLAG_PAD, RECORD_HEADER, SLOT_FREE, STAMP_KEY,
+    record_size, sub_slot_offset, Config, Geometry, FLAG_DISCARD, FLAG_PAD, RECORD_HEADER,
+    SLOT_FREE, STAMP_KEY,
 };
-use crate::channel::region::Region;
+use crate::channel::region::{HasRegion, Region};
 use crate::channel::ring::{self, RingMem};
 use crate::segment::header::{self, HEADER_REGION, HEADER_SIZE, MAGIC, MAX_DATA_LEN};
-use crate::sync::event_word::EventWord;
 use crate::sync::{AtomicU32, AtomicU64, Futex, Ordering};
 
 /// Reads a native-endian `u64` at `off`, or 0 past the end of `b`.
@@ -255,44 +254,16 @@ impl HeapRing {
     }
 }
 
-/// The same address arithmetic as the mapped channel: both go through
-/// [`Region`].
-impl RingMem for HeapRing {
+/// The same address arithmetic as the mapped channel: both are a
+/// [`Region`], and get [`RingMem`] from its one implementation.
+impl HasRegion for HeapRing {
     type F = NoFutex;
 
+    fn region(&self) -> &Region {
+        &self.region
+    }
     fn futex(&self) -> &NoFutex {
         &NoFutex
-    }
-    fn geometry(&self) -> &Geometry {
-        self.region.geometry()
-    }
-    fn claim(&self) -> &AtomicU64 {
-        self.region.claim()
-    }
-    fn join(&self) -> &JoinLine {
-        self.region.join()
-    }
-    fn data_event(&self) -> &EventWord {
-        self.region.data_event()
-    }
-    fn space_event(&self) -> &EventWord {
-        self.region.space_event()
-    }
-    fn pub_slot(&self, i: u32) -> &PubSlot {
-        self.region.pub_slot(i)
-    }
-    fn sub_slot(&self, i: u32) -> &SubSlot {
-        self.region.sub_slot(i)
-    }
-    fn stamp(&self, off: u64) -> &AtomicU64 {
-        self.region.stamp(off)
-    }
-    fn meta(&self, off: u64) -> &AtomicU64 {
-        self.region.meta(off)
-    }
-    unsafe fn write(&self, off: u64, src: &[u8]) {
-        // SAFETY: the caller's contract is `Region::write`'s.
-        unsafe { self.region.write(off, src) }
     }
 }
 
@@ -658,33 +629,16 @@ mod tests {
             lap: std::cell::Cell<u64>,
             last_off: std::cell::Cell<u64>,
         }
-        impl RingMem for Ahead {
+        /// The heap ring's memory, with a writer at every stamp load.
+        impl HasRegion for Ahead {
             type F = NoFutex;
+            fn region(&self) -> &Region {
+                self.inner.region()
+            }
             fn futex(&self) -> &NoFutex {
                 &NoFutex
             }
-            fn geometry(&self) -> &Geometry {
-                self.inner.geometry()
-            }
-            fn claim(&self) -> &AtomicU64 {
-                self.inner.claim()
-            }
-            fn join(&self) -> &JoinLine {
-                self.inner.join()
-            }
-            fn data_event(&self) -> &EventWord {
-                self.inner.data_event()
-            }
-            fn space_event(&self) -> &EventWord {
-                self.inner.space_event()
-            }
-            fn pub_slot(&self, i: u32) -> &PubSlot {
-                self.inner.pub_slot(i)
-            }
-            fn sub_slot(&self, i: u32) -> &SubSlot {
-                self.inner.sub_slot(i)
-            }
-            fn stamp(&self, off: u64) -> &AtomicU64 {
+            fn before_stamp(&self, off: u64) {
                 // The writer: a discarded empty record at every offset the
                 // reader looks at, stamped with the position that offset
                 // has in the reader's lap (a new lap when it wraps).
@@ -696,16 +650,9 @@ mod tests {
                 self.inner
                     .meta(off)
                     .store(u64::from(FLAG_DISCARD) << 32, Ordering::Relaxed);
-                let stamp = self.inner.stamp(off);
-                stamp.store(pos ^ STAMP_KEY, Ordering::Relaxed);
-                stamp
-            }
-            fn meta(&self, off: u64) -> &AtomicU64 {
-                self.inner.meta(off)
-            }
-            unsafe fn write(&self, off: u64, src: &[u8]) {
-                // SAFETY: the caller's contract is `HeapRing::write`'s.
-                unsafe { self.inner.write(off, src) }
+                self.inner
+                    .stamp(off)
+                    .store(pos ^ STAMP_KEY, Ordering::Relaxed);
             }
         }
         let geo = Geometry::new(

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
+use super::region::HasRegion;
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
 use crate::error::{CommitError, Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
@@ -185,7 +186,7 @@ impl Publisher {
         // SAFETY: in place, the claim gives this publisher exclusive use of
         // its payload bytes until commit, and `from..to` lies within the
         // claimed payload (`to <= claim.len()`), inside the ring.
-        unsafe { std::ptr::write_bytes(self.ring.ring_ptr(off), 0, to - from) };
+        unsafe { std::ptr::write_bytes(self.ring.region().ring_ptr(off), 0, to - from) };
     }
 
     #[inline]
@@ -577,7 +578,7 @@ impl<'a> Loan<'a> {
         let off = self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER;
         // SAFETY: the claimed record lies inside the ring, so its payload
         // offset is at most the capacity.
-        unsafe { self.publ.ring.ring_ptr(off) }
+        unsafe { self.publ.ring.region().ring_ptr(off) }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
+use super::region::HasRegion;
 use super::ring::{self, Glance, Record, RingMem, SubState};
 use super::shm::ShmRing;
 use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
@@ -285,7 +286,7 @@ impl Subscriber {
         // bounds anything else.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.ring.ring_ptr(rec.payload_off).cast_const(),
+                self.ring.region().ring_ptr(rec.payload_off).cast_const(),
                 self.buf.as_mut_ptr().add(at),
                 len,
             );
@@ -793,7 +794,9 @@ impl std::ops::Deref for Message<'_> {
         // record inside the ring. Until this message is dropped the
         // position stays there, so no honest publisher can claim these
         // bytes.
-        unsafe { std::slice::from_raw_parts(self.sub.ring.ring_ptr(off + RECORD_HEADER), len) }
+        unsafe {
+            std::slice::from_raw_parts(self.sub.ring.region().ring_ptr(off + RECORD_HEADER), len)
+        }
     }
 }
 
@@ -912,7 +915,10 @@ impl<'b> Iterator for BatchIter<'b> {
         // publisher can claim these bytes while the batch (which this
         // borrow outlives not) lives.
         Some(unsafe {
-            std::slice::from_raw_parts(sub.ring.ring_ptr(off + RECORD_HEADER), len as usize)
+            std::slice::from_raw_parts(
+                sub.ring.region().ring_ptr(off + RECORD_HEADER),
+                len as usize,
+            )
         })
     }
 
