@@ -212,7 +212,9 @@ impl Subscriber {
     /// publishers whose processes died (a stopped publisher still counts).
     /// It reads every publisher slot and tests the liveness lock of each
     /// one in use (a system call each): for decisions, not for every
-    /// message.
+    /// message. A count of endpoints, so a `u32`, like
+    /// [`ChannelBuilder::max_publishers`](crate::ChannelBuilder::max_publishers)
+    /// and [`ChannelInfo::max_publishers`](crate::ChannelInfo::max_publishers).
     ///
     /// # Examples
     ///
@@ -230,8 +232,8 @@ impl Subscriber {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn publishers(&self) -> usize {
-        liveness::joined_publishers(&self.ring, Some(self.st.published)) as usize
+    pub fn publishers(&self) -> u32 {
+        liveness::joined_publishers(&self.ring, Some(self.st.published))
     }
 
     /// Whether this subscriber copies each message into a buffer of its
