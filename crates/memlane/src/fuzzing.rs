@@ -13,13 +13,12 @@
 use std::hint::black_box;
 
 use crate::channel::layout::{
-    record_size, sub_slot_offset, Config, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD,
-    FLAG_PAD, RECORD_HEADER, SLOT_FREE, STAMP_KEY,
+    record_size, sub_slot_offset, Config, Geometry, FLAG_DISCARD, FLAG_PAD, RECORD_HEADER,
+    SLOT_FREE, STAMP_KEY,
 };
-use crate::channel::region::Region;
+use crate::channel::region::{HasRegion, Region};
 use crate::channel::ring::{self, RingMem};
 use crate::segment::header::{self, HEADER_REGION, HEADER_SIZE, MAGIC, MAX_DATA_LEN};
-use crate::sync::event_word::EventWord;
 use crate::sync::{AtomicU32, AtomicU64, Futex, Ordering};
 
 /// Reads a native-endian `u64` at `off`, or 0 past the end of `b`.
@@ -91,45 +90,64 @@ pub fn channel_config(bytes: &[u8]) -> usize {
     channel_config_accepted(bytes)
 }
 
+// Where each field of a [`Config`] sits in its encoded bytes: taken from
+// the `#[repr(C)]` struct itself (whose offsets `layout.rs` asserts), so
+// the codec cannot drift from the layout. `tests` checks the same format
+// against literal offsets.
+const CONFIG_SIZE: usize = std::mem::size_of::<Config>();
+const MAGIC_AT: usize = std::mem::offset_of!(Config, magic);
+const VERSION_AT: usize = std::mem::offset_of!(Config, version);
+const CAPACITY_AT: usize = std::mem::offset_of!(Config, capacity);
+const MAX_MESSAGE_AT: usize = std::mem::offset_of!(Config, max_message);
+const MAX_PUBLISHERS_AT: usize = std::mem::offset_of!(Config, max_publishers);
+const MAX_SUBSCRIBERS_AT: usize = std::mem::offset_of!(Config, max_subscribers);
+const MODE_AT: usize = std::mem::offset_of!(Config, mode);
+const INITIAL_POSITION_AT: usize = std::mem::offset_of!(Config, initial_position);
+const RING_OFFSET_AT: usize = std::mem::offset_of!(Config, ring_offset);
+const BARRIERS_AT: usize = std::mem::offset_of!(Config, barriers);
+const RESERVED32_AT: usize = std::mem::offset_of!(Config, reserved32);
+const RESERVED_AT: usize = std::mem::offset_of!(Config, reserved);
+
 /// Decodes a [`Config`] field by field (it is `repr(C)` plain integers;
-/// the offsets are the ones asserted in `layout.rs`).
+/// missing bytes are 0).
 fn config_from_bytes(b: &[u8]) -> Config {
     let mut c = Config {
-        magic: u32_at(b, 0),
-        version: u32_at(b, 4),
-        capacity: u64_at(b, 8),
-        max_message: u32_at(b, 16),
-        max_publishers: u32_at(b, 20),
-        max_subscribers: u32_at(b, 24),
-        mode: u32_at(b, 28),
-        initial_position: u64_at(b, 32),
-        ring_offset: u64_at(b, 40),
-        barriers: u32_at(b, 48),
-        reserved32: u32_at(b, 52),
+        magic: u32_at(b, MAGIC_AT),
+        version: u32_at(b, VERSION_AT),
+        capacity: u64_at(b, CAPACITY_AT),
+        max_message: u32_at(b, MAX_MESSAGE_AT),
+        max_publishers: u32_at(b, MAX_PUBLISHERS_AT),
+        max_subscribers: u32_at(b, MAX_SUBSCRIBERS_AT),
+        mode: u32_at(b, MODE_AT),
+        initial_position: u64_at(b, INITIAL_POSITION_AT),
+        ring_offset: u64_at(b, RING_OFFSET_AT),
+        barriers: u32_at(b, BARRIERS_AT),
+        reserved32: u32_at(b, RESERVED32_AT),
         reserved: [0; 9],
     };
     for (i, r) in c.reserved.iter_mut().enumerate() {
-        *r = u64_at(b, 56 + 8 * i);
+        *r = u64_at(b, RESERVED_AT + 8 * i);
     }
     c
 }
 
 /// Encodes a [`Config`] the way it lies in shared memory.
-fn config_to_bytes(c: &Config) -> [u8; 128] {
-    let mut b = [0u8; 128];
-    b[0..4].copy_from_slice(&c.magic.to_ne_bytes());
-    b[4..8].copy_from_slice(&c.version.to_ne_bytes());
-    b[8..16].copy_from_slice(&c.capacity.to_ne_bytes());
-    b[16..20].copy_from_slice(&c.max_message.to_ne_bytes());
-    b[20..24].copy_from_slice(&c.max_publishers.to_ne_bytes());
-    b[24..28].copy_from_slice(&c.max_subscribers.to_ne_bytes());
-    b[28..32].copy_from_slice(&c.mode.to_ne_bytes());
-    b[32..40].copy_from_slice(&c.initial_position.to_ne_bytes());
-    b[40..48].copy_from_slice(&c.ring_offset.to_ne_bytes());
-    b[48..52].copy_from_slice(&c.barriers.to_ne_bytes());
-    b[52..56].copy_from_slice(&c.reserved32.to_ne_bytes());
+fn config_to_bytes(c: &Config) -> [u8; CONFIG_SIZE] {
+    let mut b = [0u8; CONFIG_SIZE];
+    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+    put(MAGIC_AT, &c.magic.to_ne_bytes());
+    put(VERSION_AT, &c.version.to_ne_bytes());
+    put(CAPACITY_AT, &c.capacity.to_ne_bytes());
+    put(MAX_MESSAGE_AT, &c.max_message.to_ne_bytes());
+    put(MAX_PUBLISHERS_AT, &c.max_publishers.to_ne_bytes());
+    put(MAX_SUBSCRIBERS_AT, &c.max_subscribers.to_ne_bytes());
+    put(MODE_AT, &c.mode.to_ne_bytes());
+    put(INITIAL_POSITION_AT, &c.initial_position.to_ne_bytes());
+    put(RING_OFFSET_AT, &c.ring_offset.to_ne_bytes());
+    put(BARRIERS_AT, &c.barriers.to_ne_bytes());
+    put(RESERVED32_AT, &c.reserved32.to_ne_bytes());
     for (i, r) in c.reserved.iter().enumerate() {
-        b[56 + 8 * i..64 + 8 * i].copy_from_slice(&r.to_ne_bytes());
+        put(RESERVED_AT + 8 * i, &r.to_ne_bytes());
     }
     b
 }
@@ -146,10 +164,10 @@ pub fn channel_config_seed() -> Vec<u8> {
 
 /// The body of [`channel_config`].
 fn channel_config_accepted(bytes: &[u8]) -> usize {
-    let c = config_from_bytes(&bytes[..bytes.len().min(128)]);
+    let c = config_from_bytes(&bytes[..bytes.len().min(CONFIG_SIZE)]);
     let implied = c.ring_offset.wrapping_add(c.capacity);
     let mut accepted = 0;
-    for data_len in [implied, u64_at(bytes, 128)] {
+    for data_len in [implied, u64_at(bytes, CONFIG_SIZE)] {
         let Ok(g) = Geometry::from_config(&c, data_len) else {
             continue;
         };
@@ -255,44 +273,16 @@ impl HeapRing {
     }
 }
 
-/// The same address arithmetic as the mapped channel: both go through
-/// [`Region`].
-impl RingMem for HeapRing {
+/// The same address arithmetic as the mapped channel: both are a
+/// [`Region`], and get [`RingMem`] from its one implementation.
+impl HasRegion for HeapRing {
     type F = NoFutex;
 
+    fn region(&self) -> &Region {
+        &self.region
+    }
     fn futex(&self) -> &NoFutex {
         &NoFutex
-    }
-    fn geometry(&self) -> &Geometry {
-        self.region.geometry()
-    }
-    fn claim(&self) -> &AtomicU64 {
-        self.region.claim()
-    }
-    fn join(&self) -> &JoinLine {
-        self.region.join()
-    }
-    fn data_event(&self) -> &EventWord {
-        self.region.data_event()
-    }
-    fn space_event(&self) -> &EventWord {
-        self.region.space_event()
-    }
-    fn pub_slot(&self, i: u32) -> &PubSlot {
-        self.region.pub_slot(i)
-    }
-    fn sub_slot(&self, i: u32) -> &SubSlot {
-        self.region.sub_slot(i)
-    }
-    fn stamp(&self, off: u64) -> &AtomicU64 {
-        self.region.stamp(off)
-    }
-    fn meta(&self, off: u64) -> &AtomicU64 {
-        self.region.meta(off)
-    }
-    unsafe fn write(&self, off: u64, src: &[u8]) {
-        // SAFETY: the caller's contract is `Region::write`'s.
-        unsafe { self.region.write(off, src) }
     }
 }
 
@@ -529,6 +519,62 @@ mod tests {
         b
     }
 
+    /// The config codec against the format written out with literal
+    /// offsets (`docs/ARCHITECTURE.md`, `layout.rs`): an independent check
+    /// of the `offset_of!` constants.
+    #[test]
+    fn config_codec_matches_literal_offsets() {
+        let c = Config {
+            magic: 0x0101_0101,
+            version: 0x0202_0202,
+            capacity: 0x0303_0303_0303_0303,
+            max_message: 0x0404_0404,
+            max_publishers: 0x0505_0505,
+            max_subscribers: 0x0606_0606,
+            mode: 0x0707_0707,
+            initial_position: 0x0808_0808_0808_0808,
+            ring_offset: 0x0909_0909_0909_0909,
+            barriers: 0x0a0a_0a0a,
+            reserved32: 0x0b0b_0b0b,
+            reserved: [0x0c0c_0c0c_0c0c_0c0c; 9],
+        };
+        let b = config_to_bytes(&c);
+        assert_eq!(b.len(), 128);
+        let fields: [(usize, usize, u8); 12] = [
+            (0, 4, 1),
+            (4, 4, 2),
+            (8, 8, 3),
+            (16, 4, 4),
+            (20, 4, 5),
+            (24, 4, 6),
+            (28, 4, 7),
+            (32, 8, 8),
+            (40, 8, 9),
+            (48, 4, 10),
+            (52, 4, 11),
+            (56, 72, 12),
+        ];
+        for (off, len, x) in fields {
+            assert!(
+                b[off..off + len].iter().all(|&y| y == x),
+                "field at {off}: {:?}",
+                &b[off..off + len]
+            );
+        }
+        assert_eq!(config_from_bytes(&b), c);
+        // Decoding reads each field at its literal offset.
+        let mut b = [0u8; 128];
+        b[8..16].copy_from_slice(&(1u64 << 16).to_ne_bytes());
+        b[20..24].copy_from_slice(&3u32.to_ne_bytes());
+        b[40..48].copy_from_slice(&4096u64.to_ne_bytes());
+        b[120..128].copy_from_slice(&9u64.to_ne_bytes());
+        let c = config_from_bytes(&b);
+        assert_eq!(
+            (c.capacity, c.max_publishers, c.ring_offset, c.reserved[8]),
+            (1 << 16, 3, 4096, 9)
+        );
+    }
+
     #[test]
     fn channel_config_accepts_a_valid_config_and_survives_garbage() {
         let b = valid_config();
@@ -663,33 +709,16 @@ mod tests {
             lap: std::cell::Cell<u64>,
             last_off: std::cell::Cell<u64>,
         }
-        impl RingMem for Ahead {
+        /// The heap ring's memory, with a writer at every stamp load.
+        impl HasRegion for Ahead {
             type F = NoFutex;
+            fn region(&self) -> &Region {
+                self.inner.region()
+            }
             fn futex(&self) -> &NoFutex {
                 &NoFutex
             }
-            fn geometry(&self) -> &Geometry {
-                self.inner.geometry()
-            }
-            fn claim(&self) -> &AtomicU64 {
-                self.inner.claim()
-            }
-            fn join(&self) -> &JoinLine {
-                self.inner.join()
-            }
-            fn data_event(&self) -> &EventWord {
-                self.inner.data_event()
-            }
-            fn space_event(&self) -> &EventWord {
-                self.inner.space_event()
-            }
-            fn pub_slot(&self, i: u32) -> &PubSlot {
-                self.inner.pub_slot(i)
-            }
-            fn sub_slot(&self, i: u32) -> &SubSlot {
-                self.inner.sub_slot(i)
-            }
-            fn stamp(&self, off: u64) -> &AtomicU64 {
+            fn before_stamp(&self, off: u64) {
                 // The writer: a discarded empty record at every offset the
                 // reader looks at, stamped with the position that offset
                 // has in the reader's lap (a new lap when it wraps).
@@ -701,16 +730,9 @@ mod tests {
                 self.inner
                     .meta(off)
                     .store(u64::from(FLAG_DISCARD) << 32, Ordering::Relaxed);
-                let stamp = self.inner.stamp(off);
-                stamp.store(pos ^ STAMP_KEY, Ordering::Relaxed);
-                stamp
-            }
-            fn meta(&self, off: u64) -> &AtomicU64 {
-                self.inner.meta(off)
-            }
-            unsafe fn write(&self, off: u64, src: &[u8]) {
-                // SAFETY: the caller's contract is `HeapRing::write`'s.
-                unsafe { self.inner.write(off, src) }
+                self.inner
+                    .stamp(off)
+                    .store(pos ^ STAMP_KEY, Ordering::Relaxed);
             }
         }
         let geo = Geometry::new(

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
+use super::region::HasRegion;
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
 use crate::error::{CommitError, Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
@@ -96,7 +97,20 @@ impl Publisher {
         })
     }
 
-    /// The largest message this channel takes.
+    /// The largest message this channel takes, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pmax-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-pmax").max_message(512).dir(&dir).create()?;
+    /// let publ = channel.publisher()?;
+    /// assert_eq!(publ.max_message(), 512);
+    /// # drop((publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.ring.geometry().max_message as usize
     }
@@ -105,6 +119,8 @@ impl Publisher {
     /// ring at [`Loan::commit`] rather than ring space written in place;
     /// see [`Channel::copies_messages`](crate::Channel::copies_messages).
     /// Copying sends ([`send`](Self::send) and the like) copy either way.
+    ///
+    /// # Examples
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pcopy-{}", std::process::id()));
@@ -185,7 +201,7 @@ impl Publisher {
         // SAFETY: in place, the claim gives this publisher exclusive use of
         // its payload bytes until commit, and `from..to` lies within the
         // claimed payload (`to <= claim.len()`), inside the ring.
-        unsafe { std::ptr::write_bytes(self.ring.ring_ptr(off), 0, to - from) };
+        unsafe { std::ptr::write_bytes(self.ring.region().ring_ptr(off), 0, to - from) };
     }
 
     #[inline]
@@ -211,7 +227,29 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`SendError::TooLarge`] if `msg` exceeds the maximum message size.
+    /// * [`SendError::TooLarge`] if `msg` is longer than
+    ///   [`max_message`](Self::max_message); nothing is sent.
+    /// * [`SendError::Corrupt`] if the claim position in shared memory is
+    ///   not a multiple of 16 (a process with write access to the channel
+    ///   wrote it), or if the channel's file was truncated by another
+    ///   process while mapped (the message may then not reach subscribers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-send-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-send").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"hello")?;
+    /// assert_eq!(&*sub.recv()?, b"hello");
+    /// let too_big = vec![0; publ.max_message() + 1];
+    /// assert!(matches!(publ.send(&too_big), Err(memlane::SendError::TooLarge { .. })));
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         // A single writer's common case in one straight run (see
@@ -233,8 +271,34 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] when the slowest subscriber is a ring behind;
-    /// [`TrySendError::TooLarge`] if `msg` exceeds the maximum.
+    /// * [`TrySendError::Full`] when the slowest subscriber is a ring
+    ///   behind (after reclaiming the slots of dead subscribers, now and
+    ///   then); nothing is sent.
+    /// * [`TrySendError::TooLarge`] if `msg` is longer than
+    ///   [`max_message`](Self::max_message); nothing is sent.
+    /// * [`TrySendError::Corrupt`] as for [`send`](Self::send): the claim
+    ///   position is not a multiple of 16, or the channel's file was
+    ///   truncated by another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-trysend-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-trysend")
+    ///     .capacity(4096)
+    ///     .dir(&dir)
+    ///     .create()?;
+    /// let _sub = channel.subscriber()?; // reads nothing: the ring fills up
+    /// let mut publ = channel.publisher()?;
+    /// let msg = [0u8; 100];
+    /// let sent = std::iter::from_fn(|| publ.try_send(&msg).ok()).count();
+    /// assert!(sent > 0);
+    /// assert_eq!(publ.try_send(&msg), Err(memlane::TrySendError::Full));
+    /// # drop((_sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
@@ -254,8 +318,34 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] if no room freed up in time;
-    /// [`SendTimeoutError::TooLarge`] if `msg` exceeds the maximum.
+    /// * [`SendTimeoutError::Timeout`] if no room freed up in time;
+    ///   nothing is sent.
+    /// * [`SendTimeoutError::TooLarge`] if `msg` is longer than
+    ///   [`max_message`](Self::max_message); nothing is sent.
+    /// * [`SendTimeoutError::Corrupt`] as for [`send`](Self::send): the
+    ///   claim position is not a multiple of 16, or the channel's file was
+    ///   truncated by another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-sendtimeout-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::time::Duration;
+    /// let channel = memlane::Channel::builder("doc-sendtimeout")
+    ///     .capacity(4096)
+    ///     .dir(&dir)
+    ///     .create()?;
+    /// let _sub = channel.subscriber()?; // reads nothing: the ring fills up
+    /// let mut publ = channel.publisher()?;
+    /// let msg = [0u8; 100];
+    /// while publ.try_send(&msg).is_ok() {}
+    /// let err = publ.send_timeout(&msg, Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err, memlane::SendTimeoutError::Timeout);
+    /// # drop((_sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
@@ -332,7 +422,28 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// [`SendError::TooLarge`] if `len` exceeds the maximum.
+    /// * [`SendError::TooLarge`] if `len` is more than
+    ///   [`max_message`](Self::max_message); nothing is reserved.
+    /// * [`SendError::Corrupt`] if the claim position in shared memory is
+    ///   not a multiple of 16 (a process with write access to the channel
+    ///   wrote it). A truncated file is reported by [`Loan::commit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-loanfn-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-loanfn").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan(5)?;
+    /// loan.copy_from_slice(b"hello");
+    /// loan.commit()?;
+    /// assert_eq!(&*sub.recv()?, b"hello");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, SendError> {
         if self.loaned.is_some() {
             self.settle_leaked_loan();
@@ -352,7 +463,9 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// As for [`loan`](Self::loan).
+    /// As for [`loan`](Self::loan): [`SendError::TooLarge`] if `len` is
+    /// more than [`max_message`](Self::max_message), [`SendError::Corrupt`]
+    /// if the claim position is not a multiple of 16.
     ///
     /// # Examples
     ///
@@ -386,7 +499,36 @@ impl Publisher {
     ///
     /// # Errors
     ///
-    /// As for [`Publisher::try_send`].
+    /// * [`TrySendError::Full`] when the slowest subscriber is a ring
+    ///   behind (after reclaiming the slots of dead subscribers, now and
+    ///   then); nothing is reserved.
+    /// * [`TrySendError::TooLarge`] if `len` is more than
+    ///   [`max_message`](Self::max_message); nothing is reserved.
+    /// * [`TrySendError::Corrupt`] if the claim position in shared memory
+    ///   is not a multiple of 16. (A truncated file is reported by
+    ///   [`Loan::commit`].)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryloan-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-tryloan").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// match publ.try_loan(2) {
+    ///     Ok(mut loan) => {
+    ///         loan.copy_from_slice(b"ok");
+    ///         loan.commit()?;
+    ///     }
+    ///     Err(memlane::TrySendError::Full) => { /* come back later */ }
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// assert_eq!(&*sub.recv()?, b"ok");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, TrySendError> {
         if self.loaned.is_some() {
             self.settle_leaked_loan();
@@ -398,7 +540,23 @@ impl Publisher {
         Ok(self.lend(claim))
     }
 
-    /// Messages sent by this publisher.
+    /// Messages sent by this publisher (loans dropped without commit not
+    /// counted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-psent-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-psent").dir(&dir).create()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"one")?;
+    /// publ.send(b"two")?;
+    /// assert_eq!(publ.messages_sent(), 2);
+    /// # drop((publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn messages_sent(&self) -> u64 {
         self.st.messages
     }
@@ -482,7 +640,25 @@ impl<'a> Loan<'a> {
     ///
     /// [`CommitError::Corrupt`] when the channel's file was truncated by
     /// another process (as [`Publisher::send`] reports it): the message may
-    /// not reach subscribers, and the channel is unusable.
+    /// not reach subscribers, and the channel is unusable. `commit` never
+    /// returns [`CommitError::TooLong`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-commit-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-commit").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan(3)?;
+    /// loan.copy_from_slice(b"abc");
+    /// loan.commit()?;
+    /// assert_eq!(&*sub.recv()?, b"abc");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn commit(self) -> Result<(), CommitError> {
         let mut this = std::mem::ManuallyDrop::new(self);
         let (claim, len) = (this.claim, this.len);
@@ -509,9 +685,10 @@ impl<'a> Loan<'a> {
     ///
     /// # Errors
     ///
-    /// [`CommitError::TooLong`] if `len` exceeds the loan's length (the
-    /// loan is then discarded, nothing is published); otherwise as for
-    /// [`commit`](Self::commit).
+    /// * [`CommitError::TooLong`] if `len` exceeds the loan's length (the
+    ///   loan is then discarded, nothing is published).
+    /// * [`CommitError::Corrupt`] as for [`commit`](Self::commit): the
+    ///   channel's file was truncated by another process.
     ///
     /// # Examples
     ///
@@ -577,7 +754,7 @@ impl<'a> Loan<'a> {
         let off = self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER;
         // SAFETY: the claimed record lies inside the ring, so its payload
         // offset is at most the capacity.
-        unsafe { self.publ.ring.ring_ptr(off) }
+        unsafe { self.publ.ring.region().ring_ptr(off) }
     }
 }
 
@@ -668,6 +845,25 @@ impl<'a> UninitLoan<'a> {
     ///
     /// Every byte of the loan has been initialized (written) since
     /// [`Publisher::loan_uninit`] made it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-assumeinit-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::mem::MaybeUninit;
+    /// let channel = memlane::Channel::builder("doc-assumeinit").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan_uninit(2)?;
+    /// loan.copy_from_slice(&[MaybeUninit::new(b'o'), MaybeUninit::new(b'k')]);
+    /// // SAFETY: both bytes were written just above.
+    /// unsafe { loan.assume_init() }.commit()?;
+    /// assert_eq!(&*sub.recv()?, b"ok");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub unsafe fn assume_init(self) -> Loan<'a> {
         self.into_loan()
     }
@@ -681,6 +877,27 @@ impl<'a> UninitLoan<'a> {
     /// The first `len` bytes of the loan (all of them, if it is shorter)
     /// have been initialized (written) since [`Publisher::loan_uninit`]
     /// made it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-assumeinitlen-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::mem::MaybeUninit;
+    /// let channel = memlane::Channel::builder("doc-assumeinitlen").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan_uninit(64)?;
+    /// loan[0].write(b'!');
+    /// // SAFETY: the first byte was written just above.
+    /// let loan = unsafe { loan.assume_init_len(1) };
+    /// assert_eq!(loan.len(), 1);
+    /// loan.commit()?;
+    /// assert_eq!(&*sub.recv()?, b"!");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub unsafe fn assume_init_len(self, len: usize) -> Loan<'a> {
         let loaned = self.loan.len as usize;
         let keep = len.min(loaned);

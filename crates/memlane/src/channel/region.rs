@@ -4,6 +4,11 @@
 //! geometry. Used by the mapped channel ([`super::shm::ShmRing`]) and by
 //! the heap image the ring fuzz target decodes (`crate::fuzzing`), so the
 //! fuzzer checks the very code that runs.
+//!
+//! Both get [`RingMem`] from the one implementation here, over anything
+//! that [`HasRegion`]: they say where their region is and which futex
+//! they use, and add hooks where they differ; none of them forwards the
+//! memory accessors itself.
 
 use std::sync::atomic::AtomicU64;
 
@@ -11,7 +16,96 @@ use super::layout::{
     pub_slot_offset, sub_slot_offset, Geometry, JoinLine, PubSlot, SubSlot, CLAIM_OFFSET,
     DATA_EVENT_OFFSET, JOIN_OFFSET, SPACE_EVENT_OFFSET,
 };
+use super::ring::RingMem;
 use crate::sync::event_word::EventWord;
+use crate::sync::Futex;
+
+/// A channel's memory as a [`Region`], with the futex and the hooks of
+/// [`RingMem`] that are not memory accesses. Every `HasRegion` is a
+/// [`RingMem`] through the blanket implementation below, whose memory
+/// accessors are the region's.
+pub(crate) trait HasRegion {
+    /// The futex implementation.
+    type F: Futex;
+    /// The data region.
+    fn region(&self) -> &Region;
+    /// The futex ([`RingMem::futex`]).
+    fn futex(&self) -> &Self::F;
+    /// [`RingMem::on_stuck`]; the default does nothing.
+    #[inline]
+    fn on_stuck(&self) {}
+    /// [`RingMem::demote`]; the default does nothing.
+    #[inline]
+    fn demote(&self, _off: u64) {}
+    /// Called by [`RingMem::stamp`] before it returns the stamp word at
+    /// ring offset `off`. Lets a single-threaded test play a publisher
+    /// that writes just ahead of a reader (`fuzzing`'s
+    /// `peek_skips_at_most_a_lap_per_call`); the default, which every
+    /// other implementation keeps, does nothing and costs nothing.
+    #[inline]
+    fn before_stamp(&self, _off: u64) {}
+}
+
+/// The one [`RingMem`] over a channel's memory: the accessors are
+/// [`Region`]'s, the futex and hooks the [`HasRegion`]'s.
+impl<T: HasRegion> RingMem for T {
+    type F = T::F;
+
+    #[inline]
+    fn futex(&self) -> &T::F {
+        HasRegion::futex(self)
+    }
+    #[inline]
+    fn geometry(&self) -> &Geometry {
+        self.region().geometry()
+    }
+    #[inline]
+    fn claim(&self) -> &AtomicU64 {
+        self.region().claim()
+    }
+    #[inline]
+    fn join(&self) -> &JoinLine {
+        self.region().join()
+    }
+    #[inline]
+    fn data_event(&self) -> &EventWord {
+        self.region().data_event()
+    }
+    #[inline]
+    fn space_event(&self) -> &EventWord {
+        self.region().space_event()
+    }
+    #[inline]
+    fn pub_slot(&self, i: u32) -> &PubSlot {
+        self.region().pub_slot(i)
+    }
+    #[inline]
+    fn sub_slot(&self, i: u32) -> &SubSlot {
+        self.region().sub_slot(i)
+    }
+    #[inline]
+    fn stamp(&self, off: u64) -> &AtomicU64 {
+        self.before_stamp(off);
+        self.region().stamp(off)
+    }
+    #[inline]
+    fn meta(&self, off: u64) -> &AtomicU64 {
+        self.region().meta(off)
+    }
+    #[inline]
+    fn on_stuck(&self) {
+        HasRegion::on_stuck(self);
+    }
+    #[inline]
+    fn demote(&self, off: u64) {
+        HasRegion::demote(self, off);
+    }
+    #[inline]
+    unsafe fn write(&self, off: u64, src: &[u8]) {
+        // SAFETY: the caller's contract is `Region::write`'s.
+        unsafe { self.region().write(off, src) }
+    }
+}
 
 /// A channel data region at `base`, laid out by `geo`.
 pub(crate) struct Region {
@@ -123,11 +217,28 @@ impl Region {
         unsafe { &*self.ring.add(off as usize + 8).cast::<AtomicU64>() }
     }
 
-    /// A pointer to ring offset `off`, wrapped into the ring (for cache
-    /// hints: it may not be dereferenced beyond the ring's end).
+    /// Moves the ring line holding offset `off` (masked into the ring)
+    /// from this core's private caches to the shared one: `CLDEMOTE` on
+    /// x86-64, nothing elsewhere (see [`RingMem::demote`]).
     #[inline]
-    pub(crate) fn ring_line(&self, off: u64) -> *const u8 {
-        self.ring.wrapping_add((off & self.geo.mask) as usize)
+    pub(crate) fn demote(&self, off: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let line = self.ring.wrapping_add((off & self.geo.mask) as usize);
+            // SAFETY: `line` lies inside the ring (masked offset).
+            // CLDEMOTE only moves the line between caches: it neither reads
+            // nor changes any byte, and is a NOP on processors without it
+            // (its encoding is in the reserved-NOP space).
+            unsafe {
+                std::arch::asm!(
+                    "cldemote [{}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
     }
 
     /// Copies `src` into the ring at `off`.

@@ -1,13 +1,9 @@
-//! [`RingMem`] over a mapped channel segment: the ring's only raw memory
-//! access.
+//! A mapped channel segment as the ring's memory: a [`Region`] over its
+//! data region (which gives it [`RingMem`](super::ring::RingMem)).
 
-use std::sync::atomic::AtomicU64;
-
-use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
-use super::region::Region;
-use super::ring::RingMem;
+use super::layout::Geometry;
+use super::region::{HasRegion, Region};
 use crate::segment::raw::RawSegment;
-use crate::sync::event_word::EventWord;
 use crate::sync::OsFutex;
 
 /// A channel mapping with its validated geometry.
@@ -72,9 +68,16 @@ impl ShmRing {
     }
 }
 
-impl RingMem for ShmRing {
+/// The ring's memory is the mapping's data region; a stuck publisher
+/// reaps dead endpoints, and large records are demoted to the shared
+/// cache.
+impl HasRegion for ShmRing {
     type F = OsFutex;
 
+    #[inline]
+    fn region(&self) -> &Region {
+        &self.region
+    }
     #[inline]
     fn futex(&self) -> &OsFutex {
         &OsFutex
@@ -83,76 +86,7 @@ impl RingMem for ShmRing {
         super::liveness::reap(self, None);
     }
     #[inline]
-    fn geometry(&self) -> &Geometry {
-        self.region.geometry()
-    }
-    #[inline]
-    fn claim(&self) -> &AtomicU64 {
-        self.region.claim()
-    }
-    #[inline]
-    fn join(&self) -> &JoinLine {
-        self.region.join()
-    }
-    #[inline]
-    fn data_event(&self) -> &EventWord {
-        self.region.data_event()
-    }
-    #[inline]
-    fn space_event(&self) -> &EventWord {
-        self.region.space_event()
-    }
-    #[inline]
-    fn pub_slot(&self, i: u32) -> &PubSlot {
-        self.region.pub_slot(i)
-    }
-    #[inline]
-    fn sub_slot(&self, i: u32) -> &SubSlot {
-        self.region.sub_slot(i)
-    }
-    #[inline]
-    fn stamp(&self, off: u64) -> &AtomicU64 {
-        self.region.stamp(off)
-    }
-    #[inline]
-    fn meta(&self, off: u64) -> &AtomicU64 {
-        self.region.meta(off)
-    }
-    #[inline]
     fn demote(&self, off: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let line = self.region.ring_line(off);
-            // SAFETY: `line` lies inside the mapped ring (masked offset).
-            // CLDEMOTE only moves the line between caches: it neither reads
-            // nor changes any byte, and is a NOP on processors without it
-            // (its encoding is in the reserved-NOP space).
-            unsafe {
-                std::arch::asm!(
-                    "cldemote [{}]",
-                    in(reg) line,
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = off;
-    }
-    #[inline]
-    unsafe fn write(&self, off: u64, src: &[u8]) {
-        // SAFETY: the caller's contract is `Region::write`'s.
-        unsafe { self.region.write(off, src) }
-    }
-}
-
-impl ShmRing {
-    /// A pointer to ring offset `off` (for loans and in-place reads).
-    ///
-    /// # Safety
-    ///
-    /// `off <= capacity`.
-    pub(crate) unsafe fn ring_ptr(&self, off: u64) -> *mut u8 {
-        // SAFETY: the caller's contract is `Region::ring_ptr`'s.
-        unsafe { self.region.ring_ptr(off) }
+        self.region.demote(off);
     }
 }

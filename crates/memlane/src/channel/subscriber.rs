@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::RECORD_HEADER;
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
+use super::region::HasRegion;
 use super::ring::{self, Glance, Record, RingMem, SubState};
 use super::shm::ShmRing;
 use crate::error::{JoinError, RecvError, RecvTimeoutError, TryRecvError};
@@ -146,6 +147,21 @@ impl Subscriber {
     /// How many times a blocking receive polls before it sleeps (default
     /// 4000, roughly 20–100 µs). Polling longer keeps latency low while
     /// messages keep coming; 0 sleeps at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-spin-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-spin").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// sub.set_spin(0); // sleep at once: no busy polling
+    /// channel.publisher()?.send(b"x")?;
+    /// assert_eq!(&*sub.recv()?, b"x");
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_spin(&mut self, polls: u32) {
         self.spin = polls;
     }
@@ -203,6 +219,21 @@ impl Subscriber {
     }
 
     /// The disconnect grace (see [`set_disconnect_grace`](Self::set_disconnect_grace)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-getgrace-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-getgrace").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// assert_eq!(sub.disconnect_grace(), Some(memlane::DEFAULT_DISCONNECT_GRACE));
+    /// sub.set_disconnect_grace(None);
+    /// assert_eq!(sub.disconnect_grace(), None);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn disconnect_grace(&self) -> Option<Duration> {
         self.grace
     }
@@ -211,7 +242,9 @@ impl Subscriber {
     /// publishers whose processes died (a stopped publisher still counts).
     /// It reads every publisher slot and tests the liveness lock of each
     /// one in use (a system call each): for decisions, not for every
-    /// message.
+    /// message. A count of endpoints, so a `u32`, like
+    /// [`ChannelBuilder::max_publishers`](crate::ChannelBuilder::max_publishers)
+    /// and [`ChannelInfo::max_publishers`](crate::ChannelInfo::max_publishers).
     ///
     /// # Examples
     ///
@@ -229,13 +262,15 @@ impl Subscriber {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn publishers(&self) -> usize {
-        liveness::joined_publishers(&self.ring, Some(self.st.published)) as usize
+    pub fn publishers(&self) -> u32 {
+        liveness::joined_publishers(&self.ring, Some(self.st.published))
     }
 
     /// Whether this subscriber copies each message into a buffer of its
     /// own before handing it out, rather than reading it in place; see
     /// [`Channel::copies_messages`](crate::Channel::copies_messages).
+    ///
+    /// # Examples
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("memlane-doc-scopy-{}", std::process::id()));
@@ -285,7 +320,7 @@ impl Subscriber {
         // bounds anything else.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.ring.ring_ptr(rec.payload_off).cast_const(),
+                self.ring.region().ring_ptr(rec.payload_off).cast_const(),
                 self.buf.as_mut_ptr().add(at),
                 len,
             );
@@ -312,11 +347,32 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] when none is; [`TryRecvError::Disconnected`]
-    /// when none is and every publisher has left (reported by the
-    /// rate-limited checks of empty polls: see
-    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
-    /// [`TryRecvError::Corrupt`] when the shared state is inconsistent.
+    /// * [`TryRecvError::Empty`] when no message is waiting.
+    /// * [`TryRecvError::Disconnected`] when none is and every publisher
+    ///   has left (reported by the rate-limited checks of empty polls: see
+    ///   [`set_disconnect_grace`](Self::set_disconnect_grace)).
+    /// * [`TryRecvError::Corrupt`] when the channel's shared memory breaks the
+    ///   protocol (a process with write access wrote it): a record
+    ///   overwritten before this subscriber read it, a record with unknown
+    ///   flags, a malformed pad record, or a record longer than
+    ///   `max_message` or crossing the ring's end; or when the channel's
+    ///   file was truncated by another process while mapped; or, in copy
+    ///   mode, when a record was rewritten while it was copied out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryrecv-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-tryrecv").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// assert_eq!(sub.try_recv().unwrap_err(), memlane::TryRecvError::Empty);
+    /// channel.publisher()?.send(b"now")?;
+    /// assert_eq!(&*sub.try_recv()?, b"now");
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, TryRecvError> {
         // The common cases inline, in registers: a plain committed record,
@@ -508,10 +564,33 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// [`RecvError::Disconnected`] when every publisher has left and
-    /// everything they sent was received (see
-    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
-    /// [`RecvError::Corrupt`] when the shared state is inconsistent.
+    /// * [`RecvError::Disconnected`] when every publisher has left and
+    ///   everything they sent was received (see
+    ///   [`set_disconnect_grace`](Self::set_disconnect_grace)).
+    /// * [`RecvError::Corrupt`] when the channel's shared memory breaks the
+    ///   protocol (a process with write access wrote it): a record
+    ///   overwritten before this subscriber read it, a record with unknown
+    ///   flags, a malformed pad record, or a record longer than
+    ///   `max_message` or crossing the ring's end; or when the channel's
+    ///   file was truncated by another process while mapped; or, in copy
+    ///   mode, when a record was rewritten while it was copied out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recv-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-recv").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || publ.send(b"from a thread"));
+    ///     assert_eq!(&*sub.recv().unwrap(), b"from a thread");
+    /// });
+    /// # drop(channel);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
         if let Some(rec) = self.plain() {
@@ -531,11 +610,32 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`] if none arrived in time;
-    /// [`RecvTimeoutError::Disconnected`] when every publisher has left and
-    /// everything they sent was received (see
-    /// [`set_disconnect_grace`](Self::set_disconnect_grace));
-    /// [`RecvTimeoutError::Corrupt`] when the shared state is inconsistent.
+    /// * [`RecvTimeoutError::Timeout`] if no message arrived in time.
+    /// * [`RecvTimeoutError::Disconnected`] when every publisher has left
+    ///   and everything they sent was received (see
+    ///   [`set_disconnect_grace`](Self::set_disconnect_grace)).
+    /// * [`RecvTimeoutError::Corrupt`] when the channel's shared memory breaks the
+    ///   protocol (a process with write access wrote it): a record
+    ///   overwritten before this subscriber read it, a record with unknown
+    ///   flags, a malformed pad record, or a record longer than
+    ///   `max_message` or crossing the ring's end; or when the channel's
+    ///   file was truncated by another process while mapped; or, in copy
+    ///   mode, when a record was rewritten while it was copied out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recvtimeout-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::time::Duration;
+    /// let channel = memlane::Channel::builder("doc-recvtimeout").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let err = sub.recv_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err, memlane::RecvTimeoutError::Timeout);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
         let rec = self.wait_record(Some(Instant::now() + timeout))?;
         Ok(self.deliver(rec)?)
@@ -553,7 +653,15 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// As for [`try_recv`](Self::try_recv).
+    /// As for [`try_recv`](Self::try_recv):
+    ///
+    /// * [`TryRecvError::Empty`] when no message is waiting.
+    /// * [`TryRecvError::Disconnected`] when none is and every publisher
+    ///   has left (reported by the rate-limited checks of empty polls).
+    /// * [`TryRecvError::Corrupt`] when the channel's shared memory breaks
+    ///   the protocol, its file was truncated, or (copy mode) the batch's
+    ///   first record was rewritten while it was copied out; see
+    ///   [`try_recv`](Self::try_recv).
     ///
     /// # Examples
     ///
@@ -593,7 +701,32 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// As for [`recv`](Self::recv).
+    /// As for [`recv`](Self::recv):
+    ///
+    /// * [`RecvError::Disconnected`] when every publisher has left and
+    ///   everything they sent was received.
+    /// * [`RecvError::Corrupt`] when the channel's shared memory breaks the
+    ///   protocol, its file was truncated, or (copy mode) the batch's first
+    ///   record was rewritten while it was copied out; see
+    ///   [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recvbatch-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-recvbatch").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"1")?;
+    /// publ.send(b"2")?;
+    /// let batch = sub.recv_batch(16)?;
+    /// assert_eq!(batch.len(), 2);
+    /// # drop(batch);
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_batch(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
         let first = self.wait_record(None).map_err(untimed)?;
         Ok(self.fill_batch(first, max)?)
@@ -703,7 +836,25 @@ impl Subscriber {
         }
     }
 
-    /// Ring bytes not yet read by this subscriber.
+    /// Ring bytes not yet read by this subscriber (record headers and
+    /// padding included; at most the capacity).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lag-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-lag").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// assert_eq!(sub.lag(), 0);
+    /// channel.publisher()?.send(b"unread")?;
+    /// assert!(sub.lag() > 0);
+    /// drop(sub.recv()?);
+    /// assert_eq!(sub.lag(), 0);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lag(&self) -> u64 {
         use crate::sync::Ordering;
         self.ring
@@ -713,7 +864,23 @@ impl Subscriber {
             .min(self.ring.geometry().capacity)
     }
 
-    /// Messages received by this subscriber.
+    /// Messages received by this subscriber (counted when each is
+    /// released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-received-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-received").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// channel.publisher()?.send(b"one")?;
+    /// drop(sub.recv()?);
+    /// assert_eq!(sub.messages_received(), 1);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn messages_received(&self) -> u64 {
         self.st.messages
     }
@@ -763,6 +930,24 @@ impl Drop for Subscriber {
 /// One word (its length is kept in the subscriber), so that a receive's
 /// whole result, with the two-word [`TryRecvError`] or the one-word
 /// [`RecvError`], travels in two registers.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-message-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-message").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// channel.publisher()?.send(b"keep me")?;
+/// let msg = sub.recv()?;
+/// assert_eq!(msg.len(), 7); // a `&[u8]` through Deref
+/// let kept: Vec<u8> = msg.to_vec();
+/// drop(msg); // released: the ring space goes back to publishers
+/// assert_eq!(kept, b"keep me");
+/// # drop((sub, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Message<'a> {
     /// The record is at the subscriber's position, which stays there until
     /// this message is dropped; its validated payload length is `sub.len`.
@@ -793,7 +978,9 @@ impl std::ops::Deref for Message<'_> {
         // record inside the ring. Until this message is dropped the
         // position stays there, so no honest publisher can claim these
         // bytes.
-        unsafe { std::slice::from_raw_parts(self.sub.ring.ring_ptr(off + RECORD_HEADER), len) }
+        unsafe {
+            std::slice::from_raw_parts(self.sub.ring.region().ring_ptr(off + RECORD_HEADER), len)
+        }
     }
 }
 
@@ -816,6 +1003,28 @@ impl Drop for Message<'_> {
 ///
 /// Dropping the batch releases all of its messages at once; a batch
 /// passed to `mem::forget` releases none (they are received again).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchtype-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-batchtype").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// publ.send(b"x")?;
+/// publ.send(b"yz")?;
+/// let batch = sub.try_recv_batch(8)?;
+/// let mut seen = Vec::new();
+/// for msg in &batch {
+///     seen.push(msg.to_vec());
+/// }
+/// assert_eq!(seen, [b"x".to_vec(), b"yz".to_vec()]);
+/// drop(batch); // releases both
+/// # drop((sub, publ, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Batch<'a> {
     /// The batch starts at the subscriber's position; `sub.batch` holds
     /// the validated payload lengths of its records, which follow each
@@ -834,17 +1043,69 @@ impl std::fmt::Debug for Batch<'_> {
 
 impl Batch<'_> {
     /// How many messages the batch holds (at least one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchlen-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-batchlen").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// channel.publisher()?.send(b"only")?;
+    /// let batch = sub.try_recv_batch(8)?;
+    /// assert_eq!(batch.len(), 1);
+    /// assert!(!batch.is_empty());
+    /// # drop(batch);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.sub.batch.len()
     }
 
     /// Whether the batch holds no message (never: a batch holds at least
     /// one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchempty-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-batchempty").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// channel.publisher()?.send(b"")?; // an empty message still makes a batch
+    /// let batch = sub.try_recv_batch(8)?;
+    /// assert!(!batch.is_empty());
+    /// # drop(batch);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.sub.batch.is_empty()
     }
 
     /// The messages, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchiter-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-batchiter").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"a")?;
+    /// publ.send(b"bc")?;
+    /// let batch = sub.try_recv_batch(8)?;
+    /// let lens: Vec<usize> = batch.iter().map(<[u8]>::len).collect();
+    /// assert_eq!(lens, [1, 2]);
+    /// # drop(batch);
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
             sub: self.sub,
@@ -855,6 +1116,25 @@ impl Batch<'_> {
     }
 
     /// Message `index`, if the batch holds that many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchget-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-batchget").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"first")?;
+    /// publ.send(b"second")?;
+    /// let batch = sub.try_recv_batch(8)?;
+    /// assert_eq!(batch.get(1), Some(&b"second"[..]));
+    /// assert_eq!(batch.get(2), None);
+    /// # drop(batch);
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, index: usize) -> Option<&[u8]> {
         self.iter().nth(index)
     }
@@ -878,7 +1158,29 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// The messages of a [`Batch`], as `&[u8]`; see [`Batch::iter`].
+/// The messages of a [`Batch`], as `&[u8]`; see [`Batch::iter`]. An
+/// [`ExactSizeIterator`].
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchiterty-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-batchiterty").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// publ.send(b"a")?;
+/// publ.send(b"b")?;
+/// let batch = sub.try_recv_batch(8)?;
+/// let mut it = batch.iter();
+/// assert_eq!(it.len(), 2);
+/// assert_eq!(it.next(), Some(&b"a"[..]));
+/// assert_eq!(it.len(), 1);
+/// # drop(batch);
+/// # drop((sub, publ, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct BatchIter<'b> {
     sub: &'b Subscriber,
@@ -912,7 +1214,10 @@ impl<'b> Iterator for BatchIter<'b> {
         // publisher can claim these bytes while the batch (which this
         // borrow outlives not) lives.
         Some(unsafe {
-            std::slice::from_raw_parts(sub.ring.ring_ptr(off + RECORD_HEADER), len as usize)
+            std::slice::from_raw_parts(
+                sub.ring.region().ring_ptr(off + RECORD_HEADER),
+                len as usize,
+            )
         })
     }
 
@@ -933,6 +1238,24 @@ impl ExactSizeIterator for BatchIter<'_> {}
 /// would be a copy (and an allocation) per message. To read many messages
 /// with the std trait, use [`Subscriber::try_recv_batch`]: a [`Batch`] is
 /// iterated as `&[u8]` in place.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-itertype-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// use std::time::Duration;
+/// let channel = memlane::Channel::builder("doc-itertype").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// sub.set_disconnect_grace(Some(Duration::from_millis(20)));
+/// channel.publisher()?.send(b"bye")?; // the publisher leaves at once
+/// let mut it: memlane::Iter<'_> = sub.iter();
+/// assert_eq!(&*it.next().unwrap()?, b"bye");
+/// assert!(it.next().is_none()); // every publisher has left
+/// # drop((sub, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a> {
     sub: &'a mut Subscriber,
@@ -945,6 +1268,30 @@ impl Iter<'_> {
     /// (see [`Subscriber::set_disconnect_grace`]; with no grace, it never
     /// ends). A corrupt channel is yielded as `Some(Err(..))` once, and
     /// ends the iteration; receive again to look again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-iternext-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::time::Duration;
+    /// let channel = memlane::Channel::builder("doc-iternext").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// sub.set_disconnect_grace(Some(Duration::from_millis(20)));
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"1")?;
+    /// publ.send(b"2")?;
+    /// drop(publ);
+    /// let mut n = 0;
+    /// let mut it = sub.iter();
+    /// while let Some(msg) = it.next() {
+    ///     n += msg?.len();
+    /// }
+    /// assert_eq!(n, 2);
+    /// # drop((sub, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::should_implement_trait)] // a lending iterator: see the type's docs
     pub fn next(&mut self) -> Option<Result<Message<'_>, crate::error::Corrupt>> {
         if self.done {
@@ -967,6 +1314,22 @@ impl Iter<'_> {
 /// A lending iterator of the messages waiting now; see
 /// [`Subscriber::try_iter`] (and [`Iter`] for why it is not a std
 /// `Iterator`).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryitertype-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-tryitertype").dir(&dir).create()?;
+/// let mut sub = channel.subscriber()?;
+/// channel.publisher()?.send(b"waiting")?;
+/// let mut it: memlane::TryIter<'_> = sub.try_iter();
+/// assert_eq!(&*it.next().unwrap()?, b"waiting");
+/// assert!(it.next().is_none()); // nothing more now
+/// # drop((sub, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a> {
     sub: &'a mut Subscriber,
@@ -978,6 +1341,27 @@ impl TryIter<'_> {
     /// The next message if one is waiting; `None` when none is (or every
     /// publisher has left). A corrupt channel is yielded as
     /// `Some(Err(..))` once, and ends the iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryiternext-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-tryiternext").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"a")?;
+    /// publ.send(b"b")?;
+    /// let mut got = Vec::new();
+    /// let mut it = sub.try_iter();
+    /// while let Some(msg) = it.next() {
+    ///     got.extend_from_slice(&msg?);
+    /// }
+    /// assert_eq!(got, b"ab");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::should_implement_trait)] // a lending iterator: see `Iter`
     pub fn next(&mut self) -> Option<Result<Message<'_>, crate::error::Corrupt>> {
         if self.done {

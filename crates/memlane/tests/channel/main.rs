@@ -1387,4 +1387,6 @@ fn message_sizes_are_usize_ring_sizes_u64_counts_u32() {
     assert_eq!(endpoints, default_endpoints);
     let reaped: memlane::Reaped = c.reap();
     let (_, _): (u32, u32) = (reaped.publishers, reaped.subscribers);
+    let joined: u32 = c.subscriber().unwrap().publishers();
+    assert_eq!(joined, 0);
 }
