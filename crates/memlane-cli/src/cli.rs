@@ -36,7 +36,8 @@ pub enum Command {
     /// each line of standard input is one.
     Send(SendArgs),
     /// Subscribe to a channel and print each message as it arrives, one
-    /// per line (only messages sent after it subscribed).
+    /// per line (messages sent after it subscribed; with --from-oldest, the
+    /// ring's history first).
     Listen(ListenArgs),
     /// A latest-value slot: create it, set its value, get the value there
     /// now, or watch each new value.
@@ -155,6 +156,11 @@ pub struct ListenArgs {
     /// seen (a listener started before its publishers waits for them).
     #[arg(long)]
     pub until_disconnected: bool,
+    /// Start at the oldest message still in the ring (the recent history,
+    /// or a file-backed channel's content after a restart) instead of the
+    /// next one sent.
+    #[arg(long)]
+    pub from_oldest: bool,
 }
 
 /// Arguments of `memlane latest`.

@@ -449,3 +449,16 @@ fn latest_create_set_get_watch_info_list_rm() {
     run(&dir, &["rm", "pose", "made", "chan"]).ok();
     assert!(dir.files().is_empty(), "{:?}", dir.files());
 }
+
+/// `listen --from-oldest` prints what was sent before it started.
+#[test]
+fn listen_from_oldest_prints_the_history_first() {
+    let dir = TempDir::new("from-oldest");
+    run(&dir, &["create", "hist", "--capacity", "64KiB"]).ok();
+    run(&dir, &["send", "hist", "one", "two"]).ok();
+    let listener = listen(&dir, "hist", &["--from-oldest", "--count", "3"]);
+    run(&dir, &["send", "hist", "three"]).ok();
+    let heard = listener.finish().ok();
+    assert_eq!(heard.stdout, "one\ntwo\nthree\n");
+    run(&dir, &["rm", "hist"]).ok();
+}

@@ -358,7 +358,8 @@ pub fn ring(bytes: &[u8]) -> usize {
     let slot = u32::from(opts & RING_SLOT1 != 0);
     mem.claim().store(p, Ordering::Relaxed);
     mem.sub_slot(slot).state.store(SLOT_FREE, Ordering::Relaxed);
-    let joined = ring::take_subscriber_slot(&mem, slot, 1).expect("the slot was set free");
+    let joined =
+        ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now).expect("the slot was set free");
     let mut st = match joined {
         Ok(st) => st,
         Err(e) => {
@@ -748,7 +749,9 @@ mod tests {
             lap: std::cell::Cell::new(0),
             last_off: std::cell::Cell::new(0),
         };
-        let mut st = ring::take_subscriber_slot(&mem, 0, 1).unwrap().unwrap();
+        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now)
+            .unwrap()
+            .unwrap();
         assert_eq!(st.pos, 0);
         assert!(matches!(ring::peek(&mem, &mut st), Ok(None)));
         assert_eq!(st.pos, RING_CAPACITY, "one lap skipped, no more");

@@ -27,7 +27,11 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
-    let mut sub = channel.subscriber()?;
+    let mut sub = if args.from_oldest {
+        channel.subscriber_from_oldest()?
+    } else {
+        channel.subscriber()?
+    };
     sub.set_disconnect_grace(
         args.until_disconnected
             .then_some(memlane::DEFAULT_DISCONNECT_GRACE),

@@ -378,7 +378,6 @@ impl Channel {
         }
     }
 
-    #[allow(unsafe_code)] // see the SAFETY comment inside
     fn open_impl(
         name: &str,
         dir: Option<&Path>,
@@ -394,6 +393,33 @@ impl Channel {
             None,
             allow_foreign,
         )?;
+        Channel::from_segment(seg, copy_messages)
+    }
+
+    /// Opens a file-backed channel by the path of its file instead of its
+    /// name, e.g. after a reboot emptied `/dev/shm` of its name (the file
+    /// keeps the ring: subscribe with
+    /// [`subscriber_from_oldest`](Channel::subscriber_from_oldest) to replay
+    /// it). The file must be this user's (see
+    /// [`ChannelOpenOptions::allow_other_owner`] for the rule by name).
+    ///
+    /// # Errors
+    ///
+    /// As for [`ChannelOpenOptions::open`], with [`OpenError::NotFound`]
+    /// when no file is at `path`.
+    pub fn open_path(path: impl AsRef<Path>) -> Result<Channel, OpenError> {
+        let seg = raw::open_path(
+            path.as_ref(),
+            Access::ReadWrite,
+            Some(Kind::Channel),
+            None,
+            false,
+        )?;
+        Channel::from_segment(seg, false)
+    }
+
+    #[allow(unsafe_code)] // see the SAFETY comment inside
+    fn from_segment(seg: raw::RawSegment, copy_messages: bool) -> Result<Channel, OpenError> {
         if seg.data_len() < std::mem::size_of::<Config>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),
@@ -431,6 +457,35 @@ impl Channel {
         crate::remove(None, name)
     }
 
+    /// Writes the channel's ring and control words back to its file
+    /// (`msync`; Windows `FlushViewOfFile`), so that a file-backed channel
+    /// holds them after a crash of the machine, not only of its processes.
+    /// Anonymous channels (`/dev/shm`) have nothing to write back to.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `msync`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-chflush-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-flush")
+    ///     .dir(&dir)
+    ///     .file(dir.join("ring.bin"), memlane::Disposition::CreateNew)
+    ///     .create()?;
+    /// channel.publisher()?.send(b"kept on disk")?;
+    /// channel.flush()?;
+    /// # drop(channel);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) -> std::io::Result<()> {
+        let seg = self.ring.segment();
+        seg.flush_data_range(0, seg.data_len())
+    }
+
     /// Joins as a publisher.
     ///
     /// # Errors
@@ -456,7 +511,44 @@ impl Channel {
     /// [`JoinError::MembarrierFailed`] when the channel orders joins with
     /// `membarrier` and it fails in this process.
     pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
-        Subscriber::join(self.ring.clone())
+        Subscriber::join(self.ring.clone(), ring::Start::Now)
+    }
+
+    /// Joins as a subscriber that starts at the **oldest message still in
+    /// the ring**, instead of at the next one published: a late joiner gets
+    /// the recent history (as much of the last `capacity` bytes of records
+    /// as is intact), then everything published after, in order. On a
+    /// channel whose processes have all exited or were killed (a file-backed
+    /// one even after a reboot, see [`Channel::open_path`]), this replays
+    /// what the ring still holds; a record whose publisher died while
+    /// writing it is skipped, never delivered torn.
+    ///
+    /// The join holds publishers back while it looks for the oldest record
+    /// (a walk over the ring's record headers, once), and like any
+    /// subscriber until it has read the history.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Channel::subscriber`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-oldest-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-oldest").dir(&dir).create()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"before")?;
+    /// publ.send(b"anyone listened")?;
+    /// let mut late = channel.subscriber_from_oldest()?;
+    /// assert_eq!(&*late.recv()?, b"before");
+    /// assert_eq!(&*late.recv()?, b"anyone listened");
+    /// # drop((late, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscriber_from_oldest(&self) -> Result<Subscriber, JoinError> {
+        Subscriber::join(self.ring.clone(), ring::Start::Oldest)
     }
 
     /// The channel's name.

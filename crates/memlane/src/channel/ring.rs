@@ -737,10 +737,171 @@ pub(crate) fn join_failure(g: &Geometry) -> JoinError {
 #[cfg(loom)]
 /// Joins as a subscriber at the current head.
 pub(crate) fn join_subscriber<M: RingMem>(m: &M, pid: u32) -> Result<SubState, JoinError> {
+    join_subscriber_at(m, pid, Start::Now)
+}
+
+#[cfg(loom)]
+/// Joins as a subscriber starting at `start`.
+pub(crate) fn join_subscriber_at<M: RingMem>(
+    m: &M,
+    pid: u32,
+    start: Start,
+) -> Result<SubState, JoinError> {
     let g = m.geometry();
     (0..g.max_subscribers)
-        .find_map(|i| take_subscriber_slot(m, i, pid))
+        .find_map(|i| take_subscriber_slot(m, i, pid, start))
         .unwrap_or_else(|| Err(join_failure(g)))
+}
+
+/// Where a joining subscriber starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// At the claim position: every message claimed after the join.
+    Now,
+    /// At the oldest record still in the ring (see [`find_oldest`]).
+    Oldest,
+}
+
+/// The end of the committed record at position `q` (its next record's
+/// position), or `None` if no valid committed record starts there. Every
+/// word is validated as `peek_slow` does.
+fn record_end<M: RingMem>(m: &M, q: u64) -> Option<u64> {
+    let g = m.geometry();
+    let off = q & g.mask;
+    if off % 16 != 0 || m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY != q {
+        return None;
+    }
+    let meta = m.meta(off).load(Ordering::Relaxed);
+    let (len, flags) = (meta as u32, (meta >> 32) as u32);
+    if flags & !KNOWN_FLAGS != 0 {
+        return None;
+    }
+    if flags & FLAG_PAD != 0 {
+        return (off != 0 && len == 0).then(|| q.wrapping_add(g.capacity - off));
+    }
+    let size = record_size(u64::from(len));
+    (len <= g.max_message && off + size <= g.capacity).then(|| q.wrapping_add(size))
+}
+
+/// Makes each gap `[a, b)` (dead claims, see [`find_oldest`]) discarded
+/// records: as many as its length needs (a record holds at most
+/// `max_message` bytes and never crosses the ring's end), each with its
+/// meta, then its stamp with Release (pairs with a reader's Acquire load
+/// of the stamp), in position order.
+fn discard_gaps<M: RingMem>(m: &M, gaps: &[(u64, u64)]) {
+    let g = *m.geometry();
+    for &(mut a, b) in gaps {
+        while b.wrapping_sub(a) != 0 && b.wrapping_sub(a) <= g.capacity {
+            let off = a & g.mask;
+            let size = b
+                .wrapping_sub(a)
+                .min(g.capacity - off)
+                .min(RECORD_HEADER + u64::from(g.max_message) / 16 * 16);
+            let len = size - RECORD_HEADER;
+            m.meta(off)
+                .store(len | (u64::from(FLAG_DISCARD) << 32), Ordering::Relaxed);
+            m.stamp(off).store(a ^ STAMP_KEY, Ordering::Release);
+            a = a.wrapping_add(size);
+        }
+    }
+}
+
+/// Finds the oldest record in `[from, head)` and returns its position
+/// (`head` if there is none). The caller holds its subscriber position at
+/// `from = head - capacity`, so no publisher claims past `head`
+/// meanwhile: the bytes looked at stay put, but for records being
+/// committed.
+///
+/// A position where a committed record names itself (its stamp) starts a
+/// chain: record after record, each committed and valid, up to `head`, or
+/// up to a claim still being written (a publisher's write-ahead record
+/// names it; if that publisher died, it is repaired as discarded later, as
+/// for any subscriber). A chain can also stop at a *dead claim*: bytes
+/// that hold no committed record and that no write-ahead record names — a
+/// publisher died while writing and its slot was reclaimed without repair,
+/// because no subscriber needed it then. The next chain after it is looked
+/// for, and the gap becomes discarded records here (the held position
+/// keeps every publisher out of those bytes, as for the repair of a dead
+/// publisher's claim), so no subscriber ever waits on it nor reads it.
+///
+/// Payload bytes can look like a committed stamp (odds of about 2^-60 per
+/// word unless a peer forges them), so each candidate's chain is walked;
+/// the search takes at most four rings' worth of steps, and finding no
+/// chain that reaches `head` starts the subscriber at `head`.
+pub(crate) fn find_oldest<M: RingMem>(m: &M, from: u64, head: u64) -> u64 {
+    let g = *m.geometry();
+    let in_flight: Vec<u64> = (0..g.max_publishers)
+        .filter_map(|i| {
+            let s = m.pub_slot(i);
+            let pending = s.pending_total.load(Ordering::Acquire) & !PENDING_OWNED;
+            (s.state.load(Ordering::Acquire) != SLOT_FREE && pending != 0)
+                .then(|| s.pending_pos.load(Ordering::Acquire))
+        })
+        .collect();
+    // Positions are compared by their distance back from `head`.
+    let before_head = |q: u64| {
+        let d = head.wrapping_sub(q);
+        d != 0 && d <= g.capacity
+    };
+    let mut budget = 4 * (g.capacity / 16);
+    let mut first = None;
+    let mut gaps: Vec<(u64, u64)> = Vec::new();
+    let mut gap_start: Option<u64> = None;
+    let mut o = from;
+    while before_head(o) && budget > 0 {
+        budget -= 1;
+        if record_end(m, o).is_none() && !in_flight.contains(&o) {
+            o = o.wrapping_add(16);
+            continue;
+        }
+        // Walk the chain from `o`: Some(None) reaches `head` or a claim
+        // being written, Some(Some(q)) stops at a dead claim at `q`, None
+        // leaves the range (not a chain: payload bytes).
+        let mut q = o;
+        let end = loop {
+            if q == head {
+                break Some(None);
+            }
+            if !before_head(q) || budget == 0 {
+                break None;
+            }
+            budget -= 1;
+            match record_end(m, q) {
+                Some(next) => q = next,
+                None if in_flight.contains(&q) => break Some(None),
+                None => break Some(Some(q)),
+            }
+        };
+        match end {
+            None => o = o.wrapping_add(16),
+            Some(stop) => {
+                if let Some(a) = gap_start.take() {
+                    gaps.push((a, o));
+                }
+                let f = *first.get_or_insert(o);
+                match stop {
+                    None => {
+                        discard_gaps(m, &gaps);
+                        return f;
+                    }
+                    Some(dead) => {
+                        gap_start = Some(dead);
+                        o = dead.wrapping_add(16);
+                    }
+                }
+            }
+        }
+    }
+    match (first, gap_start) {
+        // The last chain ended at a dead claim: the rest up to `head` is
+        // its gap.
+        (Some(f), Some(a)) if o == head => {
+            gaps.push((a, head));
+            discard_gaps(m, &gaps);
+            f
+        }
+        _ => head,
+    }
 }
 
 /// How many times a joiner redoes its join after publishers evicted it
@@ -763,6 +924,7 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(
     m: &M,
     i: u32,
     pid: u32,
+    start: Start,
 ) -> Option<Result<SubState, JoinError>> {
     let slot = m.sub_slot(i);
     for attempt in 0..JOIN_ATTEMPTS {
@@ -800,7 +962,19 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(
                 "the claim position {p} is not a multiple of 16 (a process with write access to the channel wrote it)"
             )))));
         }
-        slot.position.store(p, Ordering::Relaxed);
+        // From the oldest record: hold the position a ring behind the
+        // head (nothing past the head can be claimed while it is held)
+        // until the oldest record boundary is found; if less than a ring
+        // was ever claimed, the channel's first record is the oldest.
+        let g = *m.geometry();
+        let (held, scan) = match start {
+            Start::Now => (p, false),
+            Start::Oldest if p.wrapping_sub(g.initial_position) <= g.capacity => {
+                (g.initial_position, false)
+            }
+            Start::Oldest => (p.wrapping_sub(g.capacity), true),
+        };
+        slot.position.store(held, Ordering::Relaxed);
         if slot
             .state
             .compare_exchange(
@@ -817,11 +991,20 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(
         // `settle_after_join`).
         m.space_event()
             .notify_waiters(m.futex(), m.geometry().barrier);
+        let mut pos = held;
+        if scan {
+            pos = find_oldest(m, held, p);
+            // Release: pairs with the publishers' Acquire scan; they may
+            // go on up to `pos + capacity`.
+            slot.position.store(pos, Ordering::Release);
+            m.space_event()
+                .notify_waiters(m.futex(), m.geometry().barrier);
+        }
         let catch_up = m.geometry().publish_on_catch_up();
         return Some(Ok(SubState {
             slot: i,
-            pos: p,
-            published: p,
+            pos,
+            published: pos,
             publish_on_catch_up: catch_up,
             check_bytes: if catch_up {
                 0

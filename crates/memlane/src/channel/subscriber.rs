@@ -111,14 +111,14 @@ impl std::fmt::Debug for Subscriber {
 }
 
 impl Subscriber {
-    pub(super) fn join(ring: Arc<ShmRing>) -> Result<Subscriber, JoinError> {
+    pub(super) fn join(ring: Arc<ShmRing>, start: ring::Start) -> Result<Subscriber, JoinError> {
         let pid = crate::sys::current_pid();
         let g = *ring.geometry();
         let (st, lock) = liveness::join(
             &ring,
             Role::Subscriber,
             g.max_subscribers,
-            |i| ring::take_subscriber_slot(&*ring, i, pid),
+            |i| ring::take_subscriber_slot(&*ring, i, pid, start),
             || ring::join_failure(&g),
         )?;
         let st = st?;

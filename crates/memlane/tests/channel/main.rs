@@ -1390,3 +1390,79 @@ fn message_sizes_are_usize_ring_sizes_u64_counts_u32() {
     let joined: u32 = c.subscriber().unwrap().publishers();
     assert_eq!(joined, 0);
 }
+
+/// Message `i` of the replay tests: its number, then bytes derived from it,
+/// 4 to 100 bytes in all.
+fn numbered(i: u32) -> Vec<u8> {
+    let len = 4 + (i as usize * 37) % 97;
+    let mut m = i.to_le_bytes().to_vec();
+    m.extend((4..len).map(|k| (i as usize * 31 + k) as u8));
+    m
+}
+
+/// Receives (polling) until nothing comes for 50 ms; checks each message
+/// is `numbered(n)` for consecutive `n`; returns the numbers.
+fn drain_numbered(sub: &mut memlane::Subscriber) -> Vec<u32> {
+    let mut got = Vec::new();
+    loop {
+        match sub.recv_timeout(Duration::from_millis(50)) {
+            Ok(m) => {
+                let n = u32::from_le_bytes(m[..4].try_into().unwrap());
+                assert_eq!(&*m, &numbered(n)[..], "message {n} is not whole");
+                if let Some(&last) = got.last() {
+                    assert_eq!(n, last + 1, "a gap or a repeat after {last}");
+                }
+                got.push(n);
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return got,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_from_the_oldest_gets_the_history_then_what_follows() {
+    let d = TestDir::new("ch-oldest");
+    let c = channel(&d, "oldest", 4096, 100);
+    let mut p = c.publisher().unwrap();
+    // Before a ring has been written: everything since the start.
+    for i in 0..5 {
+        p.send(&numbered(i)).unwrap();
+    }
+    let mut now = c.subscriber().unwrap();
+    let mut old = c.subscriber_from_oldest().unwrap();
+    p.send(&numbered(5)).unwrap();
+    assert_eq!(drain_numbered(&mut old), (0..6).collect::<Vec<_>>());
+    assert_eq!(drain_numbered(&mut now), vec![5]);
+    drop((now, old));
+    // After many laps (no subscriber holds publishers back): a whole run
+    // of the newest messages, ending with the last, about a ring's worth.
+    for i in 6..2000 {
+        p.send(&numbered(i)).unwrap();
+    }
+    let mut old = c.subscriber_from_oldest().unwrap();
+    let got = drain_numbered(&mut old);
+    assert_eq!(*got.last().unwrap(), 1999);
+    let bytes: u64 = got
+        .iter()
+        .map(|&n| 16 + (numbered(n).len() as u64).div_ceil(16) * 16)
+        .sum();
+    assert!(
+        bytes > 4096 - 2 * 128 && bytes <= 4096,
+        "{} messages, {bytes} ring bytes",
+        got.len()
+    );
+    // A later one starts where the history is now.
+    p.send(&numbered(2000)).unwrap();
+    assert_eq!(drain_numbered(&mut old), vec![2000]);
+}
+
+#[test]
+fn a_subscriber_from_the_oldest_of_an_empty_channel_gets_what_comes() {
+    let d = TestDir::new("ch-oldest-empty");
+    let c = channel(&d, "oldest-empty", 4096, 100);
+    let mut old = c.subscriber_from_oldest().unwrap();
+    assert!(matches!(old.try_recv(), Err(TryRecvError::Empty)));
+    c.publisher().unwrap().send(&numbered(0)).unwrap();
+    assert_eq!(drain_numbered(&mut old), vec![0]);
+}

@@ -1567,3 +1567,92 @@ fn endpoints_of_one_process_exclude_each_other() {
     drop((p2, p3));
     assert!(c.info().publishers.is_empty());
 }
+
+/// Replay after every process is gone. A file-backed channel; publisher 1
+/// is killed (SIGKILL) in the middle of the payload of its 301st message,
+/// publisher 2 takes its slot (no subscriber needs the dead claim, so it
+/// stays as it was) and is killed right after committing its 400th; the
+/// creator is gone too, and the name is removed as a reboot empties
+/// `/dev/shm`. A new process opens the file by its path and subscribes
+/// from the oldest message: it gets a whole run of publisher 1's last
+/// messages, then all of publisher 2's, in order, each intact; the torn
+/// 301st never.
+#[test]
+fn a_file_backed_channel_replays_after_every_process_is_gone() {
+    const MAX: u64 = 200;
+    let d = TestDir::new("rel-replay");
+    let files = TestDir::new("rel-replay-file");
+    let file = files.path.join("ring.bin");
+    drop(
+        message_builder(&d, "replay", 65536)
+            .file(&file, memlane::Disposition::CreateNew)
+            .create()
+            .unwrap(),
+    );
+    let publisher = |id: u32, count: u32, fault: String| {
+        let extra = [
+            ("MEMLANE_TEST_ID", id.to_string()),
+            ("MEMLANE_TEST_COUNT", count.to_string()),
+            ("MEMLANE_TEST_MAX", MAX.to_string()),
+            ("MEMLANE_FAULT", fault),
+        ];
+        let out = spawn_role(ENTRY, "publisher", &vars(&d, "replay", &extra))
+            .wait(Duration::from_secs(60));
+        assert!(
+            !out.status.success(),
+            "publisher {id} should have been killed"
+        );
+    };
+    publisher(1, 1000, "mid_payload:301".into());
+    publisher(2, 1000, "after_commit:400".into());
+    memlane::remove(Some(&d.path), "replay").unwrap();
+
+    let c = Channel::open_path(&file).unwrap();
+    let mut sub = c.subscriber_from_oldest().unwrap();
+    let mut got: Vec<(u32, u32)> = Vec::new();
+    loop {
+        match sub.recv_timeout(Duration::from_millis(700)) {
+            Ok(m) => got.push(check_message(&m, MAX)),
+            Err(memlane::RecvTimeoutError::Timeout | memlane::RecvTimeoutError::Disconnected) => {
+                break
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let first_of_2 = got
+        .iter()
+        .position(|&(id, _)| id == 2)
+        .expect("publisher 2's messages");
+    let (ones, twos) = got.split_at(first_of_2);
+    assert_eq!(
+        twos.iter().map(|&(_, s)| s).collect::<Vec<_>>(),
+        (0..400).collect::<Vec<_>>(),
+        "publisher 2's messages, all of them, in order"
+    );
+    assert!(twos.iter().all(|&(id, _)| id == 2));
+    // Publisher 1's: a whole run ending with its last committed message.
+    assert!(ones.iter().all(|&(id, _)| id == 1));
+    for w in ones.windows(2) {
+        assert_eq!(w[1].1, w[0].1 + 1, "a gap in publisher 1's run: {w:?}");
+    }
+    // How much of publisher 1's tail the ring can still hold.
+    let record = |id: u32, seq: u32| {
+        let mut b = Vec::new();
+        make_message(id, seq, MAX, &mut b);
+        16 + (b.len() as u64).div_ceil(16) * 16
+    };
+    let room = 65536 - (0..400).map(|s| record(2, s)).sum::<u64>() - record(1, 300);
+    if room > 2 * record(1, 299) {
+        assert_eq!(
+            ones.last().map(|&(_, s)| s),
+            Some(299),
+            "{} of publisher 1's",
+            ones.len()
+        );
+    }
+    println!(
+        "replayed {} of publisher 1 ({}..=299) and 400 of publisher 2; {room} bytes of room",
+        ones.len(),
+        ones.first().map_or(0, |&(_, s)| s)
+    );
+}
