@@ -358,8 +358,8 @@ pub fn ring(bytes: &[u8]) -> usize {
     let slot = u32::from(opts & RING_SLOT1 != 0);
     mem.claim().store(p, Ordering::Relaxed);
     mem.sub_slot(slot).state.store(SLOT_FREE, Ordering::Relaxed);
-    let joined =
-        ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now).expect("the slot was set free");
+    let joined = ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now, false)
+        .expect("the slot was set free");
     let mut st = match joined {
         Ok(st) => st,
         Err(e) => {
@@ -749,7 +749,7 @@ mod tests {
             lap: std::cell::Cell::new(0),
             last_off: std::cell::Cell::new(0),
         };
-        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now)
+        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now, false)
             .unwrap()
             .unwrap();
         assert_eq!(st.pos, 0);

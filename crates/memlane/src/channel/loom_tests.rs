@@ -89,6 +89,8 @@ impl LoomRing {
                     position: AtomicU64::new(0),
                     messages: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
+                    lost_messages: AtomicU64::new(0),
+                    lost_bytes: AtomicU64::new(0),
                 })
                 .collect(),
             stamps: (0..capacity / 16).map(|_| AtomicU64::new(0)).collect(),

@@ -511,7 +511,7 @@ impl Channel {
     /// [`JoinError::MembarrierFailed`] when the channel orders joins with
     /// `membarrier` and it fails in this process.
     pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
-        Subscriber::join(self.ring.clone(), ring::Start::Now)
+        Subscriber::join(self.ring.clone(), ring::Start::Now, false)
     }
 
     /// Joins as a subscriber that starts at the **oldest message still in
@@ -548,7 +548,49 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscriber_from_oldest(&self) -> Result<Subscriber, JoinError> {
-        Subscriber::join(self.ring.clone(), ring::Start::Oldest)
+        Subscriber::join(self.ring.clone(), ring::Start::Oldest, false)
+    }
+
+    /// Joins as a **lossy** subscriber: it never holds publishers back.
+    /// When they lap it (write a ring's worth past what it has read), its
+    /// next receive returns `Lagged` with what it lost (see
+    /// [`Lagged`](crate::Lagged)), and it goes on from the oldest message
+    /// still in the ring. Lossless subscribers of the same channel still
+    /// hold publishers back; lossy ones never do.
+    ///
+    /// Every message it receives is copied into its own buffer and
+    /// validated after the copy: a message publishers overwrote while it
+    /// was read is never handed out (it counts as lost). So
+    /// [`copies_messages`](Subscriber::copies_messages) is true for it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Channel::subscriber`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lossy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use memlane::TryRecvError;
+    /// let channel = memlane::Channel::builder("doc-lossy").capacity(4096).dir(&dir).create()?;
+    /// let mut slow = channel.lossy_subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// for i in 0..1000u32 {
+    ///     publ.try_send(&i.to_le_bytes())?; // never Full
+    /// }
+    /// let lost = match slow.try_recv() {
+    ///     Err(TryRecvError::Lagged(lag)) => lag.messages(),
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// let next = u32::from_le_bytes(slow.try_recv()?[..].try_into()?);
+    /// assert_eq!(u64::from(next), lost); // it lost 0..next, and goes on from there
+    /// # drop((slow, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lossy_subscriber(&self) -> Result<Subscriber, JoinError> {
+        Subscriber::join(self.ring.clone(), ring::Start::Now, true)
     }
 
     /// The channel's name.
