@@ -187,7 +187,8 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
     let wake = (rt / 50).clamp(rt.min(200), 5_000);
     for size in LATEST_SIZES {
         job("floor-spin", Workload::Latency, size, rt, 1);
-        job("floor-futex", Workload::Latency, size, rt, 1);
+        // As many wake-ups as latest-wake: a sleeping ping-pong is slow.
+        job("floor-futex", Workload::Latency, size, wake, 1);
         job("latest-spin", Workload::Latency, size, rt, 1);
         job("latest-wake", Workload::Latency, size, wake, 1);
     }
