@@ -20,8 +20,10 @@
 //! The transports in this crate are the floor ([`floor`]: a cache line
 //! ping-ponged with busy polling, the same with a shared futex wait/wake
 //! (named auto-reset events on Windows), a minimal SPSC byte ring,
-//! one-process memcpy) and memlane itself ([`lane`]). `memlane-bench` adds
-//! pipes, Unix sockets and iceoryx2.
+//! one-process memcpy), memlane's channels ([`lane`]) and its latest-value
+//! slot ([`latest`]: one-process read and write costs, and a two-process
+//! ping-pong of values, polling or sleeping in `wait`). `memlane-bench`
+//! adds pipes, Unix sockets and iceoryx2.
 //!
 //! Everything a run creates lives in a private directory ([`TempDir`],
 //! under `/dev/shm` when writable on Unix, else in the system temporary
@@ -31,6 +33,7 @@
 
 pub mod floor;
 pub mod lane;
+pub mod latest;
 mod proc;
 mod shm;
 mod stats;
@@ -325,6 +328,8 @@ pub fn serve_builtin(job: &Job) -> io::Result<bool> {
         serve(&t, job)?;
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {
         serve(&t, job)?;
+    } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
+        latest::serve(mode, job)?;
     } else {
         return Ok(false);
     }
@@ -352,6 +357,11 @@ pub fn run_builtin(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
         go(&t, launcher, job)
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {
         go(&t, launcher, job)
+    } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
+        if job.workload != Workload::Latency {
+            return Err(bad(format!("{} measures latency only", job.transport)));
+        }
+        Ok(Outcome::Latency(latest::run(mode, launcher, job)?))
     } else {
         Err(bad(format!("unknown transport {}", job.transport)))
     }

@@ -362,6 +362,30 @@ fn bench_quick_json_shape_and_cleanup() {
         latency.iter().any(|r| r["subscribers"] == 8),
         "no 8-subscriber run: {v}"
     );
+    // The latest-value slot: its two-process rows with floors at the same
+    // sizes (latest-wake also against floor-spin), and its one-process
+    // get/set next to the copy floor.
+    for size in [64, 4096] {
+        for t in ["floor-spin", "floor-futex", "latest-spin", "latest-wake"] {
+            assert!(has(latency, t, size), "no {t} latency at {size} B: {v}");
+        }
+    }
+    for row in latency.iter().filter(|r| r["transport"] == "latest-wake") {
+        assert_eq!(row["floor"], "floor-futex", "{row}");
+        assert!(row["ratio_to_spin_floor"].is_number(), "{row}");
+    }
+    let ops = v["latest_ops"].as_array().expect("latest_ops is an array");
+    for op in ["copy", "latest-get", "latest-set"] {
+        for size in [64, 4096] {
+            let row = ops
+                .iter()
+                .find(|r| r["op"] == op && r["size"] == size)
+                .unwrap_or_else(|| panic!("no {op} at {size} B: {v}"));
+            assert!(row["ns_per_op"].is_number(), "{row}");
+            assert!(row["ratio_to_floor"].is_number(), "{row}");
+            assert_eq!(row["floor"], "copy", "{row}");
+        }
+    }
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
 

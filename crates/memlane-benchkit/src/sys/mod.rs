@@ -9,7 +9,9 @@
 //! * [`contain_child`] (parent side) and [`die_with_parent`] (child side):
 //!   a busy-polling child never outlives its parent;
 //! * [`Wakeup`] and [`BLOCKING_FLOOR`]: the blocking floor's cross-process
-//!   sleep and wake-up.
+//!   sleep and wake-up;
+//! * [`shared_clock_ns`]: a clock two processes can compare (one-way
+//!   latency of a wake-up measured from both ends).
 
 #[cfg(unix)]
 mod unix;

@@ -1,6 +1,6 @@
 //! Unix (Linux) backend: `/dev/shm`, mode 0600, `sched_setaffinity`,
-//! `kill(SIGKILL)`, `PR_SET_PDEATHSIG` and a shared futex, all through
-//! rustix.
+//! `kill(SIGKILL)`, `PR_SET_PDEATHSIG`, a shared futex and
+//! `CLOCK_MONOTONIC`, all through rustix.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -90,4 +90,12 @@ impl Wakeup {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Nanoseconds on a clock that every process of the machine shares
+/// (`CLOCK_MONOTONIC`): a time taken in one process minus a time taken in
+/// another is the time between them.
+pub(crate) fn shared_clock_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
 }

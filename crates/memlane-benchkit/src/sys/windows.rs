@@ -243,3 +243,14 @@ fn open_event(name: &[u16]) -> io::Result<OwnedHandle> {
     // SAFETY: `raw` is a fresh, valid handle that nothing else owns.
     Ok(unsafe { OwnedHandle::from_raw_handle(raw) })
 }
+
+/// Nanoseconds on a clock that every process of the machine shares: the
+/// system time (`GetSystemTimePreciseAsFileTime` behind std's
+/// `SystemTime`, 100 ns steps), since `Instant` cannot leave its process.
+/// A time taken in one process minus a time taken in another is the time
+/// between them, unless the clock was set in between.
+pub(crate) fn shared_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

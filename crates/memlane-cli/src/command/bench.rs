@@ -7,8 +7,12 @@
 //! over the cache-line and futex floors and memlane busy-polling, blocking
 //! and always-sleeping; throughput for 64 B and 1 MiB over the minimal
 //! ring, one-process memcpy and memlane copying and loaning; and latency
-//! with 1 and 8 subscribers. Each memlane figure is shown next to its
-//! floor as a ratio. The peers (pipes, sockets, iceoryx2) are in the
+//! with 1 and 8 subscribers; and the latest-value slot (`memlane::Latest`,
+//! 64 B and 4 KiB values): a read of an unchanged value and a write in one
+//! process next to a plain copy, and the write-to-reader latency across
+//! the two processes with the reader polling (`latest-spin`) or asleep in
+//! `wait` (`latest-wake`). Each memlane figure is shown next to its floor
+//! as a ratio. The peers (pipes, sockets, iceoryx2) are in the
 //! separate `memlane-compare` benchmark.
 //!
 //! On Windows the blocking floor `floor-futex` is a pair of named
@@ -24,6 +28,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use memlane_benchkit::latest::{self, OpResult};
 use memlane_benchkit::{
     floor, pin_to_cpu, run_builtin, Job, LatencyResult, Launcher, Outcome, TempDir,
     ThroughputResult, Workload,
@@ -42,6 +47,21 @@ struct LatencyRow {
     /// The floor transport this row is compared with.
     floor: &'static str,
     /// p50 divided by the floor's p50 (lower is better).
+    ratio_to_floor: Option<f64>,
+    /// Where the floor is not `floor-spin` (`latest-wake` only): p50
+    /// divided by `floor-spin`'s p50 at the same size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_spin_floor: Option<f64>,
+}
+
+/// A one-process figure of the latest-value slot and its floor.
+#[derive(Debug, Serialize)]
+struct OpRow {
+    #[serde(flatten)]
+    result: OpResult,
+    /// The floor this row is compared with (`copy`).
+    floor: &'static str,
+    /// ns per op divided by the floor's (lower is better).
     ratio_to_floor: Option<f64>,
 }
 
@@ -70,6 +90,9 @@ struct Report {
     quick: bool,
     latency: Vec<LatencyRow>,
     throughput: Vec<ThroughputRow>,
+    /// The latest-value slot in one process: `copy` (the floor),
+    /// `latest-get` of an unchanged value, `latest-set` with nobody waiting.
+    latest_ops: Vec<OpRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,7 +130,7 @@ fn floor_of(transport: &str, workload: Workload) -> &'static str {
     match (transport, workload) {
         ("memcpy", _) => "memcpy",
         (_, Workload::Throughput) => "floor-ring",
-        ("memlane-block" | "memlane-sleep" | "floor-futex", _) => "floor-futex",
+        ("memlane-block" | "memlane-sleep" | "latest-wake" | "floor-futex", _) => "floor-futex",
         _ => "floor-spin",
     }
 }
@@ -159,8 +182,21 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
         }
     }
     job("memlane-spin", Workload::Latency, 8, rt, 8);
+    // The latest-value slot, with floors at its sizes. Each latest-wake
+    // sample pauses latest::WAKE_GAP first, so it gets fewer.
+    let wake = (rt / 50).clamp(rt.min(200), 5_000);
+    for size in LATEST_SIZES {
+        job("floor-spin", Workload::Latency, size, rt, 1);
+        // As many wake-ups as latest-wake: a sleeping ping-pong is slow.
+        job("floor-futex", Workload::Latency, size, wake, 1);
+        job("latest-spin", Workload::Latency, size, rt, 1);
+        job("latest-wake", Workload::Latency, size, wake, 1);
+    }
     jobs
 }
+
+/// The value sizes of the latest-value slot's figures.
+const LATEST_SIZES: [usize; 2] = [64, 4096];
 
 /// Runs the benchmark.
 pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
@@ -176,7 +212,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     let launcher = Launcher::current_exe(&["bench-child"]).context("finding this program")?;
     let jobs = plan(&args, tmp.path());
 
-    let bar = ProgressBar::new(jobs.len() as u64 + 2);
+    let bar = ProgressBar::new(jobs.len() as u64 + 4);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -189,6 +225,27 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         throughput.push(floor::memcpy(size, n));
         bar.inc(1);
     }
+    let mut ops: Vec<OpResult> = Vec::new();
+    for size in LATEST_SIZES {
+        bar.set_message(format!("latest get/set {}", output::size(size as u64)));
+        let (n, rounds) = if args.quick {
+            (100_000, 3)
+        } else {
+            (1_000_000, 7)
+        };
+        let n = if size > 1024 { n / 10 } else { n };
+        let tag = format!("ops{size}");
+        ops.extend(
+            latest::ops(tmp.path(), &tag, size, n, rounds)
+                .context("measuring the latest-value slot's get and set")?,
+        );
+        if let Some(status) = interrupts.caught() {
+            bar.finish_and_clear();
+            drop(tmp);
+            std::process::exit(status);
+        }
+    }
+    bar.inc(2);
     for job in &jobs {
         let what = match job.workload {
             Workload::Latency => "latency",
@@ -235,10 +292,18 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             let base = latency
                 .iter()
                 .find(|b| b.transport == floor && b.size == l.size && b.subscribers == 1);
+            let spin = (floor != "floor-spin" && l.transport.starts_with("latest-"))
+                .then(|| {
+                    latency.iter().find(|b| {
+                        b.transport == "floor-spin" && b.size == l.size && b.subscribers == 1
+                    })
+                })
+                .flatten();
             LatencyRow {
                 result: l.clone(),
                 floor,
                 ratio_to_floor: base.map(|b| l.p50_ns / b.p50_ns),
+                ratio_to_spin_floor: spin.map(|b| l.p50_ns / b.p50_ns),
             }
         })
         .collect();
@@ -256,6 +321,17 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
+    let latest_ops: Vec<OpRow> = ops
+        .iter()
+        .map(|o| {
+            let base = ops.iter().find(|b| b.op == "copy" && b.size == o.size);
+            OpRow {
+                result: o.clone(),
+                floor: "copy",
+                ratio_to_floor: base.map(|b| o.ns_per_op / b.ns_per_op),
+            }
+        })
+        .collect();
     let report = Report {
         machine,
         blocking_floor: floor::BLOCKING_FLOOR,
@@ -263,6 +339,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         latency,
         throughput,
+        latest_ops,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -301,7 +378,7 @@ fn print_table(r: &Report) {
         "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  floor",
         "transport", "size", "subs", "p50", "p99", "p99.9", "ratio"
     );
-    for row in &r.latency {
+    for row in r.latency.iter().filter(|r| !is_latest(&r.result.transport)) {
         let l = &row.result;
         println!(
             "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  {}",
@@ -337,6 +414,68 @@ fn print_table(r: &Report) {
          the size carried, not bytes copied."
     );
     println!("floor-futex sleeps and wakes with: {}.", r.blocking_floor);
+    print_latest(r);
+}
+
+fn is_latest(transport: &str) -> bool {
+    transport.starts_with("latest-")
+}
+
+fn print_latest(r: &Report) {
+    println!(
+        "\nlatest-value slot (memlane::Latest), one process: ns per operation \
+         (median of rounds); ratio = / the copy floor's, lower is better"
+    );
+    println!(
+        "{:<15}{:>9}{:>11}{:>9}  floor",
+        "operation", "size", "ns/op", "ratio"
+    );
+    for row in &r.latest_ops {
+        let o = &row.result;
+        println!(
+            "{:<15}{:>9}{:>11.1}{:>9}  {}",
+            o.op,
+            output::size(o.size as u64),
+            o.ns_per_op,
+            ratio(row.ratio_to_floor),
+            row.floor
+        );
+    }
+    println!(
+        "\nlatest-value slot, two processes: one-way latency from set to the reader \
+         having copied the value out; ratios = p50 / the floor's p50"
+    );
+    println!(
+        "{:<15}{:>9}{:>11}{:>11}{:>11}{:>12}{:>13}",
+        "transport", "size", "p50", "p99", "p99.9", "/floor-spin", "/floor-futex"
+    );
+    let p50 = |t: &str, size: usize| {
+        r.latency
+            .iter()
+            .find(|row| row.result.transport == t && row.result.size == size)
+            .map(|row| row.result.p50_ns)
+    };
+    for row in r.latency.iter().filter(|r| is_latest(&r.result.transport)) {
+        let l = &row.result;
+        let over = |floor: &str| p50(floor, l.size).map(|f| l.p50_ns / f);
+        println!(
+            "{:<15}{:>9}{:>11}{:>11}{:>11}{:>12}{:>13}",
+            l.transport,
+            output::size(l.size as u64),
+            output::nanos(l.p50_ns as u64),
+            output::nanos(l.p99_ns as u64),
+            output::nanos(l.p999_ns as u64),
+            ratio(over("floor-spin")),
+            // Polling is compared with polling only.
+            ratio(over("floor-futex").filter(|_| l.transport == "latest-wake")),
+        );
+    }
+    println!(
+        "latest-spin: the reader polls version(), half a round trip (as floor-spin); \
+         latest-wake: the reader sleeps in wait() (the writer pauses {} µs first), \
+         one way, timed at both ends on a clock both processes share.",
+        latest::WAKE_GAP.as_micros()
+    );
 }
 
 /// Runs the child half of one benchmark job.
