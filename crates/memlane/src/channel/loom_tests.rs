@@ -171,7 +171,7 @@ fn recv(r: &LoomRing, st: &mut ring::SubState) -> Vec<u8> {
             ring::release(r, st, rec.len);
             return v;
         }
-        ring::wait_for_data(r, st, 0, None).expect("never corrupt");
+        ring::wait_for_data(r, st, 0, None, false).expect("never corrupt");
     }
 }
 

@@ -38,7 +38,7 @@ use crate::segment::header::Kind;
 use crate::segment::raw::{self, CreateSpec};
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
 use crate::sync::{Barrier, Ordering};
-use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED};
+use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_LOSSY};
 use ring::RingMem;
 use shm::ShmRing;
 
@@ -716,7 +716,7 @@ impl Channel {
         for i in 0..g.max_subscribers {
             let s = m.sub_slot(i);
             let state = s.state.load(Ordering::Acquire);
-            if state == SLOT_ACTIVE || state == SLOT_CLAIMED {
+            if state == SLOT_ACTIVE || state == SLOT_CLAIMED || state == SLOT_LOSSY {
                 let position = s.position.load(Ordering::Acquire);
                 let pid = s.pid.load(Ordering::Relaxed);
                 subscribers.push(SubscriberInfo {
@@ -727,6 +727,9 @@ impl Channel {
                     lag: head.wrapping_sub(position).min(g.capacity),
                     messages: s.messages.load(Ordering::Relaxed),
                     bytes: s.bytes.load(Ordering::Relaxed),
+                    lossy: state == SLOT_LOSSY,
+                    lost_messages: s.lost_messages.load(Ordering::Relaxed),
+                    lost_bytes: s.lost_bytes.load(Ordering::Relaxed),
                 });
             }
         }
@@ -923,4 +926,12 @@ pub struct SubscriberInfo {
     pub messages: u64,
     /// Payload bytes received.
     pub bytes: u64,
+    /// Whether it is lossy ([`Channel::lossy_subscriber`]): it holds no
+    /// publisher back.
+    pub lossy: bool,
+    /// A lossy subscriber's messages lost to publishers that lapped it (see
+    /// [`Lagged`](crate::Lagged) for how exact).
+    pub lost_messages: u64,
+    /// A lossy subscriber's ring bytes lost.
+    pub lost_bytes: u64,
 }

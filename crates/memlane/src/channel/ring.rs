@@ -235,9 +235,11 @@ pub(crate) struct Record {
     pub(crate) len: u32,
 }
 
-/// Result of scanning the subscriber slots from head `h`.
+/// Result of scanning the subscriber slots (and the publishers' open
+/// claims) from head `h`.
 struct Scan {
-    /// The largest `h - position` over ACTIVE subscribers (0 if none).
+    /// The largest `h - position` over ACTIVE subscribers and claims other
+    /// publishers have yet to commit (0 if none).
     max_lag: u64,
     /// Whether some slot is CLAIMED (a subscriber mid-join).
     joining: bool,
@@ -262,6 +264,26 @@ fn scan<M: RingMem>(m: &M, h: u64) -> Scan {
             }
             SLOT_CLAIMED => s.joining = true,
             _ => {}
+        }
+    }
+    // A claim another publisher has yet to commit holds its bytes as a
+    // subscriber's position would: no claim may reach a ring past it, or
+    // that publisher, once it runs again, would write into the newer
+    // record (which lossy subscribers, or a later one from the oldest, may
+    // be reading). Without an ACTIVE subscriber nothing else bounds a
+    // publisher. Its write-ahead record names the claim (stored before its
+    // claim CAS: a claim made before `h` was loaded is seen here); a
+    // claim made after is at `h` or beyond, which `fits` bounds anyway.
+    for i in 0..g.max_publishers {
+        let slot = m.pub_slot(i);
+        if slot.state.load(Ordering::Acquire) != SLOT_ACTIVE
+            || slot.pending_total.load(Ordering::Acquire) & !PENDING_OWNED == 0
+        {
+            continue;
+        }
+        let lag = h.wrapping_sub(slot.pending_pos.load(Ordering::Acquire));
+        if lag < (1 << 63) && lag > s.max_lag {
+            s.max_lag = lag;
         }
     }
     s
@@ -595,6 +617,12 @@ fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: 
     }
     m.data_event()
         .notify_waiters(m.futex(), m.geometry().barrier);
+    if !st.single_writer && m.join().want_space.load(Ordering::Relaxed) != 0 {
+        // Another publisher may wait for this claim to be committed (see
+        // `scan`; the join line is the one `sub_gen` is loaded from).
+        m.space_event()
+            .notify_waiters(m.futex(), m.geometry().barrier);
+    }
 }
 
 /// Copies a claimed record's payload (after its 16-byte header at ring
@@ -1376,12 +1404,14 @@ fn advance_out_of_line<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     advance(m, st, next);
 }
 
-/// Waits for a message until `deadline`; false on time-out.
+/// Waits for a message until `deadline`; false on time-out. A `lossy`
+/// subscriber also wakes when publishers have lapped it.
 pub(crate) fn wait_for_data<M: RingMem>(
     m: &M,
     st: &mut SubState,
     spin: u32,
     deadline: Option<Instant>,
+    lossy: bool,
 ) -> Result<bool, Corrupt> {
     let mut err = None;
     let ok = m.data_event().wait_until(
@@ -1390,12 +1420,19 @@ pub(crate) fn wait_for_data<M: RingMem>(
         spin,
         deadline,
         RECHECK,
-        || match peek(m, st) {
-            Ok(Some(_)) => true,
-            Ok(None) => false,
-            Err(e) => {
-                err = Some(e);
-                true
+        || {
+            // A lapped lossy subscriber finds nothing at its position (the
+            // bytes there belong to a later lap): wake it to say so.
+            if lossy && behind(m, st.pos) {
+                return true;
+            }
+            match peek(m, st) {
+                Ok(Some(_)) => true,
+                Ok(None) => false,
+                Err(e) => {
+                    err = Some(e);
+                    true
+                }
             }
         },
     );

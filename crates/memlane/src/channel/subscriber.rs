@@ -654,7 +654,18 @@ impl Subscriber {
             slice = slice.min(since + grace).max(now);
         }
         let until = deadline.map_or(slice, |d| d.min(slice));
-        if ring::wait_for_data(&*self.ring, &mut self.st, self.spin, Some(until))? {
+        let woke = ring::wait_for_data(
+            &*self.ring,
+            &mut self.st,
+            self.spin,
+            Some(until),
+            self.lossy,
+        );
+        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+            // What the wait's looks skipped or saw may have been overwritten.
+            return Err(self.lapped_now());
+        }
+        if woke? {
             return Ok(Waited::Again);
         }
         // A whole slice without a message: blocked on a dead publisher's
