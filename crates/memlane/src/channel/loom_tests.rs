@@ -424,3 +424,26 @@ fn loom_join_from_oldest_while_publishing() {
         }
     });
 }
+
+/// Two publishers and no subscriber (or only lossy ones, which publishers
+/// pass by): while one holds a claim it has not written yet, the other
+/// sends around the two-record ring and must not claim those bytes again:
+/// it waits for the commit (which wakes it). Payload bytes are loom
+/// `UnsafeCell`s, so a write into the other's claimed bytes is reported as
+/// a data race, and a lost wake-up as a deadlock.
+#[test]
+fn loom_a_publisher_never_laps_a_claim_being_written() {
+    loom::model(|| {
+        let r = Arc::new(LoomRing::new(64, 16, 2, 1, 0));
+        let r2 = r.clone();
+        let slow = loom::thread::spawn(move || {
+            let mut st = ring::join_publisher(&*r2, 2).unwrap();
+            send(&r2, &mut st, &[7; 16]);
+        });
+        let mut st = ring::join_publisher(&*r, 1).unwrap();
+        for b in 0..3u8 {
+            send(&r, &mut st, &[b; 16]);
+        }
+        slow.join().unwrap();
+    });
+}
