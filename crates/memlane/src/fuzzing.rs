@@ -393,7 +393,33 @@ pub fn ring(bytes: &[u8]) -> usize {
         ring::release(&mem, &mut st, rec.len);
         read += 1;
     }
+    lossy_and_replay_decoders(&mem, &geo);
     read
+}
+
+/// The decoders of a lossy subscriber and of a join from the oldest record
+/// over the same image: where a lapped lossy subscriber goes on
+/// (`ring::resync`) and how many messages it counts from there, and where
+/// a replay starts (`ring::find_oldest`, which may turn dead claims into
+/// discarded records). Each stays within the last ring before the head.
+fn lossy_and_replay_decoders(mem: &HeapRing, geo: &Geometry) {
+    let h = mem.claim().load(Ordering::Relaxed);
+    let next = ring::resync(mem);
+    let back = h.wrapping_sub(next);
+    assert!(
+        back <= geo.capacity || next.wrapping_sub(h) < geo.capacity,
+        "resync went to {next}, head {h}"
+    );
+    black_box(ring::count_messages(mem, next, h));
+    if h % 16 == 0 {
+        let from = h.wrapping_sub(geo.capacity);
+        let start = ring::find_oldest(mem, from, h);
+        assert!(
+            h.wrapping_sub(start) <= geo.capacity,
+            "find_oldest went to {start}, head {h}"
+        );
+        assert_eq!(start % 16, 0, "find_oldest went to {start}");
+    }
 }
 
 /// A [`ring`] input: position `p`, options, then records `(stamp, meta,
