@@ -617,11 +617,13 @@ fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: 
     }
     m.data_event()
         .notify_waiters(m.futex(), m.geometry().barrier);
-    if !st.single_writer && m.join().want_space.load(Ordering::Relaxed) != 0 {
+    if !st.single_writer {
         // Another publisher may wait for this claim to be committed (see
-        // `scan`; the join line is the one `sub_gen` is loaded from).
-        m.space_event()
-            .notify_waiters(m.futex(), m.geometry().barrier);
+        // `scan`): the write-ahead record was cleared above, and the data
+        // notification's light barrier orders that store before this load
+        // of the space event's waiters (the same Dekker pair as a
+        // subscriber's progress: one barrier for both).
+        m.space_event().notify_waiters_after_barrier(m.futex());
     }
 }
 

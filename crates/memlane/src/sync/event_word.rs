@@ -68,6 +68,19 @@ impl EventWord {
         }
     }
 
+    /// [`notify_waiters`](Self::notify_waiters) without its barrier, for a
+    /// notifier that has just passed the light barrier of another
+    /// notification after making this event's condition true too (one
+    /// barrier orders both Dekker pairs).
+    #[inline]
+    pub(crate) fn notify_waiters_after_barrier(&self, futex: &impl Futex) {
+        let waiters = self.waiters.load(Ordering::Relaxed);
+        if waiters != 0 {
+            let old = self.seq.fetch_add(1, Ordering::Release);
+            futex.wake_all(&self.seq, old, waiters);
+        }
+    }
+
     /// Counts a notification unconditionally (a sticky, counting event:
     /// the condition is `seq` itself) and wakes sleepers if there are any.
     #[inline]
