@@ -733,7 +733,7 @@ impl Subscriber {
     ///     s.spawn(move || publ.send(b"from a thread"));
     ///     assert_eq!(&*sub.recv().unwrap(), b"from a thread");
     /// });
-    /// # drop(channel);
+    /// # drop((sub, channel));
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
