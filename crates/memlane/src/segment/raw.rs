@@ -1321,7 +1321,7 @@ pub(crate) fn gc(
         }
     }
     for fname in &names {
-        if fname.starts_with(".memlane-tmp.") {
+        if fname.starts_with(name::TEMP_PREFIX) {
             let Some((file, st)) = ours(fname) else {
                 continue;
             };
@@ -1333,7 +1333,7 @@ pub(crate) fn gc(
                     &mut out,
                 );
             }
-        } else if fname.starts_with(".memlane-rm.") {
+        } else if fname.starts_with(name::ASIDE_PREFIX) {
             // A file moved aside by a removal or a replacement on Windows
             // whose delete failed at the time (see `sys::windows`).
             let Some((file, _)) = ours(fname) else {
