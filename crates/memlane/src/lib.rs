@@ -63,6 +63,12 @@ mod error;
 #[allow(unsafe_code)]
 mod event;
 mod fault;
+// The file layer under every kind: creates, opens, lists and removes
+// memlane files (unsafe only to write a new file's header and initial
+// state through its mapping and to copy a page-file header out).
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+mod file;
 // The fuzz targets' entry points: built for the fuzz crate and the tests
 // (feature `fuzzing`), not in every build.
 #[cfg(all(not(loom), any(test, feature = "fuzzing")))]

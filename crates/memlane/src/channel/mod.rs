@@ -34,8 +34,8 @@ pub use subscriber::{Batch, BatchIter, DEFAULT_DISCONNECT_GRACE};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
 use crate::error::{CreateError, JoinError, OpenError, RemoveError};
+use crate::file::{self, CreateSpec};
 use crate::segment::header::Kind;
-use crate::segment::raw::{self, CreateSpec};
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
 use crate::sync::{Barrier, Ordering};
 use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED};
@@ -305,7 +305,7 @@ impl ChannelBuilder {
             page_file: self.page_file,
         };
         let config = geo.config();
-        let seg = raw::create(&spec, |data, len| {
+        let seg = file::create(&spec, |data, len| {
             assert!(len as u64 >= geo.data_len());
             // SAFETY: the data region is at least ring_offset + capacity
             // bytes, page aligned, zero-filled and not yet visible to any
@@ -385,7 +385,7 @@ impl Channel {
         allow_foreign: bool,
         copy_messages: bool,
     ) -> Result<Channel, OpenError> {
-        let seg = raw::open(
+        let seg = file::open(
             name,
             dir,
             Access::ReadWrite,

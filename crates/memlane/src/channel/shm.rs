@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use super::layout::{Geometry, JoinLine, PubSlot, SubSlot};
 use super::region::Region;
 use super::ring::RingMem;
-use crate::segment::raw::RawSegment;
+use crate::file::RawSegment;
 use crate::sync::event_word::EventWord;
 use crate::sync::OsFutex;
 

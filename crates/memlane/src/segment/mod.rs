@@ -12,15 +12,13 @@
 pub(crate) mod header;
 #[allow(unsafe_code)]
 pub(crate) mod map;
-#[allow(unsafe_code)]
-pub(crate) mod raw;
 
 use std::path::{Path, PathBuf};
 
 pub use header::Kind;
-use raw::{CreateSpec, RawSegment};
 
 use crate::error::{AccessError, CreateError, OpenError, RemoveError};
+use crate::file::{self, CreateSpec, RawSegment};
 
 /// The default permission bits of new segments: owner read-write only.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -214,7 +212,7 @@ impl SegmentBuilder {
             replace_stale: self.replace_stale,
             page_file: self.page_file,
         };
-        let raw = raw::create(&spec, |_, _| {})?;
+        let raw = file::create(&spec, |_, _| {})?;
         Ok(Segment {
             raw,
             access: Access::ReadWrite,
@@ -293,7 +291,7 @@ impl SegmentOpenOptions {
     /// (opening never waits longer than that for a lock); [`OpenError::Io`]
     /// for another OS error.
     pub fn open(self) -> Result<Segment, OpenError> {
-        let raw = raw::open(
+        let raw = file::open(
             &self.name,
             self.dir.as_deref(),
             self.access,
@@ -384,7 +382,7 @@ impl Segment {
     /// As for [`SegmentOpenOptions::open`], with [`OpenError::NotFound`]
     /// when no file is at `path`.
     pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
-        let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
+        let raw = file::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
         Ok(Segment {
             raw,
             access,
@@ -602,7 +600,7 @@ impl Segment {
 /// ```
 #[doc(alias = "shm_unlink")]
 pub fn remove(dir: Option<&Path>, name: &str) -> Result<(), RemoveError> {
-    raw::remove(name, dir)
+    file::remove(name, dir)
 }
 
 /// One entry removed (or, in a dry run, to be removed) by [`gc`].
@@ -662,7 +660,7 @@ pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<GcReport> {
 /// are `tmp_age_secs` old ([`gc`] uses 5 s).
 #[doc(hidden)]
 pub fn gc_with(dir: Option<&Path>, dry_run: bool, tmp_age_secs: u64) -> std::io::Result<GcReport> {
-    let (dir, items) = raw::gc(dir, dry_run, tmp_age_secs)?;
+    let (dir, items) = file::gc(dir, dry_run, tmp_age_secs)?;
     Ok(GcReport {
         dir,
         removed: items
@@ -729,7 +727,7 @@ pub struct Listing {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn list(dir: Option<&Path>) -> std::io::Result<Listing> {
-    let (dir, items) = raw::list(dir)?;
+    let (dir, items) = file::list(dir)?;
     let entries = items
         .into_iter()
         .map(|l| {
