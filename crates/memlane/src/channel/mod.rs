@@ -34,7 +34,7 @@ pub use subscriber::{Batch, BatchIter, DEFAULT_DISCONNECT_GRACE};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
 use crate::error::{CreateError, JoinError, OpenError, RemoveError};
-use crate::file::{self, CreateSpec};
+use crate::file::{self, CreateSpec, OpenSpec};
 use crate::segment::header::Kind;
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
 use crate::sync::{Barrier, Ordering};
@@ -382,18 +382,18 @@ impl Channel {
     fn open_impl(
         name: &str,
         dir: Option<&Path>,
-        allow_foreign: bool,
+        allow_other_owner: bool,
         copy_messages: bool,
     ) -> Result<Channel, OpenError> {
-        let seg = file::open(
+        let seg = file::open(&OpenSpec {
             name,
             dir,
-            Access::ReadWrite,
-            Some(Kind::Channel),
-            "channel",
-            None,
-            allow_foreign,
-        )?;
+            access: Access::ReadWrite,
+            kind: Some(Kind::Channel),
+            what: "channel",
+            view: None,
+            allow_other_owner,
+        })?;
         if seg.data_len() < std::mem::size_of::<Config>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),

@@ -68,23 +68,46 @@ pub(super) fn open_dir_for_create(dir: &Path) -> Result<Dir, CreateError> {
     })
 }
 
-/// Builds a file of `kind` in `dir` under a temporary name, runs `init` on
-/// its data region, publishes it and renames it to `final_name`.
-#[allow(clippy::too_many_arguments)]
+/// One file to build in a directory (see [`build_in`]).
+pub(super) struct BuildSpec<'a> {
+    /// The directory to build it in.
+    pub(super) dir: &'a Dir,
+    /// The directory's path (for errors and the handle).
+    pub(super) dir_path: &'a Path,
+    /// The file name it gets once complete.
+    pub(super) entry: &'a str,
+    /// The name errors report (and the temporary name includes).
+    pub(super) name: &'a str,
+    /// What to do when something is already at `entry`.
+    pub(super) on_exists: OnExists,
+    /// Its permission bits.
+    pub(super) mode: u32,
+    /// The kind written in its header.
+    pub(super) kind: Kind,
+    /// The length of its data region.
+    pub(super) data_len: u64,
+}
+
+/// Builds the file `spec` under a temporary name, runs `init` on its data
+/// region, publishes it and renames it to `spec.entry`; returns the file,
+/// its mapping, its path and its creation time.
 pub(super) fn build_in<F>(
-    dir: &Dir,
-    dir_path: &Path,
-    final_name: &str,
-    display_name: &str,
-    on_exists: OnExists,
-    mode: u32,
-    kind: Kind,
-    data_len: u64,
+    spec: &BuildSpec<'_>,
     init: F,
 ) -> Result<(File, Map, PathBuf, u64), CreateError>
 where
     F: FnOnce(*mut u8, usize),
 {
+    let BuildSpec {
+        dir,
+        dir_path,
+        entry: final_name,
+        name: display_name,
+        on_exists,
+        mode,
+        kind,
+        data_len,
+    } = *spec;
     let final_path = dir_path.join(final_name);
     // A memlane file of ours at the name that no live process holds is
     // stale (its users exited or died): it is replaced, under an exclusive
@@ -240,17 +263,17 @@ where
     }
     match spec.file {
         None => {
-            let (file, map, path, created) = build_in(
-                &dir,
-                &dir_path,
-                &entry,
-                spec.name,
-                OnExists::from_stale(spec.replace_stale),
-                spec.mode,
-                spec.kind,
-                spec.data_len,
-                init,
-            )?;
+            let build = BuildSpec {
+                dir: &dir,
+                dir_path: &dir_path,
+                entry: &entry,
+                name: spec.name,
+                on_exists: OnExists::from_stale(spec.replace_stale),
+                mode: spec.mode,
+                kind: spec.kind,
+                data_len: spec.data_len,
+            };
+            let (file, map, path, created) = build_in(&build, init)?;
             Ok(finish_created(Some(file), map, path, spec, created))
         }
         Some((file_path, disposition)) => {

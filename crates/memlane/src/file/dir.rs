@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::create::stale;
 use super::link::read_link;
-use super::open::{open_file, HolderLock};
+use super::open::{open_file, EntrySpec, HolderLock};
 use crate::error::RemoveError;
 use crate::name;
 use crate::segment::header::{HeaderInfo, Kind};
@@ -93,16 +93,16 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             target: None,
             busy: None,
         };
-        match open_file(
-            &d,
-            &dir_path,
-            fname,
+        let at = EntrySpec {
+            dir: &d,
+            dir_path: &dir_path,
+            entry: fname,
             name,
-            Access::ReadOnly,
-            "segment",
-            true,
-            HolderLock::Probe,
-        ) {
+            access: Access::ReadOnly,
+            what: "segment",
+            allow_other_owner: true,
+        };
+        match open_file(&at, HolderLock::Probe) {
             Ok(opened) => {
                 item.file_len = opened.len;
                 if opened.info.kind == Kind::Link {

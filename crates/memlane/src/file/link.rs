@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::create::{build_in, create_io, open_dir_for_create};
-use super::open::{open_err_io, open_in_dir, read_up_to};
+use super::create::{build_in, create_io, open_dir_for_create, BuildSpec};
+use super::open::{open_entry, open_err_io, read_up_to, EntrySpec};
 use super::{finish_created, CreateSpec, OnExists, RawSegment};
 use crate::error::{CreateError, OpenError};
 use crate::name;
@@ -78,22 +78,21 @@ where
     let (raw, created_file) = match disposition {
         Disposition::CreateNew | Disposition::CreateAlways => {
             let replace = disposition == Disposition::CreateAlways;
-            let (file, map, path, created) = build_in(
-                &parent_dir,
-                &parent,
-                &file_name,
-                spec.name,
-                if replace {
+            let build = BuildSpec {
+                dir: &parent_dir,
+                dir_path: &parent,
+                entry: &file_name,
+                name: spec.name,
+                on_exists: if replace {
                     OnExists::Replace
                 } else {
                     OnExists::Fail
                 },
-                spec.mode,
-                spec.kind,
-                spec.data_len,
-                init,
-            )
-            .map_err(|e| match e {
+                mode: spec.mode,
+                kind: spec.kind,
+                data_len: spec.data_len,
+            };
+            let (file, map, path, created) = build_in(&build, init).map_err(|e| match e {
                 CreateError::AlreadyExists { name, path, .. } => CreateError::AlreadyExists {
                     name,
                     what: "a file",
@@ -104,16 +103,17 @@ where
             (finish_created(Some(file), map, path, spec, created), true)
         }
         Disposition::OpenExisting => {
-            let raw = open_in_dir(
-                &parent_dir,
-                &parent,
-                &file_name,
-                spec.name,
-                Access::ReadWrite,
-                Some(spec.kind),
-                "segment",
-            )
-            .map_err(|e| CreateError::Open(Box::new(e)))?;
+            let at = EntrySpec {
+                dir: &parent_dir,
+                dir_path: &parent,
+                entry: &file_name,
+                name: spec.name,
+                access: Access::ReadWrite,
+                what: "segment",
+                allow_other_owner: false,
+            };
+            let raw = open_entry(&at, Some(spec.kind), None, true)
+                .map_err(|e| CreateError::Open(Box::new(e)))?;
             if spec.data_len != 0 && raw.info.data_len != spec.data_len {
                 return Err(CreateError::Open(Box::new(OpenError::SizeMismatch {
                     path: abs.clone(),
@@ -125,29 +125,25 @@ where
         }
     };
     // Register the name: a small link entry holding the absolute path.
-    let link = build_in(
+    let build = BuildSpec {
         dir,
         dir_path,
-        &entry,
-        spec.name,
-        OnExists::from_stale(spec.replace_stale),
-        spec.mode,
-        Kind::Link,
-        HEADER_REGION,
-        |data, len| {
-            // SAFETY: the data region is HEADER_REGION (4096) bytes and the
-            // path is at most MAX_LINK_PATH (4000) bytes plus a 4-byte length.
-            unsafe {
-                debug_assert!(4 + abs_bytes.len() <= len);
-                std::ptr::copy_nonoverlapping(
-                    (abs_bytes.len() as u32).to_ne_bytes().as_ptr(),
-                    data,
-                    4,
-                );
-                std::ptr::copy_nonoverlapping(abs_bytes.as_ptr(), data.add(4), abs_bytes.len());
-            }
-        },
-    );
+        entry: &entry,
+        name: spec.name,
+        on_exists: OnExists::from_stale(spec.replace_stale),
+        mode: spec.mode,
+        kind: Kind::Link,
+        data_len: HEADER_REGION,
+    };
+    let link = build_in(&build, |data, len| {
+        // SAFETY: the data region is HEADER_REGION (4096) bytes and the
+        // path is at most MAX_LINK_PATH (4000) bytes plus a 4-byte length.
+        unsafe {
+            debug_assert!(4 + abs_bytes.len() <= len);
+            std::ptr::copy_nonoverlapping((abs_bytes.len() as u32).to_ne_bytes().as_ptr(), data, 4);
+            std::ptr::copy_nonoverlapping(abs_bytes.as_ptr(), data.add(4), abs_bytes.len());
+        }
+    });
     if let Err(e) = link {
         if created_file {
             let _ = parent_dir.unlink(OsStr::new(&file_name));

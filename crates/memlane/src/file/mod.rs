@@ -32,7 +32,7 @@ use std::time::Duration;
 use crate::error::OpenError;
 use crate::segment::header::{HeaderInfo, Kind, HEADER_REGION};
 use crate::segment::map::Map;
-use crate::segment::Disposition;
+use crate::segment::{Access, Disposition};
 use crate::sys;
 
 pub(crate) use create::create;
@@ -44,11 +44,11 @@ pub(crate) use open::{open, open_path};
 /// [`OpenError::Busy`]. memlane holds that lock only for moments (`gc`
 /// removing a name, a re-creation replacing a stale file), but anyone who
 /// can open a file can hold it for ever, so no wait is unbounded.
-pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// What to do when something exists at the name being created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OnExists {
+enum OnExists {
     /// Fail with `AlreadyExists`.
     Fail,
     /// Replace it if it is stale (a memlane file of this user that no
@@ -59,7 +59,7 @@ pub(crate) enum OnExists {
 }
 
 impl OnExists {
-    pub(crate) fn from_stale(replace_stale: bool) -> OnExists {
+    fn from_stale(replace_stale: bool) -> OnExists {
         if replace_stale {
             OnExists::ReplaceStale
         } else {
@@ -82,6 +82,40 @@ pub(crate) struct CreateSpec<'a> {
     /// the directory (ignored elsewhere).
     #[cfg_attr(not(windows), allow(dead_code))]
     pub(crate) page_file: bool,
+}
+
+/// What to open by name (see [`open`]).
+pub(crate) struct OpenSpec<'a> {
+    /// The name (checked with [`name::validate_name`](crate::name::validate_name)).
+    pub(crate) name: &'a str,
+    /// The directory the name is in (`None`: `$MEMLANE_DIR` or `/dev/shm`).
+    pub(crate) dir: Option<&'a Path>,
+    /// How it is opened and mapped.
+    pub(crate) access: Access,
+    /// The kind it must be (`None`: any kind; a file link is followed).
+    pub(crate) kind: Option<Kind>,
+    /// What [`OpenError::NotFound`] says was looked for.
+    pub(crate) what: &'static str,
+    /// `None`: map the header and the whole data region. `Some((offset,
+    /// len))`: map only that window of the data region (`len` `None`: to
+    /// its end), checked to lie inside it.
+    pub(crate) view: Option<(u64, Option<u64>)>,
+    /// Whether a file another user owns is accepted.
+    pub(crate) allow_other_owner: bool,
+}
+
+/// What to open by path (see [`open_path`]).
+pub(crate) struct PathSpec<'a> {
+    /// The path of the file.
+    pub(crate) path: &'a Path,
+    /// As in [`OpenSpec`].
+    pub(crate) access: Access,
+    /// As in [`OpenSpec`] (a file link is refused).
+    pub(crate) kind: Option<Kind>,
+    /// As in [`OpenSpec`].
+    pub(crate) view: Option<(u64, Option<u64>)>,
+    /// As in [`OpenSpec`].
+    pub(crate) allow_other_owner: bool,
 }
 
 /// A mapped memlane file.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::link::read_link;
-use super::{view_range, RawSegment, LOCK_WAIT};
+use super::{view_range, OpenSpec, PathSpec, RawSegment, LOCK_WAIT};
 use crate::error::OpenError;
 use crate::name;
 use crate::segment::header::{self, HeaderError, HeaderInfo, Kind, HEADER_REGION, HEADER_SIZE};
@@ -102,34 +102,33 @@ pub(super) fn header_error(path: &Path, e: HeaderError) -> OpenError {
     }
 }
 
-/// Opens and validates one file in `dir`, taking its holder lock as
-/// `lock` says.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn open_file(
-    dir: &Dir,
-    dir_path: &Path,
-    entry: &str,
-    name: &str,
-    access: Access,
-    what: &'static str,
-    allow_foreign: bool,
-    lock: HolderLock,
-) -> Result<Opened, OpenError> {
+/// One directory entry to open, and how.
+pub(super) struct EntrySpec<'a> {
+    /// The directory it is in.
+    pub(super) dir: &'a Dir,
+    /// The directory's path (for errors and the handle).
+    pub(super) dir_path: &'a Path,
+    /// Its file name in `dir`.
+    pub(super) entry: &'a str,
+    /// The name errors report and the handle keeps.
+    pub(super) name: &'a str,
+    /// How it is opened.
+    pub(super) access: Access,
+    /// What [`OpenError::NotFound`] says was looked for.
+    pub(super) what: &'static str,
+    /// Whether a file another user owns is accepted.
+    pub(super) allow_other_owner: bool,
+}
+
+/// Opens and validates the file `at`, taking its holder lock as `lock`
+/// says.
+pub(super) fn open_file(at: &EntrySpec<'_>, lock: HolderLock) -> Result<Opened, OpenError> {
     // A file replaced at the name while we waited for its lock: open anew.
     let mut tries = 0;
     loop {
-        match open_file_once(
-            dir,
-            dir_path,
-            entry,
-            name,
-            access,
-            what,
-            allow_foreign,
-            lock,
-        ) {
+        match open_file_once(at, lock) {
             Err(OpenError::NotFound { .. })
-                if tries < 3 && dir.identity(OsStr::new(entry)).is_some() =>
+                if tries < 3 && at.dir.identity(OsStr::new(at.entry)).is_some() =>
             {
                 tries += 1;
             }
@@ -138,17 +137,16 @@ pub(super) fn open_file(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn open_file_once(
-    dir: &Dir,
-    dir_path: &Path,
-    entry: &str,
-    name: &str,
-    access: Access,
-    what: &'static str,
-    allow_foreign: bool,
-    lock: HolderLock,
-) -> Result<Opened, OpenError> {
+fn open_file_once(at: &EntrySpec<'_>, lock: HolderLock) -> Result<Opened, OpenError> {
+    let EntrySpec {
+        dir,
+        dir_path,
+        entry,
+        name,
+        access,
+        what,
+        allow_other_owner,
+    } = *at;
     let path = dir_path.join(entry);
     let file = dir
         .open_existing(OsStr::new(entry), access == Access::ReadWrite)
@@ -171,7 +169,7 @@ fn open_file_once(
             links: st.nlink,
         });
     }
-    if st.uid != sys::current_uid() && !allow_foreign {
+    if st.uid != sys::current_uid() && !allow_other_owner {
         return Err(OpenError::ForeignOwner {
             path,
             owner: st.uid,
@@ -230,49 +228,20 @@ pub(super) fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result
     Ok(done)
 }
 
-pub(super) fn open_in_dir(
-    dir: &Dir,
-    dir_path: &Path,
-    entry: &str,
-    name: &str,
-    access: Access,
-    expected: Option<Kind>,
-    what: &'static str,
-) -> Result<RawSegment, OpenError> {
-    open_view_in_dir(
-        dir, dir_path, entry, name, access, expected, what, None, true, false,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn open_view_in_dir(
-    dir: &Dir,
-    dir_path: &Path,
-    entry: &str,
-    name: &str,
-    access: Access,
-    expected: Option<Kind>,
-    what: &'static str,
+/// Opens and maps the file `at` (the whole data region, or the window
+/// `view` of it: `(offset, length)`, to the end when the length is
+/// `None`), checked to be of `kind` (any kind when `None`). A file link
+/// is followed to its backing file when `follow_link` says so, and
+/// refused otherwise (a link to a link).
+pub(super) fn open_entry(
+    at: &EntrySpec<'_>,
+    kind: Option<Kind>,
     view: Option<(u64, Option<u64>)>,
     follow_link: bool,
-    allow_foreign: bool,
 ) -> Result<RawSegment, OpenError> {
     let Opened {
-        file,
-        info,
-        path,
-        len: file_len,
-        ..
-    } = open_file(
-        dir,
-        dir_path,
-        entry,
-        name,
-        access,
-        what,
-        allow_foreign,
-        HolderLock::Within(LOCK_WAIT),
-    )?;
+        file, info, path, ..
+    } = open_file(at, HolderLock::Within(LOCK_WAIT))?;
     if info.kind == Kind::Link {
         if !follow_link {
             return Err(OpenError::Corrupt {
@@ -302,23 +271,20 @@ fn open_view_in_dir(
                 open_err_io("opening directory", &parent, e)
             }
         })?;
-        let mut raw = open_view_in_dir(
-            &pdir,
-            &parent,
-            &file_name,
-            &file_name,
-            access,
-            expected,
-            "backing file",
-            view,
-            false,
-            allow_foreign,
-        )?;
-        raw.name = name.to_string();
-        raw.name_dir = dir_path.to_path_buf();
+        let backing = EntrySpec {
+            dir: &pdir,
+            dir_path: &parent,
+            entry: &file_name,
+            name: &file_name,
+            what: "backing file",
+            ..*at
+        };
+        let mut raw = open_entry(&backing, kind, view, false)?;
+        raw.name = at.name.to_string();
+        raw.name_dir = at.dir_path.to_path_buf();
         return Ok(raw);
     }
-    if let Some(k) = expected {
+    if let Some(k) = kind {
         if info.kind != k {
             return Err(OpenError::WrongKind {
                 path,
@@ -328,7 +294,6 @@ fn open_view_in_dir(
         }
     }
     let (off, len) = view_range(view, info.data_len)?;
-    let _ = file_len;
     let len_usize = usize::try_from(len).map_err(|_| OpenError::Corrupt {
         path: path.clone(),
         reason: format!("{len} bytes do not fit in this machine's address space"),
@@ -349,7 +314,7 @@ fn open_view_in_dir(
         // is valid; nothing is ever read from it.
         Map::shared(&file, 0, HEADER_REGION as usize, false)
     } else {
-        match access {
+        match at.access {
             Access::ReadOnly => Map::shared(&file, map_off, map_len, false),
             Access::ReadWrite => Map::shared(&file, map_off, map_len, true),
             Access::CopyOnWrite => Map::private(&file, map_off, map_len),
@@ -361,30 +326,25 @@ fn open_view_in_dir(
         data_in_map: if map_len == 0 { 0 } else { data_in_map },
         data_len: len_usize,
         _file: Some(file),
-        name: name.to_string(),
-        name_dir: dir_path.to_path_buf(),
+        name: at.name.to_string(),
+        name_dir: at.dir_path.to_path_buf(),
         path,
         info,
-        writable: access != Access::ReadOnly,
+        writable: at.access != Access::ReadOnly,
     })
 }
 
-/// Opens the segment `name` (following a file link to its backing file).
-pub(crate) fn open(
-    name: &str,
-    dir: Option<&Path>,
-    access: Access,
-    expected: Option<Kind>,
-    what: &'static str,
-    view: Option<(u64, Option<u64>)>,
-    allow_foreign: bool,
-) -> Result<RawSegment, OpenError> {
+/// Opens the memlane file named `spec.name` (following a file link to
+/// its backing file; on Windows, a name with no file may be a page-file
+/// mapping).
+pub(crate) fn open(spec: &OpenSpec<'_>) -> Result<RawSegment, OpenError> {
+    let name = spec.name;
     name::validate_name(name)?;
-    let dir_path = sys::segment_dir(dir);
+    let dir_path = sys::segment_dir(spec.dir);
     let d = Dir::open(&dir_path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             OpenError::NotFound {
-                what,
+                what: spec.what,
                 name: name.to_string(),
                 dir: dir_path.clone(),
             }
@@ -392,22 +352,20 @@ pub(crate) fn open(
             open_err_io("opening directory", &dir_path, e)
         }
     })?;
-    let r = open_view_in_dir(
-        &d,
-        &dir_path,
-        &name::file_name(name),
+    let at = EntrySpec {
+        dir: &d,
+        dir_path: &dir_path,
+        entry: &name::file_name(name),
         name,
-        access,
-        expected,
-        what,
-        view,
-        true,
-        allow_foreign,
-    );
+        access: spec.access,
+        what: spec.what,
+        allow_other_owner: spec.allow_other_owner,
+    };
+    let r = open_entry(&at, spec.kind, spec.view, true);
     // On Windows a name with no file may be a page-file segment.
     #[cfg(windows)]
     if let Err(OpenError::NotFound { .. }) = &r {
-        match super::page_file::open_page_file(name, &dir_path, access, expected, view) {
+        match super::page_file::open_page_file(spec, &dir_path) {
             Err(OpenError::NotFound { .. }) => {}
             Err(OpenError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
             other => return other,
@@ -416,14 +374,10 @@ pub(crate) fn open(
     r
 }
 
-/// Opens a memlane file by its path (a file-backed segment).
-pub(crate) fn open_path(
-    path: &Path,
-    access: Access,
-    expected: Option<Kind>,
-    view: Option<(u64, Option<u64>)>,
-    allow_foreign: bool,
-) -> Result<RawSegment, OpenError> {
+/// Opens the memlane file at `spec.path` (a file-backed segment's file;
+/// a file link there is refused).
+pub(crate) fn open_path(spec: &PathSpec<'_>) -> Result<RawSegment, OpenError> {
+    let path = spec.path;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -446,16 +400,14 @@ pub(crate) fn open_path(
             open_err_io("opening directory", &parent, e)
         }
     })?;
-    open_view_in_dir(
-        &d,
-        &parent,
-        &file_name,
-        &file_name,
-        access,
-        expected,
-        "file",
-        view,
-        false,
-        allow_foreign,
-    )
+    let at = EntrySpec {
+        dir: &d,
+        dir_path: &parent,
+        entry: &file_name,
+        name: &file_name,
+        access: spec.access,
+        what: "file",
+        allow_other_owner: spec.allow_other_owner,
+    };
+    open_entry(&at, spec.kind, spec.view, false)
 }

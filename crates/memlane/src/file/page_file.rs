@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::create::{create_io, write_initial};
 use super::open::{header_error, open_err_io};
-use super::{finish_created, view_range, CreateSpec, RawSegment};
+use super::{finish_created, view_range, CreateSpec, OpenSpec, RawSegment};
 use crate::error::{CreateError, OpenError};
 use crate::segment::header::{self, Kind, HEADER_REGION, HEADER_SIZE};
 use crate::segment::map::Map;
@@ -52,14 +52,19 @@ where
     Ok(finish_created(None, map, path, spec, created_ns))
 }
 
-/// Opens the page-file-backed named mapping `name` (Windows).
+/// Opens the page-file-backed named mapping `spec.name` (Windows), whose
+/// name lives in `dir_path`.
 pub(super) fn open_page_file(
-    name: &str,
+    spec: &OpenSpec<'_>,
     dir_path: &Path,
-    access: Access,
-    expected: Option<Kind>,
-    view: Option<(u64, Option<u64>)>,
 ) -> Result<RawSegment, OpenError> {
+    let OpenSpec {
+        name,
+        access,
+        kind: expected,
+        view,
+        ..
+    } = *spec;
     let object = sys::mapping_name(name);
     let path = PathBuf::from(&object);
     let view_access = match access {

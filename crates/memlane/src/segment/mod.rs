@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use header::Kind;
 
 use crate::error::{AccessError, CreateError, OpenError, RemoveError};
-use crate::file::{self, CreateSpec, RawSegment};
+use crate::file::{self, CreateSpec, OpenSpec, PathSpec, RawSegment};
 
 /// The default permission bits of new segments: owner read-write only.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -291,15 +291,15 @@ impl SegmentOpenOptions {
     /// (opening never waits longer than that for a lock); [`OpenError::Io`]
     /// for another OS error.
     pub fn open(self) -> Result<Segment, OpenError> {
-        let raw = file::open(
-            &self.name,
-            self.dir.as_deref(),
-            self.access,
-            Some(Kind::Segment),
-            "segment",
-            Some(self.view.unwrap_or((0, None))),
-            self.allow_other_owner,
-        )?;
+        let raw = file::open(&OpenSpec {
+            name: &self.name,
+            dir: self.dir.as_deref(),
+            access: self.access,
+            kind: Some(Kind::Segment),
+            what: "segment",
+            view: Some(self.view.unwrap_or((0, None))),
+            allow_other_owner: self.allow_other_owner,
+        })?;
         Ok(Segment {
             raw,
             access: self.access,
@@ -382,7 +382,13 @@ impl Segment {
     /// As for [`SegmentOpenOptions::open`], with [`OpenError::NotFound`]
     /// when no file is at `path`.
     pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
-        let raw = file::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
+        let raw = file::open_path(&PathSpec {
+            path,
+            access,
+            kind: Some(Kind::Segment),
+            view: Some((0, None)),
+            allow_other_owner: false,
+        })?;
         Ok(Segment {
             raw,
             access,
