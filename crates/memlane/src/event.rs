@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, OpenError, RemoveError};
+use crate::error::{CreateError, Missing, OpenError, RemoveError};
 use crate::file::{self, CreateSpec, OpenSpec, RawSegment};
 use crate::segment::header::Kind;
 use crate::segment::{Access, DEFAULT_MODE};
@@ -187,7 +187,7 @@ impl EventOpenOptions {
             dir: self.dir.as_deref(),
             access: Access::ReadWrite,
             kind: Some(Kind::Event),
-            what: "event",
+            what: Missing::Named(Kind::Event),
             view: None,
             allow_other_owner: self.allow_other_owner,
         })?;

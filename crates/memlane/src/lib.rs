@@ -81,6 +81,14 @@ mod name;
 mod segment;
 #[allow(unsafe_code)]
 mod sync;
+// Under `--cfg loom` only the header (for `Kind`, which the errors name).
+#[cfg(loom)]
+#[allow(dead_code)]
+mod segment {
+    #[path = "header.rs"]
+    pub(crate) mod header;
+    pub use header::Kind;
+}
 #[cfg_attr(loom, allow(dead_code))]
 #[allow(unsafe_code)]
 mod sys;
@@ -110,16 +118,18 @@ pub use channel::{
     DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
-    AccessError, CreateError, EndpointRole, JoinError, NameError, OpenError, RecvError,
-    RecvTimeoutError, RemoveError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    AccessError, CreateError, EndpointRole, Existing, JoinError, Missing, NameError, OpenError,
+    RecvError, RecvTimeoutError, RemoveError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
 };
 #[cfg(not(loom))]
 pub use event::{Event, EventBuilder, EventOpenOptions};
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
+pub use segment::Kind;
 #[cfg(not(loom))]
 pub use segment::{
-    gc, gc_with, list, remove, Access, Collected, Disposition, GcReport, Kind, Listing, Segment,
-    SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
+    gc, gc_with, list, remove, Access, Collected, Disposition, GcReason, GcReport, Listing,
+    Segment, SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
 };
 
 #[cfg(not(loom))]
@@ -166,6 +176,9 @@ const _: () = {
     send_sync::<RecvTimeoutError>();
     send_sync::<CommitError>();
     send_sync::<NameError>();
+    send_sync::<Existing>();
+    send_sync::<Missing>();
+    send_sync::<GcReason>();
     send_sync::<Corrupt>();
 };
 

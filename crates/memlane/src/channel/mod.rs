@@ -33,7 +33,7 @@ pub use publisher::{Loan, Publisher};
 pub use subscriber::{Batch, BatchIter, DEFAULT_DISCONNECT_GRACE};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
-use crate::error::{CreateError, JoinError, OpenError, RemoveError};
+use crate::error::{CreateError, JoinError, Missing, OpenError, RemoveError};
 use crate::file::{self, CreateSpec, OpenSpec};
 use crate::segment::header::Kind;
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
@@ -390,7 +390,7 @@ impl Channel {
             dir,
             access: Access::ReadWrite,
             kind: Some(Kind::Channel),
-            what: "channel",
+            what: Missing::Named(Kind::Channel),
             view: None,
             allow_other_owner,
         })?;

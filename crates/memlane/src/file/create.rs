@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU32;
 
 use super::open::{lock_shared_within, read_up_to};
 use super::{finish_created, CreateSpec, OnExists, RawSegment, LOCK_WAIT};
-use crate::error::CreateError;
+use crate::error::{CreateError, Existing};
 use crate::name;
 use crate::segment::header::{self, HeaderError, Kind, HEADER_REGION, HEADER_SIZE};
 use crate::segment::map::Map;
@@ -120,7 +120,7 @@ where
             } else {
                 return Err(CreateError::AlreadyExists {
                     name: display_name.to_string(),
-                    what: "a segment",
+                    what: Existing::Segment,
                     path: final_path,
                 });
             }
@@ -168,7 +168,7 @@ where
             if e.kind() == io::ErrorKind::AlreadyExists {
                 CreateError::AlreadyExists {
                     name: display_name.to_string(),
-                    what: "a segment",
+                    what: Existing::Segment,
                     path: final_path.clone(),
                 }
             } else {
@@ -256,7 +256,7 @@ where
         if sys::named_mapping_exists(&object) {
             return Err(CreateError::AlreadyExists {
                 name: spec.name.to_string(),
-                what: "a page-file segment",
+                what: Existing::PageFile,
                 path: PathBuf::from(object),
             });
         }

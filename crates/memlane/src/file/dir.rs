@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use super::create::stale;
 use super::link::read_link;
 use super::open::{open_file, EntrySpec, HolderLock};
-use crate::error::RemoveError;
+use crate::error::{Missing, RemoveError};
 use crate::name;
 use crate::segment::header::{HeaderInfo, Kind};
-use crate::segment::Access;
+use crate::segment::{Access, GcReason};
 use crate::sys::{self, Dir};
 
 /// Removes the name `name` (for a file-backed segment, the name only: the
@@ -99,7 +99,7 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
             entry: fname,
             name,
             access: Access::ReadOnly,
-            what: "segment",
+            what: Missing::Named(Kind::Segment),
             allow_other_owner: true,
         };
         match open_file(&at, HolderLock::Probe) {
@@ -125,7 +125,7 @@ pub(crate) fn list(dir: Option<&Path>) -> io::Result<(PathBuf, Vec<Listed>)> {
 /// it just before checks, once it has its lock, that the file is still at
 /// the name (`channel/liveness.rs`).
 #[cfg(windows)]
-fn gc_lock_file(d: &Dir, fname: &str, chan: &str, remove: &mut dyn FnMut(&File, &'static str)) {
+fn gc_lock_file(d: &Dir, fname: &str, chan: &str, remove: &mut dyn FnMut(&File, GcReason)) {
     if name::validate_name(chan).is_err() || sys::named_mapping_exists(&sys::mapping_name(chan)) {
         return;
     }
@@ -134,10 +134,7 @@ fn gc_lock_file(d: &Dir, fname: &str, chan: &str, remove: &mut dyn FnMut(&File, 
     };
     let (start, len) = crate::channel::liveness::lock_range();
     if sys::try_lock_range(&file, start, len).unwrap_or(false) {
-        remove(
-            &file,
-            "lock file of a page-file channel that no longer exists",
-        );
+        remove(&file, GcReason::OrphanLockFile);
     }
 }
 
@@ -145,7 +142,7 @@ fn gc_lock_file(d: &Dir, fname: &str, chan: &str, remove: &mut dyn FnMut(&File, 
 #[derive(Debug, Clone)]
 pub(crate) struct Collected {
     pub(crate) file: String,
-    pub(crate) what: &'static str,
+    pub(crate) reason: GcReason,
 }
 
 /// Removes what no live process holds: segments of this user whose files
@@ -176,11 +173,11 @@ pub(crate) fn gc(
         }
     }
     names.sort();
-    let remove = |fname: &str, file: &File, what: &'static str, out: &mut Vec<Collected>| {
+    let remove = |fname: &str, file: &File, reason: GcReason, out: &mut Vec<Collected>| {
         if dry_run || remove_if_same(&d, fname, file) {
             out.push(Collected {
                 file: fname.to_string(),
-                what,
+                reason,
             });
         }
     };
@@ -211,9 +208,9 @@ pub(crate) fn gc(
                 live_names.insert(name.to_string());
                 continue;
             }
-            remove(fname, &file, "file link whose file nobody holds", &mut out);
+            remove(fname, &file, GcReason::DeadLink, &mut out);
         } else {
-            remove(fname, &file, "segment no process holds", &mut out);
+            remove(fname, &file, GcReason::Stale, &mut out);
         }
     }
     for fname in &names {
@@ -222,12 +219,7 @@ pub(crate) fn gc(
                 continue;
             };
             if st.age_secs >= tmp_age_secs && sys::try_lock_exclusive(&file).unwrap_or(false) {
-                remove(
-                    fname,
-                    &file,
-                    "temporary file of a creator that died",
-                    &mut out,
-                );
+                remove(fname, &file, GcReason::LeftoverTemp, &mut out);
             }
         } else if fname.starts_with(name::ASIDE_PREFIX) {
             // A file moved aside by a removal or a replacement on Windows
@@ -235,12 +227,7 @@ pub(crate) fn gc(
             let Some((file, _)) = ours(fname) else {
                 continue;
             };
-            remove(
-                fname,
-                &file,
-                "file moved aside by an earlier removal",
-                &mut out,
-            );
+            remove(fname, &file, GcReason::MovedAside, &mut out);
         } else if fname.starts_with(name::OLD_TOKEN_PREFIX) {
             // Liveness tokens of memlane before channel layout 4 (which
             // locked one file per slot): a process of that version still
@@ -249,12 +236,12 @@ pub(crate) fn gc(
                 continue;
             };
             if sys::try_lock_exclusive(&file).unwrap_or(false) {
-                remove(fname, &file, "liveness token of an older memlane", &mut out);
+                remove(fname, &file, GcReason::OldLivenessToken, &mut out);
             }
         } else if let Some(chan) = fname.strip_prefix(name::LOCK_FILE_PREFIX) {
             #[cfg(windows)]
-            gc_lock_file(&d, fname, chan, &mut |file, what| {
-                remove(fname, file, what, &mut out)
+            gc_lock_file(&d, fname, chan, &mut |file, reason| {
+                remove(fname, file, reason, &mut out)
             });
             #[cfg(not(windows))]
             let _ = chan;

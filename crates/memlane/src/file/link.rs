@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::create::{build_in, create_io, open_dir_for_create, BuildSpec};
 use super::open::{open_entry, open_err_io, read_up_to, EntrySpec};
 use super::{finish_created, CreateSpec, OnExists, RawSegment};
-use crate::error::{CreateError, OpenError};
+use crate::error::{CreateError, Existing, Missing, OpenError};
 use crate::name;
 use crate::segment::header::{Kind, HEADER_REGION};
 use crate::segment::{Access, Disposition};
@@ -70,7 +70,7 @@ where
     if dir.open_existing(OsStr::new(&entry), false).is_ok() {
         return Err(CreateError::AlreadyExists {
             name: spec.name.to_string(),
-            what: "a segment",
+            what: Existing::Segment,
             path: dir_path.join(&entry),
         });
     }
@@ -95,7 +95,7 @@ where
             let (file, map, path, created) = build_in(&build, init).map_err(|e| match e {
                 CreateError::AlreadyExists { name, path, .. } => CreateError::AlreadyExists {
                     name,
-                    what: "a file",
+                    what: Existing::File,
                     path,
                 },
                 other => other,
@@ -109,7 +109,7 @@ where
                 entry: &file_name,
                 name: spec.name,
                 access: Access::ReadWrite,
-                what: "segment",
+                what: Missing::Named(Kind::Segment),
                 allow_other_owner: false,
             };
             let raw = open_entry(&at, Some(spec.kind), None, true)

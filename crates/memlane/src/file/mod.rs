@@ -29,7 +29,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::OpenError;
+use crate::error::{Missing, OpenError};
 use crate::segment::header::{HeaderInfo, Kind, HEADER_REGION};
 use crate::segment::map::Map;
 use crate::segment::{Access, Disposition};
@@ -95,7 +95,7 @@ pub(crate) struct OpenSpec<'a> {
     /// The kind it must be (`None`: any kind; a file link is followed).
     pub(crate) kind: Option<Kind>,
     /// What [`OpenError::NotFound`] says was looked for.
-    pub(crate) what: &'static str,
+    pub(crate) what: Missing,
     /// `None`: map the header and the whole data region. `Some((offset,
     /// len))`: map only that window of the data region (`len` `None`: to
     /// its end), checked to lie inside it.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::link::read_link;
 use super::{view_range, OpenSpec, PathSpec, RawSegment, LOCK_WAIT};
-use crate::error::OpenError;
+use crate::error::{Missing, OpenError};
 use crate::name;
 use crate::segment::header::{self, HeaderError, HeaderInfo, Kind, HEADER_REGION, HEADER_SIZE};
 use crate::segment::map::Map;
@@ -115,7 +115,7 @@ pub(super) struct EntrySpec<'a> {
     /// How it is opened.
     pub(super) access: Access,
     /// What [`OpenError::NotFound`] says was looked for.
-    pub(super) what: &'static str,
+    pub(super) what: Missing,
     /// Whether a file another user owns is accepted.
     pub(super) allow_other_owner: bool,
 }
@@ -263,7 +263,7 @@ pub(super) fn open_entry(
         let pdir = Dir::open(&parent).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 OpenError::NotFound {
-                    what: "backing file",
+                    what: Missing::BackingFile,
                     name: file_name.clone(),
                     dir: parent.clone(),
                 }
@@ -276,7 +276,7 @@ pub(super) fn open_entry(
             dir_path: &parent,
             entry: &file_name,
             name: &file_name,
-            what: "backing file",
+            what: Missing::BackingFile,
             ..*at
         };
         let mut raw = open_entry(&backing, kind, view, false)?;
@@ -288,8 +288,8 @@ pub(super) fn open_entry(
         if info.kind != k {
             return Err(OpenError::WrongKind {
                 path,
-                expected: k.as_str(),
-                found: info.kind.as_str(),
+                expected: k,
+                found: info.kind,
             });
         }
     }
@@ -392,7 +392,7 @@ pub(crate) fn open_path(spec: &PathSpec<'_>) -> Result<RawSegment, OpenError> {
     let d = Dir::open(&parent).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             OpenError::NotFound {
-                what: "file",
+                what: Missing::File,
                 name: file_name.clone(),
                 dir: parent.clone(),
             }
@@ -406,7 +406,7 @@ pub(crate) fn open_path(spec: &PathSpec<'_>) -> Result<RawSegment, OpenError> {
         entry: &file_name,
         name: &file_name,
         access: spec.access,
-        what: "file",
+        what: Missing::File,
         allow_other_owner: spec.allow_other_owner,
     };
     open_entry(&at, spec.kind, spec.view, false)

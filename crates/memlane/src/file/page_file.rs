@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::create::{create_io, write_initial};
 use super::open::{header_error, open_err_io};
 use super::{finish_created, view_range, CreateSpec, OpenSpec, RawSegment};
-use crate::error::{CreateError, OpenError};
+use crate::error::{CreateError, Existing, OpenError};
 use crate::segment::header::{self, Kind, HEADER_REGION, HEADER_SIZE};
 use crate::segment::map::Map;
 use crate::segment::Access;
@@ -29,7 +29,7 @@ where
     if dir.identity(OsStr::new(entry)).is_some() {
         return Err(CreateError::AlreadyExists {
             name: spec.name.to_string(),
-            what: "a segment",
+            what: Existing::Segment,
             path: dir_path.join(entry),
         });
     }
@@ -43,7 +43,7 @@ where
         .map_err(|e| create_io("creating", &path, e, total))?
         .ok_or_else(|| CreateError::AlreadyExists {
             name: spec.name.to_string(),
-            what: "a page-file segment",
+            what: Existing::PageFile,
             path: path.clone(),
         })?;
     // SAFETY: the new mapping is `total` bytes (at least), mapped
@@ -90,8 +90,8 @@ pub(super) fn open_page_file(
     if info.kind == Kind::Link || info.kind != wanted {
         return Err(OpenError::WrongKind {
             path,
-            expected: wanted.as_str(),
-            found: info.kind.as_str(),
+            expected: wanted,
+            found: info.kind,
         });
     }
     let (off, len) = view_range(view, info.data_len)?;

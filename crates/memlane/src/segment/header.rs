@@ -38,7 +38,7 @@ pub const HEADER_SIZE: usize = 128;
 pub const MAX_DATA_LEN: u64 = 1 << 40;
 
 /// What a segment holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 #[non_exhaustive]
 pub enum Kind {
@@ -72,6 +72,14 @@ impl Kind {
             Kind::Channel => "channel",
             Kind::Link => "file link",
         }
+    }
+}
+
+/// The lower-case word of [`Kind::as_str`] ("segment", "event",
+/// "channel", "file link").
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use header::Kind;
 
-use crate::error::{AccessError, CreateError, OpenError, RemoveError};
+use crate::error::{AccessError, CreateError, Missing, OpenError, RemoveError};
 use crate::file::{self, CreateSpec, OpenSpec, PathSpec, RawSegment};
 
 /// The default permission bits of new segments: owner read-write only.
@@ -296,7 +296,7 @@ impl SegmentOpenOptions {
             dir: self.dir.as_deref(),
             access: self.access,
             kind: Some(Kind::Segment),
-            what: "segment",
+            what: Missing::Named(Kind::Segment),
             view: Some(self.view.unwrap_or((0, None))),
             allow_other_owner: self.allow_other_owner,
         })?;
@@ -616,7 +616,57 @@ pub struct Collected {
     /// The file name in the segment directory.
     pub file: String,
     /// Why it was removed.
-    pub reason: &'static str,
+    pub reason: GcReason,
+}
+
+/// Why [`gc`] removed an entry; its `Display` is a short phrase for
+/// people ("segment no process holds", ...).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-gcreason-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// drop(memlane::Segment::builder("doc-gcreason").size(64).dir(&dir).create()?);
+/// let report = memlane::gc(Some(&dir), false)?;
+/// assert_eq!(report.removed[0].reason, memlane::GcReason::Stale);
+/// assert_eq!(report.removed[0].reason.to_string(), "segment no process holds");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GcReason {
+    /// A segment, event or channel of this user that no process holds
+    /// (its users exited or crashed without removing it).
+    Stale,
+    /// A file link whose backing file is gone or held by no process (the
+    /// backing file itself is never removed).
+    DeadLink,
+    /// The temporary file of a creator that died while building it.
+    LeftoverTemp,
+    /// A file a removal or replacement moved aside and could not delete
+    /// at the time (Windows, where an open file cannot be deleted).
+    MovedAside,
+    /// A liveness token file of memlane before channel layout 4 that no
+    /// process holds.
+    OldLivenessToken,
+    /// The lock file of a page-file channel that no longer exists
+    /// (Windows).
+    OrphanLockFile,
+}
+
+impl std::fmt::Display for GcReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GcReason::Stale => "segment no process holds",
+            GcReason::DeadLink => "file link whose file nobody holds",
+            GcReason::LeftoverTemp => "temporary file of a creator that died",
+            GcReason::MovedAside => "file moved aside by an earlier removal",
+            GcReason::OldLivenessToken => "liveness token of an older memlane",
+            GcReason::OrphanLockFile => "lock file of a page-file channel that no longer exists",
+        })
+    }
 }
 
 /// What [`gc`] removed (or, in a dry run, would remove).
@@ -673,7 +723,7 @@ pub fn gc_with(dir: Option<&Path>, dry_run: bool, tmp_age_secs: u64) -> std::io:
             .into_iter()
             .map(|c| Collected {
                 file: c.file,
-                reason: c.what,
+                reason: c.reason,
             })
             .collect(),
     })
