@@ -64,8 +64,10 @@ mod error;
 mod event;
 mod fault;
 // The file layer under every kind: creates, opens, lists and removes
-// memlane files (unsafe only to write a new file's header and initial
-// state through its mapping and to copy a page-file header out).
+// memlane files. Unsafe in create.rs, link.rs and page_file.rs (a new
+// file's header and initial state written through its mapping, a
+// page-file header copied out) and in RawSegment::data_ptr; open.rs and
+// dir.rs deny it again.
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod file;

@@ -1,6 +1,8 @@
 //! Whole-directory operations: removing a name, listing the memlane
 //! entries of a directory, and `gc`.
 
+#![deny(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;

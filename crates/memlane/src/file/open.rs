@@ -2,6 +2,8 @@
 //! the header validated from a copy of its bytes, the holder lock taken
 //! within a bound.
 
+#![deny(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
