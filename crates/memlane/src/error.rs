@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::name::MAX_NAME_LEN;
+use crate::segment::Kind;
 
 /// A segment name that breaks the naming rules (see [`validate_name`](crate::validate_name)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +52,7 @@ pub enum CreateError {
         /// The name given.
         name: String,
         /// What is at the name.
-        what: &'static str,
+        what: Existing,
         /// Where it is.
         path: PathBuf,
     },
@@ -100,6 +101,89 @@ pub enum CreateError {
     },
 }
 
+/// What [`CreateError::AlreadyExists`] found in the way.
+///
+/// # Examples
+///
+/// ```
+/// use memlane::{CreateError, Existing, Segment};
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-existing-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let seg = Segment::builder("doc-existing").size(64).dir(&dir).create()?;
+/// match Segment::builder("doc-existing").size(64).dir(&dir).create() {
+///     Err(CreateError::AlreadyExists { what: Existing::Segment, .. }) => {}
+///     other => panic!("{other:?}"),
+/// }
+/// # drop(seg);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Existing {
+    /// Something at the name in the segment directory: a segment, event,
+    /// channel or file link of any kind, or a file memlane did not make.
+    /// Displayed as "a segment".
+    Segment,
+    /// A page-file-backed named mapping of that name (Windows). Displayed
+    /// as "a page-file segment".
+    PageFile,
+    /// A file at the backing-file path given with
+    /// [`Disposition::CreateNew`](crate::Disposition::CreateNew).
+    /// Displayed as "a file".
+    File,
+}
+
+impl std::fmt::Display for Existing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Existing::Segment => "a segment",
+            Existing::PageFile => "a page-file segment",
+            Existing::File => "a file",
+        })
+    }
+}
+
+/// What [`OpenError::NotFound`] looked for and did not find.
+///
+/// # Examples
+///
+/// ```
+/// use memlane::{Channel, Kind, Missing, OpenError};
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-missing-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// match Channel::open_options("doc-missing").dir(&dir).open() {
+///     Err(OpenError::NotFound { what: Missing::Named(Kind::Channel), .. }) => {}
+///     other => panic!("{:?}", other.err()),
+/// }
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Missing {
+    /// A segment, event or channel, looked up by its name in the segment
+    /// directory. Displayed as the kind ("segment", "event", "channel").
+    Named(Kind),
+    /// A memlane file looked up by its path
+    /// ([`Segment::open_path`](crate::Segment::open_path)). Displayed as
+    /// "file".
+    File,
+    /// The backing file a file-backed segment's name points at (it was
+    /// moved or removed). Displayed as "backing file".
+    BackingFile,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::Named(kind) => kind.fmt(f),
+            Missing::File => f.write_str("file"),
+            Missing::BackingFile => f.write_str("backing file"),
+        }
+    }
+}
+
 /// Why a segment, event or channel could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -110,8 +194,8 @@ pub enum OpenError {
     /// Nothing exists at the name.
     #[error("no {what} '{name}' in {dir} (see `memlane list`)")]
     NotFound {
-        /// What was looked for ("segment", "channel", "event").
-        what: &'static str,
+        /// What was looked for.
+        what: Missing,
         /// The name given.
         name: String,
         /// Where it was looked for.
@@ -165,9 +249,9 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
         /// The kind asked for.
-        expected: &'static str,
+        expected: Kind,
         /// The kind found.
-        found: &'static str,
+        found: Kind,
     },
     /// The OS refused for lack of permission.
     #[error("permission denied opening {path} (check its owner and mode with `ls -l`)")]

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, OpenError, RemoveError};
+use crate::error::{CreateError, Missing, OpenError, RemoveError};
+use crate::file::{self, CreateSpec, OpenSpec, RawSegment};
 use crate::segment::header::Kind;
-use crate::segment::raw::{self, CreateSpec, RawSegment};
 use crate::segment::{Access, DEFAULT_MODE};
 use crate::sync::event_word::{EventWord, DEFAULT_SPIN};
 use crate::sync::{Barrier, Ordering, OsFutex};
@@ -127,7 +127,7 @@ impl EventBuilder {
             replace_stale: self.replace_stale,
             page_file: self.page_file,
         };
-        let seg = raw::create(&spec, |_, _| {})?;
+        let seg = file::create(&spec, |_, _| {})?;
         Ok(Event { seg, seen: 0 })
     }
 }
@@ -182,15 +182,15 @@ impl EventOpenOptions {
     /// [`OpenError::PermissionDenied`], [`OpenError::Busy`] (another
     /// process kept the file locked for 2 s), or [`OpenError::Io`].
     pub fn open(self) -> Result<Event, OpenError> {
-        let seg = raw::open(
-            &self.name,
-            self.dir.as_deref(),
-            Access::ReadWrite,
-            Some(Kind::Event),
-            "event",
-            None,
-            self.allow_other_owner,
-        )?;
+        let seg = file::open(&OpenSpec {
+            name: &self.name,
+            dir: self.dir.as_deref(),
+            access: Access::ReadWrite,
+            kind: Some(Kind::Event),
+            what: Missing::Named(Kind::Event),
+            view: None,
+            allow_other_owner: self.allow_other_owner,
+        })?;
         if seg.data_len() < std::mem::size_of::<EventWord>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),

@@ -68,6 +68,14 @@ mod event;
 mod fault;
 #[cfg_attr(loom, allow(dead_code, unused_imports))]
 mod latest;
+// The file layer under every kind: creates, opens, lists and removes
+// memlane files. Unsafe in create.rs, link.rs and page_file.rs (a new
+// file's header and initial state written through its mapping, a
+// page-file header copied out) and in RawSegment::data_ptr; open.rs and
+// dir.rs deny it again.
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+mod file;
 // The fuzz targets' entry points: built for the fuzz crate and the tests
 // (feature `fuzzing`), not in every build.
 #[cfg(all(not(loom), any(test, feature = "fuzzing")))]
@@ -80,6 +88,14 @@ mod name;
 mod segment;
 #[allow(unsafe_code)]
 mod sync;
+// Under `--cfg loom` only the header (for `Kind`, which the errors name).
+#[cfg(loom)]
+#[allow(dead_code)]
+mod segment {
+    #[path = "header.rs"]
+    pub(crate) mod header;
+    pub use header::Kind;
+}
 #[cfg_attr(loom, allow(dead_code))]
 #[allow(unsafe_code)]
 mod sys;
@@ -109,9 +125,9 @@ pub use channel::{
     DEFAULT_MAX_ENDPOINTS, DEFAULT_MAX_MESSAGE, MAX_CAPACITY, MAX_ENDPOINTS, MIN_CAPACITY,
 };
 pub use error::{
-    AccessError, CreateError, EndpointRole, GetError, JoinError, NameError, OpenError, RecvError,
-    RecvTimeoutError, RemoveError, SendError, SendTimeoutError, SetError, TryRecvError,
-    TrySendError,
+    AccessError, CreateError, EndpointRole, Existing, GetError, JoinError, Missing, NameError,
+    OpenError, RecvError, RecvTimeoutError, RemoveError, SendError, SendTimeoutError, SetError,
+    TryRecvError, TrySendError,
 };
 #[cfg(not(loom))]
 pub use event::{Event, EventBuilder, EventOpenOptions};
@@ -121,10 +137,11 @@ pub use latest::{
     DEFAULT_MAX_WRITERS, MAX_VALUE, MAX_WRITERS,
 };
 pub use name::{validate_name, FILE_PREFIX, MAX_NAME_LEN};
+pub use segment::Kind;
 #[cfg(not(loom))]
 pub use segment::{
-    gc, gc_with, list, remove, Access, Collected, Disposition, GcReport, Kind, Listing, Segment,
-    SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
+    gc, gc_with, list, remove, Access, Collected, Disposition, GcReason, GcReport, Listing,
+    Segment, SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
 };
 
 #[cfg(not(loom))]
@@ -179,6 +196,9 @@ const _: () = {
     send_sync::<RecvTimeoutError>();
     send_sync::<CommitError>();
     send_sync::<NameError>();
+    send_sync::<Existing>();
+    send_sync::<Missing>();
+    send_sync::<GcReason>();
     send_sync::<Corrupt>();
     send_sync::<Lagged>();
 };

@@ -1,4 +1,20 @@
 //! Segment names: what is allowed, and where a name lives on disk.
+//!
+//! Every directory entry memlane makes or recognises is named here, and
+//! only here:
+//!
+//! | entry                                | what it is                                     |
+//! |--------------------------------------|------------------------------------------------|
+//! | `memlane.<name>`                     | a segment, event, channel or file link         |
+//! | `.memlane-tmp.<name>.<pid>.<unique>` | a file being built, or a name `gc` set aside   |
+//! | `.memlane-rm.<pid>.<unique>`         | a file a removal moved aside (Windows)         |
+//! | `.memlane-lk.<name>`                 | the lock file of a page-file channel (Windows) |
+//! | `.memlane-ep.<name>.p<slot>`         | a liveness token of memlane before layout 4    |
+//!
+//! The hidden ones start with `.`, which a valid name cannot, so none is
+//! ever taken for a finished segment. The Windows kernel objects are named
+//! here too ([`WAIT_OBJECT_PREFIX`]; a page-file mapping is
+//! `<namespace>\memlane.<name>`, see [`file_name`]).
 
 use crate::error::NameError;
 
@@ -61,15 +77,38 @@ pub(crate) fn from_file_name(file: &str) -> Option<&str> {
     validate_name(name).ok().map(|()| name)
 }
 
-/// A unique temporary file name used while a segment is being built.
-/// It starts with `.` so it is never taken for a finished segment.
+/// Prefix of the temporary names of files being built (see [`temp_name`]).
+pub(crate) const TEMP_PREFIX: &str = ".memlane-tmp.";
+
+/// A unique temporary file name used while a segment is being built
+/// (`.memlane-tmp.<name>.<pid>.<unique>`), and by `gc` to set a name aside
+/// while it checks it. It starts with `.` so it is never taken for a
+/// finished segment.
 pub(crate) fn temp_name(name: &str) -> String {
     format!(
-        ".memlane-tmp.{name}.{}.{}",
+        "{TEMP_PREFIX}{name}.{}.{}",
         crate::sys::current_pid(),
         unique_suffix()
     )
 }
+
+/// Prefix of the names of files moved aside on their way out (see
+/// [`aside_name`]).
+pub(crate) const ASIDE_PREFIX: &str = ".memlane-rm.";
+
+/// A unique hidden name for a file on its way out (Windows, where a file
+/// still open elsewhere cannot be deleted at once):
+/// `.memlane-rm.<pid>.<unique>`. `gc` removes what is left under it.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn aside_name() -> String {
+    format!("{ASIDE_PREFIX}{}.{}", std::process::id(), unique_suffix())
+}
+
+/// Prefix, inside the kernel-object namespace, of the names of the
+/// semaphores sleepers on a wait word use on Windows:
+/// `memlane-wait.<what is mapped>.<offset>.<value>`.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) const WAIT_OBJECT_PREFIX: &str = "memlane-wait.";
 
 /// Prefix of the lock file that holds the endpoints' liveness locks of a
 /// page-file channel on Windows (which has no file of its own to lock):
@@ -153,6 +192,9 @@ mod tests {
         assert_eq!(from_file_name("other.chat"), None);
         assert_eq!(from_file_name("memlane."), None);
         assert!(temp_name("chat").starts_with(".memlane-tmp.chat."));
+        assert!(aside_name().starts_with(".memlane-rm."));
+        assert_eq!(lock_file_name("chat"), ".memlane-lk.chat");
+        assert_eq!(OLD_TOKEN_PREFIX, ".memlane-ep.");
         assert_ne!(temp_name("chat"), temp_name("chat"));
     }
 }

@@ -40,7 +40,7 @@ use super::repair;
 use super::ring::RingMem;
 use super::shm::ShmRing;
 use crate::error::JoinError;
-use crate::segment::raw::RawSegment;
+use crate::file::RawSegment;
 use crate::sync::Ordering;
 use crate::sys;
 

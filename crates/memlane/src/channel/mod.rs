@@ -33,9 +33,9 @@ pub use publisher::{Loan, Publisher};
 pub use subscriber::{Batch, BatchIter, DEFAULT_DISCONNECT_GRACE};
 pub use subscriber::{Iter, Message, Subscriber, TryIter};
 
-use crate::error::{CreateError, JoinError, OpenError, RemoveError};
+use crate::error::{CreateError, JoinError, Missing, OpenError, RemoveError};
+use crate::file::{self, CreateSpec, OpenSpec};
 use crate::segment::header::Kind;
-use crate::segment::raw::{self, CreateSpec};
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
 use crate::sync::{Barrier, Ordering};
 use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_LOSSY};
@@ -305,7 +305,7 @@ impl ChannelBuilder {
             page_file: self.page_file,
         };
         let config = geo.config();
-        let seg = raw::create(&spec, |data, len| {
+        let seg = file::create(&spec, |data, len| {
             assert!(len as u64 >= geo.data_len());
             // SAFETY: the data region is at least ring_offset + capacity
             // bytes, page aligned, zero-filled and not yet visible to any
@@ -381,18 +381,18 @@ impl Channel {
     fn open_impl(
         name: &str,
         dir: Option<&Path>,
-        allow_foreign: bool,
+        allow_other_owner: bool,
         copy_messages: bool,
     ) -> Result<Channel, OpenError> {
-        let seg = raw::open(
+        let seg = file::open(&OpenSpec {
             name,
             dir,
-            Access::ReadWrite,
-            Some(Kind::Channel),
-            "channel",
-            None,
-            allow_foreign,
-        )?;
+            access: Access::ReadWrite,
+            kind: Some(Kind::Channel),
+            what: Missing::Named(Kind::Channel),
+            view: None,
+            allow_other_owner,
+        })?;
         Channel::from_segment(seg, copy_messages)
     }
 
@@ -408,18 +408,18 @@ impl Channel {
     /// As for [`ChannelOpenOptions::open`], with [`OpenError::NotFound`]
     /// when no file is at `path`.
     pub fn open_path(path: impl AsRef<Path>) -> Result<Channel, OpenError> {
-        let seg = raw::open_path(
-            path.as_ref(),
-            Access::ReadWrite,
-            Some(Kind::Channel),
-            None,
-            false,
-        )?;
+        let seg = file::open_path(&file::PathSpec {
+            path: path.as_ref(),
+            access: Access::ReadWrite,
+            kind: Some(Kind::Channel),
+            view: None,
+            allow_other_owner: false,
+        })?;
         Channel::from_segment(seg, false)
     }
 
     #[allow(unsafe_code)] // see the SAFETY comment inside
-    fn from_segment(seg: raw::RawSegment, copy_messages: bool) -> Result<Channel, OpenError> {
+    fn from_segment(seg: file::RawSegment, copy_messages: bool) -> Result<Channel, OpenError> {
         if seg.data_len() < std::mem::size_of::<Config>() {
             return Err(OpenError::Corrupt {
                 path: seg.path().to_path_buf(),

@@ -3,7 +3,7 @@
 
 use super::layout::Geometry;
 use super::region::{HasRegion, Region};
-use crate::segment::raw::RawSegment;
+use crate::file::RawSegment;
 use crate::sync::OsFutex;
 
 /// A channel mapping with its validated geometry.

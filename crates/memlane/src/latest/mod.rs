@@ -25,9 +25,10 @@ mod api {
     use super::protocol::{ReadFail, View, WriteFail, WriterState, Written, READ_ATTEMPTS};
     use crate::channel::liveness::{self, LockFile, LOCK_BASE};
     use crate::channel::Liveness;
+    use crate::error::Missing;
     use crate::error::{CreateError, GetError, OpenError, RemoveError, SetError};
+    use crate::file::{self, CreateSpec, OpenSpec, RawSegment};
     use crate::segment::header::Kind;
-    use crate::segment::raw::{self, CreateSpec, RawSegment};
     use crate::segment::{Access, DEFAULT_MODE};
     use crate::sync::event_word::DEFAULT_SPIN;
     use crate::sync::{Barrier, Ordering, OsFutex};
@@ -281,7 +282,7 @@ mod api {
                 replace_stale: self.replace_stale,
                 page_file: self.page_file,
             };
-            let seg = raw::create(&spec, |data, len| {
+            let seg = file::create(&spec, |data, len| {
                 assert!(len as u64 >= geo.data_len());
                 // SAFETY: the data region is at least geo.data_len() bytes
                 // (more than a Control), page aligned, zero-filled and not
@@ -357,15 +358,15 @@ mod api {
         /// process kept the file locked for 2 s), or [`OpenError::Io`].
         #[allow(unsafe_code)] // see the SAFETY comment inside
         pub fn open(self) -> Result<Latest, OpenError> {
-            let seg = raw::open(
-                &self.name,
-                self.dir.as_deref(),
-                Access::ReadWrite,
-                Some(Kind::Latest),
-                "latest-value slot",
-                None,
-                self.allow_other_owner,
-            )?;
+            let seg = file::open(&OpenSpec {
+                name: &self.name,
+                dir: self.dir.as_deref(),
+                access: Access::ReadWrite,
+                kind: Some(Kind::Latest),
+                what: Missing::Named(Kind::Latest),
+                view: None,
+                allow_other_owner: self.allow_other_owner,
+            })?;
             let corrupt = |reason: String| OpenError::Corrupt {
                 path: seg.path().to_path_buf(),
                 reason,

@@ -38,7 +38,7 @@ pub const HEADER_SIZE: usize = 128;
 pub const MAX_DATA_LEN: u64 = 1 << 40;
 
 /// What a segment holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 #[non_exhaustive]
 pub enum Kind {
@@ -75,6 +75,19 @@ impl Kind {
             Kind::Channel => "channel",
             Kind::Link => "file link",
             Kind::Latest => "latest",
+        }
+    }
+}
+
+/// The lower-case words of messages: [`Kind::as_str`] ("segment",
+/// "event", "channel", "file link"), but "latest-value slot" for
+/// [`Kind::Latest`] (whose `as_str`, "latest", is the short form `memlane
+/// list` shows).
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Latest => f.write_str("latest-value slot"),
+            other => f.write_str(other.as_str()),
         }
     }
 }

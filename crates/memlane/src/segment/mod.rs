@@ -12,15 +12,13 @@
 pub(crate) mod header;
 #[allow(unsafe_code)]
 pub(crate) mod map;
-#[allow(unsafe_code)]
-pub(crate) mod raw;
 
 use std::path::{Path, PathBuf};
 
 pub use header::Kind;
-use raw::{CreateSpec, RawSegment};
 
-use crate::error::{AccessError, CreateError, OpenError, RemoveError};
+use crate::error::{AccessError, CreateError, Missing, OpenError, RemoveError};
+use crate::file::{self, CreateSpec, OpenSpec, PathSpec, RawSegment};
 
 /// The default permission bits of new segments: owner read-write only.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -214,7 +212,7 @@ impl SegmentBuilder {
             replace_stale: self.replace_stale,
             page_file: self.page_file,
         };
-        let raw = raw::create(&spec, |_, _| {})?;
+        let raw = file::create(&spec, |_, _| {})?;
         Ok(Segment {
             raw,
             access: Access::ReadWrite,
@@ -293,15 +291,15 @@ impl SegmentOpenOptions {
     /// (opening never waits longer than that for a lock); [`OpenError::Io`]
     /// for another OS error.
     pub fn open(self) -> Result<Segment, OpenError> {
-        let raw = raw::open(
-            &self.name,
-            self.dir.as_deref(),
-            self.access,
-            Some(Kind::Segment),
-            "segment",
-            Some(self.view.unwrap_or((0, None))),
-            self.allow_other_owner,
-        )?;
+        let raw = file::open(&OpenSpec {
+            name: &self.name,
+            dir: self.dir.as_deref(),
+            access: self.access,
+            kind: Some(Kind::Segment),
+            what: Missing::Named(Kind::Segment),
+            view: Some(self.view.unwrap_or((0, None))),
+            allow_other_owner: self.allow_other_owner,
+        })?;
         Ok(Segment {
             raw,
             access: self.access,
@@ -384,7 +382,13 @@ impl Segment {
     /// As for [`SegmentOpenOptions::open`], with [`OpenError::NotFound`]
     /// when no file is at `path`.
     pub fn open_path(path: &Path, access: Access) -> Result<Segment, OpenError> {
-        let raw = raw::open_path(path, access, Some(Kind::Segment), Some((0, None)), false)?;
+        let raw = file::open_path(&PathSpec {
+            path,
+            access,
+            kind: Some(Kind::Segment),
+            view: Some((0, None)),
+            allow_other_owner: false,
+        })?;
         Ok(Segment {
             raw,
             access,
@@ -602,7 +606,7 @@ impl Segment {
 /// ```
 #[doc(alias = "shm_unlink")]
 pub fn remove(dir: Option<&Path>, name: &str) -> Result<(), RemoveError> {
-    raw::remove(name, dir)
+    file::remove(name, dir)
 }
 
 /// One entry removed (or, in a dry run, to be removed) by [`gc`].
@@ -612,7 +616,57 @@ pub struct Collected {
     /// The file name in the segment directory.
     pub file: String,
     /// Why it was removed.
-    pub reason: &'static str,
+    pub reason: GcReason,
+}
+
+/// Why [`gc`] removed an entry; its `Display` is a short phrase for
+/// people ("segment no process holds", ...).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-gcreason-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// drop(memlane::Segment::builder("doc-gcreason").size(64).dir(&dir).create()?);
+/// let report = memlane::gc(Some(&dir), false)?;
+/// assert_eq!(report.removed[0].reason, memlane::GcReason::Stale);
+/// assert_eq!(report.removed[0].reason.to_string(), "segment no process holds");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GcReason {
+    /// A segment, event or channel of this user that no process holds
+    /// (its users exited or crashed without removing it).
+    Stale,
+    /// A file link whose backing file is gone or held by no process (the
+    /// backing file itself is never removed).
+    DeadLink,
+    /// The temporary file of a creator that died while building it.
+    LeftoverTemp,
+    /// A file a removal or replacement moved aside and could not delete
+    /// at the time (Windows, where an open file cannot be deleted).
+    MovedAside,
+    /// A liveness token file of memlane before channel layout 4 that no
+    /// process holds.
+    OldLivenessToken,
+    /// The lock file of a page-file channel that no longer exists
+    /// (Windows).
+    OrphanLockFile,
+}
+
+impl std::fmt::Display for GcReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GcReason::Stale => "segment no process holds",
+            GcReason::DeadLink => "file link whose file nobody holds",
+            GcReason::LeftoverTemp => "temporary file of a creator that died",
+            GcReason::MovedAside => "file moved aside by an earlier removal",
+            GcReason::OldLivenessToken => "liveness token of an older memlane",
+            GcReason::OrphanLockFile => "lock file of a page-file channel that no longer exists",
+        })
+    }
 }
 
 /// What [`gc`] removed (or, in a dry run, would remove).
@@ -662,14 +716,14 @@ pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<GcReport> {
 /// are `tmp_age_secs` old ([`gc`] uses 5 s).
 #[doc(hidden)]
 pub fn gc_with(dir: Option<&Path>, dry_run: bool, tmp_age_secs: u64) -> std::io::Result<GcReport> {
-    let (dir, items) = raw::gc(dir, dry_run, tmp_age_secs)?;
+    let (dir, items) = file::gc(dir, dry_run, tmp_age_secs)?;
     Ok(GcReport {
         dir,
         removed: items
             .into_iter()
             .map(|c| Collected {
                 file: c.file,
-                reason: c.what,
+                reason: c.reason,
             })
             .collect(),
     })
@@ -729,7 +783,7 @@ pub struct Listing {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn list(dir: Option<&Path>) -> std::io::Result<Listing> {
-    let (dir, items) = raw::list(dir)?;
+    let (dir, items) = file::list(dir)?;
     let entries = items
         .into_iter()
         .map(|l| {

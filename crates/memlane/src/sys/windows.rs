@@ -22,6 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::{FileInfo, OpenFileError};
+use crate::name::WAIT_OBJECT_PREFIX;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, ERROR_IO_PENDING, ERROR_LOCK_VIOLATION,
@@ -175,7 +176,7 @@ impl Dir {
         if !replace {
             return self.move_file(from, to);
         }
-        let aside = trash_name();
+        let aside = crate::name::aside_name();
         let moved = match self.move_file(to, OsStr::new(&aside)) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -210,7 +211,7 @@ impl Dir {
     /// unique hidden name, so the name is free at once even while other
     /// processes still hold the file open.
     pub(crate) fn unlink(&self, name: &OsStr) -> io::Result<()> {
-        let trash = trash_name();
+        let trash = crate::name::aside_name();
         match self.move_file(name, OsStr::new(&trash)) {
             Ok(()) => {
                 // The hidden name goes when the last handle closes; if the
@@ -223,16 +224,6 @@ impl Dir {
             Err(_) => std::fs::remove_file(self.join(name)),
         }
     }
-}
-
-/// A unique hidden name for a file on its way out (it starts with `.`, so
-/// it is never taken for a segment).
-fn trash_name() -> String {
-    format!(
-        ".memlane-rm.{}.{}",
-        std::process::id(),
-        crate::name::unique_suffix()
-    )
 }
 
 fn handle_info(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
@@ -640,11 +631,14 @@ fn semaphore_prefix(addr: usize) -> Vec<u16> {
         .find(|w| addr >= w.start && addr - w.start < w.len)
     {
         Some(w) => format!(
-            "{ns}\\memlane-wait.{}.{:x}.",
+            "{ns}\\{WAIT_OBJECT_PREFIX}{}.{:x}.",
             w.key,
             w.offset + (addr - w.start) as u64
         ),
-        None => format!("{ns}\\memlane-wait.p{}.{addr:x}.", std::process::id()),
+        None => format!(
+            "{ns}\\{WAIT_OBJECT_PREFIX}p{}.{addr:x}.",
+            std::process::id()
+        ),
     };
     OsStr::new(&name).encode_wide().collect()
 }
@@ -775,7 +769,7 @@ fn namespace() -> &'static str {
 /// The kernel-object name of the page-file segment `name`:
 /// `Local\memlane.<name>` (or `Global\...`).
 pub(crate) fn mapping_name(name: &str) -> String {
-    format!("{}\\memlane.{name}", namespace())
+    format!("{}\\{}", namespace(), crate::name::file_name(name))
 }
 
 /// How a view of a named mapping is made.

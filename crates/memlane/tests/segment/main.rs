@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::TestDir;
 use memlane::{
-    Access, AccessError, Channel, CreateError, Disposition, Event, Kind, OpenError, RemoveError,
-    Segment,
+    Access, AccessError, Channel, CreateError, Disposition, Event, Existing, Kind, Missing,
+    OpenError, RemoveError, Segment,
 };
 
 fn create(dir: &TestDir, name: &str, size: u64) -> Segment {
@@ -376,9 +376,16 @@ fn header_validation_errors_are_distinct() {
     // Wrong kind: an event opened as a segment.
     let _ev = Event::builder("ev").dir(&d.path).create().unwrap();
     match open(&d, "ev", Access::ReadOnly).unwrap_err() {
-        OpenError::WrongKind {
+        e @ OpenError::WrongKind {
             expected, found, ..
-        } => assert_eq!((expected, found), ("segment", "event")),
+        } => {
+            assert_eq!((expected, found), (Kind::Segment, Kind::Event));
+            assert!(
+                e.to_string()
+                    .ends_with(" is a memlane event, not a segment"),
+                "{e}"
+            );
+        }
         e => panic!("{e}"),
     }
 }
@@ -471,7 +478,17 @@ fn file_backed_dispositions() {
         .create()
         .unwrap_err();
     assert!(
-        matches!(e, CreateError::AlreadyExists { what: "a file", .. }),
+        matches!(
+            e,
+            CreateError::AlreadyExists {
+                what: Existing::File,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().starts_with("a file already exists at "),
         "{e}"
     );
     assert!(
@@ -521,12 +538,13 @@ fn file_backed_dispositions() {
         matches!(
             e,
             OpenError::NotFound {
-                what: "backing file",
+                what: Missing::BackingFile,
                 ..
             }
         ),
         "{e}"
     );
+    assert!(e.to_string().starts_with("no backing file '"), "{e}");
 }
 
 #[test]
