@@ -560,9 +560,11 @@ impl Corrupt {
 ///
 /// `bytes` is exact: the ring bytes (records with their 16-byte headers and
 /// padding) between where it was and where it goes on. `messages` comes
-/// from the publishers' counters: exact when no publisher commits while the
-/// subscriber catches up (e.g. they paused or finished), otherwise it can
-/// be off by the messages committed meanwhile.
+/// from the publishers' counters, taken again until they stand still
+/// while the subscriber finds where to go on and counts what is ahead of
+/// it: exact when they do within a few tries (publishers that pause,
+/// finish or send less often than that takes — microseconds), otherwise
+/// an estimate, off by the messages committed meanwhile.
 ///
 /// # Examples
 ///

@@ -78,6 +78,10 @@ pub struct Subscriber {
     _lock: SlotLock,
 }
 
+/// How many times a lapped lossy subscriber tries to take its loss count
+/// while the publishers' total stands still (see `Subscriber::lapped_now`).
+const LAG_COUNT_TRIES: u32 = 8;
+
 /// Why a look at the ring gave no record.
 enum Fault {
     Corrupt(Corrupt),
@@ -603,10 +607,24 @@ impl Subscriber {
     fn lapped_now(&mut self) -> Fault {
         let m = &*self.ring;
         let from = self.check_from;
-        let total = ring::committed_messages(m);
-        let next = ring::resync(m);
-        let head = m.claim().load(crate::sync::Ordering::Acquire);
-        let ahead = ring::count_messages(m, next, head).unwrap_or(0);
+        // The count is exact when the publishers' total does not move
+        // while the oldest record is found and the messages from there to
+        // the head are counted (a commit in between would be counted on
+        // one side only); tried a few times, else the last try's estimate.
+        let (total, next, ahead) = {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let total = ring::committed_messages(m);
+                let next = ring::resync(m);
+                let head = m.claim().load(crate::sync::Ordering::Acquire);
+                let ahead = ring::count_messages(m, next, head);
+                let settled = ahead.is_some() && ring::committed_messages(m) == total;
+                if settled || tries == LAG_COUNT_TRIES {
+                    break (total, next, ahead.unwrap_or(0));
+                }
+            }
+        };
         let messages = total
             .wrapping_sub(self.joined_total)
             .saturating_sub(self.st.messages)

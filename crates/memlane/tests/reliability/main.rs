@@ -1703,6 +1703,7 @@ fn a_file_backed_channel_replays_after_every_process_is_gone() {
 }
 
 /// Parses `key=value` fields of a child's RESULT line.
+#[cfg(unix)]
 fn result_field(out: &str, key: &str) -> u64 {
     let line = out
         .lines()
