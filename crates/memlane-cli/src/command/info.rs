@@ -51,9 +51,6 @@ struct SubscriberJson {
     lag: u64,
     messages: u64,
     bytes: u64,
-    lossy: bool,
-    lost_messages: u64,
-    lost_bytes: u64,
 }
 
 impl From<&ChannelInfo> for InfoJson {
@@ -94,9 +91,6 @@ impl From<&ChannelInfo> for InfoJson {
                     lag: s.lag,
                     messages: s.messages,
                     bytes: s.bytes,
-                    lossy: s.lossy,
-                    lost_messages: s.lost_messages,
-                    lost_bytes: s.lost_bytes,
                 })
                 .collect(),
         }
@@ -234,25 +228,19 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
-            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES", "MODE", "LOST"
+            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
+            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES"
         );
         for s in &info.subscribers {
             println!(
-                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
+                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
                 s.slot,
                 s.state.to_string(),
                 s.pid,
                 s.position,
                 s.lag,
                 s.messages,
-                s.bytes,
-                if s.lossy { "lossy" } else { "lossless" },
-                if s.lossy {
-                    s.lost_messages.to_string()
-                } else {
-                    "-".to_string()
-                }
+                s.bytes
             );
         }
     }

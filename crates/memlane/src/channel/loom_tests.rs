@@ -89,8 +89,6 @@ impl LoomRing {
                     position: AtomicU64::new(0),
                     messages: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
-                    lost_messages: AtomicU64::new(0),
-                    lost_bytes: AtomicU64::new(0),
                 })
                 .collect(),
             stamps: (0..capacity / 16).map(|_| AtomicU64::new(0)).collect(),
@@ -171,7 +169,7 @@ fn recv(r: &LoomRing, st: &mut ring::SubState) -> Vec<u8> {
             ring::release(r, st, rec.len);
             return v;
         }
-        ring::wait_for_data(r, st, 0, None, false).expect("never corrupt");
+        ring::wait_for_data(r, st, 0, None).expect("never corrupt");
     }
 }
 
@@ -425,10 +423,9 @@ fn loom_join_from_oldest_while_publishing() {
     });
 }
 
-/// Two publishers and no subscriber (or only lossy ones, which publishers
-/// pass by): while one holds a claim it has not written yet, the other
-/// sends around the two-record ring and must not claim those bytes again:
-/// it waits for the commit (which wakes it). Payload bytes are loom
+/// Two publishers and no subscriber: while one holds a claim it has not
+/// written yet, the other sends around the two-record ring and must not
+/// claim those bytes again: it waits for the commit (which wakes it). Payload bytes are loom
 /// `UnsafeCell`s, so a write into the other's claimed bytes is reported as
 /// a data race, and a lost wake-up as a deadlock.
 #[test]
