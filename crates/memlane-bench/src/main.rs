@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+mod latest;
 mod peers;
 mod plot;
 mod report;
@@ -22,6 +23,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use memlane_benchkit::latest::OpResult;
 use memlane_benchkit::{
     floor, pin_to_cpu, run_latency, run_throughput, serve, serve_builtin, Job, LatencyResult,
     Launcher, Outcome, TempDir, ThroughputResult, Transport, Workload,
@@ -84,6 +86,9 @@ pub struct Results {
     pub fanout_latency: Vec<LatencyResult>,
     /// Fan-out throughput (64 B).
     pub fanout_throughput: Vec<ThroughputResult>,
+    /// The latest-value comparison, one process: ns per operation of
+    /// [`latest::OPS`] at each of [`latest::SIZES`].
+    pub latest: Vec<OpResult>,
     /// Whether the two processes were pinned to CPUs 0 and 1.
     pub pinned: bool,
     /// `--quick`.
@@ -353,6 +358,29 @@ impl Runner<'_> {
         }
     }
 
+    /// The latest-value comparison at `size` (one process, no child).
+    fn latest(&mut self, size: usize, quick: bool) -> io::Result<Vec<OpResult>> {
+        self.done += 1;
+        if self.signal.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        let (count, rounds) = latest::counts(size, quick);
+        eprint!(
+            "[{:>3}/{}] {:<14} {:<10} {:>8} B    ... ",
+            self.done, self.total, "latest value", "get/set", size
+        );
+        let t0 = std::time::Instant::now();
+        self.next += 1;
+        let tag = format!("j{}-{}", self.next, std::process::id());
+        let rows = latest::measure(self.dir.path(), &tag, size, count, rounds)
+            .map_err(|e| io::Error::other(format!("latest value {size} B: {e}")))?;
+        for x in &rows {
+            eprint!("{} {:.1} ns  ", x.op, x.ns_per_op);
+        }
+        eprintln!("({:.1}s)", t0.elapsed().as_secs_f64());
+        Ok(rows)
+    }
+
     fn run(&mut self, job: &Job) -> io::Result<Outcome> {
         self.done += 1;
         if self.signal.load(std::sync::atomic::Ordering::Relaxed) != 0 {
@@ -438,7 +466,11 @@ fn run(opts: &Options) -> io::Result<()> {
         dir: &dir,
         next: 0,
         done: 0,
-        total: lat_jobs + throughput_rounds(opts.quick) * thr_jobs + sweep_jobs + 2 * FANOUT.len(),
+        total: latest::SIZES.len()
+            + lat_jobs
+            + throughput_rounds(opts.quick) * thr_jobs
+            + sweep_jobs
+            + 2 * FANOUT.len(),
     };
     let mut res = Results {
         pinned,
@@ -446,6 +478,9 @@ fn run(opts: &Options) -> io::Result<()> {
         quick: opts.quick,
         ..Results::default()
     };
+    for &size in latest::SIZES {
+        res.latest.extend(r.latest(size, opts.quick)?);
+    }
     for &size in LATENCY_SIZES {
         let transports: Vec<&str> = LATENCY_TRANSPORTS
             .iter()

@@ -248,6 +248,65 @@ pub fn targets(r: &Results) -> Vec<Target> {
     out
 }
 
+/// The figure of latest-value operation `op` at `size`, ns per operation.
+pub fn latest_op(r: &Results, op: &str, size: usize) -> Option<f64> {
+    r.latest
+        .iter()
+        .find(|x| x.op == op && x.size == size)
+        .map(|x| x.ns_per_op)
+}
+
+/// The latest-value comparison: memlane `Latest` against the iceoryx2
+/// blackboard, with the copy floor, per operation and size.
+fn latest_section(r: &Results, s: &mut String) {
+    let _ = writeln!(
+        s,
+        "\n## Latest value (memlane `Latest` against the iceoryx2 blackboard, one process)\n"
+    );
+    let rounds = r.latest.first().map_or(0, |x| x.rounds);
+    let _ = writeln!(
+        s,
+        "Nanoseconds per operation, the median of {rounds} interleaved rounds (every operation \
+         once per round). Read: `Latest::get_into` into a `Vec` against the blackboard reader's \
+         `EntryHandle::get` (a copy returned by value), of a value nobody writes. Write, nobody \
+         waiting: `Latest::set` against `EntryHandleMut::update_with_copy` of a `[u8; N]`. The \
+         floor, `copy`: the value copied into a `Vec`. The blackboard cannot wake a reader, so \
+         it has no wake-up figure; memlane's is in `memlane bench`, next to the futex floor.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| operation | value | memlane | iceoryx2 blackboard | memlane ÷ iceoryx2 | copy (floor) | \
+         memlane ÷ copy | iceoryx2 ÷ copy |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (what, m, i) in [
+        ("read, unchanged value", "latest-get", "blackboard-get"),
+        ("write, nobody waiting", "latest-set", "blackboard-set"),
+    ] {
+        for &sz in crate::latest::SIZES {
+            let (m, i, c) = (
+                latest_op(r, m, sz),
+                latest_op(r, i, sz),
+                latest_op(r, "copy", sz),
+            );
+            if m.is_none() && i.is_none() {
+                continue;
+            }
+            let fig = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1} ns"));
+            let _ = writeln!(
+                s,
+                "| {what} | {} | {} | {} | {} | {} | {} | {} |",
+                size(sz),
+                fig(m),
+                fig(i),
+                m.map_or("–".into(), |m| ratio(m, i)),
+                fig(c),
+                m.map_or("–".into(), |m| ratio(m, c)),
+                i.map_or("–".into(), |i| ratio(i, c)),
+            );
+        }
+    }
+}
+
 /// The whole `RESULTS.md`.
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
@@ -396,6 +455,7 @@ pub fn markdown(r: &Results) -> String {
             t.map_or("–".into(), |t| ratio(t.msgs_per_s, t1)),
         );
     }
+    latest_section(r, &mut s);
     let _ = writeln!(
         s,
         "\n## Latency versus size (one-way p50; in brackets: ÷ floor-spin)\n"
