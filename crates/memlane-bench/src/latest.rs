@@ -28,13 +28,12 @@
 use std::hint::black_box;
 use std::io;
 use std::path::Path;
-use std::time::Instant;
 
 use iceoryx2::port::reader::EntryHandle;
 use iceoryx2::port::writer::EntryHandleMut;
 use iceoryx2::prelude::*;
 use memlane::Latest;
-use memlane_benchkit::latest::OpResult;
+use memlane_benchkit::latest::{median_rows, per_op, OpResult};
 use memlane_benchkit::{bad, payload};
 
 /// The operations, in the order they run within a round and are reported.
@@ -66,15 +65,6 @@ fn err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 
 fn ierr(e: impl std::fmt::Debug) -> io::Error {
     io::Error::other(format!("iceoryx2 blackboard: {e:?}"))
-}
-
-/// Times `count` calls of `op`; nanoseconds per call.
-fn per_op(count: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<f64> {
-    let t0 = Instant::now();
-    for _ in 0..count {
-        op()?;
-    }
-    Ok(t0.elapsed().as_nanos() as f64 / count.max(1) as f64)
 }
 
 /// The figures of [`OPS`] for values of `size` bytes (one of [`SIZES`]):
@@ -203,20 +193,7 @@ fn measure_n<const N: usize>(
     drop(bb);
     drop((writer, reader));
     memlane::remove(Some(dir), &name).map_err(err)?;
-    Ok(OPS
-        .iter()
-        .zip(samples)
-        .map(|(op, mut s)| {
-            s.sort_by(f64::total_cmp);
-            OpResult {
-                op: op.to_string(),
-                size: N,
-                ops: count,
-                rounds,
-                ns_per_op: s[s.len() / 2],
-            }
-        })
-        .collect())
+    Ok(median_rows(OPS, samples, N, count, rounds))
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn open(dir: &Path, name: &str) -> io::Result<Latest> {
 }
 
 /// Times `count` calls of `op`; nanoseconds per call.
-fn per_op(count: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<f64> {
+pub fn per_op(count: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<f64> {
     let t0 = Instant::now();
     for _ in 0..count {
         op()?;
@@ -148,8 +148,25 @@ pub fn ops(
     }
     drop((writer, reader));
     memlane::remove(Some(dir), &name).map_err(err)?;
-    Ok(["copy", "latest-get", "latest-set"]
-        .iter()
+    Ok(median_rows(
+        &["copy", "latest-get", "latest-set"],
+        samples,
+        size,
+        count,
+        rounds,
+    ))
+}
+
+/// One [`OpResult`] per operation of `ops`, from its rounds' figures in
+/// `samples` (in the same order): the median round.
+pub fn median_rows(
+    ops: &[&str],
+    samples: impl IntoIterator<Item = Vec<f64>>,
+    size: usize,
+    count: u64,
+    rounds: u32,
+) -> Vec<OpResult> {
+    ops.iter()
         .zip(samples)
         .map(|(op, mut s)| {
             s.sort_by(f64::total_cmp);
@@ -161,7 +178,7 @@ pub fn ops(
                 ns_per_op: s[s.len() / 2],
             }
         })
-        .collect())
+        .collect()
 }
 
 fn names(job: &Job) -> (String, String) {
