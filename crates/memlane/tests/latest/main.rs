@@ -137,6 +137,23 @@ fn vars(
     v
 }
 
+/// Starts a `writer` child writing values `1..=count` as writer `id` to
+/// the slot `name`, with `extra` variables (fault points).
+fn spawn_writer(
+    dir: &TestDir,
+    name: &str,
+    id: u32,
+    count: u32,
+    extra: &[(&'static str, String)],
+) -> common::KillOnDrop {
+    let mut v = vec![
+        ("MEMLANE_TEST_ID", id.to_string()),
+        ("MEMLANE_TEST_COUNT", count.to_string()),
+    ];
+    v.extend_from_slice(extra);
+    spawn_role(ENTRY, "writer", &vars(dir, name, &v))
+}
+
 #[test]
 fn values_cross_processes_whole_while_two_writers_race_two_readers() {
     let dir = TestDir::new("latest-race");
@@ -160,20 +177,7 @@ fn values_cross_processes_whole_while_two_writers_race_two_readers() {
     // Writer 1 first, then writer 0, whose last value ends the readers.
     let writers: Vec<_> = [1, 0]
         .into_iter()
-        .map(|id| {
-            spawn_role(
-                ENTRY,
-                "writer",
-                &vars(
-                    &dir,
-                    "race",
-                    &[
-                        ("MEMLANE_TEST_ID", id.to_string()),
-                        ("MEMLANE_TEST_COUNT", count.to_string()),
-                    ],
-                ),
-            )
-        })
+        .map(|id| spawn_writer(&dir, "race", id, count, &[]))
         .collect();
     for w in writers {
         let out = expect_success(&w.wait(Duration::from_secs(120)), "writer");
@@ -231,18 +235,12 @@ fn a_writer_killed_mid_write_leaves_the_previous_value_and_its_slot_free() {
         .unwrap();
     // The child dies (SIGKILL, or TerminateProcess) inside its 4th write,
     // after storing the value's bytes and before completing it.
-    let child = spawn_role(
-        ENTRY,
-        "writer",
-        &vars(
-            &dir,
-            "kill",
-            &[
-                ("MEMLANE_TEST_ID", "7".into()),
-                ("MEMLANE_TEST_COUNT", "10".into()),
-                ("MEMLANE_FAULT", "latest_mid_write:4".into()),
-            ],
-        ),
+    let child = spawn_writer(
+        &dir,
+        "kill",
+        7,
+        10,
+        &[("MEMLANE_FAULT", "latest_mid_write:4".into())],
     );
     let out = child.wait(Duration::from_secs(60));
     assert!(!out.status.success(), "the writer should have been killed");
@@ -271,18 +269,12 @@ fn a_writer_stopped_mid_write_holds_back_neither_readers_nor_writers() {
         .max_writers(2)
         .create()
         .unwrap();
-    let child = spawn_role(
-        ENTRY,
-        "writer",
-        &vars(
-            &dir,
-            "stop",
-            &[
-                ("MEMLANE_TEST_ID", "3".into()),
-                ("MEMLANE_TEST_COUNT", "3".into()),
-                ("MEMLANE_FAULT_STOP", "latest_mid_write:2".into()),
-            ],
-        ),
+    let child = spawn_writer(
+        &dir,
+        "stop",
+        3,
+        3,
+        &[("MEMLANE_FAULT_STOP", "latest_mid_write:2".into())],
     );
     let pid = child.id();
     common::wait_for(Duration::from_secs(30), "the writer to stop", || {
