@@ -451,30 +451,8 @@ mod api {
             crate::remove(None, name)
         }
 
-        #[allow(unsafe_code)] // see the SAFETY comments inside
         fn view(&self) -> View<'_> {
-            let base = self.seg.data_ptr();
-            // SAFETY: the data region is at least geo.data_len() bytes
-            // (validated on open, made so on create), page aligned, and
-            // lives as long as `self.seg`; Control and EventLine are atomics
-            // and padding at 8-aligned offsets 0 and EVENT_OFFSET; the words
-            // from SLOTS_OFFSET to data_len() are 8-aligned and accessed only
-            // as atomics by every process.
-            unsafe {
-                let control = &*base.cast::<Control>();
-                let event = &*base.add(EVENT_OFFSET as usize).cast::<EventLine>();
-                let words = std::slice::from_raw_parts(
-                    base.add(SLOTS_OFFSET as usize).cast::<AtomicU64>(),
-                    self.geo.words(),
-                );
-                View {
-                    geo: self.geo,
-                    current: &control.current,
-                    next_version: &control.next_version,
-                    event: &event.event,
-                    words,
-                }
-            }
+            view_of(&self.seg, self.geo)
         }
 
         /// Writes `value` as the slot's newest value and wakes waiting
@@ -519,11 +497,13 @@ mod api {
             if self.writer.is_none() {
                 self.writer = Some(self.take_writer_slot()?);
             }
-            let mut writer = self.writer.take().expect("a writer slot");
-            let result = self
-                .view()
-                .write(&mut writer.state, value, &OsFutex, Barrier::Fences);
-            self.writer = Some(writer);
+            let writer = self.writer.as_mut().expect("a writer slot");
+            let result = view_of(&self.seg, self.geo).write(
+                &mut writer.state,
+                value,
+                &OsFutex,
+                Barrier::Fences,
+            );
             match result {
                 Ok(Written::Published(v) | Written::Superseded(v)) => Ok(v),
                 Err(WriteFail::VersionsExhausted) => Err(SetError::VersionsExhausted {
@@ -745,6 +725,35 @@ mod api {
                 version: view.version(),
                 writes: view.next_version.load(Ordering::Relaxed),
                 writers,
+            }
+        }
+    }
+
+    /// The shared words of the slot mapped by `seg`, laid out by `geo` (a
+    /// function of the two fields, so that a writer's state can be borrowed
+    /// beside it).
+    #[allow(unsafe_code)] // see the SAFETY comment inside
+    fn view_of(seg: &RawSegment, geo: Geometry) -> View<'_> {
+        let base = seg.data_ptr();
+        // SAFETY: the data region is at least geo.data_len() bytes
+        // (validated on open, made so on create), page aligned, and lives
+        // as long as `seg`; Control and EventLine are atomics and padding
+        // at 8-aligned offsets 0 and EVENT_OFFSET; the words from
+        // SLOTS_OFFSET to data_len() are 8-aligned and accessed only as
+        // atomics by every process.
+        unsafe {
+            let control = &*base.cast::<Control>();
+            let event = &*base.add(EVENT_OFFSET as usize).cast::<EventLine>();
+            let words = std::slice::from_raw_parts(
+                base.add(SLOTS_OFFSET as usize).cast::<AtomicU64>(),
+                geo.words(),
+            );
+            View {
+                geo,
+                current: &control.current,
+                next_version: &control.next_version,
+                event: &event.event,
+                words,
             }
         }
     }
