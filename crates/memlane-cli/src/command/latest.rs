@@ -62,7 +62,7 @@ fn set(dir: Option<&Path>, name: &str, a: LatestSetArgs) -> anyhow::Result<()> {
             .context("reading the value from standard input")?;
         v
     } else {
-        os_bytes(a.value)
+        crate::command::send::arg_bytes(&a.value).into_owned()
     };
     let mut slot = match open_latest(dir, name) {
         Err(OpenError::NotFound { .. }) if a.create => {
@@ -80,19 +80,6 @@ fn set(dir: Option<&Path>, name: &str, a: LatestSetArgs) -> anyhow::Result<()> {
         eprintln!("version {version}");
     }
     Ok(())
-}
-
-/// A value given on the command line, as bytes (on Unix any bytes; on
-/// Windows its UTF-8 form).
-fn os_bytes(s: std::ffi::OsString) -> Vec<u8> {
-    #[cfg(unix)]
-    {
-        std::os::unix::ffi::OsStringExt::into_vec(s)
-    }
-    #[cfg(not(unix))]
-    {
-        s.to_string_lossy().into_owned().into_bytes()
-    }
 }
 
 fn get(dir: Option<&Path>, name: &str, a: LatestGetArgs) -> anyhow::Result<()> {

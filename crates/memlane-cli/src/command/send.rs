@@ -79,7 +79,7 @@ pub fn run(dir: Option<&Path>, args: SendArgs) -> anyhow::Result<()> {
 /// The bytes a command-line argument sends: on Unix exactly the bytes
 /// given; on Windows (where arguments are UTF-16) their UTF-8, with an
 /// unpaired surrogate sent as U+FFFD.
-fn arg_bytes(arg: &OsStr) -> Cow<'_, [u8]> {
+pub(crate) fn arg_bytes(arg: &OsStr) -> Cow<'_, [u8]> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
