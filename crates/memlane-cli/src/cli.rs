@@ -159,8 +159,13 @@ pub struct ListenArgs {
     /// Start at the oldest message still in the ring (the recent history,
     /// or a file-backed channel's content after a restart) instead of the
     /// next one sent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lossy")]
     pub from_oldest: bool,
+    /// Join as a lossy subscriber: never hold publishers back; when they
+    /// lap this listener, say on standard error how many messages it lost
+    /// and go on from the oldest one still in the ring.
+    #[arg(long)]
+    pub lossy: bool,
 }
 
 /// Arguments of `memlane latest`.

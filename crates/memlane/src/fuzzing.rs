@@ -358,8 +358,8 @@ pub fn ring(bytes: &[u8]) -> usize {
     let slot = u32::from(opts & RING_SLOT1 != 0);
     mem.claim().store(p, Ordering::Relaxed);
     mem.sub_slot(slot).state.store(SLOT_FREE, Ordering::Relaxed);
-    let joined =
-        ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now).expect("the slot was set free");
+    let joined = ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now, false)
+        .expect("the slot was set free");
     let mut st = match joined {
         Ok(st) => st,
         Err(e) => {
@@ -393,15 +393,24 @@ pub fn ring(bytes: &[u8]) -> usize {
         ring::release(&mem, &mut st, rec.len);
         read += 1;
     }
-    replay_decoder(&mem, &geo);
+    lossy_and_replay_decoders(&mem, &geo);
     read
 }
 
-/// The decoder of a join from the oldest record over the same image:
-/// where a replay starts (`ring::find_oldest`, which may turn dead claims
-/// into discarded records), always within the last ring before the head.
-fn replay_decoder(mem: &HeapRing, geo: &Geometry) {
+/// The decoders of a lossy subscriber and of a join from the oldest record
+/// over the same image: where a lapped lossy subscriber goes on
+/// (`ring::resync`) and how many messages it counts from there, and where
+/// a replay starts (`ring::find_oldest`, which may turn dead claims into
+/// discarded records). Each stays within the last ring before the head.
+fn lossy_and_replay_decoders(mem: &HeapRing, geo: &Geometry) {
     let h = mem.claim().load(Ordering::Relaxed);
+    let next = ring::resync(mem);
+    let back = h.wrapping_sub(next);
+    assert!(
+        back <= geo.capacity || next.wrapping_sub(h) < geo.capacity,
+        "resync went to {next}, head {h}"
+    );
+    black_box(ring::count_messages(mem, next, h));
     if h % 16 == 0 {
         let from = h.wrapping_sub(geo.capacity);
         let start = ring::find_oldest(mem, from, h);
@@ -766,7 +775,7 @@ mod tests {
             lap: std::cell::Cell::new(0),
             last_off: std::cell::Cell::new(0),
         };
-        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now)
+        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now, false)
             .unwrap()
             .unwrap();
         assert_eq!(st.pos, 0);

@@ -148,6 +148,7 @@ pub use segment::{
 pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
+pub use error::Lagged;
 
 // The public handles, builders, results and errors can move to and be
 // shared between threads; checked at compile time so that a change that
@@ -199,6 +200,7 @@ const _: () = {
     send_sync::<Missing>();
     send_sync::<GcReason>();
     send_sync::<Corrupt>();
+    send_sync::<Lagged>();
 };
 
 #[cfg(not(loom))]

@@ -51,6 +51,9 @@ struct SubscriberJson {
     lag: u64,
     messages: u64,
     bytes: u64,
+    lossy: bool,
+    lost_messages: u64,
+    lost_bytes: u64,
 }
 
 impl From<&ChannelInfo> for InfoJson {
@@ -91,6 +94,9 @@ impl From<&ChannelInfo> for InfoJson {
                     lag: s.lag,
                     messages: s.messages,
                     bytes: s.bytes,
+                    lossy: s.lossy,
+                    lost_messages: s.lost_messages,
+                    lost_bytes: s.lost_bytes,
                 })
                 .collect(),
         }
@@ -228,19 +234,25 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
-            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES"
+            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
+            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES", "MODE", "LOST"
         );
         for s in &info.subscribers {
             println!(
-                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
+                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
                 s.slot,
                 s.state.to_string(),
                 s.pid,
                 s.position,
                 s.lag,
                 s.messages,
-                s.bytes
+                s.bytes,
+                if s.lossy { "lossy" } else { "lossless" },
+                if s.lossy {
+                    s.lost_messages.to_string()
+                } else {
+                    "-".to_string()
+                }
             );
         }
     }

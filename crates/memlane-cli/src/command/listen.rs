@@ -27,7 +27,9 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
-    let mut sub = if args.from_oldest {
+    let mut sub = if args.lossy {
+        channel.lossy_subscriber()?
+    } else if args.from_oldest {
         channel.subscriber_from_oldest()?
     } else {
         channel.subscriber()?
@@ -62,6 +64,16 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
                         break;
                     }
                 }
+                continue;
+            }
+            Err(RecvTimeoutError::Lagged(lag)) => {
+                // Lost messages are not printed; the count goes to stderr
+                // (a script reading stdout sees only messages).
+                eprintln!(
+                    "lapped: lost {} messages ({} ring bytes)",
+                    lag.messages(),
+                    lag.bytes()
+                );
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {

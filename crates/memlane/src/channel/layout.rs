@@ -51,7 +51,7 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
 /// Magic of the config block ("CHAN").
 pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
 /// Version of the channel layout.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: u64 = 4096;
@@ -66,6 +66,10 @@ pub(crate) const SLOT_FREE: u32 = 0;
 pub(crate) const SLOT_CLAIMED: u32 = 1;
 /// In use.
 pub(crate) const SLOT_ACTIVE: u32 = 2;
+/// A lossy subscriber: in use, but it never holds publishers back (their
+/// scan counts only [`SLOT_ACTIVE`] positions), and nothing it needs is
+/// ever repaired on its behalf.
+pub(crate) const SLOT_LOSSY: u32 = 3;
 
 /// Offsets of the fixed lines.
 pub(crate) const CLAIM_OFFSET: u64 = 128;
@@ -191,18 +195,23 @@ const _: () = {
 /// A subscriber slot (one line).
 #[repr(C)]
 pub(crate) struct SubSlot {
-    /// SLOT_FREE, SLOT_CLAIMED or SLOT_ACTIVE.
+    /// SLOT_FREE, SLOT_CLAIMED, SLOT_ACTIVE or SLOT_LOSSY.
     pub(crate) state: AtomicU32,
     /// Owner's pid (informational).
     pub(crate) pid: AtomicU32,
     /// The next byte position this subscriber will read; everything before
     /// it has been consumed. Stored (Release) by the owner after reading;
-    /// loaded by publishers to bound their claims.
+    /// loaded by publishers to bound their claims (ACTIVE slots only).
     pub(crate) position: AtomicU64,
     /// Messages received (written only by the owner).
     pub(crate) messages: AtomicU64,
     /// Payload bytes received (written only by the owner).
     pub(crate) bytes: AtomicU64,
+    /// A lossy subscriber's messages lost to publishers that lapped it
+    /// (written only by the owner; informational).
+    pub(crate) lost_messages: AtomicU64,
+    /// Its ring bytes lost (written only by the owner; informational).
+    pub(crate) lost_bytes: AtomicU64,
 }
 
 // Checked in production builds (loom atomics have another size).
@@ -213,6 +222,8 @@ const _: () = {
     assert!(std::mem::offset_of!(SubSlot, position) == 8);
     assert!(std::mem::offset_of!(SubSlot, messages) == 16);
     assert!(std::mem::offset_of!(SubSlot, bytes) == 24);
+    assert!(std::mem::offset_of!(SubSlot, lost_messages) == 32);
+    assert!(std::mem::offset_of!(SubSlot, lost_bytes) == 40);
     assert!(std::mem::size_of::<SubSlot>() <= LINE as usize);
 };
 
