@@ -1,0 +1,293 @@
+//! The C side, built and run from `cargo test`: the C test program
+//! (`tests/c/test_memlane.c`) compiled with the system C compiler (`$CC`,
+//! else `cc`) against the static and the shared library cargo built for
+//! this test, and the C example pair (`examples/server.c`,
+//! `examples/client.c`) run as two processes. Each test runs its programs
+//! with `MEMLANE_DIR` set to a private directory, checks that they left
+//! nothing in it, and removes it.
+//!
+//! Unix only: the C test forks, and the link flags are those of Linux and
+//! the BSDs (the Windows build of the crate is checked by clippy).
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Where cargo put this build's `libmemlane_c.{a,so}`: beside the test
+/// binary (`target/<profile>/deps`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.parent().expect("the deps directory").to_path_buf();
+    assert!(
+        deps.join("libmemlane_c.a").exists(),
+        "no libmemlane_c.a in {}: cargo builds it with the tests (crate-type staticlib)",
+        deps.display()
+    );
+    deps
+}
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private directory, removed on drop (also when a test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "memlane-c-{what}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// The names left in the directory.
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .expect("read the temporary directory")
+            .map(|e| {
+                e.expect("a directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The compiled C programs, built once per run of this test binary into
+/// `target/<profile>/memlane-c-tests/` (build output, like the library).
+struct Programs {
+    test_static: PathBuf,
+    test_shared: PathBuf,
+    server: PathBuf,
+    client: PathBuf,
+}
+
+fn cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".to_string())
+}
+
+/// Compiles `source` into `out` with `link` arguments; panics with the
+/// compiler's output on failure.
+fn compile(source: &Path, out: &Path, link: &[String]) {
+    let include = crate_dir().join("include");
+    let mut cmd = Command::new(cc());
+    cmd.arg("-std=c11")
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(&include)
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .args(link);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {:?} ({e}); set CC", cc()));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn programs() -> &'static Programs {
+    static PROGRAMS: OnceLock<Programs> = OnceLock::new();
+    PROGRAMS.get_or_init(|| {
+        let lib = lib_dir();
+        let out = lib
+            .parent()
+            .expect("the profile directory")
+            .join("memlane-c-tests");
+        std::fs::create_dir_all(&out).expect("create the output directory");
+        // The static library needs the system libraries Rust's std uses
+        // (`cargo rustc -p memlane-c --crate-type staticlib -- --print
+        // native-static-libs` lists them).
+        let static_link: Vec<String> = [lib.join("libmemlane_c.a").display().to_string()]
+            .into_iter()
+            .chain(
+                [
+                    "-lgcc_s",
+                    "-lutil",
+                    "-lrt",
+                    "-lpthread",
+                    "-lm",
+                    "-ldl",
+                    "-lc",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        let shared_link = vec![
+            format!("-L{}", lib.display()),
+            "-lmemlane_c".to_string(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ];
+        let test_src = crate_dir().join("tests/c/test_memlane.c");
+        let programs = Programs {
+            test_static: out.join("test_memlane_static"),
+            test_shared: out.join("test_memlane_shared"),
+            server: out.join("server"),
+            client: out.join("client"),
+        };
+        compile(&test_src, &programs.test_static, &static_link);
+        compile(&test_src, &programs.test_shared, &shared_link);
+        compile(
+            &crate_dir().join("examples/server.c"),
+            &programs.server,
+            &shared_link,
+        );
+        compile(
+            &crate_dir().join("examples/client.c"),
+            &programs.client,
+            &shared_link,
+        );
+        programs
+    })
+}
+
+fn run(program: &Path, dir: &TempDir, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("MEMLANE_DIR", &dir.0)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn check_test_program(program: &Path, what: &str) {
+    let dir = TempDir::new(what);
+    let out = run(program, &dir, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the C test program ({what}) failed: {:?}\n{stdout}{stderr}",
+        out.status
+    );
+    // "N passed, 0 failed", with N a real count.
+    let summary = stdout.lines().last().unwrap_or_default();
+    let passed: u32 = summary
+        .split(" passed")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no summary line in {stdout:?}"));
+    assert!(passed >= 150, "only {passed} checks ran: {summary}");
+    assert!(summary.ends_with(", 0 failed"), "{summary}");
+    assert_eq!(
+        dir.leftovers(),
+        Vec::<String>::new(),
+        "the C test left names behind"
+    );
+}
+
+#[test]
+fn c_test_program_against_the_static_library() {
+    check_test_program(&programs().test_static, "static");
+}
+
+#[test]
+fn c_test_program_against_the_shared_library() {
+    check_test_program(&programs().test_shared, "shared");
+}
+
+/// The classic pair, as two processes: the server creates and signals,
+/// the client reads the message; once the server has removed its names,
+/// the client says it cannot open the mapping.
+#[test]
+fn c_example_server_and_client() {
+    let programs = programs();
+    let dir = TempDir::new("pair");
+    let mut server = Command::new(&programs.server)
+        .args(["classic", "hello from the C server"])
+        .env("MEMLANE_DIR", &dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("the server's stdout"))
+        .read_line(&mut line)
+        .expect("read the server's first line");
+    assert!(
+        line.contains("signalled 'classic.ready'"),
+        "server said {line:?}"
+    );
+
+    let out = run(&programs.client, &dir, &["classic", "5000"]);
+    assert!(out.status.success(), "client: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "message: hello from the C server\n");
+
+    // Enter: the server removes its names and exits.
+    server
+        .stdin
+        .take()
+        .expect("the server's stdin")
+        .write_all(b"\n")
+        .expect("press Enter");
+    let status = server.wait().expect("wait for the server");
+    assert!(status.success(), "server exited with {status:?}");
+    assert_eq!(dir.leftovers(), Vec::<String>::new());
+
+    let out = run(&programs.client, &dir, &["classic", "100"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not open the mapping 'classic' (MEMLANE_NOT_FOUND)")
+            && stderr.contains("no segment 'classic'"),
+        "{stderr}"
+    );
+}
+
+/// A segment nobody wrote: the client says "no message" (after its wait
+/// on the event times out).
+#[test]
+fn c_example_client_on_an_empty_segment() {
+    let programs = programs();
+    let dir = TempDir::new("empty");
+    let seg = memlane::Segment::builder("quiet")
+        .size(1_000_000)
+        .dir(&dir.0)
+        .create()
+        .expect("create the segment");
+    let ready = memlane::Event::builder("quiet.ready")
+        .dir(&dir.0)
+        .create()
+        .expect("create the event");
+    let out = run(&programs.client, &dir, &["quiet", "50"]);
+    assert!(out.status.success(), "client: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "no message\n");
+    assert!(text(&out.stderr).contains("no 'data ready' signal within 50 ms"));
+    drop((seg, ready));
+}
+
+/// Bad arguments to the examples: a message over the 1024-byte slot is
+/// refused with a clear error, and nothing is created.
+#[test]
+fn c_example_server_refuses_a_message_too_large() {
+    let programs = programs();
+    let dir = TempDir::new("large");
+    let big = "x".repeat(1024);
+    let out = run(&programs.server, &dir, &["big", &big]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("the message is 1024 bytes"));
+    assert_eq!(dir.leftovers(), Vec::<String>::new());
+}
