@@ -291,3 +291,59 @@ fn c_example_server_refuses_a_message_too_large() {
     assert!(text(&out.stderr).contains("the message is 1024 bytes"));
     assert_eq!(dir.leftovers(), Vec::<String>::new());
 }
+
+/// `install.sh` lays out the header, both libraries and the pkg-config
+/// files; a program built with `pkg-config --cflags --libs memlane` (the
+/// shared library) and `memlane-static` links and runs.
+#[test]
+fn install_script_and_pkg_config() {
+    let prefix = TempDir::new("prefix");
+    let status = Command::new("bash")
+        .arg(crate_dir().join("install.sh"))
+        .arg(&prefix.0)
+        .arg(lib_dir())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run install.sh");
+    assert!(status.success(), "install.sh failed: {status:?}");
+    for file in [
+        "include/memlane.h",
+        "lib/libmemlane_c.a",
+        "lib/libmemlane_c.so",
+        "lib/pkgconfig/memlane.pc",
+        "lib/pkgconfig/memlane-static.pc",
+    ] {
+        assert!(
+            prefix.0.join(file).is_file(),
+            "install.sh did not install {file}"
+        );
+    }
+    for package in ["memlane", "memlane-static"] {
+        let flags = Command::new("pkg-config")
+            .args(["--cflags", "--libs", package])
+            .env("PKG_CONFIG_PATH", prefix.0.join("lib/pkgconfig"))
+            .output()
+            .expect("run pkg-config (install the pkg-config package)");
+        assert!(
+            flags.status.success(),
+            "pkg-config {package}: {}",
+            text(&flags.stderr)
+        );
+        let flags: Vec<String> = text(&flags.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let program = prefix.0.join(format!("client-{package}"));
+        let mut cmd = Command::new(cc());
+        cmd.arg(crate_dir().join("examples/client.c"))
+            .arg("-o")
+            .arg(&program)
+            .args(&flags);
+        let out = cmd.output().expect("run the C compiler");
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+        let dir = TempDir::new("pc-run");
+        let out = run(&program, &dir, &["absent", "10"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("MEMLANE_NOT_FOUND"));
+    }
+}
