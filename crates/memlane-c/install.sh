@@ -2,7 +2,9 @@
 # Installs memlane's C API under PREFIX: the header (include/memlane.h),
 # the static and the shared library (lib/libmemlane_c.{a,so}) and two
 # pkg-config files (lib/pkgconfig/memlane.pc for the shared library,
-# memlane-static.pc for the static one). Linux.
+# memlane-static.pc for the static one) and a CMake package file
+# (lib/cmake/memlane/memlane-config.cmake: targets memlane::memlane and
+# memlane::memlane_static). Linux.
 #
 #     bash crates/memlane-c/install.sh PREFIX            # builds in release mode first
 #     bash crates/memlane-c/install.sh PREFIX LIB_DIR    # takes libmemlane_c.{a,so} from LIB_DIR
@@ -23,10 +25,11 @@ mkdir -p "$prefix"
 prefix=$(cd "$prefix" && pwd)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)
 
-install -d "$prefix/include" "$prefix/lib/pkgconfig"
+install -d "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/memlane"
 install -m 644 "$here/include/memlane.h" "$prefix/include/memlane.h"
 install -m 644 "$libs/libmemlane_c.a" "$prefix/lib/libmemlane_c.a"
 install -m 755 "$libs/libmemlane_c.so" "$prefix/lib/libmemlane_c.so"
+install -m 644 "$here/cmake/memlane-config.cmake" "$prefix/lib/cmake/memlane/memlane-config.cmake"
 for pc in memlane memlane-static; do
     sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" \
         "$here/pkgconfig/$pc.pc.in" >"$prefix/lib/pkgconfig/$pc.pc"

@@ -312,6 +312,7 @@ fn install_script_and_pkg_config() {
         "lib/libmemlane_c.so",
         "lib/pkgconfig/memlane.pc",
         "lib/pkgconfig/memlane-static.pc",
+        "lib/cmake/memlane/memlane-config.cmake",
     ] {
         assert!(
             prefix.0.join(file).is_file(),
