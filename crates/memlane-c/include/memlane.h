@@ -306,7 +306,7 @@ memlane_status memlane_channel_info(memlane_channel *channel, size_t *max_messag
 
 /**
  * Closes the channel handle; NULL is a no-op. Its publishers and
- * subscribers stay usable; the name stays until [`crate::memlane_remove`].
+ * subscribers stay usable; the name stays until `memlane_remove`.
  *
  * # Safety
  *
@@ -595,7 +595,7 @@ memlane_status memlane_event_wait(memlane_event *event, uint64_t timeout_ms);
 
 /**
  * Closes the event and frees the handle; NULL is a no-op. The name stays
- * until [`crate::memlane_remove`].
+ * until `memlane_remove`.
  *
  * # Safety
  *
@@ -726,7 +726,7 @@ memlane_status memlane_latest_wait(memlane_latest *latest, uint64_t timeout_ms);
 
 /**
  * Closes the slot (releasing its writer slot, if it wrote) and frees the
- * handle; NULL is a no-op. The name stays until [`crate::memlane_remove`].
+ * handle; NULL is a no-op. The name stays until `memlane_remove`.
  *
  * # Safety
  *
@@ -937,7 +937,7 @@ memlane_status memlane_segment_flush(memlane_segment *seg);
 /**
  * Unmaps the segment and frees the handle; NULL is a no-op. Pointers from
  * [`memlane_segment_data`] die with it. The name stays (other processes
- * can still open it) until [`crate::memlane_remove`].
+ * can still open it) until `memlane_remove`.
  *
  * # Safety
  *

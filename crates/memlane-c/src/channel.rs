@@ -236,7 +236,7 @@ pub unsafe extern "C" fn memlane_channel_info(
 }
 
 /// Closes the channel handle; NULL is a no-op. Its publishers and
-/// subscribers stay usable; the name stays until [`crate::memlane_remove`].
+/// subscribers stay usable; the name stays until `memlane_remove`.
 ///
 /// # Safety
 ///

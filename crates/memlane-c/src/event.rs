@@ -150,7 +150,7 @@ pub unsafe extern "C" fn memlane_event_wait(
 }
 
 /// Closes the event and frees the handle; NULL is a no-op. The name stays
-/// until [`crate::memlane_remove`].
+/// until `memlane_remove`.
 ///
 /// # Safety
 ///

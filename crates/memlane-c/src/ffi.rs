@@ -474,3 +474,69 @@ impl From<GetError> for Fail {
         Fail::of(status, &e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: the pointer is the thread's NUL-terminated message, read
+        // before any other call on this thread.
+        unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard(|| panic!("boom"));
+        assert_eq!(status, MEMLANE_PANIC);
+        assert!(last_error().contains("boom"), "{}", last_error());
+    }
+
+    #[test]
+    fn a_failure_sets_the_message_and_success_keeps_it() {
+        assert_eq!(
+            guard(|| Err(Fail::new(MEMLANE_NOT_FOUND, "no such thing"))),
+            MEMLANE_NOT_FOUND
+        );
+        assert_eq!(guard(|| Ok(())), MEMLANE_OK);
+        assert_eq!(last_error(), "no such thing");
+        // A NUL inside a message does not lose it.
+        let _ = guard(|| Err(Fail::new(MEMLANE_ERROR, "a\0b")));
+        assert_eq!(last_error(), "a\\0b");
+    }
+
+    #[test]
+    fn string_arguments_are_checked() {
+        // SAFETY: NULL, and NUL-terminated literals.
+        unsafe {
+            let err = str_arg(std::ptr::null(), "name").unwrap_err();
+            assert_eq!(err.status, MEMLANE_NULL_POINTER);
+            let err = str_arg(c"\xff".as_ptr(), "name").unwrap_err();
+            assert_eq!(err.status, MEMLANE_INVALID_NAME);
+            assert_eq!(str_arg(c"ok".as_ptr(), "name").unwrap(), "ok");
+            assert_eq!(opt_path(std::ptr::null(), "dir").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn timeouts_in_milliseconds() {
+        assert!(matches!(Timeout::from_ms(0), Timeout::Poll));
+        assert!(matches!(Timeout::from_ms(u64::MAX), Timeout::Forever));
+        assert!(matches!(Timeout::from_ms(5), Timeout::For(d) if d == Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn errors_map_to_their_codes() {
+        let e = memlane::Segment::open_options("no-such-segment-anywhere")
+            .dir(std::env::temp_dir())
+            .open()
+            .unwrap_err();
+        let fail = Fail::from(e);
+        assert_eq!(fail.status, MEMLANE_NOT_FOUND);
+        assert!(fail.message.contains("no-such-segment-anywhere"));
+        let fail = Fail::from(AccessError::ReadOnly);
+        assert_eq!(fail.status, MEMLANE_READ_ONLY);
+    }
+}

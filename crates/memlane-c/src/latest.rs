@@ -261,7 +261,7 @@ pub unsafe extern "C" fn memlane_latest_wait(
 }
 
 /// Closes the slot (releasing its writer slot, if it wrote) and frees the
-/// handle; NULL is a no-op. The name stays until [`crate::memlane_remove`].
+/// handle; NULL is a no-op. The name stays until `memlane_remove`.
 ///
 /// # Safety
 ///

@@ -382,7 +382,7 @@ pub unsafe extern "C" fn memlane_segment_flush(seg: *mut memlane_segment) -> mem
 
 /// Unmaps the segment and frees the handle; NULL is a no-op. Pointers from
 /// [`memlane_segment_data`] die with it. The name stays (other processes
-/// can still open it) until [`crate::memlane_remove`].
+/// can still open it) until `memlane_remove`.
 ///
 /// # Safety
 ///
