@@ -348,3 +348,30 @@ fn install_script_and_pkg_config() {
         assert!(text(&out.stderr).contains("MEMLANE_NOT_FOUND"));
     }
 }
+
+/// The header works from C++ (`$CXX`, else `c++`): compiled with
+/// warnings as errors, linked to the shared library, run.
+#[test]
+fn header_works_from_cplusplus() {
+    let lib = lib_dir();
+    let dir = TempDir::new("cxx");
+    let program = dir.0.join("cxx_smoke");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
+    let mut cmd = Command::new(&cxx);
+    cmd.args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join("tests/c/cxx_smoke.cpp"))
+        .arg("-o")
+        .arg(&program)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lmemlane_c")
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C++ compiler {cxx:?} ({e}); set CXX"));
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+    let run_dir = TempDir::new("cxx-run");
+    let out = run(&program, &run_dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "MEMLANE_NOT_FOUND\n");
+}
