@@ -515,6 +515,25 @@ memlane_status memlane_subscriber_read(memlane_subscriber *subscriber,
 memlane_status memlane_subscriber_release(memlane_subscriber *subscriber);
 
 /**
+ * Sets how long the subscriber waits, once it has received everything
+ * and no publisher is joined, before receives return
+ * `MEMLANE_DISCONNECTED`: `grace_ms` milliseconds (default 1000), or
+ * `MEMLANE_FOREVER` never to report it. A subscriber that has not seen a
+ * publisher yet always waits for the first.
+ *
+ * # Errors
+ *
+ * `MEMLANE_BUSY` (a message is held: release it first),
+ * `MEMLANE_NULL_POINTER`.
+ *
+ * # Safety
+ *
+ * `subscriber` is NULL or a live handle.
+ */
+memlane_status memlane_subscriber_set_disconnect_grace(memlane_subscriber *subscriber,
+                                                       uint64_t grace_ms);
+
+/**
  * Leaves the channel and frees the subscriber (a held message is
  * released); NULL is a no-op.
  *

@@ -590,6 +590,47 @@ pub unsafe extern "C" fn memlane_subscriber_release(
     })
 }
 
+/// Sets how long the subscriber waits, once it has received everything
+/// and no publisher is joined, before receives return
+/// `MEMLANE_DISCONNECTED`: `grace_ms` milliseconds (default 1000), or
+/// `MEMLANE_FOREVER` never to report it. A subscriber that has not seen a
+/// publisher yet always waits for the first.
+///
+/// # Errors
+///
+/// `MEMLANE_BUSY` (a message is held: release it first),
+/// `MEMLANE_NULL_POINTER`.
+///
+/// # Safety
+///
+/// `subscriber` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn memlane_subscriber_set_disconnect_grace(
+    subscriber: *mut memlane_subscriber,
+    grace_ms: u64,
+) -> memlane_status {
+    ffi::guard(|| {
+        // SAFETY: a live handle or NULL, by the contract.
+        let handle = unsafe { ffi::handle(subscriber, "subscriber") }?;
+        if handle.held.is_some() {
+            return Err(Fail::new(
+                MEMLANE_BUSY,
+                "a message is held by this subscriber: release it (memlane_subscriber_release) first",
+            ));
+        }
+        let grace = match Timeout::from_ms(grace_ms) {
+            Timeout::Forever => None,
+            Timeout::Poll => Some(std::time::Duration::ZERO),
+            Timeout::For(d) => Some(d),
+        };
+        // SAFETY: `sub` is the live Box allocation the handle owns, and no
+        // message borrows it (held is None); `&mut` handle makes this the
+        // only reference while it lives.
+        unsafe { handle.sub.as_mut() }.set_disconnect_grace(grace);
+        Ok(())
+    })
+}
+
 /// Leaves the channel and frees the subscriber (a held message is
 /// released); NULL is a no-op.
 ///

@@ -160,10 +160,19 @@ fn programs() -> &'static Programs {
     })
 }
 
+/// A command for one of the C programs. `LD_LIBRARY_PATH` is removed:
+/// cargo sets it to directories that include `target/<profile>`, whose
+/// copy of `libmemlane_c.so` `cargo test` does not refresh, and the loader
+/// searches it before the rpath the programs were linked with.
+fn command(program: &Path, dir: &TempDir) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("MEMLANE_DIR", &dir.0).env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
 fn run(program: &Path, dir: &TempDir, args: &[&str]) -> Output {
-    Command::new(program)
+    command(program, dir)
         .args(args)
-        .env("MEMLANE_DIR", &dir.0)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
@@ -215,9 +224,8 @@ fn c_test_program_against_the_shared_library() {
 fn c_example_server_and_client() {
     let programs = programs();
     let dir = TempDir::new("pair");
-    let mut server = Command::new(&programs.server)
+    let mut server = command(&programs.server, &dir)
         .args(["classic", "hello from the C server"])
-        .env("MEMLANE_DIR", &dir.0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

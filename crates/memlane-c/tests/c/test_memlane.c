@@ -373,6 +373,32 @@ static void test_channel(void) {
     OK(memlane_remove(NULL, n));
 }
 
+/* When every publisher has left: MEMLANE_DISCONNECTED after the grace. */
+static void test_disconnected(void) {
+    const char *n = name("gone");
+    memlane_channel *ch = NULL;
+    memlane_subscriber *sub = NULL;
+    memlane_publisher *pub = NULL;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    uint8_t buf[16];
+    OK(memlane_channel_create(NULL, n, 0, 0, 0, 0, &ch));
+    OK(memlane_subscriber_new(ch, 0, &sub));
+    OK(memlane_subscriber_set_disconnect_grace(sub, 50));
+    OK(memlane_publisher_new(ch, &pub));
+    OK(memlane_publisher_send(pub, (const uint8_t *)"bye", 3, 0));
+    memlane_publisher_close(pub);
+    OK(memlane_subscriber_read(sub, &data, &len, 1000)); /* what was sent still arrives */
+    CHECK(len == 3 && memcmp(data, "bye", 3) == 0);
+    EXPECT(MEMLANE_BUSY, memlane_subscriber_set_disconnect_grace(sub, 50));
+    OK(memlane_subscriber_release(sub));
+    EXPECT(MEMLANE_DISCONNECTED, memlane_subscriber_recv(sub, buf, sizeof buf, &len, 10000));
+    EXPECT(MEMLANE_NULL_POINTER, memlane_subscriber_set_disconnect_grace(NULL, 0));
+    memlane_subscriber_close(sub);
+    memlane_channel_close(ch);
+    OK(memlane_remove(NULL, n));
+}
+
 /* Two processes: the child opens everything by name. */
 static void test_cross_process(void) {
     const char *seg_name = name("xseg");
@@ -471,6 +497,7 @@ int main(void) {
     test_event();
     test_latest();
     test_channel();
+    test_disconnected();
     test_cross_process();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
