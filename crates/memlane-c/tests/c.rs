@@ -10,10 +10,16 @@
 //! the BSDs (the Windows build of the crate is checked by clippy).
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any one C program may run before it is killed and the test
+/// fails (they take well under a second; this only turns a hang into a
+/// failure).
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Where cargo put this build's `libmemlane_c.{a,so}`: beside the test
 /// binary (`target/<profile>/deps`).
@@ -171,11 +177,47 @@ fn command(program: &Path, dir: &TempDir) -> Command {
 }
 
 fn run(program: &Path, dir: &TempDir, args: &[&str]) -> Output {
-    command(program, dir)
+    let child = command(program, dir)
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    finish(child, &program.display().to_string())
+}
+
+/// Waits for `child` and collects its output, killing it (and failing)
+/// if it runs longer than [`WATCHDOG`].
+fn finish(mut child: Child, what: &str) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + WATCHDOG;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a C program") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} ran longer than {WATCHDOG:?} and was killed (a hang?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("read stdout"),
+        stderr: stderr.join().expect("read stderr"),
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -231,10 +273,18 @@ fn c_example_server_and_client() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("the server's stdout"))
-        .read_line(&mut line)
-        .expect("read the server's first line");
+    let (tx, rx) = mpsc::channel();
+    let stdout = server.stdout.take().expect("the server's stdout");
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(WATCHDOG) else {
+        let _ = server.kill();
+        let _ = server.wait();
+        panic!("the server said nothing for {WATCHDOG:?}");
+    };
     assert!(
         line.contains("signalled 'classic.ready'"),
         "server said {line:?}"
@@ -251,8 +301,8 @@ fn c_example_server_and_client() {
         .expect("the server's stdin")
         .write_all(b"\n")
         .expect("press Enter");
-    let status = server.wait().expect("wait for the server");
-    assert!(status.success(), "server exited with {status:?}");
+    let out = finish(server, "the server");
+    assert!(out.status.success(), "server: {}", text(&out.stderr));
     assert_eq!(dir.leftovers(), Vec::<String>::new());
 
     let out = run(&programs.client, &dir, &["classic", "100"]);
