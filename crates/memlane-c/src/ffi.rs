@@ -25,15 +25,29 @@ thread_local! {
 
 /// The pointer `memlane_last_error_message` hands out: valid until the
 /// next call that sets the message on this thread.
+///
+/// Never panics: during thread teardown, when the thread-local is gone
+/// already, it returns a static empty string instead.
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.try_borrow().map(|m| m.as_ptr()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or(c"".as_ptr())
 }
 
 fn set_last_error(message: &str) {
     // A message with a NUL inside (a path from the OS, say) is cut there
     // rather than lost.
     let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    // `try_with`/`try_borrow_mut`: this runs outside `catch_unwind` (after
+    // it), so it must not panic, even during thread teardown; the message
+    // is lost then, the status code is not.
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            *slot = message;
+        }
+    });
 }
 
 /// A failed call: its status code and the message to keep.
