@@ -779,6 +779,29 @@ memlane_status memlane_segment_create(const char *dir,
                                       memlane_segment **out);
 
 /**
+ * Creates the segment `name` of `size` bytes as a page-file-backed named
+ * mapping on Windows (`Local\memlane.NAME`, the classic
+ * `CreateFileMapping(INVALID_HANDLE_VALUE, ..)`): it exists only while
+ * some process has it open, so it cannot be removed or listed by name;
+ * [`memlane_segment_open`] finds it when no file has the name. On Linux
+ * this is [`memlane_segment_create`] with the default directory:
+ * `/dev/shm` is already memory (swap-backed).
+ *
+ * **Ownership:** as for [`memlane_segment_create`].
+ *
+ * # Errors
+ *
+ * As [`memlane_segment_create`].
+ *
+ * # Safety
+ *
+ * `name` is a NUL-terminated string; `out` is NULL or writable.
+ */
+memlane_status memlane_segment_create_page_file(const char *name,
+                                                uint64_t size,
+                                                memlane_segment **out);
+
+/**
  * Like [`memlane_segment_create`], with the data kept in the file at
  * `path` (created or opened as `disposition` says, a
  * `MEMLANE_DISPOSITION_*`); the name in `dir` still finds it.

@@ -94,6 +94,40 @@ pub unsafe extern "C" fn memlane_segment_create(
     unsafe { ffi::make_handle(out, make) }
 }
 
+/// Creates the segment `name` of `size` bytes as a page-file-backed named
+/// mapping on Windows (`Local\memlane.NAME`, the classic
+/// `CreateFileMapping(INVALID_HANDLE_VALUE, ..)`): it exists only while
+/// some process has it open, so it cannot be removed or listed by name;
+/// [`memlane_segment_open`] finds it when no file has the name. On Linux
+/// this is [`memlane_segment_create`] with the default directory:
+/// `/dev/shm` is already memory (swap-backed).
+///
+/// **Ownership:** as for [`memlane_segment_create`].
+///
+/// # Errors
+///
+/// As [`memlane_segment_create`].
+///
+/// # Safety
+///
+/// `name` is a NUL-terminated string; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn memlane_segment_create_page_file(
+    name: *const c_char,
+    size: u64,
+    out: *mut *mut memlane_segment,
+) -> memlane_status {
+    let make = || {
+        // SAFETY: a NUL-terminated string or NULL, by the contract.
+        let name = unsafe { ffi::str_arg(name, "name") }?;
+        Ok(memlane_segment {
+            seg: Segment::builder(name).size(size).page_file(true).create()?,
+        })
+    };
+    // SAFETY: `out` as the caller promised.
+    unsafe { ffi::make_handle(out, make) }
+}
+
 /// Like [`memlane_segment_create`], with the data kept in the file at
 /// `path` (created or opened as `disposition` says, a
 /// `MEMLANE_DISPOSITION_*`); the name in `dir` still finds it.

@@ -227,6 +227,21 @@ static void test_file_backed_segment(void) {
     CHECK(unlink(path) == 0); /* the name is gone; the file stays until removed */
 }
 
+static void test_page_file_segment(void) {
+    const char *n = name("pagefile");
+    memlane_segment *seg = NULL, *peer = NULL;
+    EXPECT(MEMLANE_NULL_POINTER, memlane_segment_create_page_file(NULL, 4096, &seg));
+    OK(memlane_segment_create_page_file(n, 4096, &seg));
+    OK(memlane_segment_write(seg, 0, (const uint8_t *)"paged", 5));
+    OK(memlane_segment_open(NULL, n, MEMLANE_ACCESS_READ_ONLY, &peer));
+    uint8_t buf[5];
+    OK(memlane_segment_read(peer, 0, buf, 5));
+    CHECK(memcmp(buf, "paged", 5) == 0);
+    memlane_segment_close(peer);
+    memlane_segment_close(seg);
+    OK(memlane_remove(NULL, n)); /* on Linux it is a file in the directory */
+}
+
 static void test_event(void) {
     const char *n = name("ev");
     memlane_event *ev = NULL, *peer = NULL;
@@ -494,6 +509,7 @@ int main(void) {
     test_missing_names();
     test_segment();
     test_file_backed_segment();
+    test_page_file_segment();
     test_event();
     test_latest();
     test_channel();
