@@ -55,7 +55,7 @@ if [ "${1:-}" = --clippy ]; then
     # Lints only, for every crate that builds for Windows.
     shift
     exec cargo clippy --target x86_64-pc-windows-gnu -p memlane -p memlane-cli \
-        -p memlane-benchkit --all-targets "$@" -- -D warnings
+        -p memlane-benchkit -p memlane-c --all-targets "$@" -- -D warnings
 fi
 
 stop_wine() {

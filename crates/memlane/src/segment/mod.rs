@@ -444,6 +444,53 @@ impl Segment {
         self.raw.info().data_len
     }
 
+    /// The address of the view's first byte, for code outside Rust that
+    /// reads the mapping in place (the C bindings, `memlane-c`); Rust code
+    /// uses [`read`](Self::read) and [`write`](Self::write).
+    ///
+    /// The pointer is valid for [`len`](Self::len) bytes while this
+    /// `Segment` lives (dropping it unmaps the view). Other processes may
+    /// change the bytes at any time, so a Rust reference (`&[u8]`) to them
+    /// would be undefined behaviour: copy through the raw pointer
+    /// (`ptr::copy_nonoverlapping`) instead. Writing through it on a
+    /// read-only view faults (the pages are mapped read-only); use
+    /// [`as_mut_ptr`](Self::as_mut_ptr) to write. If another process
+    /// truncates the file, bytes past its new end read as zeros (the
+    /// SIGBUS guard maps them) instead of killing this process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-asptr-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let mut seg = memlane::Segment::builder("doc-as-ptr").size(4096).dir(&dir).create()?;
+    /// seg.write(0, b"hi")?;
+    /// let mut copy = [0u8; 2];
+    /// // SAFETY: 2 <= seg.len(), and the segment outlives the copy.
+    /// unsafe { std::ptr::copy_nonoverlapping(seg.as_ptr(), copy.as_mut_ptr(), 2) };
+    /// assert_eq!(&copy, b"hi");
+    /// # drop(seg);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn as_ptr(&self) -> *const u8 {
+        self.raw.data_ptr()
+    }
+
+    /// The writable address of the view's first byte; as
+    /// [`as_ptr`](Self::as_ptr), for a view opened read-write or
+    /// copy-on-write.
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError::ReadOnly`] on a read-only view.
+    pub fn as_mut_ptr(&mut self) -> Result<*mut u8, AccessError> {
+        if !self.raw.writable() {
+            return Err(AccessError::ReadOnly);
+        }
+        Ok(self.raw.data_ptr())
+    }
+
     fn check(&self, offset: usize, len: usize) -> Result<(), AccessError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),
