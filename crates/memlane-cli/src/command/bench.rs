@@ -167,6 +167,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             "memlane-spin",
             "memlane-block",
             "memlane-sleep",
+            "memlane-lossy",
         ] {
             job(t, Workload::Latency, size, n, 1);
         }
