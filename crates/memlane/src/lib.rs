@@ -101,6 +101,10 @@ mod segment {
 mod sys;
 #[cfg(all(test, not(loom)))]
 mod test_support;
+// Typed channels over the byte API; no `unsafe` (zerocopy's checked
+// conversions view the bytes as values).
+#[cfg(not(loom))]
+mod typed;
 
 // Under `--cfg loom` only the protocols are built, against loom's atomics,
 // for model checking (`RUSTFLAGS="--cfg loom" cargo test -p memlane --lib loom`).
@@ -148,6 +152,18 @@ pub use segment::{
 pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
+#[cfg(not(loom))]
+pub use typed::{
+    layout_hash, Encoding, MessageType, Plain, Received, TypeError, TypeRecord, TypedChannel,
+    TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN, MAX_TYPE_NAME,
+};
+#[cfg(all(not(loom), feature = "serde"))]
+pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};
+/// The zerocopy version memlane's typed API is built on (derive its
+/// traits on your message types with `zerocopy = { version = "0.8",
+/// features = ["derive"] }`).
+#[cfg(not(loom))]
+pub use zerocopy;
 
 // The public handles, builders, results and errors can move to and be
 // shared between threads; checked at compile time so that a change that
@@ -199,6 +215,15 @@ const _: () = {
     send_sync::<Missing>();
     send_sync::<GcReason>();
     send_sync::<Corrupt>();
+    send_sync::<TypedChannel<u64>>();
+    send_sync::<TypedPublisher<u64>>();
+    send_sync::<TypedSubscriber<u64>>();
+    send_sync::<Received<'static, u64>>();
+    send_sync::<Received<'static, [u64]>>();
+    send_sync::<TypedLoan<'static, u64>>();
+    send_sync::<TypeError>();
+    send_sync::<TypeRecord>();
+    send_sync::<TypedRecvError<RecvError>>();
 };
 
 #[cfg(not(loom))]
