@@ -154,7 +154,7 @@ impl<T: Plain> TypedPublisher<T> {
     ///
     /// # Errors
     ///
-    /// As for [`Publisher::send`]: [`SendError::TooLong`] if the values
+    /// As for [`Publisher::send`]: [`SendError::TooLarge`] if the values
     /// take more bytes than the maximum message size.
     pub fn send_slice(&mut self, values: &[T]) -> Result<(), SendError> {
         self.inner.send(values.as_bytes())
@@ -190,7 +190,7 @@ impl<T: Plain> TypedPublisher<T> {
     ///
     /// # Errors
     ///
-    /// As for [`Publisher::loan`]: [`SendError::TooLong`] if `n` values
+    /// As for [`Publisher::loan`]: [`SendError::TooLarge`] if `n` values
     /// take more than the maximum message size.
     pub fn loan_slice(&mut self, n: usize) -> Result<TypedLoan<'_, [T]>, SendError> {
         let len = n.checked_mul(std::mem::size_of::<T>()).unwrap_or(usize::MAX);

@@ -166,7 +166,7 @@ impl<M: MessageType + Serialize> SerdePublisher<M> {
     ///
     /// [`SerdeSendError::Encode`] if postcard cannot encode it;
     /// [`SerdeSendError::Send`] as for [`Publisher::send`] (an encoding
-    /// longer than the maximum message size is [`SendError::TooLong`]).
+    /// longer than the maximum message size is [`SendError::TooLarge`]).
     pub fn send(&mut self, value: &M) -> Result<(), SerdeSendError<SendError>> {
         self.encode(value)?;
         Ok(self.inner.send(&self.buf)?)
