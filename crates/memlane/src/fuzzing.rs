@@ -79,6 +79,46 @@ pub fn header_seed() -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
+// Type record (typed channels)
+
+/// Runs [`TypeRecord::decode`](crate::typed::record::TypeRecord) over
+/// `bytes` (a copy of a channel's type record). Returns 1 if accepted, 0
+/// otherwise. What it promises about a record it accepts: a name of 1 to
+/// `MAX_TYPE_NAME` bytes, a power-of-two alignment, a plain size that is
+/// a non-zero multiple of it, and a record that encodes and decodes back
+/// to itself.
+pub fn type_record(bytes: &[u8]) -> usize {
+    use crate::typed::record::TypeRecord;
+    let Ok(decoded) = TypeRecord::decode(bytes) else {
+        return 0;
+    };
+    let Some(r) = decoded else {
+        assert!(bytes.is_empty(), "only no bytes is an untyped channel");
+        return 0;
+    };
+    assert!((1..=crate::MAX_TYPE_NAME).contains(&r.name().len()));
+    assert!(r.align().is_power_of_two());
+    if r.encoding() == crate::Encoding::Plain {
+        assert!(r.size() > 0 && r.size() % u64::from(r.align()) == 0);
+    }
+    assert_eq!(TypeRecord::decode(&r.encode()), Ok(Some(r.clone())));
+    black_box(r.to_string());
+    1
+}
+
+/// A record [`type_record`] accepts: a plain 24-byte type.
+pub fn type_record_seed() -> Vec<u8> {
+    crate::typed::record::TypeRecord::new(
+        "app::Imu",
+        crate::Encoding::Plain,
+        24,
+        8,
+        crate::layout_hash(b"t: u64, accel: [f32; 3], gyro: f32"),
+    )
+    .encode()
+}
+
+// ---------------------------------------------------------------------------
 // Channel config
 
 /// Decodes up to 128 bytes into a channel [`Config`] (missing bytes are 0)
