@@ -159,9 +159,10 @@ pub use typed::{
 };
 #[cfg(all(not(loom), feature = "serde"))]
 pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};
-/// The zerocopy version memlane's typed API is built on (derive its
-/// traits on your message types with `zerocopy = { version = "0.8",
-/// features = ["derive"] }`).
+/// The zerocopy version memlane's typed API is built on: derive its
+/// traits on your message types with `#[zerocopy(crate =
+/// "memlane::zerocopy")]` beside the derive, or depend on zerocopy 0.8
+/// (feature `derive`) yourself.
 #[cfg(not(loom))]
 pub use zerocopy;
 

@@ -39,6 +39,13 @@ const ALIGN_AT: usize = 16;
 const NAME_LEN_AT: usize = 20;
 const FINGERPRINT_AT: usize = 24;
 const SCHEMA_LEN_AT: usize = 32;
+const _: () = {
+    assert!(ENCODING_AT == VERSION_AT + 2 && SIZE_AT == ENCODING_AT + 2);
+    assert!(ALIGN_AT == SIZE_AT + 8 && NAME_LEN_AT == ALIGN_AT + 4);
+    assert!(FINGERPRINT_AT == NAME_LEN_AT + 4 && SCHEMA_LEN_AT == FINGERPRINT_AT + 8);
+    // 28 reserved bytes, then the name.
+    assert!(FIXED == SCHEMA_LEN_AT + 4 + 28 && FIXED % 16 == 0);
+};
 
 /// How a typed channel's messages are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -321,6 +328,26 @@ mod tests {
         ] {
             assert_ne!(other.fingerprint(), r.fingerprint());
         }
+    }
+
+    /// The encoding against the format written out with literal offsets
+    /// (`docs/ARCHITECTURE.md`).
+    #[test]
+    fn encoding_matches_literal_offsets() {
+        let r = TypeRecord::new("ab", Encoding::Postcard, 0x0102_0304_0506_0708, 8, 0);
+        let b = r.encode();
+        assert_eq!(b.len(), 80);
+        assert_eq!(b[0..4], 0x4550_5954u32.to_ne_bytes());
+        assert_eq!(b[4..6], 1u16.to_ne_bytes());
+        assert_eq!(b[6..8], 2u16.to_ne_bytes());
+        assert_eq!(b[8..16], 0x0102_0304_0506_0708u64.to_ne_bytes());
+        assert_eq!(b[16..20], 8u32.to_ne_bytes());
+        assert_eq!(b[20..24], 2u32.to_ne_bytes());
+        assert_eq!(b[24..32], r.fingerprint().to_ne_bytes());
+        assert_eq!(b[32..36], [0; 4]);
+        assert!(b[36..64].iter().all(|&x| x == 0));
+        assert_eq!(&b[64..66], b"ab");
+        assert!(b[66..].iter().all(|&x| x == 0));
     }
 
     #[test]
