@@ -34,11 +34,11 @@
 pub mod floor;
 pub mod lane;
 pub mod latest;
-pub mod typed;
 mod proc;
 mod shm;
 mod stats;
 mod sys;
+pub mod typed;
 
 use std::io;
 use std::path::PathBuf;

@@ -18,7 +18,8 @@ fn info_shows_the_type_and_listen_prints_values_in_hex() {
 
     let info = run(&dir, &["info", "imu"]).ok();
     assert!(
-        info.stdout.contains("messages:       `[u16; 2]` (plain, 4 bytes, align 2, fingerprint 0x"),
+        info.stdout
+            .contains("messages:       `[u16; 2]` (plain, 4 bytes, align 2, fingerprint 0x"),
         "{info:#?}"
     );
     let json = run(&dir, &["info", "imu", "--json"]).ok();
@@ -30,7 +31,10 @@ fn info_shows_the_type_and_listen_prints_values_in_hex() {
 
     let untyped = Channel::builder("raw").dir(dir.path()).create().unwrap();
     let info = run(&dir, &["info", "raw"]).ok();
-    assert!(info.stdout.contains("messages:       bytes (untyped)"), "{info:#?}");
+    assert!(
+        info.stdout.contains("messages:       bytes (untyped)"),
+        "{info:#?}"
+    );
     let json = run(&dir, &["info", "raw", "--json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert!(v["message_type"].is_null(), "{v}");

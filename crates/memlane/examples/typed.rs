@@ -101,7 +101,10 @@ fn subscribe(name: &str, count: u64, timeout: Option<Duration>) -> Result<()> {
     };
     let typed = channel.typed::<Imu>()?;
     let mut sub = typed.subscriber()?;
-    eprintln!("typed: subscribed to '{name}' ({})", channel.message_type()?.expect("typed"));
+    eprintln!(
+        "typed: subscribed to '{name}' ({})",
+        channel.message_type()?.expect("typed")
+    );
     let mut seen = 0;
     while seen < count {
         // A message is one sample or a slice of them.

@@ -13,6 +13,10 @@
 //!   receives block, time out or poll, sends can be loans; reads and loans
 //!   are zero-copy when only this user can write the channel, and private
 //!   copies otherwise ([`Channel::copies_messages`]).
+//! * Typed channels ([`ChannelBuilder::message_type`], [`Channel::typed`]):
+//!   plain-old-data values loaned and read in place, one or a slice per
+//!   message, the type recorded in the channel and checked on open; with
+//!   the feature `serde`, any serde type, postcard-encoded.
 //!
 //! ```
 //! use memlane::Channel;

@@ -102,7 +102,10 @@ fn render(msg: &[u8], seq: u64, format: Format) -> String {
 fn render_typed(msg: &[u8], seq: u64, format: Format, t: &memlane::TypeRecord) -> String {
     let size = usize::try_from(t.size()).unwrap_or(0);
     let hex = if t.encoding() == memlane::Encoding::Plain && size > 0 && msg.len() % size == 0 {
-        msg.chunks(size).map(output::hex).collect::<Vec<_>>().join(" ")
+        msg.chunks(size)
+            .map(output::hex)
+            .collect::<Vec<_>>()
+            .join(" ")
     } else {
         output::hex(msg)
     };

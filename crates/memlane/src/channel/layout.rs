@@ -342,7 +342,10 @@ impl Geometry {
 
     /// Offset of the type record: right after the subscriber slots.
     pub(crate) fn type_offset(&self) -> u64 {
-        sub_slot_offset(u64::from(self.max_publishers), u64::from(self.max_subscribers))
+        sub_slot_offset(
+            u64::from(self.max_publishers),
+            u64::from(self.max_subscribers),
+        )
     }
 
     /// The same geometry with `barrier`.
@@ -532,7 +535,10 @@ mod tests {
         let g = Geometry::new(1 << 16, 1024, 8, 8, 0).unwrap();
         assert_eq!((g.type_offset(), g.ring_offset), (2688, 4096));
         let t = g.with_type_len(1408).unwrap();
-        assert_eq!((t.type_offset(), t.ring_offset, t.type_len), (2688, 4096, 1408));
+        assert_eq!(
+            (t.type_offset(), t.ring_offset, t.type_len),
+            (2688, 4096, 1408)
+        );
         assert_eq!(Geometry::from_config(&t.config(), t.data_len()), Ok(t));
         let t = g.with_type_len(1424).unwrap();
         assert_eq!(t.ring_offset, 8192);

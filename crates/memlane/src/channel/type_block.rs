@@ -16,7 +16,10 @@ use super::shm::ShmRing;
 /// `geo.data_len()` bytes, writable, and not yet visible to any other
 /// process.
 pub(super) unsafe fn write(data: *mut u8, geo: &Geometry, record: &[u8]) {
-    assert!(record.len() <= geo.type_len as usize, "sized by the builder");
+    assert!(
+        record.len() <= geo.type_len as usize,
+        "sized by the builder"
+    );
     // SAFETY: type_offset + type_len <= ring_offset <= data_len (the
     // geometry puts the record before the ring), `record` fits in
     // type_len (asserted), and this process's `record` cannot overlap a

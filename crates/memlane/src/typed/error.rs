@@ -85,7 +85,9 @@ pub enum SerdeRecvError<E> {
     /// The message is not a postcard encoding of the type (sent with the
     /// byte API, by another version of the type, or garbage). It is
     /// skipped; the next receive gets the next message.
-    #[error("a message of {len} bytes does not decode as `{type_name}` ({reason}); it was skipped")]
+    #[error(
+        "a message of {len} bytes does not decode as `{type_name}` ({reason}); it was skipped"
+    )]
     Decode {
         /// The type's name.
         type_name: String,

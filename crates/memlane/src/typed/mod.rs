@@ -32,9 +32,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use crate::channel::{Channel, ChannelBuilder};
 use crate::error::JoinError;
 
-pub use error::{TypeError, TypedRecvError};
 #[cfg(feature = "serde")]
 pub use error::{SerdeRecvError, SerdeSendError};
+pub use error::{TypeError, TypedRecvError};
 pub use plain::{Received, TypedLoan, TypedPublisher, TypedSubscriber};
 pub use record::{layout_hash, Encoding, TypeRecord, MAX_NAME as MAX_TYPE_NAME};
 #[cfg(feature = "serde")]
@@ -43,7 +43,19 @@ pub use serde::{SerdeChannel, SerdePublisher, SerdeSubscriber};
 /// The largest alignment a typed message may have: every payload starts
 /// at a 16-byte aligned address (records start at 16-byte aligned ring
 /// positions, 16 bytes of record header before the payload, and the ring
-/// starts on a page).
+/// starts on a page). A type aligned to more does not compile:
+///
+/// ```compile_fail
+/// use memlane::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+/// #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+/// #[zerocopy(crate = "memlane::zerocopy")]
+/// #[repr(C, align(32))]
+/// struct Wide([u8; 32]);
+/// impl memlane::MessageType for Wide {}
+/// let _ = memlane::Channel::builder("wide").message_type::<Wide>();
+/// ```
+///
+/// (With `align(16)` the same code compiles.)
 pub const MAX_ALIGN: usize = 16;
 
 /// How a message type names itself in a channel's [`TypeRecord`]. Both

@@ -193,7 +193,7 @@ impl<T: Plain> TypedPublisher<T> {
     /// As for [`Publisher::loan`]: [`SendError::TooLarge`] if `n` values
     /// take more than the maximum message size.
     pub fn loan_slice(&mut self, n: usize) -> Result<TypedLoan<'_, [T]>, SendError> {
-        let len = n.checked_mul(std::mem::size_of::<T>()).unwrap_or(usize::MAX);
+        let len = n.saturating_mul(std::mem::size_of::<T>());
         let loan = self.inner.loan(len)?;
         Ok(TypedLoan::new(loan, &mut self.scratch))
     }

@@ -201,7 +201,10 @@ impl TypeRecord {
                 .map(u64::from_ne_bytes)
         };
         if b.len() < FIXED {
-            return Err(format!("the type record is {} bytes, less than its {FIXED}-byte header", b.len()));
+            return Err(format!(
+                "the type record is {} bytes, less than its {FIXED}-byte header",
+                b.len()
+            ));
         }
         if u32_at(MAGIC_AT) != Some(MAGIC) {
             return Err("the type record has the wrong magic".into());
@@ -237,7 +240,9 @@ impl TypeRecord {
             .get(FIXED..FIXED + name_len)
             .ok_or_else(|| format!("a {name_len}-byte type name does not fit the record"))?;
         if b.len() - FIXED - name_len < schema_len {
-            return Err(format!("a {schema_len}-byte schema does not fit the record"));
+            return Err(format!(
+                "a {schema_len}-byte schema does not fit the record"
+            ));
         }
         let name = std::str::from_utf8(name)
             .map_err(|_| "the type name is not UTF-8".to_string())?

@@ -11,8 +11,7 @@ use super::record::{Encoding, TypeRecord};
 use super::MessageType;
 use crate::channel::{Channel, ChannelBuilder, Message, Publisher, Subscriber};
 use crate::error::{
-    JoinError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
-    TrySendError,
+    JoinError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 
 fn serde_record<M: MessageType>() -> TypeRecord {
@@ -259,7 +258,10 @@ impl<M: MessageType + DeserializeOwned> SerdeSubscriber<M> {
     /// # Errors
     ///
     /// As for [`recv`](Self::recv), with [`RecvTimeoutError`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, SerdeRecvError<RecvTimeoutError>> {
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<M, SerdeRecvError<RecvTimeoutError>> {
         decode(self.inner.recv_timeout(timeout)?)
     }
 

@@ -461,13 +461,19 @@ fn typed_subscriber_prints_what_the_typed_publisher_sends() {
             let _ = tx.send(line);
         }
     });
-    let joined = rx.recv_timeout(WATCHDOG).expect("the subscriber's first line");
+    let joined = rx
+        .recv_timeout(WATCHDOG)
+        .expect("the subscriber's first line");
     assert!(
         joined.starts_with("typed: subscribed to 'imu' (`example::Imu` (plain, 32 bytes"),
         "{joined}"
     );
     let publ = run_example("typed", dir.path(), &["pub", "imu", "4"]);
-    assert!(publ.status.success(), "typed publisher failed: {}", stderr(&publ));
+    assert!(
+        publ.status.success(),
+        "typed publisher failed: {}",
+        stderr(&publ)
+    );
     let status = sub.wait_with_watchdog("the typed subscriber");
     assert!(status.success(), "the typed subscriber failed: {status}");
     let mut printed = String::new();
@@ -477,17 +483,26 @@ fn typed_subscriber_prints_what_the_typed_publisher_sends() {
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 4, "{printed}");
     assert_eq!(lines[0], "seq 0 t 0 ns accel [0.0, 0.0, 9.81] gyro_z 0");
-    assert_eq!(lines[3], "seq 3 t 3000000 ns accel [0.0, 0.0, 9.81] gyro_z 1.5");
+    assert_eq!(
+        lines[3],
+        "seq 3 t 3000000 ns accel [0.0, 0.0, 9.81] gyro_z 1.5"
+    );
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
 
 #[test]
 fn typed_publisher_refuses_an_untyped_channel() {
     let dir = TempDir::new("typed-wrong");
-    let ch = memlane::Channel::builder("raw").dir(dir.path()).create().unwrap();
+    let ch = memlane::Channel::builder("raw")
+        .dir(dir.path())
+        .create()
+        .unwrap();
     let publ = run_example("typed", dir.path(), &["pub", "raw", "1"]);
     assert!(!publ.status.success());
     let err = stderr(&publ);
-    assert!(err.contains("created untyped") && err.contains("example::Imu"), "{err}");
+    assert!(
+        err.contains("created untyped") && err.contains("example::Imu"),
+        "{err}"
+    );
     drop(ch);
 }

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use common::{expect_success, fnv1a, spawn_role, Rng, TestDir, ROLE_ENV};
 use memlane::zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
-use memlane::{
-    Channel, Encoding, MessageType, OpenError, TryRecvError, TypeError,
-    TypedRecvError,
-};
+use memlane::{Channel, Encoding, MessageType, OpenError, TryRecvError, TypeError, TypedRecvError};
 
 /// 64 bytes: a sequence number, a checksum of the data, and data.
 #[derive(Debug, Clone, Copy, PartialEq, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -55,7 +52,10 @@ fn check(s: &Sample, seq: u64) {
 }
 
 fn open(dir: &TestDir, name: &str) -> Channel {
-    Channel::open_options(name).dir(&dir.path).open().expect("open")
+    Channel::open_options(name)
+        .dir(&dir.path)
+        .open()
+        .expect("open")
 }
 
 const N: u64 = 20_000;
@@ -149,7 +149,10 @@ fn opening_with_another_type_is_an_error_naming_both() {
     let again = open(&dir, "typed-wrong");
     let rec = again.message_type().unwrap().expect("typed");
     assert_eq!(rec.name(), "tests::Sample");
-    assert_eq!((rec.size(), rec.align(), rec.encoding()), (64, 8, Encoding::Plain));
+    assert_eq!(
+        (rec.size(), rec.align(), rec.encoding()),
+        (64, 8, Encoding::Plain)
+    );
     assert!(again.typed::<Sample>().is_ok());
     // Same size and alignment, another type.
     let err = again.typed::<Other>().unwrap_err();
@@ -164,7 +167,10 @@ fn opening_with_another_type_is_an_error_naming_both() {
     assert_eq!(found.name(), "tests::Sample");
     assert!(expected.name().ends_with("Other"), "{expected}");
     let text = err.to_string();
-    assert!(text.contains("tests::Sample") && text.contains("Other"), "{text}");
+    assert!(
+        text.contains("tests::Sample") && text.contains("Other"),
+        "{text}"
+    );
     // Another size.
     let err = again.typed::<u64>().unwrap_err();
     assert!(err.to_string().contains("`u64`"), "{err}");
@@ -206,7 +212,11 @@ fn byte_api_opens_typed_channels_and_untyped_channels_refuse_types() {
     let t = typed.typed::<u32>().unwrap();
     let mut tsub = t.subscriber().unwrap();
     let mut bsub = typed.subscriber().unwrap();
-    typed.publisher().unwrap().send(&7u32.to_ne_bytes()).unwrap();
+    typed
+        .publisher()
+        .unwrap()
+        .send(&7u32.to_ne_bytes())
+        .unwrap();
     assert_eq!(*tsub.try_recv().unwrap(), 7);
     assert_eq!(&*bsub.try_recv().unwrap(), &7u32.to_ne_bytes());
 
@@ -237,7 +247,15 @@ fn a_message_of_the_wrong_size_is_a_typed_error_and_skipped() {
     bytes.send(&[]).unwrap();
     let err = sub.try_recv().unwrap_err();
     assert!(
-        matches!(err, TypedRecvError::WrongSize { len: 3, size: 8, slice: false, .. }),
+        matches!(
+            err,
+            TypedRecvError::WrongSize {
+                len: 3,
+                size: 8,
+                slice: false,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("`u64`"), "{err}");
@@ -248,7 +266,14 @@ fn a_message_of_the_wrong_size_is_a_typed_error_and_skipped() {
     ));
     let err = sub.try_recv_slice().unwrap_err();
     assert!(
-        matches!(err, TypedRecvError::WrongSize { len: 12, slice: true, .. }),
+        matches!(
+            err,
+            TypedRecvError::WrongSize {
+                len: 12,
+                slice: true,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(sub.try_recv_slice().unwrap().len(), 0, "an empty slice");
@@ -395,16 +420,25 @@ mod serde_channels {
         publ.try_send(&cmd).unwrap();
         assert_eq!(sub.try_recv().unwrap(), cmd);
         let err = sub.try_recv().unwrap_err();
-        assert!(matches!(err, SerdeRecvError::Decode { len: 3, .. }), "{err:?}");
+        assert!(
+            matches!(err, SerdeRecvError::Decode { len: 3, .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("does not decode as"), "{err}");
         let err = sub.try_recv().unwrap_err();
         assert!(err.to_string().contains("1 bytes left over"), "{err}");
         assert_eq!(sub.try_recv().unwrap(), cmd);
         // A serde channel is not a plain one, nor one of another serde type.
-        assert!(matches!(raw.typed::<u64>(), Err(TypeError::Mismatch { .. })));
+        assert!(matches!(
+            raw.typed::<u64>(),
+            Err(TypeError::Mismatch { .. })
+        ));
         #[derive(serde::Serialize, serde::Deserialize)]
         struct Other(String);
         impl MessageType for Other {}
-        assert!(matches!(raw.serde::<Other>(), Err(TypeError::Mismatch { .. })));
+        assert!(matches!(
+            raw.serde::<Other>(),
+            Err(TypeError::Mismatch { .. })
+        ));
     }
 }
