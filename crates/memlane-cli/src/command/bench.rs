@@ -131,6 +131,7 @@ fn floor_of(transport: &str, workload: Workload) -> &'static str {
         ("memcpy", _) => "memcpy",
         // The typed API is compared with the byte API it is built on.
         ("memlane-typed", _) => "memlane-spin",
+        ("memlane-typed-loan", _) => "memlane-loan",
         (_, Workload::Throughput) => "floor-ring",
         ("memlane-block" | "memlane-sleep" | "latest-wake" | "floor-futex", _) => "floor-futex",
         _ => "floor-spin",
@@ -181,9 +182,12 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             "memlane-loan",
         ] {
             job(t, Workload::Throughput, size, n, 1);
+            // Typed 64 B values, next to the bytes' figures.
             if t == "memlane-spin" && size == 64 {
-                // Typed 64 B values, next to the bytes' figure.
                 job("memlane-typed", Workload::Throughput, size, n, 1);
+            }
+            if t == "memlane-loan" && size == 64 {
+                job("memlane-typed-loan", Workload::Throughput, size, n, 1);
             }
         }
     }
@@ -420,8 +424,9 @@ fn print_table(r: &Report) {
          the size carried, not bytes copied."
     );
     println!(
-        "memlane-typed sends and receives 64-byte values ([u64; 8]) with the typed API; its \
-         ratio is to memlane-spin, the byte API, in the same run."
+        "memlane-typed sends and receives 64-byte values ([u64; 8]) with the typed API, \
+         memlane-typed-loan loans them (writing and reading one word in place); their ratios \
+         are to memlane-spin and memlane-loan, the byte API, in the same run."
     );
     println!("floor-futex sleeps and wakes with: {}.", r.blocking_floor);
     print_latest(r);

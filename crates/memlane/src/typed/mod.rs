@@ -35,6 +35,7 @@ use crate::error::JoinError;
 #[cfg(feature = "serde")]
 pub use error::{SerdeRecvError, SerdeSendError};
 pub use error::{TypeError, TypedRecvError};
+pub(crate) use plain::Chunk;
 pub use plain::{Received, TypedLoan, TypedPublisher, TypedSubscriber};
 pub use record::{layout_hash, Encoding, TypeRecord, MAX_NAME as MAX_TYPE_NAME};
 #[cfg(feature = "serde")]

@@ -4,11 +4,13 @@
 //! No `unsafe` here: every view of bytes as a `T` or `[T]` goes through
 //! zerocopy's checked conversions, which check the length and the
 //! alignment. The ring gives each payload a 16-byte aligned address, so in
-//! place they succeed for every `T` the typed API accepts; a copied
-//! channel's private buffer (`Channel::copies_messages`) is a plain heap
-//! allocation whose alignment Rust does not promise, and when it is not
-//! aligned for `T` the value goes through a 16-byte aligned scratch buffer
-//! instead (a copy, never a misaligned reference).
+//! place they succeed for every `T` the typed API accepts. A copied
+//! channel's (`Channel::copies_messages`) loans are a private buffer of
+//! the publisher's, 16-byte aligned too; its received messages are a
+//! private buffer of the subscriber's, a plain heap allocation whose
+//! alignment Rust does not promise: when it is not aligned for `T`, the
+//! value goes through a 16-byte aligned scratch buffer instead (a copy,
+//! never a misaligned reference).
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -20,20 +22,25 @@ use super::error::TypedRecvError;
 use super::{MessageType, Plain};
 use crate::channel::{Loan, Message, Publisher, Subscriber};
 use crate::error::{
-    CommitError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    CommitError, Corrupt, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
 
-/// 16 bytes aligned to 16: the unit of the scratch buffers.
+/// 16 bytes aligned to 16: the unit of the scratch buffers and of a
+/// publisher's private loan buffer.
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C, align(16))]
 pub(crate) struct Chunk([u8; 16]);
+
+impl Chunk {
+    pub(crate) const ZERO: Chunk = Chunk([0; 16]);
+}
 
 /// The first `len` bytes of `scratch`, grown as needed: 16-byte aligned.
 fn scratch_bytes(scratch: &mut Vec<Chunk>, len: usize) -> &mut [u8] {
     let chunks = len.div_ceil(16);
     if scratch.len() < chunks {
-        scratch.resize(chunks, Chunk([0; 16]));
+        scratch.resize(chunks, Chunk::ZERO);
     }
     &mut scratch.as_mut_bytes()[..len]
 }
@@ -97,8 +104,6 @@ fn fit<T: ?Sized + FromBytes + KnownLayout + Immutable>(bytes: &[u8]) -> Fit {
 /// ```
 pub struct TypedPublisher<T> {
     inner: Publisher,
-    /// Loans whose bytes are not aligned for `T` (copied channels only).
-    scratch: Vec<Chunk>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -115,7 +120,6 @@ impl<T: Plain> TypedPublisher<T> {
     pub(super) fn new(inner: Publisher) -> Self {
         TypedPublisher {
             inner,
-            scratch: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -172,7 +176,7 @@ impl<T: Plain> TypedPublisher<T> {
     #[inline]
     pub fn loan(&mut self) -> Result<TypedLoan<'_, T>, SendError> {
         let loan = self.inner.loan(std::mem::size_of::<T>())?;
-        Ok(TypedLoan::new(loan, &mut self.scratch))
+        Ok(TypedLoan::new(loan)?)
     }
 
     /// As [`loan`](Self::loan), but fails at once if the ring is full.
@@ -183,7 +187,7 @@ impl<T: Plain> TypedPublisher<T> {
     #[inline]
     pub fn try_loan(&mut self) -> Result<TypedLoan<'_, T>, TrySendError> {
         let loan = self.inner.try_loan(std::mem::size_of::<T>())?;
-        Ok(TypedLoan::new(loan, &mut self.scratch))
+        Ok(TypedLoan::new(loan)?)
     }
 
     /// Loans ring space for `n` values, one message, to fill in place.
@@ -195,7 +199,7 @@ impl<T: Plain> TypedPublisher<T> {
     pub fn loan_slice(&mut self, n: usize) -> Result<TypedLoan<'_, [T]>, SendError> {
         let len = n.saturating_mul(std::mem::size_of::<T>());
         let loan = self.inner.loan(len)?;
-        Ok(TypedLoan::new(loan, &mut self.scratch))
+        Ok(TypedLoan::new(loan)?)
     }
 
     /// The byte publisher underneath.
@@ -209,10 +213,9 @@ impl<T: Plain> TypedPublisher<T> {
 /// dropped without commit, subscribers skip it. In place in the ring when
 /// the channel is read in place (see [`Loan`]).
 pub struct TypedLoan<'a, T: ?Sized> {
+    /// The loan, whose bytes were checked to be a `T` (length and
+    /// alignment) when it was made.
     loan: Loan<'a>,
-    /// The loan's bytes were not aligned for `T` (a copied channel's
-    /// private buffer): the value is written here and copied in at commit.
-    scratch: Option<&'a mut [u8]>,
     _t: PhantomData<&'a mut T>,
 }
 
@@ -226,17 +229,19 @@ impl<T: ?Sized> std::fmt::Debug for TypedLoan<'_, T> {
 }
 
 impl<'a, T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> TypedLoan<'a, T> {
+    /// Checks that the loan's bytes are a `T`: its length is a whole
+    /// number of values by construction, and the ring and the publisher's
+    /// private buffer are both 16-byte aligned (see `MAX_ALIGN`), so this
+    /// fails only if that stops being true; it is then an error (the loan
+    /// is dropped, discarded), never a misaligned reference.
     #[inline]
-    fn new(loan: Loan<'a>, scratch: &'a mut Vec<Chunk>) -> Self {
-        let scratch = match fit::<T>(&loan) {
-            Fit::Ok => None,
-            // The loan's length is a whole number of values by construction.
-            Fit::Misaligned | Fit::WrongSize => Some(scratch_bytes(scratch, loan.len())),
-        };
-        TypedLoan {
-            loan,
-            scratch,
-            _t: PhantomData,
+    fn new(loan: Loan<'a>) -> Result<Self, Corrupt> {
+        match fit::<T>(&loan) {
+            Fit::Ok => Ok(TypedLoan {
+                loan,
+                _t: PhantomData,
+            }),
+            Fit::Misaligned | Fit::WrongSize => Err(loan_misfit::<T>(loan.len())),
         }
     }
 
@@ -247,34 +252,30 @@ impl<'a, T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> TypedLoan<
     /// As for [`Loan::commit`].
     #[inline]
     pub fn commit(self) -> Result<(), CommitError> {
-        let TypedLoan {
-            mut loan, scratch, ..
-        } = self;
-        if let Some(s) = scratch {
-            loan.copy_from_slice(s);
-        }
-        loan.commit()
+        self.loan.commit()
     }
+}
+
+#[cold]
+fn loan_misfit<T: ?Sized>(len: usize) -> Corrupt {
+    Corrupt::new(format!(
+        "a loan of {len} bytes is not aligned or sized for `{}` (a memlane bug: please report it)",
+        std::any::type_name::<T>()
+    ))
 }
 
 impl<T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> Deref for TypedLoan<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        match &self.scratch {
-            Some(s) => view(s),
-            None => view(&self.loan),
-        }
+        view(&self.loan)
     }
 }
 
 impl<T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for TypedLoan<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        match &mut self.scratch {
-            Some(s) => view_mut(s),
-            None => view_mut(&mut self.loan),
-        }
+        view_mut(&mut self.loan)
     }
 }
 
@@ -397,23 +398,21 @@ impl<T: Plain> TypedSubscriber<T> {
 /// ring while it lives; dropping it releases the ring space, as for
 /// [`Message`].
 pub struct Received<'a, T: ?Sized> {
-    repr: Repr<'a>,
+    /// The message, whose bytes were checked to be a `T` (or, when
+    /// `copied`, a whole number of bytes of one).
+    msg: Message<'a>,
+    /// The message's bytes were not aligned for `T` (copied channels
+    /// only): a copy of them at the start of the subscriber's aligned
+    /// scratch buffer.
+    copied: Option<&'a Vec<Chunk>>,
     _t: PhantomData<&'a T>,
-}
-
-enum Repr<'a> {
-    /// The message, whose bytes were checked to be a `T`.
-    Message(Message<'a>),
-    /// A copy in the subscriber's aligned scratch buffer (the message's
-    /// bytes were not aligned for `T`; copied channels only).
-    Copied(&'a [u8]),
 }
 
 impl<T: ?Sized> std::fmt::Debug for Received<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Received")
             .field("type", &std::any::type_name::<T>())
-            .field("copied", &matches!(self.repr, Repr::Copied(_)))
+            .field("copied", &self.copied.is_some())
             .finish()
     }
 }
@@ -440,28 +439,30 @@ impl<'a, T: ?Sized + FromBytes + KnownLayout + Immutable> Received<'a, T> {
     where
         T: Element,
     {
-        let repr = match fit::<T>(&msg) {
-            Fit::Ok => Repr::Message(msg),
+        let copied = match fit::<T>(&msg) {
+            Fit::Ok => None,
             Fit::Misaligned => {
-                let s = scratch_bytes(scratch, msg.len());
-                s.copy_from_slice(&msg);
-                drop(msg);
-                Repr::Copied(s)
+                scratch_bytes(scratch, msg.len()).copy_from_slice(&msg);
+                Some(&*scratch)
             }
-            Fit::WrongSize => {
-                let (type_name, size, slice) = T::name_and_size();
-                return Err(TypedRecvError::WrongSize {
-                    type_name,
-                    len: msg.len(),
-                    size,
-                    slice,
-                });
-            }
+            Fit::WrongSize => return Err(wrong_size::<T, E>(msg.len())),
         };
         Ok(Received {
-            repr,
+            msg,
+            copied,
             _t: PhantomData,
         })
+    }
+}
+
+#[cold]
+fn wrong_size<T: ?Sized + Element, E>(len: usize) -> TypedRecvError<E> {
+    let (type_name, size, slice) = T::name_and_size();
+    TypedRecvError::WrongSize {
+        type_name,
+        len,
+        size,
+        slice,
     }
 }
 
@@ -469,9 +470,9 @@ impl<T: ?Sized + FromBytes + KnownLayout + Immutable> Deref for Received<'_, T> 
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        match &self.repr {
-            Repr::Message(m) => view(m),
-            Repr::Copied(s) => view(s),
+        match self.copied {
+            None => view(&self.msg),
+            Some(s) => view(&s.as_bytes()[..self.msg.len()]),
         }
     }
 }
