@@ -317,7 +317,7 @@ impl<T> std::fmt::Debug for TypedSubscriber<T> {
 macro_rules! typed_recv {
     ($(#[$doc:meta])* $name:ident, $t:ty, $inner:ident ( $($arg:ident: $argty:ty),* ), $err:ty) => {
         $(#[$doc])*
-        #[inline]
+        #[inline(always)]
         pub fn $name(&mut self $(, $arg: $argty)*) -> Result<Received<'_, $t>, TypedRecvError<$err>> {
             let msg = self.inner.$inner($($arg),*)?;
             Received::new(msg, &mut self.scratch)
@@ -433,7 +433,7 @@ impl<T: MessageType> Element for [T] {
 }
 
 impl<'a, T: ?Sized + FromBytes + KnownLayout + Immutable> Received<'a, T> {
-    #[inline]
+    #[inline(always)]
     #[allow(private_bounds)]
     fn new<E>(msg: Message<'a>, scratch: &'a mut Vec<Chunk>) -> Result<Self, TypedRecvError<E>>
     where
@@ -441,10 +441,7 @@ impl<'a, T: ?Sized + FromBytes + KnownLayout + Immutable> Received<'a, T> {
     {
         let copied = match fit::<T>(&msg) {
             Fit::Ok => None,
-            Fit::Misaligned => {
-                scratch_bytes(scratch, msg.len()).copy_from_slice(&msg);
-                Some(&*scratch)
-            }
+            Fit::Misaligned => Some(copy_out(scratch, &msg)),
             Fit::WrongSize => return Err(wrong_size::<T, E>(msg.len())),
         };
         Ok(Received {
@@ -455,7 +452,16 @@ impl<'a, T: ?Sized + FromBytes + KnownLayout + Immutable> Received<'a, T> {
     }
 }
 
+/// A copy of `bytes` at the start of the aligned `scratch`.
 #[cold]
+#[inline(never)]
+fn copy_out<'a>(scratch: &'a mut Vec<Chunk>, bytes: &[u8]) -> &'a Vec<Chunk> {
+    scratch_bytes(scratch, bytes.len()).copy_from_slice(bytes);
+    scratch
+}
+
+#[cold]
+#[inline(never)]
 fn wrong_size<T: ?Sized + Element, E>(len: usize) -> TypedRecvError<E> {
     let (type_name, size, slice) = T::name_and_size();
     TypedRecvError::WrongSize {
