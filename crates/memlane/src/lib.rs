@@ -159,7 +159,8 @@ pub use error::Corrupt;
 #[cfg(not(loom))]
 pub use typed::{
     layout_hash, Encoding, MessageType, Plain, Received, TypeError, TypeRecord, TypedChannel,
-    TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN, MAX_TYPE_NAME,
+    TypedIter, TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN,
+    MAX_TYPE_NAME,
 };
 #[cfg(all(not(loom), feature = "serde"))]
 pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};

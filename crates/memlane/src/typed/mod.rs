@@ -36,7 +36,7 @@ use crate::error::JoinError;
 pub use error::{SerdeRecvError, SerdeSendError};
 pub use error::{TypeError, TypedRecvError};
 pub(crate) use plain::Chunk;
-pub use plain::{Received, TypedLoan, TypedPublisher, TypedSubscriber};
+pub use plain::{Received, TypedIter, TypedLoan, TypedPublisher, TypedSubscriber};
 pub use record::{layout_hash, Encoding, TypeRecord, MAX_NAME as MAX_TYPE_NAME};
 #[cfg(feature = "serde")]
 pub use serde::{SerdeChannel, SerdePublisher, SerdeSubscriber};

@@ -387,10 +387,95 @@ impl<T: Plain> TypedSubscriber<T> {
         recv_slice_timeout, [T], recv_timeout(timeout: Duration), RecvTimeoutError
     );
 
+    /// A blocking lending iterator of values, in place: each `next`
+    /// receives one value as [`recv`](Self::recv) does (see
+    /// [`Iter`](crate::Iter) for why it is not a std `Iterator`). It ends
+    /// (`None`) once every publisher has left, or after yielding a corrupt
+    /// channel's error; a message of the wrong size is yielded as an error
+    /// and the iteration goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-titer-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use std::time::Duration;
+    /// let ch = memlane::Channel::builder("doc-titer").dir(&dir).message_type::<u32>().create()?;
+    /// let ch = ch.typed::<u32>()?;
+    /// let mut sub = ch.subscriber()?;
+    /// sub.subscriber().set_disconnect_grace(Some(Duration::from_millis(20)));
+    /// let mut publ = ch.publisher()?;
+    /// publ.send(&1)?;
+    /// publ.send(&2)?;
+    /// drop(publ);
+    /// let (mut it, mut sum) = (sub.iter(), 0);
+    /// while let Some(v) = it.next() {
+    ///     sum += *v?;
+    /// }
+    /// assert_eq!(sum, 3);
+    /// # drop((sub, ch));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> TypedIter<'_, T> {
+        TypedIter {
+            sub: self,
+            done: false,
+        }
+    }
+
     /// The byte subscriber underneath (for [`Subscriber::set_spin`],
     /// [`Subscriber::set_disconnect_grace`], [`Subscriber::lag`]...).
     pub fn subscriber(&mut self) -> &mut Subscriber {
         &mut self.inner
+    }
+}
+
+/// A blocking lending iterator of `T` values; see [`TypedSubscriber::iter`].
+pub struct TypedIter<'a, T> {
+    sub: &'a mut TypedSubscriber<T>,
+    /// A corrupt channel was reported, or every publisher has left.
+    done: bool,
+}
+
+impl<T> std::fmt::Debug for TypedIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedIter")
+            .field("type", &std::any::type_name::<T>())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<T: Plain> TypedIter<'_, T> {
+    /// Waits for the next value; `None` once every publisher has left.
+    #[allow(clippy::should_implement_trait)] // a lending iterator: see `Iter`
+    pub fn next(&mut self) -> Option<Result<Received<'_, T>, TypedRecvError<Corrupt>>> {
+        if self.done {
+            return None;
+        }
+        match self.sub.recv() {
+            Ok(v) => Some(Ok(v)),
+            Err(TypedRecvError::Recv(RecvError::Corrupt(c))) => {
+                self.done = true;
+                Some(Err(TypedRecvError::Recv(c)))
+            }
+            Err(TypedRecvError::WrongSize {
+                type_name,
+                len,
+                size,
+                slice,
+            }) => Some(Err(TypedRecvError::WrongSize {
+                type_name,
+                len,
+                size,
+                slice,
+            })),
+            Err(_) => {
+                self.done = true;
+                None
+            }
+        }
     }
 }
 

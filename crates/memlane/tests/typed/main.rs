@@ -284,6 +284,36 @@ fn a_message_of_the_wrong_size_is_a_typed_error_and_skipped() {
 }
 
 #[test]
+fn the_lending_iterator_reports_wrong_sizes_and_ends_when_publishers_leave() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let dir = TestDir::new("typed-iter");
+    let ch = Channel::builder("typed-iter")
+        .dir(&dir.path)
+        .message_type::<u32>()
+        .create()
+        .unwrap();
+    let t = ch.typed::<u32>().unwrap();
+    let mut sub = t.subscriber().unwrap();
+    sub.subscriber()
+        .set_disconnect_grace(Some(Duration::from_millis(20)));
+    let mut publ = t.publisher().unwrap();
+    publ.send(&5).unwrap();
+    publ.publisher().send(b"odd").unwrap();
+    publ.send(&7).unwrap();
+    drop(publ);
+    let mut it = sub.iter();
+    assert_eq!(*it.next().unwrap().unwrap(), 5);
+    assert!(matches!(
+        it.next(),
+        Some(Err(TypedRecvError::WrongSize { len: 3, .. }))
+    ));
+    assert_eq!(*it.next().unwrap().unwrap(), 7);
+    assert!(it.next().is_none(), "every publisher has left");
+}
+
+#[test]
 fn slices_and_copied_channels() {
     if std::env::var(ROLE_ENV).is_ok() {
         return;
