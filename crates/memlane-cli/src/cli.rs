@@ -144,7 +144,9 @@ pub struct ListenArgs {
     /// Exit (status 0) when no message arrives for this long (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub timeout: Option<Duration>,
-    /// How to print each message.
+    /// How to print each message. On a typed channel (see `memlane info`)
+    /// text and hex both print the values in hex, one group per value, and
+    /// JSON adds the type's name.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Create this file once subscribed (only messages sent after that are

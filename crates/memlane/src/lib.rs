@@ -13,6 +13,10 @@
 //!   receives block, time out or poll, sends can be loans; reads and loans
 //!   are zero-copy when only this user can write the channel, and private
 //!   copies otherwise ([`Channel::copies_messages`]).
+//! * Typed channels ([`ChannelBuilder::message_type`], [`Channel::typed`]):
+//!   plain-old-data values loaned and read in place, one or a slice per
+//!   message, the type recorded in the channel and checked on open; with
+//!   the feature `serde`, any serde type, postcard-encoded.
 //!
 //! ```
 //! use memlane::Channel;
@@ -101,6 +105,10 @@ mod segment {
 mod sys;
 #[cfg(all(test, not(loom)))]
 mod test_support;
+// Typed channels over the byte API; no `unsafe` (zerocopy's checked
+// conversions view the bytes as values).
+#[cfg(not(loom))]
+mod typed;
 
 // Under `--cfg loom` only the protocols are built, against loom's atomics,
 // for model checking (`RUSTFLAGS="--cfg loom" cargo test -p memlane --lib loom`).
@@ -149,6 +157,20 @@ pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
 pub use error::Lagged;
+#[cfg(not(loom))]
+pub use typed::{
+    layout_hash, Encoding, MessageType, Plain, Received, TypeError, TypeRecord, TypedChannel,
+    TypedIter, TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN,
+    MAX_TYPE_NAME,
+};
+#[cfg(all(not(loom), feature = "serde"))]
+pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};
+/// The zerocopy version memlane's typed API is built on: derive its
+/// traits on your message types with `#[zerocopy(crate =
+/// "memlane::zerocopy")]` beside the derive, or depend on zerocopy 0.8
+/// (feature `derive`) yourself.
+#[cfg(not(loom))]
+pub use zerocopy;
 
 // The public handles, builders, results and errors can move to and be
 // shared between threads; checked at compile time so that a change that
@@ -201,6 +223,15 @@ const _: () = {
     send_sync::<GcReason>();
     send_sync::<Corrupt>();
     send_sync::<Lagged>();
+    send_sync::<TypedChannel<u64>>();
+    send_sync::<TypedPublisher<u64>>();
+    send_sync::<TypedSubscriber<u64>>();
+    send_sync::<Received<'static, u64>>();
+    send_sync::<Received<'static, [u64]>>();
+    send_sync::<TypedLoan<'static, u64>>();
+    send_sync::<TypeError>();
+    send_sync::<TypeRecord>();
+    send_sync::<TypedRecvError<RecvError>>();
 };
 
 #[cfg(not(loom))]

@@ -64,6 +64,7 @@ impl LoomRing {
             ring_offset: 0,
             initial_position: start,
             barrier,
+            type_len: 0,
         };
         LoomRing {
             geo,

@@ -22,6 +22,8 @@ mod shm;
 #[allow(unsafe_code)]
 mod subscriber;
 mod trust;
+#[allow(unsafe_code)]
+mod type_block;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -128,6 +130,8 @@ pub struct ChannelBuilder {
     dir: Option<PathBuf>,
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
+    /// The encoded type record of a typed channel (`crate::typed`).
+    type_record: Option<Vec<u8>>,
     initial_position: u64,
     replace_stale: bool,
     page_file: bool,
@@ -136,6 +140,12 @@ pub struct ChannelBuilder {
 }
 
 impl ChannelBuilder {
+    /// Records an encoded type record (`crate::typed`) in the channel.
+    pub(crate) fn type_record(mut self, record: Vec<u8>) -> Self {
+        self.type_record = Some(record);
+        self
+    }
+
     /// Whether the channel orders its wake-ups (and, with one publisher
     /// slot, its joins) with Linux's `membarrier` system call when this
     /// process can use it (default true). A send or receive then needs no
@@ -289,6 +299,10 @@ impl ChannelBuilder {
         } else {
             Barrier::Fences
         });
+        let record = self.type_record.as_deref().unwrap_or_default();
+        let geo = geo
+            .with_type_len(layout::round16(record.len() as u64).min(u64::from(u32::MAX)) as u32)
+            .map_err(|reason| CreateError::InvalidConfig { reason })?;
         if let Some((_, Disposition::OpenExisting)) = self.file {
             return Err(CreateError::InvalidConfig {
                 reason: "a channel file cannot be opened with create; use Channel::open".into(),
@@ -316,6 +330,7 @@ impl ChannelBuilder {
                     .add(layout::CLAIM_OFFSET as usize)
                     .cast::<std::sync::atomic::AtomicU64>();
                 claim.store(geo.initial_position, std::sync::atomic::Ordering::Relaxed);
+                type_block::write(data, &geo, record);
             }
         })?;
         let copy = self.copy_messages || !trust::created_private(self.mode);
@@ -343,6 +358,7 @@ impl Channel {
             page_file: false,
             membarrier: true,
             copy_messages: false,
+            type_record: None,
         }
     }
 
@@ -444,6 +460,12 @@ impl Channel {
         Ok(Channel {
             ring: Arc::new(ShmRing::new(seg, geo, copy)),
         })
+    }
+
+    /// A copy of the type record's bytes (empty when untyped; see
+    /// `crate::typed::record`).
+    pub(crate) fn type_record_bytes(&self) -> Vec<u8> {
+        type_block::read(&self.ring)
     }
 
     /// Removes the channel's name from `$MEMLANE_DIR` or `/dev/shm`
