@@ -58,6 +58,9 @@
 
 // `unsafe` is allowed only in the modules that map memory or touch it
 // through raw pointers (they say which inside); everything else denies it.
+// Async receive/send/wait and their reactor (feature `async`); no unsafe.
+#[cfg(all(feature = "async", not(loom)))]
+mod asynk;
 #[cfg(not(loom))]
 mod channel;
 #[cfg_attr(loom, allow(dead_code))]
@@ -119,6 +122,9 @@ mod channel {
 }
 
 #[cfg(not(loom))]
+#[cfg(all(feature = "async", not(loom)))]
+pub use asynk::{reactor_threads, LatestWait, MessageStream, RecvFuture, SendFuture};
+#[cfg(not(loom))]
 pub use channel::{
     Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
     Publisher, PublisherInfo, Reaped, Subscriber, SubscriberInfo, TryIter, DEFAULT_CAPACITY,
@@ -129,7 +135,6 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, RemoveError, SendError, SendTimeoutError, SetError,
     TryRecvError, TrySendError,
 };
-#[cfg(not(loom))]
 pub use event::{Event, EventBuilder, EventOpenOptions};
 #[cfg(not(loom))]
 pub use latest::{

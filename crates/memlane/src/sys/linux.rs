@@ -347,6 +347,86 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, _old: u32, _waiters: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
+/// How many words one [`futex_wait_any`] call can sleep on (the kernel's
+/// `FUTEX_WAITV_MAX`).
+#[cfg(feature = "async")]
+pub(crate) const WAIT_ANY_MAX: usize = 128;
+
+/// One entry of `futex_waitv`'s array (`struct futex_waitv` of
+/// `<linux/futex.h>`).
+#[cfg(feature = "async")]
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// Sleeps until any of `words` no longer holds its expected value (or is
+/// woken), for at most `timeout`: `futex_waitv` (Linux 5.16+), shared
+/// futexes of 32 bits. May return early for any reason: callers re-check.
+/// Returns false if the kernel lacks `futex_waitv` (`ENOSYS`), or a
+/// seccomp filter forbids it (then nothing was waited for).
+#[cfg(feature = "async")]
+#[doc(alias = "futex_waitv")]
+pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> bool {
+    /// `FUTEX2_SIZE_U32`: a 32-bit word (and no `FUTEX2_PRIVATE`, so
+    /// wake-ups from other processes reach it).
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    debug_assert!(words.len() <= WAIT_ANY_MAX);
+    let waiters: Vec<FutexWaitv> = words
+        .iter()
+        .take(WAIT_ANY_MAX)
+        .map(|(w, v)| FutexWaitv {
+            val: u64::from(*v),
+            uaddr: w.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    // The time-out is absolute, on CLOCK_MONOTONIC.
+    let deadline = timeout.map(|d| {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let d = d.min(Duration::from_secs(86_400 * 365));
+        let mut sec = now.tv_sec + d.as_secs() as i64;
+        let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+        if nsec >= 1_000_000_000 {
+            sec += 1;
+            nsec -= 1_000_000_000;
+        }
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        }
+    });
+    let ts = deadline
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `waiters` is a valid array of `waiters.len()` (at most 128)
+    // entries laid out as the kernel's `struct futex_waitv`, each naming a
+    // 4-aligned `AtomicU32` the caller keeps alive for the call (the
+    // kernel only reads the words); `ts` is null or points to a valid
+    // timespec that outlives the call; flags 0 is the only defined value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0 as libc::c_uint,
+            ts,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    // Woken (the index of a word), EAGAIN (a word had changed), EINTR,
+    // ETIMEDOUT: all "re-check". ENOSYS/EPERM: not available.
+    !(r == -1
+        && matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EPERM)
+        ))
+}
+
 /// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
 /// (once; later calls return the first answer): whether it is
 /// registered. Only then may its threads order a wait/notify or join pair
