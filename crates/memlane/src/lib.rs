@@ -198,6 +198,13 @@ const _: () = {
     send_sync::<RecvError>();
     send_sync::<TryRecvError>();
     send_sync::<RecvTimeoutError>();
+    #[cfg(feature = "async")]
+    {
+        send_sync::<RecvFuture<'static>>();
+        send_sync::<SendFuture<'static>>();
+        send_sync::<LatestWait<'static>>();
+        send_sync::<MessageStream<'static>>();
+    }
     send_sync::<CommitError>();
     send_sync::<NameError>();
     send_sync::<Existing>();

@@ -352,79 +352,53 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, _old: u32, _waiters: u32) {
 #[cfg(feature = "async")]
 pub(crate) const WAIT_ANY_MAX: usize = 128;
 
-/// One entry of `futex_waitv`'s array (`struct futex_waitv` of
-/// `<linux/futex.h>`).
-#[cfg(feature = "async")]
-#[repr(C)]
-struct FutexWaitv {
-    val: u64,
-    uaddr: u64,
-    flags: u32,
-    reserved: u32,
-}
-
 /// Sleeps until any of `words` no longer holds its expected value (or is
 /// woken), for at most `timeout`: `futex_waitv` (Linux 5.16+), shared
-/// futexes of 32 bits. May return early for any reason: callers re-check.
-/// Returns false if the kernel lacks `futex_waitv` (`ENOSYS`), or a
-/// seccomp filter forbids it (then nothing was waited for).
+/// futexes of 32 bits (no `FUTEX2_PRIVATE`, so that wake-ups from other
+/// processes reach it). May return early for any reason: callers
+/// re-check. Returns false if the kernel lacks `futex_waitv` (`ENOSYS`)
+/// or a seccomp filter forbids it (`EPERM`): then nothing was waited for.
 #[cfg(feature = "async")]
 #[doc(alias = "futex_waitv")]
 pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> bool {
-    /// `FUTEX2_SIZE_U32`: a 32-bit word (and no `FUTEX2_PRIVATE`, so
-    /// wake-ups from other processes reach it).
-    const FUTEX2_SIZE_U32: u32 = 0x02;
+    use rustix::thread::futex::{self, WaitFlags, WaitPtr, WaitvFlags};
+    use rustix::time::{clock_gettime, ClockId, Timespec};
     debug_assert!(words.len() <= WAIT_ANY_MAX);
-    let waiters: Vec<FutexWaitv> = words
+    let waiters: Vec<futex::Wait> = words
         .iter()
         .take(WAIT_ANY_MAX)
-        .map(|(w, v)| FutexWaitv {
-            val: u64::from(*v),
-            uaddr: w.as_ptr() as u64,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
+        .map(|(w, v)| {
+            let mut wait = futex::Wait::new();
+            wait.val = u64::from(*v);
+            // The kernel only reads the word (and compares it).
+            wait.uaddr = WaitPtr::new(w.as_ptr().cast());
+            wait.flags = WaitFlags::SIZE_U32;
+            wait
         })
         .collect();
     // The time-out is absolute, on CLOCK_MONOTONIC.
     let deadline = timeout.map(|d| {
-        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let now = clock_gettime(ClockId::Monotonic);
         let d = d.min(Duration::from_secs(86_400 * 365));
-        let mut sec = now.tv_sec + d.as_secs() as i64;
-        let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
-        if nsec >= 1_000_000_000 {
-            sec += 1;
-            nsec -= 1_000_000_000;
+        let mut tv_sec = now.tv_sec + d.as_secs() as i64;
+        let mut tv_nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+        if tv_nsec >= 1_000_000_000 {
+            tv_sec += 1;
+            tv_nsec -= 1_000_000_000;
         }
-        libc::timespec {
-            tv_sec: sec,
-            tv_nsec: nsec as _,
-        }
+        Timespec { tv_sec, tv_nsec }
     });
-    let ts = deadline
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `waiters` is a valid array of `waiters.len()` (at most 128)
-    // entries laid out as the kernel's `struct futex_waitv`, each naming a
-    // 4-aligned `AtomicU32` the caller keeps alive for the call (the
-    // kernel only reads the words); `ts` is null or points to a valid
-    // timespec that outlives the call; flags 0 is the only defined value.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex_waitv,
-            waiters.as_ptr(),
-            waiters.len() as libc::c_uint,
-            0 as libc::c_uint,
-            ts,
-            libc::CLOCK_MONOTONIC,
-        )
-    };
     // Woken (the index of a word), EAGAIN (a word had changed), EINTR,
-    // ETIMEDOUT: all "re-check". ENOSYS/EPERM: not available.
-    !(r == -1
-        && matches!(
-            io::Error::last_os_error().raw_os_error(),
-            Some(libc::ENOSYS) | Some(libc::EPERM)
-        ))
+    // ETIMEDOUT, EINVAL (an empty list: the probe): all "re-check".
+    match futex::waitv(
+        &waiters,
+        WaitvFlags::empty(),
+        deadline.as_ref(),
+        ClockId::Monotonic,
+    ) {
+        Err(e) => e != rustix::io::Errno::NOSYS && e != rustix::io::Errno::PERM,
+        Ok(_) => true,
+    }
 }
 
 /// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
