@@ -264,6 +264,11 @@ impl Subscriber {
     /// [`RecvError::Corrupt`] when the channel's shared memory breaks the
     /// protocol.
     ///
+    /// # Panics
+    ///
+    /// When polled, if this is the process's first wait and the OS cannot
+    /// start the reactor thread (as `std::thread::spawn` does).
+    ///
     /// # Examples
     ///
     /// ```
@@ -293,6 +298,11 @@ impl Subscriber {
     /// The messages as a [`Stream`](futures_core::Stream) of owned copies,
     /// ending when the subscriber is disconnected (feature `async`).
     /// Cancellation safe as [`recv_async`](Subscriber::recv_async) is.
+    ///
+    /// # Panics
+    ///
+    /// When polled, if this is the process's first wait and the OS cannot
+    /// start the reactor thread (as `std::thread::spawn` does).
     ///
     /// # Examples
     ///
@@ -335,6 +345,11 @@ impl Publisher {
     /// is longer than [`max_message`](Publisher::max_message);
     /// [`SendError::Corrupt`] when the shared memory breaks the protocol.
     ///
+    /// # Panics
+    ///
+    /// When polled, if this is the process's first wait and the OS cannot
+    /// start the reactor thread (as `std::thread::spawn` does).
+    ///
     /// # Examples
     ///
     /// ```
@@ -364,6 +379,11 @@ impl Latest {
     /// the one this handle last read with [`get`](Latest::get): the async
     /// [`wait`](Latest::wait) (feature `async`). Cancellation safe (it
     /// reads nothing).
+    ///
+    /// # Panics
+    ///
+    /// When polled, if this is the process's first wait and the OS cannot
+    /// start the reactor thread (as `std::thread::spawn` does).
     ///
     /// # Examples
     ///

@@ -239,38 +239,38 @@ impl Waiting {
         let r = reactor();
         let id = r.next_id.fetch_add(1, Ordering::Relaxed);
         let a = &src.event().seq as *const AtomicU32 as usize;
-        let group = {
-            let mut groups = r.groups.lock().unwrap_or_else(|e| e.into_inner());
-            let mut chosen = None;
-            for g in groups.iter() {
-                let st = g.lock();
-                if st.entries.iter().any(|e| addr(e) == a) {
-                    chosen = Some(g.clone());
-                    break;
-                }
+        // The entry is added under the reactor's lock, so that two
+        // registrations of new words cannot both fill a group's last place.
+        let mut groups = r.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut chosen = None;
+        for g in groups.iter() {
+            let st = g.lock();
+            if st.entries.iter().any(|e| addr(e) == a) {
+                chosen = Some(g.clone());
+                break;
             }
-            if chosen.is_none() {
-                chosen = groups
-                    .iter()
-                    .find(|g| Group::words(&g.lock()) < r.cap)
-                    .cloned();
-            }
-            match chosen {
-                Some(g) => g,
-                None => {
-                    let g = Arc::new(Group {
-                        state: Mutex::new(GroupState::default()),
-                        control: AtomicU32::new(0),
-                    });
-                    let g2 = g.clone();
-                    let (cap, waitv) = (r.cap, r.waitv);
-                    std::thread::Builder::new()
-                        .name(format!("memlane-reactor-{}", groups.len()))
-                        .spawn(move || g2.run(cap, waitv))
-                        .expect("cannot start memlane's reactor thread");
-                    groups.push(g.clone());
-                    g
-                }
+        }
+        if chosen.is_none() {
+            chosen = groups
+                .iter()
+                .find(|g| Group::words(&g.lock()) < r.cap)
+                .cloned();
+        }
+        let group = match chosen {
+            Some(g) => g,
+            None => {
+                let g = Arc::new(Group {
+                    state: Mutex::new(GroupState::default()),
+                    control: AtomicU32::new(0),
+                });
+                let g2 = g.clone();
+                let (cap, waitv) = (r.cap, r.waitv);
+                std::thread::Builder::new()
+                    .name(format!("memlane-reactor-{}", groups.len()))
+                    .spawn(move || g2.run(cap, waitv))
+                    .expect("cannot start memlane's reactor thread");
+                groups.push(g.clone());
+                g
             }
         };
         group.lock().entries.push(Entry {
@@ -280,6 +280,7 @@ impl Waiting {
             waker: None,
             deadline: None,
         });
+        drop(groups);
         (Waiting { id, src, group }, ok)
     }
 

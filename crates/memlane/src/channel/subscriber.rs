@@ -915,19 +915,16 @@ impl Subscriber {
         if self.peek_or_reap()?.is_some() {
             return Ok(true);
         }
-        let now = Instant::now();
-        if self.presence == Presence::Disconnected && self.disconnected(now) {
+        if self.presence == Presence::Disconnected && self.disconnected(Instant::now()) {
             return Err(RecvError::Disconnected);
         }
-        if ring::blocked_on_uncommitted(&*self.ring, &self.st)
-            && self.reap.maybe_reap(&self.ring, Some(self.st.published))
-        {
-            return Ok(self.peek_or_reap()?.is_some());
+        // At most every REAP_EVERY, as for the empty polls of `try_recv`.
+        match self.idle_checks() {
+            Ok(true) => Ok(self.peek_or_reap()?.is_some()),
+            Ok(false) | Err(TryRecvError::Empty) => Ok(false),
+            Err(TryRecvError::Disconnected) => Err(RecvError::Disconnected),
+            Err(TryRecvError::Corrupt(c)) => Err(c.into()),
         }
-        if self.disconnected(now) {
-            return Err(RecvError::Disconnected);
-        }
-        Ok(false)
     }
 
     /// When an async receive should look again without a notification:

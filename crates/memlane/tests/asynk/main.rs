@@ -112,6 +112,7 @@ fn child_entry() {
             assert_eq!(memlane::reactor_threads(), (1, !fallback));
         }
         "idle-thousand" => idle_thousand(&dir),
+        "many-words" => many_words(&dir),
         other => panic!("unknown role {other}"),
     }
 }
@@ -449,4 +450,67 @@ fn cpu_time() -> Duration {
         }
     }
     Duration::from_nanos(ns)
+}
+
+/// More distinct words than one reactor thread sleeps on (127 with
+/// futex_waitv, 63 on Windows): 300 channels, one waiting task each, need
+/// 3 (or 5) reactor threads, and every task is woken.
+#[test]
+fn many_channels_spread_over_reactor_threads() {
+    if std::env::var_os(ROLE_ENV).is_some() {
+        return;
+    }
+    let dir = TestDir::new("async-many");
+    let child = spawn_role(ENTRY, "many-words", &vars(&dir.path, "unused", 0));
+    print!(
+        "{}",
+        expect_success(&child.wait(Duration::from_secs(300)), "many-words")
+    );
+}
+
+fn many_words(dir: &Path) {
+    const CHANNELS: usize = 300;
+    let rt = multi_thread();
+    let channels: Vec<Channel> = (0..CHANNELS)
+        .map(|i| {
+            Channel::builder(&format!("many-{i}"))
+                .capacity(4096)
+                .dir(dir)
+                .create()
+                .unwrap()
+        })
+        .collect();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    for ch in &channels {
+        let mut sub = ch.subscriber().unwrap();
+        let done = done_tx.clone();
+        rt.spawn(async move {
+            let m = sub.recv_async().await.unwrap();
+            done.send(m.to_vec()).unwrap();
+        });
+    }
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    let (reactors, multi) = memlane::reactor_threads();
+    let per_thread = if cfg!(windows) { 63 } else { 127 };
+    println!("{CHANNELS} channels: {reactors} reactor threads (multi-word wait: {multi})");
+    assert!(multi);
+    assert_eq!(reactors, CHANNELS.div_ceil(per_thread));
+    for (i, ch) in channels.iter().enumerate() {
+        ch.publisher()
+            .unwrap()
+            .send(format!("{i}").as_bytes())
+            .unwrap();
+    }
+    let mut got = vec![false; CHANNELS];
+    rt.block_on(async {
+        for _ in 0..CHANNELS {
+            let m = tokio::time::timeout(Duration::from_secs(60), done_rx.recv())
+                .await
+                .expect("a task was not woken")
+                .unwrap();
+            let i: usize = std::str::from_utf8(&m).unwrap().parse().unwrap();
+            got[i] = true;
+        }
+    });
+    assert!(got.iter().all(|&g| g));
 }
