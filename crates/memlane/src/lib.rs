@@ -121,7 +121,6 @@ mod channel {
     pub(crate) mod ring;
 }
 
-#[cfg(not(loom))]
 #[cfg(all(feature = "async", not(loom)))]
 pub use asynk::{reactor_threads, LatestWait, MessageStream, RecvFuture, SendFuture};
 #[cfg(not(loom))]
@@ -135,6 +134,7 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, RemoveError, SendError, SendTimeoutError, SetError,
     TryRecvError, TrySendError,
 };
+#[cfg(not(loom))]
 pub use event::{Event, EventBuilder, EventOpenOptions};
 #[cfg(not(loom))]
 pub use latest::{
