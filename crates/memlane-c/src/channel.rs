@@ -5,7 +5,8 @@ use std::ffi::{c_char, c_int};
 use std::ptr::NonNull;
 
 use memlane::{
-    Channel, Lagged, Loan, Message, Publisher, RecvError, RecvTimeoutError, Subscriber, TryRecvError,
+    Channel, Lagged, Loan, Message, Publisher, RecvError, RecvTimeoutError, Subscriber,
+    TryRecvError,
 };
 
 use crate::ffi::{self, Fail, Timeout};

@@ -62,6 +62,9 @@
 
 // `unsafe` is allowed only in the modules that map memory or touch it
 // through raw pointers (they say which inside); everything else denies it.
+// Async receive/send/wait and their reactor (feature `async`); no unsafe.
+#[cfg(all(feature = "async", not(loom)))]
+mod asynk;
 #[cfg(not(loom))]
 mod channel;
 #[cfg_attr(loom, allow(dead_code))]
@@ -126,6 +129,8 @@ mod channel {
     pub(crate) mod ring;
 }
 
+#[cfg(all(feature = "async", not(loom)))]
+pub use asynk::{reactor_threads, LatestWait, MessageStream, RecvFuture, SendFuture};
 #[cfg(not(loom))]
 pub use channel::{
     Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
@@ -216,6 +221,13 @@ const _: () = {
     send_sync::<RecvError>();
     send_sync::<TryRecvError>();
     send_sync::<RecvTimeoutError>();
+    #[cfg(feature = "async")]
+    {
+        send_sync::<RecvFuture<'static>>();
+        send_sync::<SendFuture<'static>>();
+        send_sync::<LatestWait<'static>>();
+        send_sync::<MessageStream<'static>>();
+    }
     send_sync::<CommitError>();
     send_sync::<NameError>();
     send_sync::<Existing>();

@@ -8,6 +8,8 @@
 //! [`Publisher::try_send`] returns [`TrySendError::Full`](crate::TrySendError::Full).
 //! The protocol is described in `ring.rs` and `docs/ARCHITECTURE.md`.
 
+#[cfg(feature = "async")]
+pub(crate) mod async_hooks;
 pub(crate) mod layout;
 pub(crate) mod liveness;
 #[allow(unsafe_code)]

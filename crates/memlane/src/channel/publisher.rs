@@ -565,6 +565,23 @@ impl Publisher {
     }
 }
 
+/// Hooks of the async layer (`crate::asynk`).
+#[cfg(feature = "async")]
+impl Publisher {
+    /// Whether a claim of `len` bytes could succeed now (asking the
+    /// subscribers to report their progress if not): the condition an
+    /// async send re-checks after registering as a waiter for space.
+    pub(crate) fn async_has_space(&mut self, len: usize) -> bool {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        ring::has_space(&*self.ring, &mut self.st, len)
+    }
+
+    /// The ring (its space event is what an async send waits on).
+    pub(crate) fn async_ring(&self) -> &Arc<ShmRing> {
+        &self.ring
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         // A leaked loan's claim is completed before the slot (and its

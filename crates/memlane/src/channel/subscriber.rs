@@ -1074,6 +1074,46 @@ fn untimed(e: RecvTimeoutError) -> RecvError {
     }
 }
 
+/// Hooks of the async layer (`crate::asynk`).
+#[cfg(feature = "async")]
+impl Subscriber {
+    /// Whether [`recv`](Self::recv) would return at once (a message or an
+    /// error), without taking anything: the condition an async receive
+    /// re-checks. Runs the periodic checks of a blocking wait (dead
+    /// publishers, disconnection), themselves rate-limited.
+    pub(crate) fn async_ready(&mut self) -> Result<bool, RecvError> {
+        if self.peek_or_reap()?.is_some() {
+            return Ok(true);
+        }
+        if self.presence == Presence::Disconnected && self.disconnected(Instant::now()) {
+            return Err(RecvError::Disconnected);
+        }
+        // At most every REAP_EVERY, as for the empty polls of `try_recv`.
+        match self.idle_checks() {
+            Ok(true) => Ok(self.peek_or_reap()?.is_some()),
+            Ok(false) | Err(TryRecvError::Empty) => Ok(false),
+            Err(TryRecvError::Disconnected) => Err(RecvError::Disconnected),
+            Err(TryRecvError::Corrupt(c)) => Err(c.into()),
+            Err(TryRecvError::Lagged(l)) => Err(RecvError::Lagged(l)),
+        }
+    }
+
+    /// When an async receive should look again without a notification:
+    /// when the disconnect grace ends, else after `period`.
+    pub(crate) fn async_recheck(&self, period: Duration) -> Instant {
+        let now = Instant::now();
+        match (self.presence, self.grace) {
+            (Presence::Alone(since), Some(grace)) => (since + grace).max(now).min(now + period),
+            _ => now + period,
+        }
+    }
+
+    /// The ring (its data event is what an async receive waits on).
+    pub(crate) fn async_ring(&self) -> &Arc<ShmRing> {
+        &self.ring
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
         // The slot is FREE before `_lock` is released (fields drop after

@@ -134,8 +134,17 @@ fn build_examples() -> Vec<(String, PathBuf)> {
         "-p",
         "memlane",
         "--message-format=json-render-diagnostics",
+        "--features",
+        "async",
     ]);
-    for name in ["server", "client", "publisher", "subscriber", "typed"] {
+    for name in [
+        "server",
+        "client",
+        "publisher",
+        "subscriber",
+        "typed",
+        "async_subscriber",
+    ] {
         cmd.args(["--example", name]);
     }
     if cfg!(not(debug_assertions)) {
@@ -505,4 +514,41 @@ fn typed_publisher_refuses_an_untyped_channel() {
         "{err}"
     );
     drop(ch);
+}
+
+#[test]
+fn async_subscriber_prints_what_the_publisher_sends() {
+    let dir = TempDir::new("achat");
+    let mut sub = Command::new(example("async_subscriber"))
+        .args(["achat", "2"])
+        .env("MEMLANE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the async_subscriber example");
+    let out = sub.stdout.take().expect("stdout");
+    let err = sub.stderr.take().expect("stderr");
+    let mut sub = KillOnDrop(sub);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let joined = rx.recv_timeout(WATCHDOG).expect("its first line");
+    assert!(
+        joined.starts_with("async_subscriber: joined channel 'achat'"),
+        "{joined}"
+    );
+    let publ = run_example("publisher", dir.path(), &["achat", "one", "two"]);
+    assert!(publ.status.success(), "publisher failed: {}", stderr(&publ));
+    let status = sub.wait_with_watchdog("the async subscriber");
+    assert!(status.success(), "the async subscriber failed: {status}");
+    let mut printed = String::new();
+    BufReader::new(out)
+        .read_to_string(&mut printed)
+        .expect("read stdout");
+    assert_eq!(printed, "one\ntwo\n");
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
