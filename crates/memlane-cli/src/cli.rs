@@ -47,6 +47,11 @@ pub enum Command {
     Info(InfoArgs),
     /// List every memlane entry in the segment directory.
     List(ListArgs),
+    /// A live view of every channel (and the other kinds) in the segment
+    /// directory: rates in and out, endpoints with pid, state and lag,
+    /// fill and losses; read-only. Keys: q quit, s/S sort, ↑/↓ select,
+    /// Enter detail, Esc back, r refresh.
+    Top(crate::command::top::TopArgs),
     /// Remove channels or segments by name.
     Rm(RmArgs),
     /// Remove what no live process holds: segments left by crashed or

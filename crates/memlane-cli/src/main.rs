@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Latest(args) => command::latest::run(dir, args),
         Command::Info(args) => command::info::run(dir, args),
         Command::List(args) => command::list::run(dir, args),
+        Command::Top(args) => command::top::run(dir, args),
         Command::Rm(args) => command::rm::run(dir, args),
         Command::Gc(args) => command::gc::run(dir, args),
         Command::Demo(args) => command::demo::run(dir, args),

@@ -13,6 +13,7 @@ pub mod list;
 pub mod listen;
 pub mod rm;
 pub mod send;
+pub mod top;
 
 use std::path::Path;
 

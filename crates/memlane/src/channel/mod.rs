@@ -401,11 +401,12 @@ impl Channel {
         dir: Option<&Path>,
         allow_other_owner: bool,
         copy_messages: bool,
+        access: Access,
     ) -> Result<Channel, OpenError> {
         let seg = file::open(&OpenSpec {
             name,
             dir,
-            access: Access::ReadWrite,
+            access,
             kind: Some(Kind::Channel),
             what: Missing::Named(Kind::Channel),
             view: None,
@@ -842,7 +843,55 @@ impl ChannelOpenOptions {
             self.dir.as_deref(),
             self.allow_other_owner,
             self.copy_messages,
+            Access::ReadWrite,
         )
+    }
+
+    /// Opens the channel **read-only**, takes a snapshot of its state (as
+    /// [`Channel::info`]) and closes it again: for monitors (`memlane
+    /// top`) that must never write to what they watch. The file is opened
+    /// and mapped without write access, no endpoint joins, no slot is
+    /// reclaimed; liveness is probed by testing the endpoints' locks
+    /// without taking them. No handle to the read-only mapping escapes, so
+    /// nothing can write through it.
+    ///
+    /// The snapshot's counters are read from shared memory another process
+    /// writes: the configuration is validated (as by
+    /// [`open`](Self::open)), slot counts come from it, and `lag` is
+    /// clamped to the capacity; the counters themselves are reported as
+    /// found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memlane::Channel;
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-insp-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = Channel::builder("doc-inspected").dir(&dir).create()?;
+    /// let mut publisher = channel.publisher()?;
+    /// publisher.send(b"hello")?;
+    /// let info = Channel::open_options("doc-inspected").dir(&dir).inspect()?;
+    /// assert_eq!(info.messages_sent, 1);
+    /// assert_eq!(info.publishers.len(), 1);
+    /// # drop((publisher, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) (a corrupt channel is
+    /// [`OpenError::Corrupt`], [`OpenError::NotMemlane`], ...).
+    pub fn inspect(self) -> Result<ChannelInfo, OpenError> {
+        let channel = Channel::open_impl(
+            &self.name,
+            self.dir.as_deref(),
+            self.allow_other_owner,
+            // Never hand out references into the read-only mapping.
+            true,
+            Access::ReadOnly,
+        )?;
+        Ok(channel.info())
     }
 }
 

@@ -358,12 +358,43 @@ mod api {
         /// [`allow_other_owner`](Self::allow_other_owner)),
         /// [`OpenError::PermissionDenied`], [`OpenError::Busy`] (another
         /// process kept the file locked for 2 s), or [`OpenError::Io`].
-        #[allow(unsafe_code)] // see the SAFETY comment inside
         pub fn open(self) -> Result<Latest, OpenError> {
+            self.open_with(Access::ReadWrite)
+        }
+
+        /// Opens the slot **read-only**, takes a snapshot of its state (as
+        /// [`Latest::info`]) and closes it again: for monitors (`memlane
+        /// top`) that must never write to what they watch. No writer joins
+        /// and no handle to the read-only mapping escapes.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use memlane::Latest;
+        /// # let dir = std::env::temp_dir().join(format!("memlane-doc-linsp-{}", std::process::id()));
+        /// # std::fs::create_dir_all(&dir)?;
+        /// let mut slot = Latest::builder("doc-l-inspected").dir(&dir).max_value(8).create()?;
+        /// slot.set(b"v1")?;
+        /// let info = Latest::open_options("doc-l-inspected").dir(&dir).inspect()?;
+        /// assert_eq!(info.version, 1);
+        /// # drop(slot);
+        /// # std::fs::remove_dir_all(&dir)?;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
+        /// # Errors
+        ///
+        /// As [`open`](Self::open).
+        pub fn inspect(self) -> Result<LatestInfo, OpenError> {
+            Ok(self.open_with(Access::ReadOnly)?.info())
+        }
+
+        #[allow(unsafe_code)] // see the SAFETY comment inside
+        fn open_with(self, access: Access) -> Result<Latest, OpenError> {
             let seg = file::open(&OpenSpec {
                 name: &self.name,
                 dir: self.dir.as_deref(),
-                access: Access::ReadWrite,
+                access,
                 kind: Some(Kind::Latest),
                 what: Missing::Named(Kind::Latest),
                 view: None,
