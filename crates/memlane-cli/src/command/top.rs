@@ -36,10 +36,12 @@ pub struct TopArgs {
     /// With --once: print JSON (field names documented in the README).
     #[arg(long, requires = "once")]
     pub json: bool,
-    /// With --once: print a line to standard error once the first sample
-    /// is taken (for tests that change the directory between samples).
-    #[arg(long, hide = true)]
-    pub announce_first_sample: bool,
+    /// With --once, for tests: after the first sample, print `first sample
+    /// taken` to standard error and wait for a line on standard input
+    /// before the second (the rates are still over the real time between
+    /// the two).
+    #[arg(long, hide = true, requires = "once")]
+    pub step: bool,
 }
 
 /// Counters of one endpoint at one sample, keyed by (slot, pid) so a slot
@@ -450,11 +452,13 @@ pub fn run(dir: Option<&Path>, args: TopArgs) -> anyhow::Result<()> {
 
 fn once(dir: Option<&Path>, args: &TopArgs) -> anyhow::Result<()> {
     let (_, first) = sample(dir)?;
-    if args.announce_first_sample {
-        eprintln!("first sample taken");
-    }
     let shown = view(Path::new(""), None, &first, &[]).entries;
-    std::thread::sleep(args.interval);
+    if args.step {
+        eprintln!("first sample taken");
+        std::io::stdin().read_line(&mut String::new())?;
+    } else {
+        std::thread::sleep(args.interval);
+    }
     let (dir_path, second) = sample(dir)?;
     let v = view(&dir_path, Some(&first), &second, &shown);
     let mut out = std::io::stdout().lock();
@@ -487,10 +491,10 @@ fn fmt_bytes_rate(r: Option<f64>) -> String {
 }
 
 /// The columns of the main table (also the sort keys).
+/// STATUS is last: an error's reason is long.
 const COLUMNS: [&str; 10] = [
     "NAME",
     "KIND",
-    "STATUS",
     "MSG/S IN",
     "B/S IN",
     "MSG/S OUT",
@@ -498,6 +502,7 @@ const COLUMNS: [&str; 10] = [
     "ENDPOINTS",
     "FILL",
     "LOST",
+    "STATUS",
 ];
 
 /// The cells of one entry's row.
@@ -509,7 +514,8 @@ fn row(e: &EntryJson) -> [String; 10] {
         (s, _) => s.to_string(),
     };
     let dash = || "-".to_string();
-    if let Some(c) = &e.channel {
+    // Built NAME, KIND, STATUS, ... and STATUS moved last below.
+    let mut cells = if let Some(c) = &e.channel {
         [
             name,
             kind,
@@ -553,7 +559,9 @@ fn row(e: &EntryJson) -> [String; 10] {
             dash(),
             dash(),
         ]
-    }
+    };
+    cells[2..].rotate_left(1);
+    cells
 }
 
 /// The sort key of `e` in column `col`: numbers (missing ones lowest),
@@ -561,15 +569,15 @@ fn row(e: &EntryJson) -> [String; 10] {
 fn sort_key(e: &EntryJson, col: usize) -> f64 {
     let c = e.channel.as_ref();
     let v = match col {
-        3 => c
+        2 => c
             .and_then(|c| c.messages_in_per_sec)
             .or(e.latest.as_ref().and_then(|l| l.writes_per_sec)),
-        4 => c.and_then(|c| c.bytes_in_per_sec),
-        5 => c.and_then(|c| c.messages_out_per_sec),
-        6 => c.and_then(|c| c.bytes_out_per_sec),
-        7 => c.map(|c| (c.publishers.len() + c.subscribers.len()) as f64),
-        8 => c.map(|c| c.fill),
-        9 => c.map(|c| c.lost_messages as f64),
+        3 => c.and_then(|c| c.bytes_in_per_sec),
+        4 => c.and_then(|c| c.messages_out_per_sec),
+        5 => c.and_then(|c| c.bytes_out_per_sec),
+        6 => c.map(|c| (c.publishers.len() + c.subscribers.len()) as f64),
+        7 => c.map(|c| c.fill),
+        8 => c.map(|c| c.lost_messages as f64),
         _ => None,
     };
     v.unwrap_or(-1.0)
@@ -581,7 +589,7 @@ fn sort(entries: &mut [EntryJson], col: usize, desc: bool) {
         let o = match col {
             0 => a.name.cmp(&b.name),
             1 => a.kind.cmp(&b.kind).then(a.name.cmp(&b.name)),
-            2 => a.status.cmp(b.status).then(a.name.cmp(&b.name)),
+            9 => a.status.cmp(b.status).then(a.name.cmp(&b.name)),
             _ => sort_key(a, col)
                 .total_cmp(&sort_key(b, col))
                 .then(a.name.cmp(&b.name)),
@@ -608,7 +616,7 @@ fn table_lines(v: &TopJson) -> Vec<String> {
         for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
             if i == 9 {
                 s.push_str(c);
-            } else if i < 3 {
+            } else if i < 2 {
                 s.push_str(&format!("{c:<w$}  "));
             } else {
                 s.push_str(&format!("{c:>w$}  "));
@@ -928,9 +936,8 @@ mod tui {
             Row::new(row(e)).style(style)
         });
         let widths = [
-            Constraint::Min(16),
+            Constraint::Length(24),
             Constraint::Length(9),
-            Constraint::Min(8),
             Constraint::Length(10),
             Constraint::Length(11),
             Constraint::Length(10),
@@ -938,6 +945,7 @@ mod tui {
             Constraint::Length(10),
             Constraint::Length(6),
             Constraint::Length(8),
+            Constraint::Min(8),
         ];
         let table = Table::new(rows, widths)
             .header(header)
