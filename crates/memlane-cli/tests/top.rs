@@ -294,7 +294,9 @@ fn interactive_view_in_tmux() {
         "top",
         &shell,
     ]);
-    let screen = || tmux(&["capture-pane", "-p", "-t", "top"]);
+    // The session shown (a second one for the SIGTERM part).
+    let session = std::cell::Cell::new("top");
+    let screen = || tmux(&["capture-pane", "-p", "-t", session.get()]);
     let wait = |what: &str, ok: &dyn Fn(&str) -> bool| {
         let deadline = Instant::now() + WATCHDOG;
         loop {
@@ -353,5 +355,60 @@ fn interactive_view_in_tmux() {
     tmux(&["send-keys", "-t", "top", "q"]);
     let end = wait("top's exit", &|s| s.contains("TOP-EXITED-"));
     assert!(end.contains("TOP-EXITED-0"), "{end}");
+    let alternate = || {
+        tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            session.get(),
+            "#{alternate_on}",
+        ])
+    };
+    assert_eq!(alternate().trim(), "0", "the terminal was restored");
+
+    // SIGTERM ends it too, and restores the terminal.
+    // (A second session first: the server exits with its last session.)
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-s",
+        "top2",
+        &shell,
+    ]);
+    tmux(&["kill-session", "-t", "top"]);
+    session.set("top2");
+    wait("the table", &|s| s.contains("MSG/S IN"));
+    assert_eq!(alternate().trim(), "1", "top runs on the alternate screen");
+    let shell_pid = tmux(&["display-message", "-p", "-t", session.get(), "#{pane_pid}"]);
+    let shell_pid = shell_pid.trim();
+    let children = format!("/proc/{shell_pid}/task/{shell_pid}/children");
+    match std::fs::read_to_string(&children) {
+        Ok(pids) => {
+            let top_pid: u32 = pids
+                .split_whitespace()
+                .next()
+                .expect("top runs under the shell")
+                .parse()
+                .unwrap();
+            signal("-TERM", top_pid);
+            let end = wait("top's exit on SIGTERM", &|s| s.contains("TOP-EXITED-"));
+            assert!(end.contains("TOP-EXITED-143"), "{end}");
+            assert_eq!(alternate().trim(), "0", "the terminal was restored");
+        }
+        Err(e) => println!("note: cannot read {children} ({e}); SIGTERM not tested"),
+    }
     drop(listener);
+}
+
+#[test]
+fn without_a_terminal_it_asks_for_once() {
+    let d = TempDir::new("top-notty");
+    let out = run(&d, &["top"]).fails(1);
+    assert!(out.stderr.contains("--once"), "{}", out.stderr);
+    // --json alone is a usage error: it needs --once.
+    run(&d, &["top", "--json"]).fails(2);
 }

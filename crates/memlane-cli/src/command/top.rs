@@ -748,8 +748,11 @@ fn detail_lines(e: &EntryJson) -> Vec<String> {
 
 /// The interactive view (ratatui over crossterm).
 mod tui {
+    use std::io::IsTerminal;
     use std::path::Path;
     use std::time::{Duration, Instant};
+
+    use crate::interrupt::Interrupts;
 
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use ratatui::layout::{Constraint, Layout};
@@ -812,18 +815,33 @@ mod tui {
     }
 
     pub fn run(dir: Option<&Path>, args: &TopArgs) -> anyhow::Result<()> {
+        if !std::io::stdout().is_terminal() {
+            anyhow::bail!(
+                "standard output is not a terminal: use `memlane top --once` (a table) or `--once --json`"
+            );
+        }
+        // SIGTERM (and SIGINT, though raw mode turns Ctrl-C into a key)
+        // end the loop, so the terminal is restored on those too.
+        let interrupts = Interrupts::install()?;
         // Raw mode and the alternate screen; `ratatui::try_init` also
         // installs a panic hook that restores the terminal first.
-        let mut terminal = ratatui::try_init()?;
-        let result = event_loop(&mut terminal, dir, args.interval);
+        let result = match ratatui::try_init() {
+            Ok(mut terminal) => event_loop(&mut terminal, dir, args.interval, &interrupts),
+            Err(e) => Err(anyhow::Error::new(e).context("cannot set up the terminal")),
+        };
         ratatui::restore();
-        result
+        result?;
+        match interrupts.caught() {
+            Some(status) => std::process::exit(status),
+            None => Ok(()),
+        }
     }
 
     fn event_loop(
         terminal: &mut DefaultTerminal,
         dir: Option<&Path>,
         interval: Duration,
+        interrupts: &Interrupts,
     ) -> anyhow::Result<()> {
         let mut app = App {
             view: TopJson {
@@ -841,9 +859,20 @@ mod tui {
         app.refresh(dir);
         let mut next = Instant::now() + interval;
         loop {
+            if interrupts.caught().is_some() {
+                return Ok(());
+            }
             terminal.draw(|f| draw(f, &mut app))?;
-            let timeout = next.saturating_duration_since(Instant::now());
-            if event::poll(timeout)? {
+            // Wake at least every 100 ms to notice a signal.
+            let timeout = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            if !event::poll(timeout)? {
+                if Instant::now() >= next {
+                    app.refresh(dir);
+                    next = Instant::now() + interval;
+                }
+            } else {
                 let Event::Key(key) = event::read()? else {
                     continue; // a resize redraws
                 };
@@ -873,9 +902,6 @@ mod tui {
                     KeyCode::Esc => app.detail = None,
                     _ => {}
                 }
-            } else {
-                app.refresh(dir);
-                next = Instant::now() + interval;
             }
         }
     }
