@@ -1540,3 +1540,50 @@ fn lossy_and_lossless_subscribers_share_a_channel() {
         .expect("the lossy one");
     assert!(s.lost_messages > lost && s.lost_bytes > 0, "{s:?}");
 }
+
+#[test]
+fn inspect_reads_without_writing_and_reports_corruption() {
+    let d = TestDir::new("ch-inspect");
+    let c = channel(&d, "insp", 64 * 1024, 1024);
+    let mut s = c.subscriber().unwrap();
+    let mut p = c.publisher().unwrap();
+    for i in 0..5u8 {
+        p.send(&[i; 3]).unwrap();
+    }
+    assert_eq!(s.try_recv().unwrap().as_ref(), &[0; 3]);
+    let path = c.path().to_path_buf();
+    let before = std::fs::read(&path).unwrap();
+    let snap = Channel::open_options("insp").dir(&d.path).inspect().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "inspect wrote");
+    assert_eq!(snap, c.info());
+    assert_eq!(snap.messages_sent, 5);
+    assert_eq!(snap.publishers.len(), 1);
+    assert_eq!(snap.subscribers.len(), 1);
+    assert_eq!(snap.subscribers[0].lag, snap.head - snap.subscribers[0].position);
+
+    // A copy with garbage over the channel's configuration (just past the
+    // 4096-byte segment header): an error value, not a panic.
+    let mut garbage = before.clone();
+    garbage[4096..4096 + 256].fill(0xA5);
+    std::fs::write(d.path.join("memlane.insp-bad"), &garbage).unwrap();
+    match Channel::open_options("insp-bad").dir(&d.path).inspect() {
+        Err(OpenError::Corrupt { .. }) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Not a channel: WrongKind, as from open.
+    memlane::Latest::builder("insp-slot")
+        .dir(&d.path)
+        .max_value(8)
+        .create()
+        .unwrap();
+    assert!(matches!(
+        Channel::open_options("insp-slot").dir(&d.path).inspect(),
+        Err(OpenError::WrongKind { .. })
+    ));
+    let slot = memlane::Latest::open_options("insp-slot")
+        .dir(&d.path)
+        .inspect()
+        .unwrap();
+    assert_eq!((slot.version, slot.writers.len()), (0, 0));
+    drop((s, p, c));
+}
