@@ -1553,13 +1553,19 @@ fn inspect_reads_without_writing_and_reports_corruption() {
     assert_eq!(s.try_recv().unwrap().as_ref(), &[0; 3]);
     let path = c.path().to_path_buf();
     let before = std::fs::read(&path).unwrap();
-    let snap = Channel::open_options("insp").dir(&d.path).inspect().unwrap();
+    let snap = Channel::open_options("insp")
+        .dir(&d.path)
+        .inspect()
+        .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before, "inspect wrote");
     assert_eq!(snap, c.info());
     assert_eq!(snap.messages_sent, 5);
     assert_eq!(snap.publishers.len(), 1);
     assert_eq!(snap.subscribers.len(), 1);
-    assert_eq!(snap.subscribers[0].lag, snap.head - snap.subscribers[0].position);
+    assert_eq!(
+        snap.subscribers[0].lag,
+        snap.head - snap.subscribers[0].position
+    );
 
     // A copy with garbage over the channel's configuration (just past the
     // 4096-byte segment header): an error value, not a panic.
