@@ -125,6 +125,7 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     let reader = listen(&d, name, &[]);
     let stalled = listen(&d, name, &[]);
     let lossy = listen(&d, name, &["--lossy"]);
+    let mut victim = listen(&d, name, &[]);
     let mut sender = Killed(
         memlane(&d, &["send", name])
             .stdin(Stdio::piped())
@@ -146,6 +147,10 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     });
     #[cfg(unix)]
     signal("-STOP", stalled.child.id());
+    // Killed without leaving: its slot stays, shown dead.
+    let victim_pid = victim.child.id();
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
 
     let (top, err) = top_step(&d);
     for n in 0..10 {
@@ -177,7 +182,7 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     assert_eq!(pubs[0]["state"], "alive");
     assert_eq!(increase(&pubs[0]["messages_per_sec"], &top), 10.0);
     let subs = c["subscribers"].as_array().unwrap();
-    assert_eq!(subs.len(), 3);
+    assert_eq!(subs.len(), 4);
     let sub = |pid: u32| {
         subs.iter()
             .find(|s| s["pid"] == pid)
@@ -189,13 +194,15 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     assert_eq!(r["lossy"], false);
     assert_eq!(increase(&r["messages_per_sec"], &top), 10.0);
     assert_eq!(increase(&r["bytes_per_sec"], &top), 60.0);
+    assert_eq!(sub(victim_pid)["state"], "dead");
     let l = sub(lossy.child.id());
     assert_eq!(l["lossy"], true);
     assert_eq!(l["lost_messages"], 0);
     assert_eq!(c["lost_messages"], 0);
     #[cfg(unix)]
     {
-        // The stopped subscriber holds the ring: it is the fill.
+        // The stopped subscriber holds the ring (as the dead one, which
+        // stopped at the same place): it is the fill.
         let s = sub(stalled.child.id());
         assert_eq!(s["state"], "stalled");
         assert_eq!(s["messages"], 1);
@@ -221,7 +228,7 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     drop(input);
     drop(sender);
     // Running kills what is left when dropped.
-    drop((reader, stalled, lossy));
+    drop((reader, stalled, lossy, victim));
 }
 
 #[test]
