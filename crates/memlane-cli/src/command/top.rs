@@ -177,7 +177,14 @@ struct EntryJson {
     size: Option<u64>,
     channel: Option<ChannelJson>,
     latest: Option<LatestJson>,
+    /// Refreshes since it was found removed (the live view drops it after
+    /// [`KEEP_REMOVED`]).
+    #[serde(skip)]
+    removed_for: u32,
 }
+
+/// How many refreshes a removed entry stays on screen.
+const KEEP_REMOVED: u32 = 5;
 
 #[derive(Debug, Clone, Serialize)]
 struct ChannelJson {
@@ -269,8 +276,11 @@ fn view(dir: &Path, prev: Option<&Sample>, now: &Sample, shown: &[EntryJson]) ->
         })
         .collect();
     for old in shown {
-        if !now.entries.contains_key(&old.name) {
+        if !now.entries.contains_key(&old.name) && old.removed_for < KEEP_REMOVED {
             let mut gone = old.clone();
+            if gone.status == "removed" {
+                gone.removed_for += 1;
+            }
             gone.status = "removed";
             if let Some(c) = &mut gone.channel {
                 c.messages_in_per_sec = None;
@@ -299,6 +309,7 @@ fn entry(name: &str, path: &Path, found: &Found, before: Option<&Found>, secs: f
         size: None,
         channel: None,
         latest: None,
+        removed_for: 0,
     };
     match found {
         Found::Channel(info) => {
@@ -950,7 +961,11 @@ mod tui {
             if i == app.sort_col {
                 text.push(if app.desc { '▼' } else { '▲' });
             }
-            Cell::from(text)
+            if (2..9).contains(&i) {
+                Cell::from(Line::from(text).right_aligned())
+            } else {
+                Cell::from(text)
+            }
         }))
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let rows = app.view.entries.iter().map(|e: &EntryJson| {
@@ -959,7 +974,15 @@ mod tui {
                 "error" => Style::new().fg(Color::Red),
                 _ => Style::new(),
             };
-            Row::new(row(e)).style(style)
+            Row::new(row(e).into_iter().enumerate().map(|(i, c)| {
+                // Numbers right-aligned, as in the --once table.
+                if (2..9).contains(&i) {
+                    Cell::from(Line::from(c).right_aligned())
+                } else {
+                    Cell::from(c)
+                }
+            }))
+            .style(style)
         });
         let widths = [
             Constraint::Length(24),
