@@ -1008,6 +1008,52 @@ mod tui {
 mod tests {
     use super::*;
 
+    fn sample_of(names: &[&str]) -> Sample {
+        Sample {
+            at: Instant::now(),
+            entries: names
+                .iter()
+                .map(|n| {
+                    let found = Found::Other {
+                        kind: "segment",
+                        size: n.len() as u64,
+                    };
+                    (n.to_string(), (PathBuf::from(n), found))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_removed_entry_is_shown_for_a_few_refreshes_then_dropped() {
+        let dir = Path::new("d");
+        let first = sample_of(&["a", "b"]);
+        let mut shown = view(dir, None, &first, &[]).entries;
+        let without_b = sample_of(&["a"]);
+        for _ in 0..=KEEP_REMOVED {
+            shown = view(dir, Some(&without_b), &without_b, &shown).entries;
+            let b = shown.iter().find(|e| e.name == "b").expect("b still shown");
+            assert_eq!(b.status, "removed");
+            assert_eq!(b.size, Some(1), "its last known state");
+        }
+        shown = view(dir, Some(&without_b), &without_b, &shown).entries;
+        assert_eq!(shown.len(), 1, "b dropped after {KEEP_REMOVED} refreshes");
+    }
+
+    #[test]
+    fn sorting_by_a_column_and_direction() {
+        let s = sample_of(&["bb", "a", "ccc"]);
+        let mut v = view(Path::new("d"), None, &s, &[]).entries;
+        let names = |v: &[EntryJson]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        sort(&mut v, 0, true);
+        assert_eq!(names(&v), ["ccc", "bb", "a"]);
+        sort(&mut v, 0, false);
+        assert_eq!(names(&v), ["a", "bb", "ccc"]);
+        // Every numeric column of a segment is empty: ties go by name.
+        sort(&mut v, 7, false);
+        assert_eq!(names(&v), ["a", "bb", "ccc"]);
+    }
+
     #[test]
     fn rate_needs_a_previous_value_that_is_not_larger() {
         assert_eq!(rate(None, 5, 1.0), None);
