@@ -51,7 +51,7 @@ pub enum Command {
     /// directory: rates in and out, endpoints with pid, state and lag,
     /// fill and losses; read-only. Keys: q quit, s/S sort, ↑/↓ select,
     /// Enter detail, Esc back, r refresh.
-    Top(crate::command::top::TopArgs),
+    Top(TopArgs),
     /// Remove channels or segments by name.
     Rm(RmArgs),
     /// Remove what no live process holds: segments left by crashed or
@@ -271,6 +271,27 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `memlane top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Time between refreshes (rates are computed over it), e.g. 500ms, 2s.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse::duration)]
+    pub interval: Duration,
+    /// Take two samples one interval apart, print the result and exit
+    /// (a table; JSON with --json).
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: print JSON (its fields are documented in docs/TOP.md).
+    #[arg(long, requires = "once")]
+    pub json: bool,
+    /// With --once, for tests: after the first sample, print `first sample
+    /// taken` to standard error and wait for a line on standard input
+    /// before the second (the rates are still over the real time between
+    /// the two).
+    #[arg(long, hide = true, requires = "once")]
+    pub step: bool,
 }
 
 /// Arguments of `memlane gc`.

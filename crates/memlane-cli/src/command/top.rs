@@ -14,35 +14,14 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
 use memlane::{ChannelInfo, Kind, LatestInfo, Liveness};
 use serde::Serialize;
 
+use crate::cli::TopArgs;
 use crate::output;
-
-/// Arguments of `memlane top`.
-#[derive(Debug, Args)]
-pub struct TopArgs {
-    /// Time between refreshes (rates are computed over it), e.g. 500ms, 2s.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse::duration)]
-    pub interval: Duration,
-    /// Take two samples one interval apart, print the result and exit
-    /// (a table; JSON with --json).
-    #[arg(long)]
-    pub once: bool,
-    /// With --once: print JSON (field names documented in the README).
-    #[arg(long, requires = "once")]
-    pub json: bool,
-    /// With --once, for tests: after the first sample, print `first sample
-    /// taken` to standard error and wait for a line on standard input
-    /// before the second (the rates are still over the real time between
-    /// the two).
-    #[arg(long, hide = true, requires = "once")]
-    pub step: bool,
-}
 
 /// Counters of one endpoint at one sample, keyed by (slot, pid) so a slot
 /// taken over by another process does not yield a bogus rate.
@@ -637,7 +616,7 @@ fn table_lines(v: &TopJson) -> Vec<String> {
     };
     let mut lines = vec![format!(
         "{} — {} entries, rates over {:.1}s",
-        v.dir,
+        output::escape(v.dir.as_bytes()),
         v.entries.len(),
         v.interval_secs
     )];
@@ -773,7 +752,7 @@ mod tui {
     use ratatui::{DefaultTerminal, Frame};
 
     use super::{
-        detail_lines, row, sample, sort, view, EntryJson, Sample, TopArgs, TopJson, COLUMNS,
+        detail_lines, output, row, sample, sort, view, EntryJson, Sample, TopArgs, TopJson, COLUMNS,
     };
 
     struct App {
@@ -926,7 +905,7 @@ mod tui {
         .areas(f.area());
         let title = format!(
             "memlane top — {} — {} entries — sort: {} {}{}",
-            app.view.dir,
+            output::escape(app.view.dir.as_bytes()),
             app.view.entries.len(),
             COLUMNS[app.sort_col],
             if app.desc { "desc" } else { "asc" },
