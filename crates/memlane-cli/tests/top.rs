@@ -418,4 +418,6 @@ fn without_a_terminal_it_asks_for_once() {
     assert!(out.stderr.contains("--once"), "{}", out.stderr);
     // --json alone is a usage error: it needs --once.
     run(&d, &["top", "--json"]).fails(2);
+    let out = run(&d, &["top", "--once", "--interval", "0s"]).fails(1);
+    assert!(out.stderr.contains("at least 10ms"), "{}", out.stderr);
 }

@@ -432,8 +432,17 @@ fn channel(info: &ChannelInfo, prev: Option<&ChannelInfo>, secs: f64) -> Channel
     }
 }
 
+/// The shortest `--interval`.
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Shows the segment directory live, or once with `--once`.
 pub fn run(dir: Option<&Path>, args: TopArgs) -> anyhow::Result<()> {
+    if args.interval < MIN_INTERVAL {
+        anyhow::bail!(
+            "--interval {:?} is too short: rates over less than {MIN_INTERVAL:?} are noise; give at least 10ms",
+            args.interval
+        );
+    }
     if args.once {
         return once(dir, &args);
     }
