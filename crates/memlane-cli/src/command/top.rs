@@ -857,11 +857,16 @@ mod tui {
         };
         app.refresh(dir);
         let mut next = Instant::now() + interval;
+        // Drawn after a refresh, a key or a resize only.
+        let mut redraw = true;
         loop {
             if interrupts.caught().is_some() {
                 return Ok(());
             }
-            terminal.draw(|f| draw(f, &mut app))?;
+            if redraw {
+                terminal.draw(|f| draw(f, &mut app))?;
+                redraw = false;
+            }
             // Wake at least every 100 ms to notice a signal.
             let timeout = next
                 .saturating_duration_since(Instant::now())
@@ -870,10 +875,13 @@ mod tui {
                 if Instant::now() >= next {
                     app.refresh(dir);
                     next = Instant::now() + interval;
+                    redraw = true;
                 }
             } else {
-                let Event::Key(key) = event::read()? else {
-                    continue; // a resize redraws
+                let event = event::read()?;
+                redraw = true; // a resize too
+                let Event::Key(key) = event else {
+                    continue;
                 };
                 if key.kind != KeyEventKind::Press {
                     continue;
