@@ -109,6 +109,7 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     let name = "top-json-ch";
     run(&d, &["create", name]).ok();
     run(&d, &["create", "top-json-gone"]).ok();
+    run(&d, &["create", "top-json-spoiled"]).ok();
     // Corrupt copies of a channel this test created: garbage over the
     // channel's configuration, and one cut short.
     run(&d, &["create", "top-json-model"]).ok();
@@ -167,6 +168,17 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
             .all(|s| s["messages"] == 11)
     });
     run(&d, &["rm", "top-json-gone"]).ok();
+    // Garbage over the configuration of a channel this test created,
+    // while top watches it.
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join("memlane.top-json-spoiled"))
+            .unwrap();
+        f.seek(SeekFrom::Start(4096)).unwrap();
+        f.write_all(&[0xA5; 512]).unwrap();
+    }
     let top = top_finish(top, err);
 
     let ch = entry(&top, name);
@@ -218,7 +230,7 @@ fn json_shows_rates_endpoints_lag_fill_and_removed_and_corrupt_channels() {
     }
 
     assert_eq!(entry(&top, "top-json-gone")["status"], "removed");
-    for bad in ["top-json-garbage", "top-json-short"] {
+    for bad in ["top-json-garbage", "top-json-short", "top-json-spoiled"] {
         let e = entry(&top, bad);
         assert_eq!(e["status"], "error", "{e:#}");
         assert!(!e["error"].as_str().unwrap().is_empty());
