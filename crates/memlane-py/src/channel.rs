@@ -322,9 +322,9 @@ impl PySubscriber {
     /// Releases the held message, if any: its memoryviews first.
     fn release_held(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let mut views = std::mem::take(&mut slf.borrow_mut().views);
+        let mut views = std::mem::take(&mut slf.try_borrow_mut()?.views);
         let released = views.release_all(py);
-        let mut this = slf.borrow_mut();
+        let mut this = slf.try_borrow_mut()?;
         this.views = views;
         released?;
         let Some(core) = this.core.as_mut() else {
@@ -348,9 +348,8 @@ impl PySubscriber {
     }
 
     /// Stores a received message and returns its Python object.
-    fn hold(slf: &Bound<'_, Self>, msg: Message<'static>) -> PyMessage {
+    fn hold(this: &mut PySubscriber, slf: &Bound<'_, Self>, msg: Message<'static>) -> PyMessage {
         let len = msg.len();
-        let mut this = slf.borrow_mut();
         let core = this.core.as_mut().expect("checked open before receiving");
         core.held = Some(msg);
         PyMessage {
@@ -370,15 +369,20 @@ impl PySubscriber {
 
     fn receive(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<PyMessage> {
         Self::release_held(slf)?;
-        let ptr = slf.borrow_mut().sub_ptr()?;
+        // Held (the borrow flag set) until the message is stored, also
+        // while the GIL is released: another thread using this subscriber
+        // meanwhile gets "Already borrowed" instead of a second `&mut`.
+        let mut this = slf.try_borrow_mut()?;
+        let ptr = this.sub_ptr()?;
         // Whatever is waiting is taken at once, with the GIL.
         {
-            // SAFETY: no message borrows the subscriber (released above);
-            // the Python object stays alive (`slf`) and nothing else
-            // references `*ptr` until the message is stored in `held`.
+            // SAFETY: no message borrows the subscriber (released above),
+            // and `this` (the mutable borrow of the Python object that owns
+            // it) is held until the message is stored in `held`, so this is
+            // the only reference to `*ptr`.
             let sub: &'static mut Subscriber = unsafe { &mut *ptr.get() };
             match sub.try_recv() {
-                Ok(msg) => return Ok(Self::hold(slf, msg)),
+                Ok(msg) => return Ok(Self::hold(&mut this, slf, msg)),
                 Err(TryRecvError::Empty) => {}
                 Err(e) => return Err(e.py_err()),
             }
@@ -394,7 +398,7 @@ impl PySubscriber {
             }
         })?;
         match got {
-            Some(Ok(msg)) => Ok(Self::hold(slf, msg)),
+            Some(Ok(msg)) => Ok(Self::hold(&mut this, slf, msg)),
             Some(Err(e)) => Err(e.py_err()),
             None => Err(Timeout::new_err("no message arrived within the time-out")),
         }
@@ -416,11 +420,13 @@ impl PySubscriber {
     /// Receives a waiting message without waiting; ``Empty`` if none.
     fn try_recv(slf: &Bound<'_, Self>) -> PyResult<PyMessage> {
         Self::release_held(slf)?;
-        let ptr = slf.borrow_mut().sub_ptr()?;
-        // SAFETY: as in `recv`.
+        let mut this = slf.try_borrow_mut()?;
+        let ptr = this.sub_ptr()?;
+        // SAFETY: as in `receive`: no message borrows the subscriber and
+        // `this` is held until the message is stored.
         let sub: &'static mut Subscriber = unsafe { &mut *ptr.get() };
         match sub.try_recv() {
-            Ok(msg) => Ok(Self::hold(slf, msg)),
+            Ok(msg) => Ok(Self::hold(&mut this, slf, msg)),
             Err(e) => Err(e.py_err()),
         }
     }
@@ -434,13 +440,13 @@ impl PySubscriber {
         let msg = Self::receive(slf, timeout)?;
         let py = slf.py();
         let bytes = {
-            let this = slf.borrow();
+            let this = slf.try_borrow()?;
             let core = this.core.as_ref().expect("just received");
             let held = core.held.as_ref().expect("just received");
             PyBytes::new(py, held)
         };
         drop(msg);
-        let mut this = slf.borrow_mut();
+        let mut this = slf.try_borrow_mut()?;
         if let Some(core) = this.core.as_mut() {
             core.held = None;
         }
@@ -459,7 +465,10 @@ impl PySubscriber {
                 pyo3::exceptions::PyValueError::new_err(format!("invalid grace {s}: {e}"))
             })?),
         };
-        slf.borrow_mut().core()?.sub().set_disconnect_grace(grace);
+        slf.try_borrow_mut()?
+            .core()?
+            .sub()
+            .set_disconnect_grace(grace);
         Ok(())
     }
 
@@ -467,34 +476,34 @@ impl PySubscriber {
     #[getter]
     fn publishers(slf: &Bound<'_, Self>) -> PyResult<u32> {
         Self::release_held(slf)?;
-        Ok(slf.borrow_mut().core()?.sub().publishers())
+        Ok(slf.try_borrow_mut()?.core()?.sub().publishers())
     }
 
     /// Bytes sent and not yet received by this subscriber.
     #[getter]
     fn lag(slf: &Bound<'_, Self>) -> PyResult<u64> {
         Self::release_held(slf)?;
-        Ok(slf.borrow_mut().core()?.sub().lag())
+        Ok(slf.try_borrow_mut()?.core()?.sub().lag())
     }
 
     /// Messages received so far.
     #[getter]
     fn messages_received(slf: &Bound<'_, Self>) -> PyResult<u64> {
         Self::release_held(slf)?;
-        Ok(slf.borrow_mut().core()?.sub().messages_received())
+        Ok(slf.try_borrow_mut()?.core()?.sub().messages_received())
     }
 
     /// Whether messages are private copies rather than read in place.
     #[getter]
     fn copies_messages(slf: &Bound<'_, Self>) -> PyResult<bool> {
         Self::release_held(slf)?;
-        Ok(slf.borrow_mut().core()?.sub().copies_messages())
+        Ok(slf.try_borrow_mut()?.core()?.sub().copies_messages())
     }
 
     /// Releases the held message and leaves the channel.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         Self::release_held(slf)?;
-        slf.borrow_mut().core = None;
+        slf.try_borrow_mut()?.core = None;
         Ok(())
     }
 
@@ -550,7 +559,7 @@ impl PyMessage {
 impl PyMessage {
     /// A copy of the payload.
     fn bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let sub = self.sub.bind(py).borrow();
+        let sub = self.sub.bind(py).try_borrow()?;
         let (ptr, len) = self.payload(&sub)?;
         // SAFETY: the held message's payload is `len` readable bytes
         // while it is held (it is: checked, and the borrow of `sub`
@@ -568,18 +577,19 @@ impl PyMessage {
     #[getter]
     fn view<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let sub = slf.borrow().sub.clone_ref(py);
+        let sub = slf.try_borrow()?.sub.clone_ref(py);
         let sub = sub.bind(py);
-        let mut views = std::mem::take(&mut sub.borrow_mut().views);
+        let mut views = std::mem::take(&mut sub.try_borrow_mut()?.views);
         let view = views.make(slf.as_any());
-        sub.borrow_mut().views = views;
+        sub.try_borrow_mut()?.views = views;
         view
     }
 
     /// Whether the message is still held.
     #[getter]
-    fn held(&self, py: Python<'_>) -> bool {
-        self.payload(&self.sub.bind(py).borrow()).is_ok()
+    fn held(&self, py: Python<'_>) -> PyResult<bool> {
+        let sub = self.sub.bind(py).try_borrow()?;
+        Ok(self.payload(&sub).is_ok())
     }
 
     /// Gives the message back to the channel (its memoryviews from
@@ -587,7 +597,7 @@ impl PyMessage {
     /// buffers live). Does nothing if it was released already.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let sub = self.sub.bind(py);
-        if sub.borrow().gen != self.gen {
+        if sub.try_borrow()?.gen != self.gen {
             return Ok(());
         }
         PySubscriber::release_held(sub)
@@ -610,7 +620,11 @@ impl PyMessage {
         format!(
             "<memlane.Message len={} held={}>",
             self.len,
-            if self.held(py) { "True" } else { "False" }
+            if matches!(self.held(py), Ok(true)) {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 
@@ -623,8 +637,8 @@ impl PyMessage {
         flags: c_int,
     ) -> PyResult<()> {
         let py = slf.py();
-        let this = slf.borrow();
-        let sub = this.sub.bind(py).borrow();
+        let this = slf.try_borrow()?;
+        let sub = this.sub.bind(py).try_borrow()?;
         let (ptr, len) = this.payload(&sub)?;
         // SAFETY: the payload stays held, unchanged, while `exports` is
         // not zero: `release_held` refuses to release it until every
@@ -721,14 +735,14 @@ impl PyPublisher {
     /// bytes, `Some(None)`: all) or discarded (`None`).
     fn end_loan(slf: &Bound<'_, Self>, gen: u64, commit: Option<Option<usize>>) -> PyResult<()> {
         let py = slf.py();
-        if slf.borrow().gen != gen {
+        if slf.try_borrow()?.gen != gen {
             return Err(crate::errors::Closed::new_err(
                 "this loan was already committed or discarded",
             ));
         }
-        let mut views = std::mem::take(&mut slf.borrow_mut().views);
+        let mut views = std::mem::take(&mut slf.try_borrow_mut()?.views);
         let released = views.release_all(py);
-        let mut this = slf.borrow_mut();
+        let mut this = slf.try_borrow_mut()?;
         this.views = views;
         released?;
         let n = this.exports.load(Ordering::Acquire);
@@ -804,16 +818,19 @@ impl PyPublisher {
     #[pyo3(signature = (size, timeout=None))]
     fn loan(slf: &Bound<'_, Self>, size: usize, timeout: Option<f64>) -> PyResult<PyLoan> {
         let py = slf.py();
+        // Held until the loan is stored, also while the GIL is released
+        // (another thread gets "Already borrowed", not a second `&mut`).
+        let mut this = slf.try_borrow_mut()?;
         let ptr = {
-            let mut this = slf.borrow_mut();
             let core = this.core()?;
             core.publ()?;
             SendPtr(core.publ)
         };
         let attempt = move || {
-            // SAFETY: no loan borrows the publisher (checked above) and
-            // nothing else references it until the loan is stored; a
-            // failed attempt's borrow ends when it returns.
+            // SAFETY: no loan borrows the publisher (checked above), and
+            // `this` (the mutable borrow of the Python object that owns it)
+            // is held until the loan is stored, so nothing else references
+            // it; a failed attempt's borrow ends when it returns.
             let publ: &'static mut Publisher = unsafe { &mut *ptr.get() };
             publ.try_loan(size)
         };
@@ -846,7 +863,6 @@ impl PyPublisher {
             Err(e) => return Err(e.py_err()),
         };
         let len = loan.len();
-        let mut this = slf.borrow_mut();
         let gen = this.gen;
         let exports = this.exports.clone();
         this.core()?.loan = Some(loan);
@@ -879,9 +895,9 @@ impl PyPublisher {
 
     /// Discards an outstanding loan and leaves the channel.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let gen = slf.borrow().gen;
+        let gen = slf.try_borrow()?.gen;
         PyPublisher::end_loan(slf, gen, None)?;
-        slf.borrow_mut().core = None;
+        slf.try_borrow_mut()?.core = None;
         Ok(())
     }
 
@@ -912,11 +928,11 @@ impl PyLoan {
     #[getter]
     fn view<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let publ = slf.borrow().publ.clone_ref(py);
+        let publ = slf.try_borrow()?.publ.clone_ref(py);
         let publ = publ.bind(py);
-        let mut views = std::mem::take(&mut publ.borrow_mut().views);
+        let mut views = std::mem::take(&mut publ.try_borrow_mut()?.views);
         let view = views.make(slf.as_any());
-        publ.borrow_mut().views = views;
+        publ.try_borrow_mut()?.views = views;
         view
     }
 
@@ -933,9 +949,9 @@ impl PyLoan {
 
     /// Whether the loan is still outstanding.
     #[getter]
-    fn active(&self, py: Python<'_>) -> bool {
-        let publ = self.publ.bind(py).borrow();
-        publ.gen == self.gen && publ.core.as_ref().is_some_and(|c| c.loan.is_some())
+    fn active(&self, py: Python<'_>) -> PyResult<bool> {
+        let publ = self.publ.bind(py).try_borrow()?;
+        Ok(publ.gen == self.gen && publ.core.as_ref().is_some_and(|c| c.loan.is_some()))
     }
 
     fn __len__(&self) -> usize {
@@ -954,7 +970,7 @@ impl PyLoan {
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        if !self.active(py) {
+        if !self.active(py)? {
             return Ok(());
         }
         let commit = exc_type.is_none_or(|t| t.is_none());
@@ -970,8 +986,8 @@ impl PyLoan {
         flags: c_int,
     ) -> PyResult<()> {
         let py = slf.py();
-        let this = slf.borrow();
-        let mut publ = this.publ.bind(py).borrow_mut();
+        let this = slf.try_borrow()?;
+        let mut publ = this.publ.bind(py).try_borrow_mut()?;
         let gen = publ.gen;
         let loan = match publ.core.as_mut().and_then(|c| c.loan.as_mut()) {
             Some(loan) if gen == this.gen => loan,

@@ -214,9 +214,9 @@ impl PySegment {
     /// read-only), released by ``close()``.
     #[getter]
     fn view<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let mut views = std::mem::take(&mut slf.borrow_mut().views);
+        let mut views = std::mem::take(&mut slf.try_borrow_mut()?.views);
         let view = views.make(slf.as_any());
-        slf.borrow_mut().views = views;
+        slf.try_borrow_mut()?.views = views;
         view
     }
 
@@ -224,9 +224,9 @@ impl PySegment {
     /// ``BufferError`` while buffers exported from it are alive.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let mut views = std::mem::take(&mut slf.borrow_mut().views);
+        let mut views = std::mem::take(&mut slf.try_borrow_mut()?.views);
         let released = views.release_all(py);
-        let mut this = slf.borrow_mut();
+        let mut this = slf.try_borrow_mut()?;
         this.views = views;
         released?;
         if this.exports != 0 {
@@ -268,7 +268,7 @@ impl PySegment {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let mut this = slf.borrow_mut();
+        let mut this = slf.try_borrow_mut()?;
         let seg = this.seg_mut()?;
         let len = seg.len();
         let (ptr, readonly) = match seg.as_mut_ptr() {

@@ -183,3 +183,28 @@ def test_open_by_name_and_errors(name):
     memlane.Channel.remove(name)
     with pytest.raises(memlane.NotFound):
         memlane.Channel.remove(name)
+
+
+def test_blocking_recv_releases_the_gil_and_guards_the_handle(channel):
+    import threading
+    import time
+
+    sub = channel.subscriber()
+    pub = channel.publisher()
+    got = []
+    t = threading.Thread(target=lambda: got.append(sub.recv_bytes(timeout=30)))
+    t.start()
+    # This thread keeps running while the other one waits in recv (the
+    # GIL is released), and the handle refuses a second user meanwhile.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            sub.lag
+        except RuntimeError as e:
+            assert "borrowed" in str(e)
+            break
+        assert time.monotonic() < deadline, "the thread never blocked in recv"
+        time.sleep(0.001)
+    pub.send(b"from the main thread")
+    t.join(30)
+    assert got == [b"from the main thread"]
