@@ -113,17 +113,40 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("call", ["recv", "event"])
+BLOCKED_SENDER = """
+import memlane, sys
+pub = memlane.Channel.open(sys.argv[1]).publisher()
+try:
+    while True:
+        pub.try_send(b"x" * 1000)
+except memlane.Full:
+    pass
+print("waiting", flush=True)
+try:
+    pub.%s
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(42)
+"""
+
+
+@pytest.mark.parametrize("call", ["recv", "event", "send", "loan"])
 def test_ctrl_c_interrupts_a_blocked_call(name, call):
+    sub = None
     if call == "recv":
         ctx = memlane.Channel.create(name)
         code = BLOCKED_RECEIVER
-    else:
+    elif call == "event":
         ctx = memlane.Event.create(name)
         code = BLOCKED_RECEIVER.replace(
             "memlane.Channel.open(sys.argv[1]).subscriber()",
             "memlane.Event.open(sys.argv[1])",
         ).replace("sub.recv()", "sub.wait()")
+    else:
+        # A full ring: the subscriber here never reads.
+        ctx = memlane.Channel.create(name, capacity=4096, max_message=1024)
+        sub = ctx.subscriber()
+        code = BLOCKED_SENDER % ("send(b'y' * 1000)" if call == "send" else "loan(1000)")
     with ctx:
         child = run_python(code, name, stdout=subprocess.PIPE)
         assert child.stdout.readline() == b"waiting\n"
@@ -135,3 +158,5 @@ def test_ctrl_c_interrupts_a_blocked_call(name, call):
         assert child.wait(timeout=30) == 42
         print(f"{call}: KeyboardInterrupt {elapsed * 1000:.1f} ms after SIGINT")
         assert elapsed < 1.0
+    if sub is not None:
+        sub.close()
