@@ -14,7 +14,10 @@ messages as fast as it can, the other receives each one as `bytes`) for:
 
 Run after `maturin develop --release` (or `pip install crates/memlane-py`):
 
-    python crates/memlane-py/bench/bench.py [--quick] [--markdown]
+    python crates/memlane-py/bench/bench.py [--quick] [--no-pin]
+
+The sender runs on the first CPU and the receiver on the second (unless
+--no-pin), as in the Rust benchmarks.
 """
 
 from __future__ import annotations
@@ -36,6 +39,30 @@ import memlane
 SMALL = 64
 LARGE = 1 << 20
 CTX = mp.get_context("fork")
+
+# With --pin (the default) the parent runs on CPU 0 and every child on
+# CPU 1, as the Rust benchmarks do: a receiver that spins before it sleeps
+# (memlane, iceoryx2) must not share a CPU with the process it waits for.
+PIN = None
+
+
+def _pinned(target, *args):
+    if PIN is not None:
+        os.sched_setaffinity(0, {PIN[1]})
+    return target(*args)
+
+
+class _Process:
+    """multiprocessing's Process, the child pinned to the second CPU."""
+
+    def __init__(self, target, args):
+        self._p = CTX.Process(target=_pinned, args=(target, *args))
+
+    def start(self):
+        self._p.start()
+
+    def join(self):
+        self._p.join()
 
 
 def cpu_model() -> str:
@@ -67,7 +94,7 @@ def ml_latency(n, membarrier=True):
     sub = cb.subscriber()
     pub = ca.publisher()
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=ml_echo, args=(a, b, n, w))
+    p = _Process(target=ml_echo, args=(a, b, n, w))
     p.start()
     assert r.recv() == "ready"
     msg = b"x" * SMALL
@@ -105,7 +132,7 @@ def ml_throughput(count, size, in_place=False, membarrier=True):
         name, capacity=cap, max_message=max(size, 4096), membarrier=membarrier
     )
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=ml_sink, args=(name, count, size, in_place, w))
+    p = _Process(target=ml_sink, args=(name, count, size, in_place, w))
     p.start()
     assert r.recv() == "ready"
     pub = ch.publisher()
@@ -128,7 +155,7 @@ def q_echo(a, b, n):
 
 def q_latency(n):
     a, b = CTX.Queue(), CTX.Queue()
-    p = CTX.Process(target=q_echo, args=(a, b, n))
+    p = _Process(target=q_echo, args=(a, b, n))
     p.start()
     msg = b"x" * SMALL
     times = []
@@ -154,7 +181,7 @@ def q_sink(q, count, size, out):
 def q_throughput(count, size):
     q = CTX.Queue(maxsize=1024)
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=q_sink, args=(q, count, size, w))
+    p = _Process(target=q_sink, args=(q, count, size, w))
     p.start()
     assert r.recv() == "ready"
     msg = os.urandom(size)
@@ -175,7 +202,7 @@ def pipe_echo(conn, n):
 
 def pipe_latency(n):
     here, there = CTX.Pipe()
-    p = CTX.Process(target=pipe_echo, args=(there, n))
+    p = _Process(target=pipe_echo, args=(there, n))
     p.start()
     msg = b"x" * SMALL
     times = []
@@ -201,7 +228,7 @@ def pipe_sink(conn, count, size, out):
 def pipe_throughput(count, size):
     r_conn, w_conn = CTX.Pipe(False)
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=pipe_sink, args=(r_conn, count, size, w))
+    p = _Process(target=pipe_sink, args=(r_conn, count, size, w))
     p.start()
     assert r.recv() == "ready"
     msg = os.urandom(size)
@@ -257,7 +284,7 @@ def shm_echo(a, b, n):
 
 def shm_latency(n):
     a, b = ShmRing(1, SMALL), ShmRing(1, SMALL)
-    p = CTX.Process(target=shm_echo, args=(a, b, n))
+    p = _Process(target=shm_echo, args=(a, b, n))
     p.start()
     msg = b"x" * SMALL
     times = []
@@ -286,7 +313,7 @@ def shm_sink(ring, count, size, out):
 def shm_throughput(count, size):
     ring = ShmRing(64 if size <= 4096 else 4, size)
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=shm_sink, args=(ring, count, size, w))
+    p = _Process(target=shm_sink, args=(ring, count, size, w))
     p.start()
     assert r.recv() == "ready"
     msg = os.urandom(size)
@@ -352,7 +379,7 @@ def iox_latency(n):
     pub = iox_publisher(iox2, iox_service(iox2, node, a, 16), SMALL)
     sub = iox_service(iox2, node, b, 16).subscriber_builder().create()
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=iox_echo, args=(a, b, n, w))
+    p = _Process(target=iox_echo, args=(a, b, n, w))
     p.start()
     assert r.recv() == "ready"
     time.sleep(0.1)
@@ -388,7 +415,7 @@ def iox_throughput(count, size):
     node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
     service = iox_service(iox2, node, name, 16)
     r, w = CTX.Pipe(False)
-    p = CTX.Process(target=iox_sink, args=(name, count, size, w))
+    p = _Process(target=iox_sink, args=(name, count, size, w))
     p.start()
     assert r.recv() == "ready"
     time.sleep(0.1)
@@ -413,8 +440,15 @@ def fmt_rate(rate, size):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
-    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument(
+        "--no-pin", action="store_true", help="let the scheduler place the two processes"
+    )
     args = ap.parse_args()
+    global PIN
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2:
+        PIN = (cpus[0], cpus[1])
+        os.sched_setaffinity(0, {PIN[0]})
     k = 10 if args.quick else 1
     n_lat = 20000 // k
     n_small = 200000 // k
@@ -440,6 +474,8 @@ def main():
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)")
     print(f"Python {platform.python_version()}, {platform.platform()}")
+    print(f"pinned: {'parent CPU %d, children CPU %d' % PIN if PIN else 'no'}")
+    print(f"load average: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     rows = []
     for label, lat, thr in peers:
         row = {"name": label}
