@@ -656,6 +656,33 @@ impl PyMessage {
     }
 }
 
+impl Drop for PyMessage {
+    /// A message object that goes away while still held releases it (no
+    /// buffer can be exported from it any more: each export keeps it
+    /// alive), so the ring space goes back without waiting for the next
+    /// receive.
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            let sub = self.sub.bind(py);
+            // Busy (a receive in another thread): that receive released it.
+            let Ok(mut this) = sub.try_borrow_mut() else {
+                return;
+            };
+            if this.gen != self.gen || this.exports.load(Ordering::Acquire) != 0 {
+                return;
+            }
+            if let Some(core) = this.core.as_mut() {
+                if core.held.take().is_none() {
+                    return;
+                }
+            }
+            this.gen += 1;
+            this.exports = Arc::new(AtomicUsize::new(0));
+            this.views = Views::default();
+        });
+    }
+}
+
 // ---------------------------------------------------------------------
 // Publisher and Loan
 
@@ -920,6 +947,31 @@ pub struct PyLoan {
     gen: u64,
     len: usize,
     exports: Arc<AtomicUsize>,
+}
+
+impl Drop for PyLoan {
+    /// A loan object that goes away uncommitted is discarded (as a Rust
+    /// `Loan` dropped), so its publisher can send again.
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            let publ = self.publ.bind(py);
+            let Ok(mut this) = publ.try_borrow_mut() else {
+                return;
+            };
+            if this.gen != self.gen || this.exports.load(Ordering::Acquire) != 0 {
+                return;
+            }
+            let loan = this.core.as_mut().and_then(|c| c.loan.take());
+            if loan.is_none() {
+                return;
+            }
+            this.gen += 1;
+            this.exports = Arc::new(AtomicUsize::new(0));
+            this.views = Views::default();
+            drop(this);
+            drop(loan);
+        });
+    }
 }
 
 #[pymethods]

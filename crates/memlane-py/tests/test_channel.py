@@ -208,3 +208,24 @@ def test_blocking_recv_releases_the_gil_and_guards_the_handle(channel):
     pub.send(b"from the main thread")
     t.join(30)
     assert got == [b"from the main thread"]
+
+
+def test_dropped_message_and_loan_are_released(name):
+    import gc
+
+    with memlane.Channel.create(name, capacity=8192, max_message=2048) as ch:
+        sub = ch.subscriber()
+        pub = ch.publisher()
+        # A loan dropped without commit is discarded: the publisher can send.
+        pub.loan(100)
+        gc.collect()
+        pub.send(b"after the dropped loan", timeout=1)
+        assert sub.recv_bytes(timeout=1) == b"after the dropped loan"
+        # A message object dropped while held is released (no error, and
+        # the next receive works as usual).
+        pub.send(b"d" * 2000, timeout=5)
+        msg = sub.recv(timeout=5)
+        del msg
+        gc.collect()
+        pub.send(b"next", timeout=5)
+        assert sub.recv_bytes(timeout=5) == b"next"
