@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder of bytes
 # memlane does not trust: the segment header, the channel config, the
-# ring's records, and the CLI's size/duration/name arguments. The targets
+# ring's records, a typed channel's type record, and the CLI's
+# size/duration/name arguments. The targets
 # are in fuzz/fuzz_targets/; their entry points in the library are
 # `memlane::fuzzing` (which tests/fuzz_corpus also runs, without libFuzzer).
 #
 #     bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# Runs each target (all four by default) for SECONDS_PER_TARGET seconds
+# Runs each target (all of them by default) for SECONDS_PER_TARGET seconds
 # (default 10), prints the executions libFuzzer reports for each, and exits
 # non-zero if any target found a crash, a panic or a hang (an input taking
 # over 10 s), naming the input saved under fuzz/artifacts/<target>/ and the
@@ -30,7 +31,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
     echo "usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
     exit 2
 fi
-all=(header channel_config ring latest_slot cli_size_duration)
+all=(header channel_config ring latest_slot type_record cli_size_duration)
 if [ $# -gt 0 ]; then
     targets=("$@")
 else

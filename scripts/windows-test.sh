@@ -83,7 +83,7 @@ if [ $# -eq 0 ] || [[ "${1:-}" == --* && "$*" != *"-p "* ]]; then
 fi
 # The example programs are run by memlane's tests from beside the test
 # binaries (a Windows test binary cannot start the host's cargo).
-cargo build --quiet --target x86_64-pc-windows-gnu -p memlane --examples
+cargo build --quiet --target x86_64-pc-windows-gnu -p memlane --features async --examples
 # Every test binary must report its result: an early run of this suite once
 # lost a binary's output after its first lines while cargo saw success, so
 # a run that does not account for every binary fails instead of passing.

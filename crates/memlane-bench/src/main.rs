@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+mod asyncs;
 mod latest;
 mod peers;
 mod plot;
@@ -110,6 +111,10 @@ fn usage() -> ExitCode {
     eprintln!("  --out DIR   where RESULTS.md and the SVG plots go (default docs/benchmarks)");
     eprintln!("  --quick     far fewer iterations: a smoke test, not a measurement");
     eprintln!("  --single    run one job and print its result (e.g. under strace or perf stat)");
+    eprintln!("       memlane-compare --async [--quick]");
+    eprintln!(
+        "  --async     async one-way latency (tokio) next to blocking recv and the futex floor"
+    );
     ExitCode::from(2)
 }
 
@@ -120,6 +125,16 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: benchmark child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("--async") {
+        let quick = args.iter().any(|a| a == "--quick");
+        return match async_table(quick) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -208,6 +223,9 @@ fn single(args: &[String]) -> io::Result<()> {
 
 fn child(args: &[String]) -> io::Result<()> {
     let job = Job::from_args(args)?;
+    if asyncs::is_async(&job.transport) {
+        return asyncs::serve(&job);
+    }
     if serve_builtin(&job)? {
         return Ok(());
     }
@@ -237,6 +255,83 @@ fn run_job(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
         "iox2-event" => go(&Iox2::Event, launcher, job),
         _ => memlane_benchkit::run_builtin(launcher, job),
     }
+}
+
+/// `--async`: the async latency table (8 B and 1 KiB), each figure the
+/// median of interleaved rounds, with its ratio to the futex floor of the
+/// same run; printed as markdown.
+fn async_table(quick: bool) -> io::Result<()> {
+    let dir = TempDir::new("memlane-compare")?;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin_to_cpu(0);
+    }
+    let launcher = Launcher::current_exe(&["--child"])?;
+    let (count, rounds) = if quick { (300, 1) } else { (20_000, 3) };
+    let sizes = [8usize, 1024];
+    let mut rows: Vec<Vec<LatencyResult>> =
+        vec![Vec::new(); sizes.len() * asyncs::TRANSPORTS.len()];
+    let mut n = 0;
+    for _ in 0..rounds {
+        for (si, &size) in sizes.iter().enumerate() {
+            for (ti, t) in asyncs::TRANSPORTS.iter().enumerate() {
+                n += 1;
+                let job = Job {
+                    transport: t.to_string(),
+                    workload: Workload::Latency,
+                    size,
+                    count,
+                    warmup: count / 10,
+                    subscribers: 1,
+                    dir: dir.path().to_path_buf(),
+                    tag: format!("a{n}-{}", std::process::id()),
+                };
+                let r = if asyncs::is_async(t) {
+                    asyncs::run(&launcher, &job)?
+                } else {
+                    match run_job(&launcher, &job)? {
+                        Outcome::Latency(l) => l,
+                        Outcome::Throughput(_) => unreachable!("a latency job"),
+                    }
+                };
+                eprintln!(
+                    "{t:<14} {size:>5} B  p50 {:>8.0} ns  p99 {:>8.0} ns",
+                    r.p50_ns, r.p99_ns
+                );
+                rows[si * asyncs::TRANSPORTS.len() + ti].push(r);
+            }
+        }
+    }
+    println!(
+        "CPU: {}; kernel {}; {} rounds of {count} round trips, medians",
+        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown".into()),
+        memlane_benchkit::kernel().unwrap_or_else(|| "unknown".into()),
+        rounds
+    );
+    println!();
+    println!(
+        "| transport | size | one-way p50 | p99 | p50 / {} |",
+        floor::BLOCKING_FLOOR
+    );
+    println!("|---|---|---|---|---|");
+    for (si, &size) in sizes.iter().enumerate() {
+        let med = |ti: usize| {
+            median_by(rows[si * asyncs::TRANSPORTS.len() + ti].clone(), |r| {
+                r.p50_ns
+            })
+            .expect("one round at least")
+        };
+        let floor_p50 = med(0).p50_ns;
+        for (ti, t) in asyncs::TRANSPORTS.iter().enumerate() {
+            let r = med(ti);
+            println!(
+                "| {t} | {size} B | {:.2} µs | {:.2} µs | {:.2}× |",
+                r.p50_ns / 1e3,
+                r.p99_ns / 1e3,
+                r.p50_ns / floor_p50
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Round trips for a latency run of `size` bytes.

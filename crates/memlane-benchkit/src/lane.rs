@@ -9,6 +9,10 @@
 //! * `memlane-loan`: sends are loans (`loan` + `commit`) of which only the
 //!   first 8 bytes are written, and the child reads 8 bytes in place: no
 //!   copy of the payload on either side (throughput).
+//! * `memlane-lossy`: the child's subscribers join lossy
+//!   (`Channel::lossy_subscriber`: each receive copies the message out
+//!   and checks it against the publishers' claim) and busy-poll
+//!   `try_recv`; latency only (a ping-pong never laps them).
 //!
 //! With `subscribers = N > 1` the child joins the ping channel N times and
 //! a message counts as received when every one of its N subscribers has it
@@ -33,16 +37,20 @@ pub enum Memlane {
     Sleep,
     /// Loans on send, in-place reads (busy-polling receiver).
     Loan,
+    /// The child's subscribers are lossy; `try_recv` in a loop.
+    Lossy,
 }
 
 impl Memlane {
-    /// The mode named `name` (`memlane-spin`, `-block`, `-sleep`, `-loan`).
+    /// The mode named `name` (`memlane-spin`, `-block`, `-sleep`, `-loan`,
+    /// `-lossy`).
     pub fn from_name(name: &str) -> Option<Memlane> {
         match name {
             "memlane-spin" => Some(Memlane::Spin),
             "memlane-block" => Some(Memlane::Block),
             "memlane-sleep" => Some(Memlane::Sleep),
             "memlane-loan" => Some(Memlane::Loan),
+            "memlane-lossy" => Some(Memlane::Lossy),
             _ => None,
         }
     }
@@ -98,7 +106,13 @@ impl Transport for Memlane {
             .open()
             .map_err(err)?;
         let subs = (0..job.subscribers.max(1))
-            .map(|_| ping.subscriber().map_err(err))
+            .map(|_| {
+                if *self == Memlane::Lossy {
+                    ping.lossy_subscriber().map_err(err)
+                } else {
+                    ping.subscriber().map_err(err)
+                }
+            })
             .collect::<io::Result<Vec<_>>>()?;
         let publ = pong.publisher().map_err(err)?;
         Ok(LaneLink::new(*self, publ, subs))
@@ -127,7 +141,7 @@ impl LaneLink {
 /// loans, its first 8 bytes) into `buf`.
 fn recv_one(mode: Memlane, sub: &mut Subscriber, buf: &mut [u8]) -> io::Result<usize> {
     match mode {
-        Memlane::Spin | Memlane::Loan => loop {
+        Memlane::Spin | Memlane::Loan | Memlane::Lossy => loop {
             match sub.try_recv() {
                 Ok(m) => {
                     let n = m.len();

@@ -38,6 +38,7 @@ mod proc;
 mod shm;
 mod stats;
 mod sys;
+pub mod typed;
 
 use std::io;
 use std::path::PathBuf;
@@ -328,6 +329,8 @@ pub fn serve_builtin(job: &Job) -> io::Result<bool> {
         serve(&t, job)?;
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {
         serve(&t, job)?;
+    } else if let Some(t) = typed::Typed::from_name(&job.transport) {
+        serve(&t, job)?;
     } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
         latest::serve(mode, job)?;
     } else {
@@ -356,6 +359,8 @@ pub fn run_builtin(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
     if let Some(t) = floor::Floor::from_name(&job.transport) {
         go(&t, launcher, job)
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {
+        go(&t, launcher, job)
+    } else if let Some(t) = typed::Typed::from_name(&job.transport) {
         go(&t, launcher, job)
     } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
         if job.workload != Workload::Latency {

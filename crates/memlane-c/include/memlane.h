@@ -21,6 +21,28 @@
 #define MEMLANE_FOREVER UINT64_MAX
 
 /**
+ * Where a new subscriber starts, and whether it holds publishers back
+ * (the `start` of [`memlane_subscriber_new`]): at the next message
+ * published, lossless.
+ */
+#define MEMLANE_SUBSCRIBE_NOW 0
+
+/**
+ * At the oldest message still in the ring (the recent history, then
+ * everything after), lossless.
+ */
+#define MEMLANE_SUBSCRIBE_OLDEST 1
+
+/**
+ * At the next message published, **lossy**: it never holds publishers
+ * back; when they lap it, a receive returns `MEMLANE_LAGGED` once and the
+ * next goes on from the oldest message still in the ring (the totals lost:
+ * [`memlane_subscriber_lost`]). Every message it returns was checked
+ * after it was copied out: never one overwritten while read.
+ */
+#define MEMLANE_SUBSCRIBE_LOSSY 2
+
+/**
  * Open for reading only: writes fail with `MEMLANE_READ_ONLY`.
  */
 #define MEMLANE_ACCESS_READ_ONLY 0
@@ -154,6 +176,13 @@ typedef enum {
    * Any other failure; the message says which.
    */
   MEMLANE_ERROR = 21,
+  /**
+   * A lossy subscriber was lapped: publishers overwrote messages it had
+   * not read (the message says how many; [`memlane_subscriber_lost`]
+   * sums them). Receive again: it goes on from the oldest message still
+   * in the ring.
+   */
+  MEMLANE_LAGGED = 22,
 } memlane_status;
 
 /**
@@ -423,9 +452,10 @@ memlane_status memlane_publisher_discard(memlane_publisher *publisher);
 void memlane_publisher_close(memlane_publisher *publisher);
 
 /**
- * Joins the channel as a subscriber: it receives every message published
- * from now on (`from_oldest` nonzero: first the oldest messages still in
- * the ring), in order, none lost (publishers wait for it).
+ * Joins the channel as a subscriber, starting as `start` says
+ * ([`MEMLANE_SUBSCRIBE_NOW`], [`MEMLANE_SUBSCRIBE_OLDEST`] or
+ * [`MEMLANE_SUBSCRIBE_LOSSY`]). A lossless subscriber receives every
+ * message from its start, in order, none lost (publishers wait for it).
  *
  * **Ownership:** the handle written to `*out` is yours: free it with
  * [`memlane_subscriber_close`] (which leaves the channel). It does not
@@ -434,15 +464,16 @@ void memlane_publisher_close(memlane_publisher *publisher);
  *
  * # Errors
  *
- * `MEMLANE_NULL_POINTER`, `MEMLANE_NO_SLOT`, `MEMLANE_CORRUPT`,
- * `MEMLANE_BUSY`, `MEMLANE_IO`.
+ * `MEMLANE_NULL_POINTER`, `MEMLANE_INVALID_ARGUMENT` (an unknown
+ * `start`), `MEMLANE_NO_SLOT`, `MEMLANE_CORRUPT`, `MEMLANE_BUSY`,
+ * `MEMLANE_IO`.
  *
  * # Safety
  *
  * `channel` is NULL or a live handle; `out` is NULL or writable.
  */
 memlane_status memlane_subscriber_new(memlane_channel *channel,
-                                      int from_oldest,
+                                      int start,
                                       memlane_subscriber **out);
 
 /**
@@ -532,6 +563,24 @@ memlane_status memlane_subscriber_release(memlane_subscriber *subscriber);
  */
 memlane_status memlane_subscriber_set_disconnect_grace(memlane_subscriber *subscriber,
                                                        uint64_t grace_ms);
+
+/**
+ * A lossy subscriber's losses so far: the messages and bytes of every
+ * lap reported as `MEMLANE_LAGGED` by this handle (0 and 0 for a lossless
+ * one). Either out-parameter may be NULL.
+ *
+ * # Errors
+ *
+ * `MEMLANE_NULL_POINTER` (`subscriber`).
+ *
+ * # Safety
+ *
+ * `subscriber` is NULL or a live handle; `messages` and `bytes` are NULL
+ * or writable.
+ */
+memlane_status memlane_subscriber_lost(memlane_subscriber *subscriber,
+                                       uint64_t *messages,
+                                       uint64_t *bytes);
 
 /**
  * Leaves the channel and frees the subscriber (a held message is

@@ -4,7 +4,10 @@
 use std::ffi::{c_char, c_int};
 use std::ptr::NonNull;
 
-use memlane::{Channel, Loan, Message, Publisher, Subscriber};
+use memlane::{
+    Channel, Lagged, Loan, Message, Publisher, RecvError, RecvTimeoutError, Subscriber,
+    TryRecvError,
+};
 
 use crate::ffi::{self, Fail, Timeout};
 use crate::memlane_status::{self, *};
@@ -70,6 +73,9 @@ pub struct memlane_subscriber {
     held: Option<Message<'static>>,
     /// The subscriber, owned (from `Box::into_raw`); freed in `Drop`.
     sub: NonNull<Subscriber>,
+    /// A lossy subscriber's losses so far: messages and bytes (the sums
+    /// of the laps reported as `MEMLANE_LAGGED`).
+    lost: (u64, u64),
 }
 
 impl memlane_subscriber {
@@ -77,6 +83,7 @@ impl memlane_subscriber {
         memlane_subscriber {
             held: None,
             sub: NonNull::from(Box::leak(Box::new(sub))),
+            lost: (0, 0),
         }
     }
 
@@ -90,13 +97,32 @@ impl memlane_subscriber {
             // the lifetime extension `held`'s field order makes sound.
             let sub: &'static mut Subscriber = unsafe { &mut *self.sub.as_ptr() };
             let msg = match Timeout::from_ms(timeout_ms) {
-                Timeout::Poll => Subscriber::try_recv(sub)?,
-                Timeout::Forever => Subscriber::recv(sub)?,
-                Timeout::For(d) => Subscriber::recv_timeout(sub, d)?,
+                Timeout::Poll => Subscriber::try_recv(sub).map_err(|e| match e {
+                    TryRecvError::Lagged(lag) => self.lagged(&lag),
+                    e => e.into(),
+                })?,
+                Timeout::Forever => Subscriber::recv(sub).map_err(|e| match e {
+                    RecvError::Lagged(lag) => self.lagged(&lag),
+                    e => e.into(),
+                })?,
+                Timeout::For(d) => Subscriber::recv_timeout(sub, d).map_err(|e| match e {
+                    RecvTimeoutError::Lagged(lag) => self.lagged(&lag),
+                    e => e.into(),
+                })?,
             };
             self.held = Some(msg);
         }
         Ok(self.held.as_ref().expect("set just above"))
+    }
+}
+
+impl memlane_subscriber {
+    /// A lossy subscriber was lapped: counts the loss, and the failure
+    /// that reports it.
+    fn lagged(&mut self, lag: &Lagged) -> Fail {
+        self.lost.0 = self.lost.0.saturating_add(lag.messages());
+        self.lost.1 = self.lost.1.saturating_add(lag.bytes());
+        Fail::new(MEMLANE_LAGGED, lag.to_string())
     }
 }
 
@@ -428,9 +454,24 @@ pub unsafe extern "C" fn memlane_publisher_close(publisher: *mut memlane_publish
     unsafe { ffi::close(publisher) }
 }
 
-/// Joins the channel as a subscriber: it receives every message published
-/// from now on (`from_oldest` nonzero: first the oldest messages still in
-/// the ring), in order, none lost (publishers wait for it).
+/// Where a new subscriber starts, and whether it holds publishers back
+/// (the `start` of [`memlane_subscriber_new`]): at the next message
+/// published, lossless.
+pub const MEMLANE_SUBSCRIBE_NOW: c_int = 0;
+/// At the oldest message still in the ring (the recent history, then
+/// everything after), lossless.
+pub const MEMLANE_SUBSCRIBE_OLDEST: c_int = 1;
+/// At the next message published, **lossy**: it never holds publishers
+/// back; when they lap it, a receive returns `MEMLANE_LAGGED` once and the
+/// next goes on from the oldest message still in the ring (the totals lost:
+/// [`memlane_subscriber_lost`]). Every message it returns was checked
+/// after it was copied out: never one overwritten while read.
+pub const MEMLANE_SUBSCRIBE_LOSSY: c_int = 2;
+
+/// Joins the channel as a subscriber, starting as `start` says
+/// ([`MEMLANE_SUBSCRIBE_NOW`], [`MEMLANE_SUBSCRIBE_OLDEST`] or
+/// [`MEMLANE_SUBSCRIBE_LOSSY`]). A lossless subscriber receives every
+/// message from its start, in order, none lost (publishers wait for it).
 ///
 /// **Ownership:** the handle written to `*out` is yours: free it with
 /// [`memlane_subscriber_close`] (which leaves the channel). It does not
@@ -439,8 +480,9 @@ pub unsafe extern "C" fn memlane_publisher_close(publisher: *mut memlane_publish
 ///
 /// # Errors
 ///
-/// `MEMLANE_NULL_POINTER`, `MEMLANE_NO_SLOT`, `MEMLANE_CORRUPT`,
-/// `MEMLANE_BUSY`, `MEMLANE_IO`.
+/// `MEMLANE_NULL_POINTER`, `MEMLANE_INVALID_ARGUMENT` (an unknown
+/// `start`), `MEMLANE_NO_SLOT`, `MEMLANE_CORRUPT`, `MEMLANE_BUSY`,
+/// `MEMLANE_IO`.
 ///
 /// # Safety
 ///
@@ -448,16 +490,24 @@ pub unsafe extern "C" fn memlane_publisher_close(publisher: *mut memlane_publish
 #[no_mangle]
 pub unsafe extern "C" fn memlane_subscriber_new(
     channel: *mut memlane_channel,
-    from_oldest: c_int,
+    start: c_int,
     out: *mut *mut memlane_subscriber,
 ) -> memlane_status {
     let make = || {
         // SAFETY: a live handle or NULL, by the contract.
         let channel = unsafe { ffi::handle(channel, "channel") }?;
-        let sub = if from_oldest != 0 {
-            channel.channel.subscriber_from_oldest()?
-        } else {
-            channel.channel.subscriber()?
+        let sub = match start {
+            MEMLANE_SUBSCRIBE_NOW => channel.channel.subscriber()?,
+            MEMLANE_SUBSCRIBE_OLDEST => channel.channel.subscriber_from_oldest()?,
+            MEMLANE_SUBSCRIBE_LOSSY => channel.channel.lossy_subscriber()?,
+            other => {
+                return Err(Fail::new(
+                    MEMLANE_INVALID_ARGUMENT,
+                    format!(
+                        "start {other} is none of MEMLANE_SUBSCRIBE_NOW (0), MEMLANE_SUBSCRIBE_OLDEST (1), MEMLANE_SUBSCRIBE_LOSSY (2)"
+                    ),
+                ))
+            }
         };
         Ok(memlane_subscriber::new(sub))
     };
@@ -627,6 +677,39 @@ pub unsafe extern "C" fn memlane_subscriber_set_disconnect_grace(
         // message borrows it (held is None); `&mut` handle makes this the
         // only reference while it lives.
         unsafe { handle.sub.as_mut() }.set_disconnect_grace(grace);
+        Ok(())
+    })
+}
+
+/// A lossy subscriber's losses so far: the messages and bytes of every
+/// lap reported as `MEMLANE_LAGGED` by this handle (0 and 0 for a lossless
+/// one). Either out-parameter may be NULL.
+///
+/// # Errors
+///
+/// `MEMLANE_NULL_POINTER` (`subscriber`).
+///
+/// # Safety
+///
+/// `subscriber` is NULL or a live handle; `messages` and `bytes` are NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn memlane_subscriber_lost(
+    subscriber: *mut memlane_subscriber,
+    messages: *mut u64,
+    bytes: *mut u64,
+) -> memlane_status {
+    ffi::guard(|| {
+        // SAFETY: a live handle or NULL, by the contract.
+        let handle = unsafe { ffi::handle(subscriber, "subscriber") }?;
+        if !messages.is_null() {
+            // SAFETY: non-NULL, writable by the contract.
+            unsafe { messages.write(handle.lost.0) };
+        }
+        if !bytes.is_null() {
+            // SAFETY: non-NULL, writable by the contract.
+            unsafe { bytes.write(handle.lost.1) };
+        }
         Ok(())
     })
 }

@@ -119,6 +119,11 @@ pub enum memlane_status {
     MEMLANE_PANIC = 20,
     /// Any other failure; the message says which.
     MEMLANE_ERROR = 21,
+    /// A lossy subscriber was lapped: publishers overwrote messages it had
+    /// not read (the message says how many; [`memlane_subscriber_lost`]
+    /// sums them). Receive again: it goes on from the oldest message still
+    /// in the ring.
+    MEMLANE_LAGGED = 22,
 }
 
 /// The message of the last failure on the calling thread: what happened,
@@ -168,6 +173,7 @@ pub extern "C" fn memlane_status_name(status: memlane_status) -> *const c_char {
         MEMLANE_IO => b"MEMLANE_IO\0",
         MEMLANE_PANIC => b"MEMLANE_PANIC\0",
         MEMLANE_ERROR => b"MEMLANE_ERROR\0",
+        MEMLANE_LAGGED => b"MEMLANE_LAGGED\0",
     };
     s.as_ptr().cast()
 }

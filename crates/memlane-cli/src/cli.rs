@@ -144,7 +144,9 @@ pub struct ListenArgs {
     /// Exit (status 0) when no message arrives for this long (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub timeout: Option<Duration>,
-    /// How to print each message.
+    /// How to print each message. On a typed channel (see `memlane info`)
+    /// text and hex both print the values in hex, one group per value, and
+    /// JSON adds the type's name.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Create this file once subscribed (only messages sent after that are
@@ -159,8 +161,13 @@ pub struct ListenArgs {
     /// Start at the oldest message still in the ring (the recent history,
     /// or a file-backed channel's content after a restart) instead of the
     /// next one sent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lossy")]
     pub from_oldest: bool,
+    /// Join as a lossy subscriber: never hold publishers back; when they
+    /// lap this listener, say on standard error how many messages it lost
+    /// and go on from the oldest one still in the ring.
+    #[arg(long)]
+    pub lossy: bool,
 }
 
 /// Arguments of `memlane latest`.

@@ -358,6 +358,13 @@ fn bench_quick_json_shape_and_cleanup() {
             );
         }
     }
+    // The typed API at 64 B, as a ratio to the byte API's figure.
+    let typed = throughput
+        .iter()
+        .find(|r| r["transport"] == "memlane-typed" && r["size"] == 64)
+        .unwrap_or_else(|| panic!("no memlane-typed throughput at 64 B: {v}"));
+    assert_eq!(typed["floor"], "memlane-spin", "{typed}");
+    assert!(typed["ratio_to_floor"].is_number(), "{typed}");
     assert!(
         latency.iter().any(|r| r["subscribers"] == 8),
         "no 8-subscriber run: {v}"

@@ -281,3 +281,34 @@ fn list_shows_a_name_locked_exclusively_as_busy() {
     drop(holder);
     run(&d, &["info", "x"]).ok();
 }
+
+/// `listen --lossy`: a stopped lossy listener never blocks `send` (a
+/// lossless one would, on a 4 KiB ring); `info` shows it lossy with its
+/// loss; resumed, it says on stderr how many messages it lost, and prints
+/// the rest: printed + lost = sent.
+#[cfg(unix)]
+#[test]
+fn a_stopped_lossy_listener_blocks_no_sender_and_counts_its_loss() {
+    let d = TempDir::new("lossy");
+    run(&d, &["create", "lossy", "--capacity", "4KiB"]).ok();
+    let listener = listen(&d, "lossy", &["--lossy", "--timeout", "1s"]);
+    signal(listener.child.id(), "-STOP");
+    let lines: String = (0..2000).map(|i| format!("message {i}\n")).collect();
+    common::run_with_stdin(&d, &["send", "lossy"], lines.as_bytes()).ok();
+    let info = run(&d, &["info", "lossy", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(v["subscribers"][0]["lossy"], true, "{v}");
+    signal(listener.child.id(), "-CONT");
+    let out = listener.finish().ok();
+    let printed: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(printed.last(), Some(&"message 1999"), "{out:#?}");
+    let lost: u64 = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lapped: lost "))
+        .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(lost > 0, "{out:#?}");
+    assert_eq!(printed.len() as u64 + lost, 2000, "{out:#?}");
+    run(&d, &["rm", "lossy"]).ok();
+}

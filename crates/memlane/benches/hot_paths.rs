@@ -120,6 +120,64 @@ fn hot_paths(c: &mut Criterion) {
     });
     g.finish();
 
+    // The typed API next to the byte API it is built on, 64-byte values.
+    let mut g = c.benchmark_group("typed 64 B");
+    let typed = |name: &str| {
+        Channel::builder(name)
+            .capacity(1 << 20)
+            .dir(&dir.0)
+            .message_type::<[u64; 8]>()
+            .create()
+            .expect("create a typed benchmark channel")
+            .typed::<[u64; 8]>()
+            .expect("typed")
+    };
+    {
+        let ch = typed("typed-bytes");
+        let mut publ = ch.channel().publisher().expect("publisher");
+        let mut sub = ch.channel().subscriber().expect("subscriber");
+        let msg = [7u8; 64];
+        g.bench_function("bytes: send+try_recv", |b| {
+            b.iter(|| {
+                publ.send(black_box(&msg)).expect("send");
+                let m = sub.try_recv().expect("a message is waiting");
+                black_box(m[63]);
+            })
+        });
+        g.bench_function("bytes: loan+commit+try_recv", |b| {
+            b.iter(|| {
+                let mut loan = publ.loan(64).expect("loan");
+                loan[0] = 1;
+                loan.commit().unwrap();
+                let m = sub.try_recv().expect("a message is waiting");
+                black_box(m[0]);
+            })
+        });
+    }
+    {
+        let ch = typed("typed-typed");
+        let mut publ = ch.publisher().expect("publisher");
+        let mut sub = ch.subscriber().expect("subscriber");
+        let value = [7u64; 8];
+        g.bench_function("typed: send+try_recv", |b| {
+            b.iter(|| {
+                publ.send(black_box(&value)).expect("send");
+                let m = sub.try_recv().expect("a message is waiting");
+                black_box(m[7]);
+            })
+        });
+        g.bench_function("typed: loan+commit+try_recv", |b| {
+            b.iter(|| {
+                let mut loan = publ.loan().expect("loan");
+                loan[0] = 1;
+                loan.commit().unwrap();
+                let m = sub.try_recv().expect("a message is waiting");
+                black_box(m[0]);
+            })
+        });
+    }
+    g.finish();
+
     let ev = Event::builder("ev")
         .dir(&dir.0)
         .create()

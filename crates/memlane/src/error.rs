@@ -551,6 +551,67 @@ impl Corrupt {
     }
 }
 
+/// What a lossy subscriber lost when publishers lapped it (see
+/// [`Channel::lossy_subscriber`](crate::Channel::lossy_subscriber)),
+/// reported once by its next receive.
+///
+/// One word (the counts are boxed, allocated only when it is lagged), so
+/// that receive results stay two words.
+///
+/// `bytes` is exact: the ring bytes (records with their 16-byte headers and
+/// padding) between where it was and where it goes on. `messages` comes
+/// from the publishers' counters, taken again until they stand still
+/// while the subscriber finds where to go on and counts what is ahead of
+/// it: exact when they do within a few tries (publishers that pause,
+/// finish or send less often than that takes — microseconds), otherwise
+/// an estimate, off by the messages committed meanwhile.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-lagged-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let channel = memlane::Channel::builder("doc-lagged").capacity(4096).dir(&dir).create()?;
+/// let mut sub = channel.lossy_subscriber()?;
+/// let mut publ = channel.publisher()?;
+/// for i in 0..200u32 {
+///     publ.try_send(&i.to_le_bytes())?; // never Full: the lossy subscriber holds nothing back
+/// }
+/// match sub.try_recv() {
+///     Err(memlane::TryRecvError::Lagged(lag)) => assert!(lag.messages() > 0 && lag.bytes() > 0),
+///     other => panic!("{other:?}"),
+/// }
+/// let next = u32::from_le_bytes(sub.try_recv()?[..].try_into()?); // the oldest message still there
+/// assert!(next > 0);
+/// # drop((sub, publ, channel));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this lossy subscriber was lapped by the publishers and lost {} messages ({} ring bytes); it goes on from the oldest message still in the ring", .counts.0, .counts.1)]
+pub struct Lagged {
+    counts: Box<(u64, u64)>,
+}
+
+impl Lagged {
+    /// A loss of `messages` messages and `bytes` ring bytes.
+    pub(crate) fn new(messages: u64, bytes: u64) -> Lagged {
+        Lagged {
+            counts: Box::new((messages, bytes)),
+        }
+    }
+
+    /// Messages lost.
+    pub fn messages(&self) -> u64 {
+        self.counts.0
+    }
+
+    /// Ring bytes lost (records with their headers and padding).
+    pub fn bytes(&self) -> u64 {
+        self.counts.1
+    }
+}
+
 /// Why [`Publisher::send`](crate::Publisher::send) or [`Publisher::loan`](crate::Publisher::loan) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -617,6 +678,11 @@ pub enum RecvError {
     /// The shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This lossy subscriber was lapped: publishers overwrote messages it
+    /// had not read. It goes on from the oldest message still intact; the
+    /// [`Lagged`] says how much it lost.
+    #[error(transparent)]
+    Lagged(Lagged),
     /// Every publisher has left: this subscriber has read everything, and
     /// no publisher has been joined for its
     /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it
@@ -638,6 +704,11 @@ pub enum TryRecvError {
     /// The shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This lossy subscriber was lapped: publishers overwrote messages it
+    /// had not read. It goes on from the oldest message still intact; the
+    /// [`Lagged`] says how much it lost.
+    #[error(transparent)]
+    Lagged(Lagged),
     /// Every publisher has left: this subscriber has read everything, and
     /// no publisher has been joined for its
     /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it
@@ -659,6 +730,11 @@ pub enum RecvTimeoutError {
     /// The shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This lossy subscriber was lapped: publishers overwrote messages it
+    /// had not read. It goes on from the oldest message still intact; the
+    /// [`Lagged`] says how much it lost.
+    #[error(transparent)]
+    Lagged(Lagged),
     /// Every publisher has left: this subscriber has read everything, and
     /// no publisher has been joined for its
     /// [disconnect grace](crate::Subscriber::set_disconnect_grace) since it

@@ -79,6 +79,46 @@ pub fn header_seed() -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
+// Type record (typed channels)
+
+/// Runs [`TypeRecord::decode`](crate::typed::record::TypeRecord) over
+/// `bytes` (a copy of a channel's type record). Returns 1 if accepted, 0
+/// otherwise. What it promises about a record it accepts: a name of 1 to
+/// `MAX_TYPE_NAME` bytes, a power-of-two alignment, a plain size that is
+/// a non-zero multiple of it, and a record that encodes and decodes back
+/// to itself.
+pub fn type_record(bytes: &[u8]) -> usize {
+    use crate::typed::record::TypeRecord;
+    let Ok(decoded) = TypeRecord::decode(bytes) else {
+        return 0;
+    };
+    let Some(r) = decoded else {
+        assert!(bytes.is_empty(), "only no bytes is an untyped channel");
+        return 0;
+    };
+    assert!((1..=crate::MAX_TYPE_NAME).contains(&r.name().len()));
+    assert!(r.align().is_power_of_two());
+    if r.encoding() == crate::Encoding::Plain {
+        assert!(r.size() > 0 && r.size() % u64::from(r.align()) == 0);
+    }
+    assert_eq!(TypeRecord::decode(&r.encode()), Ok(Some(r.clone())));
+    black_box(r.to_string());
+    1
+}
+
+/// A record [`type_record`] accepts: a plain 24-byte type.
+pub fn type_record_seed() -> Vec<u8> {
+    crate::typed::record::TypeRecord::new(
+        "app::Imu",
+        crate::Encoding::Plain,
+        24,
+        8,
+        crate::layout_hash(b"t: u64, accel: [f32; 3], gyro: f32"),
+    )
+    .encode()
+}
+
+// ---------------------------------------------------------------------------
 // Channel config
 
 /// Decodes up to 128 bytes into a channel [`Config`] (missing bytes are 0)
@@ -105,7 +145,7 @@ const MODE_AT: usize = std::mem::offset_of!(Config, mode);
 const INITIAL_POSITION_AT: usize = std::mem::offset_of!(Config, initial_position);
 const RING_OFFSET_AT: usize = std::mem::offset_of!(Config, ring_offset);
 const BARRIERS_AT: usize = std::mem::offset_of!(Config, barriers);
-const RESERVED32_AT: usize = std::mem::offset_of!(Config, reserved32);
+const TYPE_LEN_AT: usize = std::mem::offset_of!(Config, type_len);
 const RESERVED_AT: usize = std::mem::offset_of!(Config, reserved);
 
 /// Decodes a [`Config`] field by field (it is `repr(C)` plain integers;
@@ -122,7 +162,7 @@ fn config_from_bytes(b: &[u8]) -> Config {
         initial_position: u64_at(b, INITIAL_POSITION_AT),
         ring_offset: u64_at(b, RING_OFFSET_AT),
         barriers: u32_at(b, BARRIERS_AT),
-        reserved32: u32_at(b, RESERVED32_AT),
+        type_len: u32_at(b, TYPE_LEN_AT),
         reserved: [0; 9],
     };
     for (i, r) in c.reserved.iter_mut().enumerate() {
@@ -145,7 +185,7 @@ fn config_to_bytes(c: &Config) -> [u8; CONFIG_SIZE] {
     put(INITIAL_POSITION_AT, &c.initial_position.to_ne_bytes());
     put(RING_OFFSET_AT, &c.ring_offset.to_ne_bytes());
     put(BARRIERS_AT, &c.barriers.to_ne_bytes());
-    put(RESERVED32_AT, &c.reserved32.to_ne_bytes());
+    put(TYPE_LEN_AT, &c.type_len.to_ne_bytes());
     for (i, r) in c.reserved.iter().enumerate() {
         put(RESERVED_AT + 8 * i, &r.to_ne_bytes());
     }
@@ -188,7 +228,6 @@ fn channel_config_accepted(bytes: &[u8]) -> usize {
         assert_eq!(
             g.config(),
             Config {
-                reserved32: 0,
                 reserved: [0; 9],
                 ..c
             }
@@ -358,8 +397,8 @@ pub fn ring(bytes: &[u8]) -> usize {
     let slot = u32::from(opts & RING_SLOT1 != 0);
     mem.claim().store(p, Ordering::Relaxed);
     mem.sub_slot(slot).state.store(SLOT_FREE, Ordering::Relaxed);
-    let joined =
-        ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now).expect("the slot was set free");
+    let joined = ring::take_subscriber_slot(&mem, slot, 1, ring::Start::Now, false)
+        .expect("the slot was set free");
     let mut st = match joined {
         Ok(st) => st,
         Err(e) => {
@@ -393,15 +432,24 @@ pub fn ring(bytes: &[u8]) -> usize {
         ring::release(&mem, &mut st, rec.len);
         read += 1;
     }
-    replay_decoder(&mem, &geo);
+    lossy_and_replay_decoders(&mem, &geo);
     read
 }
 
-/// The decoder of a join from the oldest record over the same image:
-/// where a replay starts (`ring::find_oldest`, which may turn dead claims
-/// into discarded records), always within the last ring before the head.
-fn replay_decoder(mem: &HeapRing, geo: &Geometry) {
+/// The decoders of a lossy subscriber and of a join from the oldest record
+/// over the same image: where a lapped lossy subscriber goes on
+/// (`ring::resync`) and how many messages it counts from there, and where
+/// a replay starts (`ring::find_oldest`, which may turn dead claims into
+/// discarded records). Each stays within the last ring before the head.
+fn lossy_and_replay_decoders(mem: &HeapRing, geo: &Geometry) {
     let h = mem.claim().load(Ordering::Relaxed);
+    let next = ring::resync(mem);
+    let back = h.wrapping_sub(next);
+    assert!(
+        back <= geo.capacity || next.wrapping_sub(h) < geo.capacity,
+        "resync went to {next}, head {h}"
+    );
+    black_box(ring::count_messages(mem, next, h));
     if h % 16 == 0 {
         let from = h.wrapping_sub(geo.capacity);
         let start = ring::find_oldest(mem, from, h);
@@ -553,7 +601,7 @@ mod tests {
             initial_position: 0x0808_0808_0808_0808,
             ring_offset: 0x0909_0909_0909_0909,
             barriers: 0x0a0a_0a0a,
-            reserved32: 0x0b0b_0b0b,
+            type_len: 0x0b0b_0b0b,
             reserved: [0x0c0c_0c0c_0c0c_0c0c; 9],
         };
         let b = config_to_bytes(&c);
@@ -766,7 +814,7 @@ mod tests {
             lap: std::cell::Cell::new(0),
             last_off: std::cell::Cell::new(0),
         };
-        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now)
+        let mut st = ring::take_subscriber_slot(&mem, 0, 1, ring::Start::Now, false)
             .unwrap()
             .unwrap();
         assert_eq!(st.pos, 0);

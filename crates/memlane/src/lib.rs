@@ -13,6 +13,10 @@
 //!   receives block, time out or poll, sends can be loans; reads and loans
 //!   are zero-copy when only this user can write the channel, and private
 //!   copies otherwise ([`Channel::copies_messages`]).
+//! * Typed channels ([`ChannelBuilder::message_type`], [`Channel::typed`]):
+//!   plain-old-data values loaned and read in place, one or a slice per
+//!   message, the type recorded in the channel and checked on open; with
+//!   the feature `serde`, any serde type, postcard-encoded.
 //!
 //! ```
 //! use memlane::Channel;
@@ -58,6 +62,9 @@
 
 // `unsafe` is allowed only in the modules that map memory or touch it
 // through raw pointers (they say which inside); everything else denies it.
+// Async receive/send/wait and their reactor (feature `async`); no unsafe.
+#[cfg(all(feature = "async", not(loom)))]
+mod asynk;
 #[cfg(not(loom))]
 mod channel;
 #[cfg_attr(loom, allow(dead_code))]
@@ -101,6 +108,10 @@ mod segment {
 mod sys;
 #[cfg(all(test, not(loom)))]
 mod test_support;
+// Typed channels over the byte API; no `unsafe` (zerocopy's checked
+// conversions view the bytes as values).
+#[cfg(not(loom))]
+mod typed;
 
 // Under `--cfg loom` only the protocols are built, against loom's atomics,
 // for model checking (`RUSTFLAGS="--cfg loom" cargo test -p memlane --lib loom`).
@@ -118,6 +129,8 @@ mod channel {
     pub(crate) mod ring;
 }
 
+#[cfg(all(feature = "async", not(loom)))]
+pub use asynk::{reactor_threads, LatestWait, MessageStream, RecvFuture, SendFuture};
 #[cfg(not(loom))]
 pub use channel::{
     Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
@@ -148,6 +161,21 @@ pub use segment::{
 pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
+pub use error::Lagged;
+#[cfg(not(loom))]
+pub use typed::{
+    layout_hash, Encoding, MessageType, Plain, Received, TypeError, TypeRecord, TypedChannel,
+    TypedIter, TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN,
+    MAX_TYPE_NAME,
+};
+#[cfg(all(not(loom), feature = "serde"))]
+pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};
+/// The zerocopy version memlane's typed API is built on: derive its
+/// traits on your message types with `#[zerocopy(crate =
+/// "memlane::zerocopy")]` beside the derive, or depend on zerocopy 0.8
+/// (feature `derive`) yourself.
+#[cfg(not(loom))]
+pub use zerocopy;
 
 // The public handles, builders, results and errors can move to and be
 // shared between threads; checked at compile time so that a change that
@@ -193,12 +221,29 @@ const _: () = {
     send_sync::<RecvError>();
     send_sync::<TryRecvError>();
     send_sync::<RecvTimeoutError>();
+    #[cfg(feature = "async")]
+    {
+        send_sync::<RecvFuture<'static>>();
+        send_sync::<SendFuture<'static>>();
+        send_sync::<LatestWait<'static>>();
+        send_sync::<MessageStream<'static>>();
+    }
     send_sync::<CommitError>();
     send_sync::<NameError>();
     send_sync::<Existing>();
     send_sync::<Missing>();
     send_sync::<GcReason>();
     send_sync::<Corrupt>();
+    send_sync::<Lagged>();
+    send_sync::<TypedChannel<u64>>();
+    send_sync::<TypedPublisher<u64>>();
+    send_sync::<TypedSubscriber<u64>>();
+    send_sync::<Received<'static, u64>>();
+    send_sync::<Received<'static, [u64]>>();
+    send_sync::<TypedLoan<'static, u64>>();
+    send_sync::<TypeError>();
+    send_sync::<TypeRecord>();
+    send_sync::<TypedRecvError<RecvError>>();
 };
 
 #[cfg(not(loom))]

@@ -414,6 +414,56 @@ static void test_disconnected(void) {
     OK(memlane_remove(NULL, n));
 }
 
+/* A lossy subscriber never holds the publisher back: lapped, it says so
+ * once (MEMLANE_LAGGED, the loss summed by memlane_subscriber_lost), then
+ * receives intact messages again; a lossless one beside it gets all. */
+static void test_lossy(void) {
+    const char *n = name("lossy");
+    memlane_channel *ch = NULL;
+    memlane_subscriber *lossy = NULL, *bad = NULL;
+    memlane_publisher *pub = NULL;
+    uint64_t lost_messages = 1, lost_bytes = 1;
+    uint8_t buf[64];
+    size_t len = 0;
+    OK(memlane_channel_create(NULL, n, 4096, 64, 0, 0, &ch));
+    EXPECT(MEMLANE_INVALID_ARGUMENT, memlane_subscriber_new(ch, 3, &bad));
+    CHECK(bad == NULL);
+    OK(memlane_subscriber_new(ch, MEMLANE_SUBSCRIBE_LOSSY, &lossy));
+    OK(memlane_subscriber_lost(lossy, &lost_messages, &lost_bytes));
+    CHECK(lost_messages == 0 && lost_bytes == 0);
+    OK(memlane_publisher_new(ch, &pub));
+    /* 1,000 messages of 48 bytes (64-byte records) through a 4 KiB ring:
+     * the publisher never waits (a timeout of 0 would fail if it had to). */
+    for (uint32_t i = 0; i < 1000; i++) {
+        memset(buf, (int)(i & 0xff), 48);
+        memcpy(buf, &i, sizeof i);
+        OK(memlane_publisher_send(pub, buf, 48, 0));
+    }
+    EXPECT(MEMLANE_LAGGED, memlane_subscriber_recv(lossy, buf, sizeof buf, &len, 0));
+    CHECK(strstr(memlane_last_error_message(), "lost") != NULL);
+    OK(memlane_subscriber_lost(lossy, &lost_messages, NULL));
+    OK(memlane_subscriber_lost(lossy, NULL, &lost_bytes));
+    CHECK(lost_messages > 0 && lost_messages < 1000 && lost_bytes > 0);
+    /* Then the oldest messages still in the ring, whole and in order, up
+     * to the last one sent. */
+    uint32_t prev = 0, got = 0, seq = 0;
+    while (memlane_subscriber_recv(lossy, buf, sizeof buf, &len, 0) == MEMLANE_OK) {
+        memcpy(&seq, buf, sizeof seq);
+        CHECK(len == 48 && (got == 0 || seq == prev + 1));
+        for (size_t k = sizeof seq; k < 48; k++) {
+            CHECK(buf[k] == (uint8_t)(seq & 0xff));
+        }
+        prev = seq;
+        got++;
+    }
+    CHECK(got > 0 && prev == 999 && lost_messages + got == 1000);
+    EXPECT(MEMLANE_NULL_POINTER, memlane_subscriber_lost(NULL, NULL, NULL));
+    memlane_publisher_close(pub);
+    memlane_subscriber_close(lossy);
+    memlane_channel_close(ch);
+    OK(memlane_remove(NULL, n));
+}
+
 /* Two processes: the child opens everything by name. */
 static void test_cross_process(void) {
     const char *seg_name = name("xseg");
@@ -514,6 +564,7 @@ int main(void) {
     test_latest();
     test_channel();
     test_disconnected();
+    test_lossy();
     test_cross_process();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -129,6 +129,9 @@ fn os_name(os: &str) -> &str {
 fn floor_of(transport: &str, workload: Workload) -> &'static str {
     match (transport, workload) {
         ("memcpy", _) => "memcpy",
+        // The typed API is compared with the byte API it is built on.
+        ("memlane-typed", _) => "memlane-spin",
+        ("memlane-typed-loan", _) => "memlane-loan",
         (_, Workload::Throughput) => "floor-ring",
         ("memlane-block" | "memlane-sleep" | "latest-wake" | "floor-futex", _) => "floor-futex",
         _ => "floor-spin",
@@ -167,6 +170,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             "memlane-spin",
             "memlane-block",
             "memlane-sleep",
+            "memlane-lossy",
         ] {
             job(t, Workload::Latency, size, n, 1);
         }
@@ -179,6 +183,13 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             "memlane-loan",
         ] {
             job(t, Workload::Throughput, size, n, 1);
+            // Typed 64 B values, next to the bytes' figures.
+            if t == "memlane-spin" && size == 64 {
+                job("memlane-typed", Workload::Throughput, size, n, 1);
+            }
+            if t == "memlane-loan" && size == 64 {
+                job("memlane-typed-loan", Workload::Throughput, size, n, 1);
+            }
         }
     }
     job("memlane-spin", Workload::Latency, 8, rt, 8);
@@ -412,6 +423,11 @@ fn print_table(r: &Report) {
     println!(
         "\nmemlane-loan writes and reads 8 bytes of each message in place: its GB/s is \
          the size carried, not bytes copied."
+    );
+    println!(
+        "memlane-typed sends and receives 64-byte values ([u64; 8]) with the typed API, \
+         memlane-typed-loan loans them (writing and reading one word in place); their ratios \
+         are to memlane-spin and memlane-loan, the byte API, in the same run."
     );
     println!("floor-futex sleeps and wakes with: {}.", r.blocking_floor);
     print_latest(r);

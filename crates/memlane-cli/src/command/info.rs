@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use memlane::{ChannelInfo, LatestInfo, OpenError};
+use memlane::{ChannelInfo, LatestInfo, OpenError, TypeError, TypeRecord};
 use serde::Serialize;
 
 use crate::cli::InfoArgs;
@@ -27,8 +27,54 @@ struct InfoJson {
     bytes_claimed: u64,
     messages_sent: u64,
     bytes_sent: u64,
+    /// The type record of a typed channel; null when untyped.
+    message_type: Option<TypeJson>,
     publishers: Vec<PublisherJson>,
     subscribers: Vec<SubscriberJson>,
+}
+
+/// The JSON form of a [`memlane::TypeRecord`] (or of an unreadable one).
+#[derive(Serialize)]
+struct TypeJson {
+    name: Option<String>,
+    encoding: Option<String>,
+    size: Option<u64>,
+    align: Option<u32>,
+    fingerprint: Option<String>,
+    error: Option<String>,
+}
+
+impl TypeJson {
+    fn of(t: &Result<Option<TypeRecord>, TypeError>) -> Option<TypeJson> {
+        match t {
+            Ok(None) => None,
+            Ok(Some(r)) => Some(TypeJson {
+                name: Some(r.name().to_string()),
+                encoding: Some(r.encoding().to_string()),
+                size: Some(r.size()),
+                align: Some(r.align()),
+                fingerprint: Some(format!("{:#018x}", r.fingerprint())),
+                error: None,
+            }),
+            Err(e) => Some(TypeJson {
+                name: None,
+                encoding: None,
+                size: None,
+                align: None,
+                fingerprint: None,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+}
+
+/// One line for a channel's type record.
+pub(crate) fn type_line(t: &Result<Option<TypeRecord>, TypeError>) -> String {
+    match t {
+        Ok(None) => "bytes (untyped)".to_string(),
+        Ok(Some(r)) => output::escape(r.to_string().as_bytes()),
+        Err(e) => format!("unreadable: {}", output::escape(e.to_string().as_bytes())),
+    }
 }
 
 /// The JSON form of a publisher.
@@ -51,6 +97,9 @@ struct SubscriberJson {
     lag: u64,
     messages: u64,
     bytes: u64,
+    lossy: bool,
+    lost_messages: u64,
+    lost_bytes: u64,
 }
 
 impl From<&ChannelInfo> for InfoJson {
@@ -69,6 +118,7 @@ impl From<&ChannelInfo> for InfoJson {
             bytes_claimed: i.bytes_claimed,
             messages_sent: i.messages_sent,
             bytes_sent: i.bytes_sent,
+            message_type: None,
             publishers: i
                 .publishers
                 .iter()
@@ -91,6 +141,9 @@ impl From<&ChannelInfo> for InfoJson {
                     lag: s.lag,
                     messages: s.messages,
                     bytes: s.bytes,
+                    lossy: s.lossy,
+                    lost_messages: s.lost_messages,
+                    lost_bytes: s.lost_bytes,
                 })
                 .collect(),
         }
@@ -168,8 +221,8 @@ fn latest(info: &LatestInfo, json: bool) -> anyhow::Result<()> {
 
 /// Prints the state of the channel or latest-value slot `args.name`.
 pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
-    let info = match open_channel(dir, &args.name) {
-        Ok(channel) => channel.info(),
+    let (info, message_type) = match open_channel(dir, &args.name) {
+        Ok(channel) => (channel.info(), channel.message_type()),
         // Not a channel: a latest-value slot, or the channel's error.
         Err(e @ OpenError::WrongKind { .. }) => match open_latest(dir, &args.name) {
             Ok(slot) => return latest(&slot.info(), args.json),
@@ -178,13 +231,16 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&InfoJson::from(&info))?);
+        let mut j = InfoJson::from(&info);
+        j.message_type = TypeJson::of(&message_type);
+        println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
     println!("channel '{}'", output::escape(info.name.as_bytes()));
     println!("  path:           {}", output::path(&info.path));
     println!("  mode:           {}", info.mode);
     println!("  barriers:       {}", output::barriers(info.membarrier));
+    println!("  messages:       {}", type_line(&message_type));
     println!("  capacity:       {}", output::size_exact(info.capacity));
     println!(
         "  max message:    {}",
@@ -228,19 +284,25 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
-            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES"
+            "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
+            "SLOT", "STATE", "PID", "POSITION", "LAG", "MESSAGES", "BYTES", "MODE", "LOST"
         );
         for s in &info.subscribers {
             println!(
-                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}",
+                "  {:>4}  {:>7}  {:>8}  {:>14}  {:>10}  {:>12}  {:>14}  {:>8}  {:>10}",
                 s.slot,
                 s.state.to_string(),
                 s.pid,
                 s.position,
                 s.lag,
                 s.messages,
-                s.bytes
+                s.bytes,
+                if s.lossy { "lossy" } else { "lossless" },
+                if s.lossy {
+                    s.lost_messages.to_string()
+                } else {
+                    "-".to_string()
+                }
             );
         }
     }

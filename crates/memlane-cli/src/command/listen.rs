@@ -27,7 +27,12 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
-    let mut sub = if args.from_oldest {
+    // A typed channel's messages are values, not text: shown in hex (a
+    // plain type's values separated by spaces), with the type's name in JSON.
+    let typed = channel.message_type().ok().flatten();
+    let mut sub = if args.lossy {
+        channel.lossy_subscriber()?
+    } else if args.from_oldest {
         channel.subscriber_from_oldest()?
     } else {
         channel.subscriber()?
@@ -52,7 +57,10 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
             std::process::exit(status);
         }
         let line = match sub.recv_timeout(SIGNAL_CHECK) {
-            Ok(msg) => render(&msg, seq, args.format),
+            Ok(msg) => match &typed {
+                Some(t) => render_typed(&msg, seq, args.format, t),
+                None => render(&msg, seq, args.format),
+            },
             Err(RecvTimeoutError::Timeout) => {
                 if let Some(timeout) = args.timeout {
                     if idle_since.elapsed() >= timeout {
@@ -62,6 +70,16 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
                         break;
                     }
                 }
+                continue;
+            }
+            Err(RecvTimeoutError::Lagged(lag)) => {
+                // Lost messages are not printed; the count goes to stderr
+                // (a script reading stdout sees only messages).
+                eprintln!(
+                    "lapped: lost {} messages ({} ring bytes)",
+                    lag.messages(),
+                    lag.bytes()
+                );
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -87,6 +105,31 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
 /// Formats message number `seq` as one line.
 fn render(msg: &[u8], seq: u64, format: Format) -> String {
     render_numbered(msg, "seq", seq, format)
+}
+
+/// Formats message number `seq` of a typed channel as one line: the
+/// values in hex, one group per value of a plain type; in JSON with the
+/// type's name. (A postcard-encoded message is shown as its bytes in
+/// hex: decoding it needs the Rust type, which the record only names.)
+fn render_typed(msg: &[u8], seq: u64, format: Format, t: &memlane::TypeRecord) -> String {
+    let size = usize::try_from(t.size()).unwrap_or(0);
+    let hex = if t.encoding() == memlane::Encoding::Plain && size > 0 && msg.len() % size == 0 {
+        msg.chunks(size)
+            .map(output::hex)
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        output::hex(msg)
+    };
+    match format {
+        Format::Text | Format::Hex => hex,
+        Format::Json => format!(
+            r#"{{"seq":{seq},"len":{},"type":{},"encoding":"{}","hex":"{hex}"}}"#,
+            msg.len(),
+            serde_json::Value::from(t.name()),
+            t.encoding(),
+        ),
+    }
 }
 
 /// Formats `msg` as one line; in JSON with `"key":n` first (a message's

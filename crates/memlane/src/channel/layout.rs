@@ -13,6 +13,8 @@
 //!    512            128               space event (EventWord): subscribers → publishers
 //!    640            128 × P           publisher slots (PubSlot)
 //!    640 + 128P     128 × S           subscriber slots (SubSlot)
+//!    640 + 128(P+S) type_len          the type record of a typed channel (`Config::type_len`
+//!                                     bytes, 0 when untyped; `crate::typed::record`)
 //!    ring_offset    capacity          the ring (ring_offset = the above rounded up to 4096)
 //! ```
 //!
@@ -51,7 +53,11 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_PAD | FLAG_DISCARD;
 /// Magic of the config block ("CHAN").
 pub(crate) const CONFIG_MAGIC: u32 = 0x4e41_4843;
 /// Version of the channel layout.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// (5: the lossy subscriber slot state and its loss counters; 6: the
+/// type record, `Config::type_len`.)
+pub(crate) const LAYOUT_VERSION: u32 = 6;
+/// Largest type record (`Config::type_len`).
+pub(crate) const MAX_TYPE_LEN: u32 = 64 << 10;
 
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: u64 = 4096;
@@ -66,6 +72,10 @@ pub(crate) const SLOT_FREE: u32 = 0;
 pub(crate) const SLOT_CLAIMED: u32 = 1;
 /// In use.
 pub(crate) const SLOT_ACTIVE: u32 = 2;
+/// A lossy subscriber: in use, but it never holds publishers back (their
+/// scan counts only [`SLOT_ACTIVE`] positions), and nothing it needs is
+/// ever repaired on its behalf.
+pub(crate) const SLOT_LOSSY: u32 = 3;
 
 /// Offsets of the fixed lines.
 pub(crate) const CLAIM_OFFSET: u64 = 128;
@@ -100,8 +110,9 @@ pub(crate) struct Config {
     /// [`BARRIERS_MEMBARRIER`] (every process using the channel must
     /// then be registered for `membarrier`).
     pub(crate) barriers: u32,
-    /// Reserved, 0.
-    pub(crate) reserved32: u32,
+    /// Bytes of the type record after the subscriber slots: 0 (an
+    /// untyped channel) or a multiple of 16 up to [`MAX_TYPE_LEN`].
+    pub(crate) type_len: u32,
     /// Reserved, 0.
     pub(crate) reserved: [u64; 9],
 }
@@ -123,7 +134,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Config, initial_position) == 32);
     assert!(std::mem::offset_of!(Config, ring_offset) == 40);
     assert!(std::mem::offset_of!(Config, barriers) == 48);
-    assert!(std::mem::offset_of!(Config, reserved32) == 52);
+    assert!(std::mem::offset_of!(Config, type_len) == 52);
     assert!(std::mem::offset_of!(Config, reserved) == 56);
 };
 
@@ -191,18 +202,23 @@ const _: () = {
 /// A subscriber slot (one line).
 #[repr(C)]
 pub(crate) struct SubSlot {
-    /// SLOT_FREE, SLOT_CLAIMED or SLOT_ACTIVE.
+    /// SLOT_FREE, SLOT_CLAIMED, SLOT_ACTIVE or SLOT_LOSSY.
     pub(crate) state: AtomicU32,
     /// Owner's pid (informational).
     pub(crate) pid: AtomicU32,
     /// The next byte position this subscriber will read; everything before
     /// it has been consumed. Stored (Release) by the owner after reading;
-    /// loaded by publishers to bound their claims.
+    /// loaded by publishers to bound their claims (ACTIVE slots only).
     pub(crate) position: AtomicU64,
     /// Messages received (written only by the owner).
     pub(crate) messages: AtomicU64,
     /// Payload bytes received (written only by the owner).
     pub(crate) bytes: AtomicU64,
+    /// A lossy subscriber's messages lost to publishers that lapped it
+    /// (written only by the owner; informational).
+    pub(crate) lost_messages: AtomicU64,
+    /// Its ring bytes lost (written only by the owner; informational).
+    pub(crate) lost_bytes: AtomicU64,
 }
 
 // Checked in production builds (loom atomics have another size).
@@ -213,6 +229,8 @@ const _: () = {
     assert!(std::mem::offset_of!(SubSlot, position) == 8);
     assert!(std::mem::offset_of!(SubSlot, messages) == 16);
     assert!(std::mem::offset_of!(SubSlot, bytes) == 24);
+    assert!(std::mem::offset_of!(SubSlot, lost_messages) == 32);
+    assert!(std::mem::offset_of!(SubSlot, lost_bytes) == 40);
     assert!(std::mem::size_of::<SubSlot>() <= LINE as usize);
 };
 
@@ -257,6 +275,8 @@ pub(crate) struct Geometry {
     pub(crate) initial_position: u64,
     /// How the wait/notify and join pairs are ordered (`Config::barriers`).
     pub(crate) barrier: Barrier,
+    /// Bytes of the type record (`Config::type_len`; 0: untyped).
+    pub(crate) type_len: u32,
 }
 
 impl Geometry {
@@ -312,7 +332,32 @@ impl Geometry {
             ring_offset: ring_offset(u64::from(max_publishers), u64::from(max_subscribers)),
             initial_position,
             barrier: Barrier::Fences,
+            type_len: 0,
         })
+    }
+
+    /// The same geometry with a type record of `type_len` bytes (a
+    /// multiple of 16 up to [`MAX_TYPE_LEN`]) before the ring.
+    pub(crate) fn with_type_len(self, type_len: u32) -> Result<Geometry, String> {
+        if type_len % 16 != 0 || type_len > MAX_TYPE_LEN {
+            return Err(format!(
+                "the type record length {type_len} is not a multiple of 16 up to {MAX_TYPE_LEN}"
+            ));
+        }
+        let end = self.type_offset() + u64::from(type_len);
+        Ok(Geometry {
+            type_len,
+            ring_offset: (end + 4095) & !4095,
+            ..self
+        })
+    }
+
+    /// Offset of the type record: right after the subscriber slots.
+    pub(crate) fn type_offset(&self) -> u64 {
+        sub_slot_offset(
+            u64::from(self.max_publishers),
+            u64::from(self.max_subscribers),
+        )
     }
 
     /// The same geometry with `barrier`.
@@ -376,7 +421,7 @@ impl Geometry {
                 Barrier::Fences => BARRIERS_FENCES,
                 Barrier::Membarrier => BARRIERS_MEMBARRIER,
             },
-            reserved32: 0,
+            type_len: self.type_len,
             reserved: [0; 9],
         }
     }
@@ -408,7 +453,8 @@ impl Geometry {
             c.max_subscribers,
             c.initial_position,
         )?
-        .with_barrier(barrier);
+        .with_barrier(barrier)
+        .with_type_len(c.type_len)?;
         if c.ring_offset != g.ring_offset {
             return Err(format!(
                 "ring offset {} (expected {})",
@@ -482,10 +528,34 @@ mod tests {
         c.mode = 1;
         assert!(Geometry::from_config(&c, len).is_err());
         let mut c = g.config();
+        c.type_len = 8;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
+        c.type_len = MAX_TYPE_LEN + 16;
+        assert!(Geometry::from_config(&c, len).is_err());
+        let mut c = g.config();
         c.barriers = 2;
         assert!(Geometry::from_config(&c, len)
             .unwrap_err()
             .contains("unknown barrier kind 2"));
+    }
+
+    #[test]
+    fn type_record_sits_between_the_slots_and_the_ring() {
+        // P = S = 8: the slots end at 2688, so a record of up to 1408
+        // bytes leaves the ring at 4096; one more line moves it to 8192.
+        let g = Geometry::new(1 << 16, 1024, 8, 8, 0).unwrap();
+        assert_eq!((g.type_offset(), g.ring_offset), (2688, 4096));
+        let t = g.with_type_len(1408).unwrap();
+        assert_eq!(
+            (t.type_offset(), t.ring_offset, t.type_len),
+            (2688, 4096, 1408)
+        );
+        assert_eq!(Geometry::from_config(&t.config(), t.data_len()), Ok(t));
+        let t = g.with_type_len(1424).unwrap();
+        assert_eq!(t.ring_offset, 8192);
+        assert_eq!(Geometry::from_config(&t.config(), t.data_len()), Ok(t));
+        assert!(g.with_type_len(20).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! [`Publisher::try_send`] returns [`TrySendError::Full`](crate::TrySendError::Full).
 //! The protocol is described in `ring.rs` and `docs/ARCHITECTURE.md`.
 
+#[cfg(feature = "async")]
+pub(crate) mod async_hooks;
 pub(crate) mod layout;
 pub(crate) mod liveness;
 #[allow(unsafe_code)]
@@ -22,6 +24,8 @@ mod shm;
 #[allow(unsafe_code)]
 mod subscriber;
 mod trust;
+#[allow(unsafe_code)]
+mod type_block;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +42,7 @@ use crate::file::{self, CreateSpec, OpenSpec};
 use crate::segment::header::Kind;
 use crate::segment::{Access, Disposition, DEFAULT_MODE};
 use crate::sync::{Barrier, Ordering};
-use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED};
+use layout::{Config, Geometry, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_LOSSY};
 use ring::RingMem;
 use shm::ShmRing;
 
@@ -128,6 +132,8 @@ pub struct ChannelBuilder {
     dir: Option<PathBuf>,
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
+    /// The encoded type record of a typed channel (`crate::typed`).
+    type_record: Option<Vec<u8>>,
     initial_position: u64,
     replace_stale: bool,
     page_file: bool,
@@ -136,6 +142,12 @@ pub struct ChannelBuilder {
 }
 
 impl ChannelBuilder {
+    /// Records an encoded type record (`crate::typed`) in the channel.
+    pub(crate) fn type_record(mut self, record: Vec<u8>) -> Self {
+        self.type_record = Some(record);
+        self
+    }
+
     /// Whether the channel orders its wake-ups (and, with one publisher
     /// slot, its joins) with Linux's `membarrier` system call when this
     /// process can use it (default true). A send or receive then needs no
@@ -289,6 +301,10 @@ impl ChannelBuilder {
         } else {
             Barrier::Fences
         });
+        let record = self.type_record.as_deref().unwrap_or_default();
+        let geo = geo
+            .with_type_len(layout::round16(record.len() as u64).min(u64::from(u32::MAX)) as u32)
+            .map_err(|reason| CreateError::InvalidConfig { reason })?;
         if let Some((_, Disposition::OpenExisting)) = self.file {
             return Err(CreateError::InvalidConfig {
                 reason: "a channel file cannot be opened with create; use Channel::open".into(),
@@ -316,6 +332,7 @@ impl ChannelBuilder {
                     .add(layout::CLAIM_OFFSET as usize)
                     .cast::<std::sync::atomic::AtomicU64>();
                 claim.store(geo.initial_position, std::sync::atomic::Ordering::Relaxed);
+                type_block::write(data, &geo, record);
             }
         })?;
         let copy = self.copy_messages || !trust::created_private(self.mode);
@@ -343,6 +360,7 @@ impl Channel {
             page_file: false,
             membarrier: true,
             copy_messages: false,
+            type_record: None,
         }
     }
 
@@ -446,6 +464,12 @@ impl Channel {
         })
     }
 
+    /// A copy of the type record's bytes (empty when untyped; see
+    /// `crate::typed::record`).
+    pub(crate) fn type_record_bytes(&self) -> Vec<u8> {
+        type_block::read(&self.ring)
+    }
+
     /// Removes the channel's name from `$MEMLANE_DIR` or `/dev/shm`
     /// ([`memlane::remove`](crate::remove) for another directory);
     /// processes that have it open keep it.
@@ -511,7 +535,7 @@ impl Channel {
     /// [`JoinError::MembarrierFailed`] when the channel orders joins with
     /// `membarrier` and it fails in this process.
     pub fn subscriber(&self) -> Result<Subscriber, JoinError> {
-        Subscriber::join(self.ring.clone(), ring::Start::Now)
+        Subscriber::join(self.ring.clone(), ring::Start::Now, false)
     }
 
     /// Joins as a subscriber that starts at the **oldest message still in
@@ -548,7 +572,49 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscriber_from_oldest(&self) -> Result<Subscriber, JoinError> {
-        Subscriber::join(self.ring.clone(), ring::Start::Oldest)
+        Subscriber::join(self.ring.clone(), ring::Start::Oldest, false)
+    }
+
+    /// Joins as a **lossy** subscriber: it never holds publishers back.
+    /// When they lap it (write a ring's worth past what it has read), its
+    /// next receive returns `Lagged` with what it lost (see
+    /// [`Lagged`](crate::Lagged)), and it goes on from the oldest message
+    /// still in the ring. Lossless subscribers of the same channel still
+    /// hold publishers back; lossy ones never do.
+    ///
+    /// Every message it receives is copied into its own buffer and
+    /// validated after the copy: a message publishers overwrote while it
+    /// was read is never handed out (it counts as lost). So
+    /// [`copies_messages`](Subscriber::copies_messages) is true for it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Channel::subscriber`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lossy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use memlane::TryRecvError;
+    /// let channel = memlane::Channel::builder("doc-lossy").capacity(4096).dir(&dir).create()?;
+    /// let mut slow = channel.lossy_subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// for i in 0..1000u32 {
+    ///     publ.try_send(&i.to_le_bytes())?; // never Full
+    /// }
+    /// let lost = match slow.try_recv() {
+    ///     Err(TryRecvError::Lagged(lag)) => lag.messages(),
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// let next = u32::from_le_bytes(slow.try_recv()?[..].try_into()?);
+    /// assert_eq!(u64::from(next), lost); // it lost 0..next, and goes on from there
+    /// # drop((slow, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lossy_subscriber(&self) -> Result<Subscriber, JoinError> {
+        Subscriber::join(self.ring.clone(), ring::Start::Now, true)
     }
 
     /// The channel's name.
@@ -674,7 +740,7 @@ impl Channel {
         for i in 0..g.max_subscribers {
             let s = m.sub_slot(i);
             let state = s.state.load(Ordering::Acquire);
-            if state == SLOT_ACTIVE || state == SLOT_CLAIMED {
+            if state == SLOT_ACTIVE || state == SLOT_CLAIMED || state == SLOT_LOSSY {
                 let position = s.position.load(Ordering::Acquire);
                 let pid = s.pid.load(Ordering::Relaxed);
                 subscribers.push(SubscriberInfo {
@@ -685,6 +751,9 @@ impl Channel {
                     lag: head.wrapping_sub(position).min(g.capacity),
                     messages: s.messages.load(Ordering::Relaxed),
                     bytes: s.bytes.load(Ordering::Relaxed),
+                    lossy: state == SLOT_LOSSY,
+                    lost_messages: s.lost_messages.load(Ordering::Relaxed),
+                    lost_bytes: s.lost_bytes.load(Ordering::Relaxed),
                 });
             }
         }
@@ -881,4 +950,12 @@ pub struct SubscriberInfo {
     pub messages: u64,
     /// Payload bytes received.
     pub bytes: u64,
+    /// Whether it is lossy ([`Channel::lossy_subscriber`]): it holds no
+    /// publisher back.
+    pub lossy: bool,
+    /// A lossy subscriber's messages lost to publishers that lapped it (see
+    /// [`Lagged`](crate::Lagged) for how exact).
+    pub lost_messages: u64,
+    /// A lossy subscriber's ring bytes lost.
+    pub lost_bytes: u64,
 }

@@ -9,6 +9,8 @@ use super::region::HasRegion;
 use super::ring::{self, Claim, PubState, RingMem};
 use super::shm::ShmRing;
 use crate::error::{CommitError, Corrupt, JoinError, SendError, SendTimeoutError, TrySendError};
+use crate::typed::Chunk;
+use zerocopy::IntoBytes;
 
 /// Sends messages on a channel. Made by [`Channel::publisher`](crate::Channel::publisher);
 /// leaves the channel when dropped. Several publishers, in any processes,
@@ -52,8 +54,9 @@ pub struct Publisher {
     /// (see [`Channel::copies_messages`](crate::Channel::copies_messages)).
     copy: bool,
     /// The private buffer of copied loans (`max_message` bytes, allocated
-    /// at the first such loan and reused).
-    buf: Vec<u8>,
+    /// at the first such loan and reused), 16-byte aligned like a payload
+    /// in the ring, so that a typed loan can view it as a value.
+    buf: Vec<Chunk>,
     /// The loan out (`loaned`) is an [`UninitLoan`]: its bytes may have
     /// been de-initialized through `MaybeUninit`, and are zeroed if it is
     /// leaked (see [`Publisher::settle_leaked_loan`]).
@@ -161,7 +164,7 @@ impl Publisher {
         self.loaned = Some(claim);
         self.loaned_uninit = false;
         if self.copy && self.buf.is_empty() {
-            self.buf = vec![0; self.max_message()];
+            self.buf = vec![Chunk::ZERO; self.max_message().div_ceil(16)];
         }
         Loan {
             publ: self,
@@ -194,7 +197,7 @@ impl Publisher {
             return;
         }
         if self.copy {
-            self.buf[from..to].fill(0);
+            self.buf.as_mut_bytes()[from..to].fill(0);
             return;
         }
         let off = claim.off(self.ring.geometry()) + RECORD_HEADER + from as u64;
@@ -562,6 +565,23 @@ impl Publisher {
     }
 }
 
+/// Hooks of the async layer (`crate::asynk`).
+#[cfg(feature = "async")]
+impl Publisher {
+    /// Whether a claim of `len` bytes could succeed now (asking the
+    /// subscribers to report their progress if not): the condition an
+    /// async send re-checks after registering as a waiter for space.
+    pub(crate) fn async_has_space(&mut self, len: usize) -> bool {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        ring::has_space(&*self.ring, &mut self.st, len)
+    }
+
+    /// The ring (its space event is what an async send waits on).
+    pub(crate) fn async_ring(&self) -> &Arc<ShmRing> {
+        &self.ring
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         // A leaked loan's claim is completed before the slot (and its
@@ -671,7 +691,7 @@ impl<'a> Loan<'a> {
                 ring::write_payload(
                     &*publ.ring,
                     claim.off(publ.ring.geometry()),
-                    &publ.buf[..len as usize],
+                    &publ.buf.as_bytes()[..len as usize],
                 )
             };
         }
@@ -747,9 +767,10 @@ impl<'a> Loan<'a> {
     }
 
     /// The loaned bytes' address: in the ring, or the private buffer.
+    #[inline]
     fn ptr(&self) -> *mut u8 {
         if self.publ.copy {
-            return self.publ.buf.as_ptr().cast_mut();
+            return self.publ.buf.as_ptr().cast::<u8>().cast_mut();
         }
         let off = self.claim.off(self.publ.ring.geometry()) + RECORD_HEADER;
         // SAFETY: the claimed record lies inside the ring, so its payload
@@ -760,10 +781,11 @@ impl<'a> Loan<'a> {
 
 impl std::ops::Deref for Loan<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         let len = self.len as usize;
         if self.publ.copy {
-            return &self.publ.buf[..len];
+            return &self.publ.buf.as_bytes()[..len];
         }
         // SAFETY: in-place loans exist only when no other user can write
         // the file (`trust.rs`). The claim gives this publisher exclusive
@@ -778,10 +800,11 @@ impl std::ops::Deref for Loan<'_> {
 }
 
 impl std::ops::DerefMut for Loan<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let len = self.len as usize;
         if self.publ.copy {
-            return &mut self.publ.buf[..len];
+            return &mut self.publ.buf.as_mut_bytes()[..len];
         }
         // SAFETY: as for `deref`; `&mut self` makes the borrow unique here.
         unsafe { std::slice::from_raw_parts_mut(self.ptr(), len) }

@@ -54,11 +54,10 @@ use std::time::{Duration, Instant};
 
 use super::layout::{
     record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD, KNOWN_FLAGS,
-    RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, STAMP_KEY,
+    RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, SLOT_LOSSY, STAMP_KEY,
 };
 use crate::error::{Corrupt, JoinError};
 use crate::sync::event_word::EventWord;
-#[cfg(loom)]
 use crate::sync::fence;
 #[cfg(doc)]
 use crate::sync::Barrier;
@@ -269,12 +268,12 @@ fn scan<M: RingMem>(m: &M, h: u64) -> Scan {
     }
     // A claim another publisher has yet to commit holds its bytes as a
     // subscriber's position would: no claim may reach a ring past it, or
-    // that publisher, once it runs again, would write into a newer record
-    // (which a later subscriber from the oldest record may replay).
-    // Without an ACTIVE subscriber nothing else bounds a publisher. Its
-    // write-ahead record names the claim (stored before its claim CAS: a
-    // claim made before `h` was loaded is seen here); a claim made after
-    // is at `h` or beyond, which `fits` bounds anyway.
+    // that publisher, once it runs again, would write into the newer
+    // record (which lossy subscribers, or a later one from the oldest, may
+    // be reading). Without an ACTIVE subscriber nothing else bounds a
+    // publisher. Its write-ahead record names the claim (stored before its
+    // claim CAS: a claim made before `h` was loaded is seen here); a
+    // claim made after is at `h` or beyond, which `fits` bounds anyway.
     for i in 0..g.max_publishers {
         let slot = m.pub_slot(i);
         if slot.state.load(Ordering::Acquire) != SLOT_ACTIVE
@@ -415,6 +414,11 @@ pub(crate) fn try_claim<M: RingMem>(
                 continue;
             }
             join_fence();
+            // Orders the claim before every byte written into the claimed
+            // space: a lossy subscriber that read any of those bytes sees
+            // the claim when it checks, after its own Acquire fence, whether
+            // it was lapped (`lapped`). A compiler fence on x86-64.
+            fence(Ordering::Release);
             // The claim is ours: say so (a dead publisher whose write-ahead
             // record lacks this bit may have lost the CAS to another).
             slot.pending_total
@@ -458,6 +462,8 @@ fn claim_single<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) 
     slot.pending_pos.store(h, Ordering::Release);
     m.claim().store(h.wrapping_add(total), Ordering::Release);
     crate::sync::Barrier::Membarrier.light();
+    // As in `try_claim`: the claim before the bytes written into it.
+    fence(Ordering::Release);
 }
 
 /// The cached bound said "full" at head `h`: rescans; if it is still full,
@@ -779,7 +785,7 @@ pub(crate) fn join_subscriber_at<M: RingMem>(
 ) -> Result<SubState, JoinError> {
     let g = m.geometry();
     (0..g.max_subscribers)
-        .find_map(|i| take_subscriber_slot(m, i, pid, start))
+        .find_map(|i| take_subscriber_slot(m, i, pid, start, false))
         .unwrap_or_else(|| Err(join_failure(g)))
 }
 
@@ -811,6 +817,105 @@ fn record_end<M: RingMem>(m: &M, q: u64) -> Option<u64> {
     }
     let size = record_size(u64::from(len));
     (len <= g.max_message && off + size <= g.capacity).then(|| q.wrapping_add(size))
+}
+
+/// Whether publishers have claimed past `p + capacity`, so that bytes of
+/// the record at `p` may have been reused: a lossy subscriber's check after
+/// it read a record (its header, its payload). The Acquire fence orders
+/// those reads before the claim load; it pairs with the publisher's Release
+/// fence between its claim and its writes into the claimed space, so a read
+/// that saw any byte of a later claim sees that claim here.
+#[inline]
+pub(crate) fn lapped<M: RingMem>(m: &M, p: u64) -> bool {
+    fence(Ordering::Acquire);
+    beyond_a_ring(m, p, m.claim().load(Ordering::Relaxed))
+}
+
+/// Whether head `h` is more than a ring past `p` (and not behind it).
+#[inline]
+fn beyond_a_ring<M: RingMem>(m: &M, p: u64, h: u64) -> bool {
+    let d = h.wrapping_sub(p);
+    d > m.geometry().capacity && d < (1 << 63)
+}
+
+/// Whether a lossy subscriber at `p` is already lapped (a cheap first look
+/// before reading, Acquire).
+#[inline]
+pub(crate) fn behind<M: RingMem>(m: &M, p: u64) -> bool {
+    beyond_a_ring(m, p, m.claim().load(Ordering::Acquire))
+}
+
+/// Where a lapped lossy subscriber goes on: the oldest record it can still
+/// read, looked for from a ring behind the head up (the channel's first
+/// record while less than a ring was written). A candidate is a committed,
+/// valid record header (`record_end`) that was not lapped by the time it
+/// was checked; publishers keep writing meanwhile, so a candidate overtaken
+/// moves the search up to a ring behind the new head. At most two rings'
+/// worth of steps; then the head itself (a record boundary: the next
+/// claim's start).
+pub(crate) fn resync<M: RingMem>(m: &M) -> u64 {
+    let g = *m.geometry();
+    let mut h = m.claim().load(Ordering::Acquire);
+    let floor = |h: u64| {
+        if h.wrapping_sub(g.initial_position) <= g.capacity {
+            g.initial_position
+        } else {
+            h.wrapping_sub(g.capacity)
+        }
+    };
+    let mut o = floor(h);
+    for _ in 0..2 * (g.capacity / 16) {
+        if o == h || h.wrapping_sub(o) >= 1 << 63 {
+            break;
+        }
+        if record_end(m, o).is_some() {
+            if !lapped(m, o) {
+                return o;
+            }
+            // Overtaken while looked at: a ring behind the new head.
+            h = m.claim().load(Ordering::Acquire);
+            let f = floor(h);
+            if f.wrapping_sub(o) < 1 << 63 && f != o {
+                o = f;
+                continue;
+            }
+        }
+        o = o.wrapping_add(16);
+    }
+    m.claim().load(Ordering::Acquire)
+}
+
+/// Messages committed since the channel was created, by the publishers'
+/// counters: the retired totals plus each joined publisher's count (a
+/// publisher stores its count after each commit; Relaxed, informational).
+pub(crate) fn committed_messages<M: RingMem>(m: &M) -> u64 {
+    let g = m.geometry();
+    let mut n = m.join().retired_messages.load(Ordering::Relaxed);
+    for i in 0..g.max_publishers {
+        let s = m.pub_slot(i);
+        if s.state.load(Ordering::Acquire) != SLOT_FREE {
+            n = n.wrapping_add(s.messages.load(Ordering::Relaxed));
+        }
+    }
+    n
+}
+
+/// Messages (plain records) from `from` up to the first record not yet
+/// committed or `to`, whichever comes first, for a lossy subscriber's loss
+/// count; `None` if the walk was lapped (its count cannot be trusted).
+pub(crate) fn count_messages<M: RingMem>(m: &M, from: u64, to: u64) -> Option<u64> {
+    let g = *m.geometry();
+    let mut q = from;
+    let mut n = 0;
+    while q != to && to.wrapping_sub(q) <= g.capacity {
+        let Some(next) = record_end(m, q) else { break };
+        let flags = (m.meta(q & g.mask).load(Ordering::Relaxed) >> 32) as u32;
+        if flags & (FLAG_PAD | FLAG_DISCARD) == 0 {
+            n += 1;
+        }
+        q = next;
+    }
+    (!lapped(m, from)).then_some(n)
 }
 
 /// Makes each gap `[a, b)` (dead claims, see [`find_oldest`]) discarded
@@ -955,6 +1060,7 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(
     i: u32,
     pid: u32,
     start: Start,
+    lossy: bool,
 ) -> Option<Result<SubState, JoinError>> {
     let slot = m.sub_slot(i);
     for attempt in 0..JOIN_ATTEMPTS {
@@ -1027,6 +1133,13 @@ pub(crate) fn take_subscriber_slot<M: RingMem>(
             // Release: pairs with the publishers' Acquire scan; they may
             // go on up to `pos + capacity`.
             slot.position.store(pos, Ordering::Release);
+        }
+        if lossy {
+            // From now on publishers pass it by (their scan counts ACTIVE
+            // slots only). It reads only what it validates (`lapped`).
+            slot.state.store(SLOT_LOSSY, Ordering::Release);
+        }
+        if scan || lossy {
             m.space_event()
                 .notify_waiters(m.futex(), m.geometry().barrier);
         }
@@ -1293,12 +1406,14 @@ fn advance_out_of_line<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     advance(m, st, next);
 }
 
-/// Waits for a message until `deadline`; false on time-out.
+/// Waits for a message until `deadline`; false on time-out. A `lossy`
+/// subscriber also wakes when publishers have lapped it.
 pub(crate) fn wait_for_data<M: RingMem>(
     m: &M,
     st: &mut SubState,
     spin: u32,
     deadline: Option<Instant>,
+    lossy: bool,
 ) -> Result<bool, Corrupt> {
     let mut err = None;
     let ok = m.data_event().wait_until(
@@ -1307,12 +1422,19 @@ pub(crate) fn wait_for_data<M: RingMem>(
         spin,
         deadline,
         RECHECK,
-        || match peek(m, st) {
-            Ok(Some(_)) => true,
-            Ok(None) => false,
-            Err(e) => {
-                err = Some(e);
-                true
+        || {
+            // A lapped lossy subscriber finds nothing at its position (the
+            // bytes there belong to a later lap): wake it to say so.
+            if lossy && behind(m, st.pos) {
+                return true;
+            }
+            match peek(m, st) {
+                Ok(Some(_)) => true,
+                Ok(None) => false,
+                Err(e) => {
+                    err = Some(e);
+                    true
+                }
             }
         },
     );

@@ -81,7 +81,9 @@ mod api {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub struct Latest {
-        seg: RawSegment,
+        /// Shared with the async reactor while a `wait_async` is pending
+        /// (so the mapping outlives its registration).
+        seg: std::sync::Arc<RawSegment>,
         geo: Geometry,
         writer: Option<Writer>,
         seen: u64,
@@ -299,7 +301,7 @@ mod api {
                 );
             })?;
             Ok(Latest {
-                seg,
+                seg: std::sync::Arc::new(seg),
                 geo,
                 writer: None,
                 seen: 0,
@@ -389,7 +391,7 @@ mod api {
             )
             .map_err(corrupt)?;
             Ok(Latest {
-                seg,
+                seg: std::sync::Arc::new(seg),
                 geo,
                 writer: None,
                 seen: 0,
@@ -657,6 +659,17 @@ mod api {
             self.wait_deadline(Some(Instant::now() + timeout))
         }
 
+        /// Hooks of the async layer (`crate::asynk`): whether a newer
+        /// value than the one last read is there, and the slot's event.
+        #[cfg(feature = "async")]
+        pub(crate) fn async_source(&self) -> (bool, LatestEvent) {
+            let ev = LatestEvent {
+                seg: self.seg.clone(),
+                geo: self.geo,
+            };
+            (self.has_changed(), ev)
+        }
+
         fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
             let seen = self.seen;
             let view = self.view();
@@ -726,6 +739,21 @@ mod api {
                 writes: view.next_version.load(Ordering::Relaxed),
                 writers,
             }
+        }
+    }
+
+    /// A slot's "value changed" event, for the async reactor (holds the
+    /// mapping).
+    #[cfg(feature = "async")]
+    pub(crate) struct LatestEvent {
+        seg: std::sync::Arc<RawSegment>,
+        geo: Geometry,
+    }
+
+    #[cfg(feature = "async")]
+    impl crate::asynk::reactor::WaitSource for LatestEvent {
+        fn event(&self) -> &crate::sync::event_word::EventWord {
+            view_of(&self.seg, self.geo).event
         }
     }
 

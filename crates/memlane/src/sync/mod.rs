@@ -5,6 +5,9 @@
 //! against this module can be model-checked without shared memory.
 
 pub(crate) mod event_word;
+// The async layer's split of the waiter's protocol, model-checked.
+#[cfg(all(test, loom))]
+mod loom_async;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};

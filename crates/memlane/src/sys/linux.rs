@@ -347,6 +347,60 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, _old: u32, _waiters: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
+/// How many words one [`futex_wait_any`] call can sleep on (the kernel's
+/// `FUTEX_WAITV_MAX`).
+#[cfg(feature = "async")]
+pub(crate) const WAIT_ANY_MAX: usize = 128;
+
+/// Sleeps until any of `words` no longer holds its expected value (or is
+/// woken), for at most `timeout`: `futex_waitv` (Linux 5.16+), shared
+/// futexes of 32 bits (no `FUTEX2_PRIVATE`, so that wake-ups from other
+/// processes reach it). May return early for any reason: callers
+/// re-check. Returns false if the kernel lacks `futex_waitv` (`ENOSYS`)
+/// or a seccomp filter forbids it (`EPERM`): then nothing was waited for.
+#[cfg(feature = "async")]
+#[doc(alias = "futex_waitv")]
+pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> bool {
+    use rustix::thread::futex::{self, WaitFlags, WaitPtr, WaitvFlags};
+    use rustix::time::{clock_gettime, ClockId, Timespec};
+    debug_assert!(words.len() <= WAIT_ANY_MAX);
+    let waiters: Vec<futex::Wait> = words
+        .iter()
+        .take(WAIT_ANY_MAX)
+        .map(|(w, v)| {
+            let mut wait = futex::Wait::new();
+            wait.val = u64::from(*v);
+            // The kernel only reads the word (and compares it).
+            wait.uaddr = WaitPtr::new(w.as_ptr().cast());
+            wait.flags = WaitFlags::SIZE_U32;
+            wait
+        })
+        .collect();
+    // The time-out is absolute, on CLOCK_MONOTONIC.
+    let deadline = timeout.map(|d| {
+        let now = clock_gettime(ClockId::Monotonic);
+        let d = d.min(Duration::from_secs(86_400 * 365));
+        let mut tv_sec = now.tv_sec + d.as_secs() as i64;
+        let mut tv_nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+        if tv_nsec >= 1_000_000_000 {
+            tv_sec += 1;
+            tv_nsec -= 1_000_000_000;
+        }
+        Timespec { tv_sec, tv_nsec }
+    });
+    // Woken (the index of a word), EAGAIN (a word had changed), EINTR,
+    // ETIMEDOUT, EINVAL (an empty list: the probe): all "re-check".
+    match futex::waitv(
+        &waiters,
+        WaitvFlags::empty(),
+        deadline.as_ref(),
+        ClockId::Monotonic,
+    ) {
+        Err(e) => e != rustix::io::Errno::NOSYS && e != rustix::io::Errno::PERM,
+        Ok(_) => true,
+    }
+}
+
 /// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
 /// (once; later calls return the first answer): whether it is
 /// registered. Only then may its threads order a wait/notify or join pair

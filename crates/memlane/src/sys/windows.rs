@@ -736,6 +736,55 @@ pub(crate) fn futex_wake_all(word: &AtomicU32, old: u32, waiters: u32) {
     unsafe { CloseHandle(sem) };
 }
 
+/// How many words one [`futex_wait_any`] call can sleep on
+/// (`MAXIMUM_WAIT_OBJECTS`).
+#[cfg(feature = "async")]
+pub(crate) const WAIT_ANY_MAX: usize = 64;
+
+/// Sleeps until any of `words` no longer holds its expected value (or is
+/// woken), for at most `timeout`; may return early for any reason, so
+/// callers re-check. As [`futex_wait`] for each word (its semaphore is
+/// created before the word is re-checked), then one
+/// `WaitForMultipleObjects` over all the semaphores. Always supported:
+/// returns true.
+#[cfg(feature = "async")]
+pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> bool {
+    use std::sync::atomic::{fence, Ordering};
+    use windows_sys::Win32::System::Threading::WaitForMultipleObjects;
+    let mut sems: Vec<HANDLE> = Vec::with_capacity(words.len());
+    for (word, expected) in words.iter().take(WAIT_ANY_MAX) {
+        let sem = with_semaphore_name(word, *expected, |name| {
+            // SAFETY: `name` is a NUL-terminated UTF-16 string that
+            // outlives the call; a null security-attributes pointer asks
+            // for the default.
+            unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name) }
+        });
+        if !sem.is_null() {
+            sems.push(sem);
+        }
+    }
+    fence(Ordering::SeqCst);
+    let changed = words
+        .iter()
+        .any(|(w, expected)| w.load(Ordering::SeqCst) != *expected);
+    if sems.len() < words.len().min(WAIT_ANY_MAX) {
+        // A semaphore could not be made: sleep briefly instead.
+        std::thread::sleep(Duration::from_millis(1));
+    } else if !changed && !sems.is_empty() {
+        let ms = timeout.map_or(INFINITE, |d| {
+            u32::try_from(d.as_millis().max(1)).unwrap_or(INFINITE - 1)
+        });
+        // SAFETY: `sems` holds `sems.len()` (1..=64) valid semaphore
+        // handles owned here.
+        unsafe { WaitForMultipleObjects(sems.len() as u32, sems.as_ptr(), 0, ms) };
+    }
+    for sem in sems {
+        // SAFETY: a valid handle owned here, closed exactly once.
+        unsafe { CloseHandle(sem) };
+    }
+    true
+}
+
 /// Ends this process at once, as `kill -9` would (crash-injection tests).
 #[cfg(feature = "fault-injection")]
 pub(crate) fn kill_self() -> ! {

@@ -1466,3 +1466,77 @@ fn a_subscriber_from_the_oldest_of_an_empty_channel_gets_what_comes() {
     c.publisher().unwrap().send(&numbered(0)).unwrap();
     assert_eq!(drain_numbered(&mut old), vec![0]);
 }
+
+/// A lossy subscriber never holds publishers back, a lossless one of the
+/// same channel still does; the lossy one reports exactly what it lost
+/// (the publisher is idle while it catches up), then goes on with whole
+/// messages, in order, from the oldest still in the ring.
+#[test]
+fn lossy_and_lossless_subscribers_share_a_channel() {
+    let d = TestDir::new("ch-lossy");
+    let c = channel(&d, "lossy", 4096, 100);
+    let mut lossy = c.lossy_subscriber().unwrap();
+    assert!(lossy.copies_messages());
+    let mut p = c.publisher().unwrap();
+    for i in 0..3000 {
+        p.try_send(&numbered(i))
+            .expect("a lossy subscriber never makes the ring full");
+    }
+    let lost = match lossy.try_recv() {
+        Err(TryRecvError::Lagged(lag)) => {
+            assert!(lag.bytes() > 0);
+            lag.messages()
+        }
+        other => panic!("expected Lagged, got {other:?}"),
+    };
+    let got = drain_numbered(&mut lossy);
+    assert_eq!(
+        u64::from(got[0]),
+        lost,
+        "lost exactly the messages before the first kept"
+    );
+    assert_eq!(*got.last().unwrap(), 2999);
+    assert!(got.len() > 10, "about a ring's worth kept: {}", got.len());
+
+    // A lossless subscriber holds publishers back as before.
+    let mut lossless = c.subscriber().unwrap();
+    let mut sent = 3000;
+    while p.try_send(&numbered(sent)).is_ok() {
+        sent += 1;
+        assert!(sent < 3200, "a lossless subscriber must fill the ring");
+    }
+    assert!(matches!(
+        p.try_send(&numbered(sent)),
+        Err(TrySendError::Full)
+    ));
+    assert_eq!(
+        drain_numbered(&mut lossless),
+        (3000..sent).collect::<Vec<_>>()
+    );
+    // The lossy one was not lapped by that: it reads the same, no loss.
+    assert_eq!(drain_numbered(&mut lossy), (3000..sent).collect::<Vec<_>>());
+
+    // Lapped again while iterating: the iterator says so and goes on.
+    for i in sent..sent + 500 {
+        p.send(&numbered(i)).unwrap();
+        let _ = lossless.try_recv().unwrap();
+    }
+    let mut lags = 0;
+    let mut last = None;
+    let mut it = lossy.try_iter();
+    while let Some(m) = it.next() {
+        match m {
+            Ok(m) => last = Some(u32::from_le_bytes(m[..4].try_into().unwrap())),
+            Err(TryRecvError::Lagged(_)) => lags += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((lags, last), (1, Some(sent + 499)));
+    let info = c.info();
+    let s = info
+        .subscribers
+        .iter()
+        .find(|s| s.lossy)
+        .expect("the lossy one");
+    assert!(s.lost_messages > lost && s.lost_bytes > 0, "{s:?}");
+}

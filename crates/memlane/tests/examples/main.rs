@@ -1,6 +1,7 @@
 //! Runs the example programs as real processes: the classic server/client
-//! pair (`examples/server.rs`, `examples/client.rs`) and the channel pair
-//! (`examples/subscriber.rs`, `examples/publisher.rs`).
+//! pair (`examples/server.rs`, `examples/client.rs`), the channel pair
+//! (`examples/subscriber.rs`, `examples/publisher.rs`) and the typed pair
+//! (`examples/typed.rs`, `sub` and `pub`).
 //!
 //! The examples are built on first use with the `cargo` that runs these
 //! tests (a no-op when they are up to date), and found through cargo's
@@ -133,8 +134,17 @@ fn build_examples() -> Vec<(String, PathBuf)> {
         "-p",
         "memlane",
         "--message-format=json-render-diagnostics",
+        "--features",
+        "async",
     ]);
-    for name in ["server", "client", "publisher", "subscriber"] {
+    for name in [
+        "server",
+        "client",
+        "publisher",
+        "subscriber",
+        "typed",
+        "async_subscriber",
+    ] {
         cmd.args(["--example", name]);
     }
     if cfg!(not(debug_assertions)) {
@@ -437,5 +447,108 @@ fn subscriber_prints_what_the_publisher_sends() {
         .read_to_string(&mut printed)
         .expect("read stdout");
     assert_eq!(printed, "one\ntwo\\ttab\nthree\n");
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn typed_subscriber_prints_what_the_typed_publisher_sends() {
+    let dir = TempDir::new("typed");
+    let mut sub = Command::new(example("typed"))
+        .args(["sub", "imu", "4", "--timeout", "20"])
+        .env("MEMLANE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the typed subscriber");
+    let out = sub.stdout.take().expect("stdout");
+    let err = sub.stderr.take().expect("stderr");
+    let mut sub = KillOnDrop(sub);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let joined = rx
+        .recv_timeout(WATCHDOG)
+        .expect("the subscriber's first line");
+    assert!(
+        joined.starts_with("typed: subscribed to 'imu' (`example::Imu` (plain, 32 bytes"),
+        "{joined}"
+    );
+    let publ = run_example("typed", dir.path(), &["pub", "imu", "4"]);
+    assert!(
+        publ.status.success(),
+        "typed publisher failed: {}",
+        stderr(&publ)
+    );
+    let status = sub.wait_with_watchdog("the typed subscriber");
+    assert!(status.success(), "the typed subscriber failed: {status}");
+    let mut printed = String::new();
+    BufReader::new(out)
+        .read_to_string(&mut printed)
+        .expect("read stdout");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert_eq!(lines[0], "seq 0 t 0 ns accel [0.0, 0.0, 9.81] gyro_z 0");
+    assert_eq!(
+        lines[3],
+        "seq 3 t 3000000 ns accel [0.0, 0.0, 9.81] gyro_z 1.5"
+    );
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn typed_publisher_refuses_an_untyped_channel() {
+    let dir = TempDir::new("typed-wrong");
+    let ch = memlane::Channel::builder("raw")
+        .dir(dir.path())
+        .create()
+        .unwrap();
+    let publ = run_example("typed", dir.path(), &["pub", "raw", "1"]);
+    assert!(!publ.status.success());
+    let err = stderr(&publ);
+    assert!(
+        err.contains("created untyped") && err.contains("example::Imu"),
+        "{err}"
+    );
+    drop(ch);
+}
+
+#[test]
+fn async_subscriber_prints_what_the_publisher_sends() {
+    let dir = TempDir::new("achat");
+    let mut sub = Command::new(example("async_subscriber"))
+        .args(["achat", "2"])
+        .env("MEMLANE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the async_subscriber example");
+    let out = sub.stdout.take().expect("stdout");
+    let err = sub.stderr.take().expect("stderr");
+    let mut sub = KillOnDrop(sub);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let joined = rx.recv_timeout(WATCHDOG).expect("its first line");
+    assert!(
+        joined.starts_with("async_subscriber: joined channel 'achat'"),
+        "{joined}"
+    );
+    let publ = run_example("publisher", dir.path(), &["achat", "one", "two"]);
+    assert!(publ.status.success(), "publisher failed: {}", stderr(&publ));
+    let status = sub.wait_with_watchdog("the async subscriber");
+    assert!(status.success(), "the async subscriber failed: {status}");
+    let mut printed = String::new();
+    BufReader::new(out)
+        .read_to_string(&mut printed)
+        .expect("read stdout");
+    assert_eq!(printed, "one\ntwo\n");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }

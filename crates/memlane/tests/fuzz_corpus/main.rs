@@ -217,3 +217,28 @@ fn latest_slot_corpus() {
         fuzzing::latest_slot(&seed[..n]);
     }
 }
+
+#[test]
+fn type_record_corpus() {
+    let seed = fuzzing::type_record_seed();
+    assert_eq!(fuzzing::type_record(&seed), 1);
+    run(
+        "type_record",
+        0x5eed_0006,
+        20_000,
+        1200,
+        &seed,
+        fuzzing::type_record,
+    );
+    for n in 0..=seed.len() {
+        fuzzing::type_record(&seed[..n]);
+    }
+    // Each 4-byte field of the header set to each boundary value.
+    for field in (0..64).step_by(4) {
+        for w in [0u32, 1, 2, 3, 8, 16, 1024, 1025, u32::MAX] {
+            let mut b = seed.clone();
+            b[field..field + 4].copy_from_slice(&w.to_ne_bytes());
+            fuzzing::type_record(&b);
+        }
+    }
+}

@@ -87,6 +87,51 @@ fn child_entry() {
             }
             println!("RESULT sent={count}");
         }
+        // A lossy subscriber: receives until message `count - 1` of
+        // publisher 0 arrives, checking each message whole and each lap's
+        // loss count against the numbers it skipped.
+        "lossy_subscriber" => {
+            let c = Channel::open_options(&name).dir(&dir).open().unwrap();
+            let mut sub = c.lossy_subscriber().unwrap();
+            let count: u32 = var("MEMLANE_TEST_COUNT").parse().unwrap();
+            let max: u64 = var("MEMLANE_TEST_MAX").parse().unwrap();
+            println!("READY");
+            let (mut received, mut lost, mut lags) = (0u64, 0u64, 0u64);
+            let mut next: u32 = 0;
+            let mut pending_lost: Option<u64> = None;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                assert!(Instant::now() < deadline, "lossy subscriber timed out");
+                match sub.recv_timeout(Duration::from_millis(100)) {
+                    Ok(m) => {
+                        let (id, seq) = check_message(&m, max);
+                        assert_eq!(id, 0);
+                        if let Some(l) = pending_lost.take() {
+                            assert_eq!(
+                                u64::from(seq - next),
+                                l,
+                                "lost {l}, but went from {next} to {seq}"
+                            );
+                        } else {
+                            assert_eq!(seq, next, "a message skipped without a Lagged");
+                        }
+                        received += 1;
+                        next = seq + 1;
+                        if seq + 1 == count {
+                            break;
+                        }
+                    }
+                    Err(memlane::RecvTimeoutError::Lagged(lag)) => {
+                        lags += 1;
+                        lost += lag.messages();
+                        pending_lost = Some(pending_lost.unwrap_or(0) + lag.messages());
+                    }
+                    Err(memlane::RecvTimeoutError::Timeout) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            println!("RESULT received={received} lost={lost} lags={lags}");
+        }
         "create_channel" => {
             let _c = Channel::builder(&name)
                 .capacity(4096)
@@ -1654,5 +1699,122 @@ fn a_file_backed_channel_replays_after_every_process_is_gone() {
         "replayed {} of publisher 1 ({}..=299) and 400 of publisher 2; {room} bytes of room",
         ones.len(),
         ones.first().map_or(0, |&(_, s)| s)
+    );
+}
+
+/// Parses `key=value` fields of a child's RESULT line.
+#[cfg(unix)]
+fn result_field(out: &str, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("no RESULT line in {out}"));
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        .parse()
+        .unwrap()
+}
+
+/// A lossy subscriber stopped with SIGSTOP never blocks a publisher (every
+/// `try_send` succeeds while it is stopped, many rings over); after
+/// SIGCONT it reports exactly how many messages it lost (the numbers it
+/// skipped) and receives the rest whole and in order.
+#[cfg(unix)]
+#[test]
+fn a_stopped_lossy_subscriber_never_blocks_and_counts_its_loss_exactly() {
+    const MAX: u64 = 100;
+    const COUNT: u32 = 4000;
+    let d = TestDir::new("rel-lossy-stop");
+    let c = message_channel(&d, "lstop", 8192);
+    let extra = [
+        ("MEMLANE_TEST_COUNT", COUNT.to_string()),
+        ("MEMLANE_TEST_MAX", MAX.to_string()),
+    ];
+    let mut child = spawn_role(ENTRY, "lossy_subscriber", &vars(&d, "lstop", &extra));
+    wait_ready(&mut child);
+    let mut p = c.publisher().unwrap();
+    let mut buf = Vec::new();
+    for seq in 0..10 {
+        make_message(0, seq, MAX, &mut buf);
+        p.send(&buf).unwrap();
+    }
+    common::wait_for(Duration::from_secs(30), "the first messages read", || {
+        c.info()
+            .subscribers
+            .iter()
+            .any(|s| s.lossy && s.messages >= 10)
+    });
+    common::signal(child.id(), "-STOP");
+    for seq in 10..COUNT {
+        make_message(0, seq, MAX, &mut buf);
+        p.try_send(&buf)
+            .expect("a stopped lossy subscriber never makes the ring full");
+    }
+    common::signal(child.id(), "-CONT");
+    let out = expect_success(&child.wait(Duration::from_secs(120)), "lossy subscriber");
+    let (received, lost, lags) = (
+        result_field(&out, "received"),
+        result_field(&out, "lost"),
+        result_field(&out, "lags"),
+    );
+    assert!(lags >= 1, "{out}");
+    assert_eq!(received + lost, u64::from(COUNT), "{out}");
+    let s = c.info().subscribers.len();
+    assert_eq!(s, 0, "the child left");
+}
+
+/// Two publisher processes write checksummed messages of random lengths as
+/// fast as they can into a small ring; a lossy subscriber reads for a few
+/// seconds, lapped over and over, often in the middle of a copy: every
+/// message it returns is whole (its checksum holds), each publisher's
+/// messages come in order, and laps are reported.
+#[test]
+fn a_lossy_subscriber_never_returns_a_torn_message() {
+    const MAX: u64 = 200;
+    let d = TestDir::new("rel-lossy-stress");
+    let c = message_channel(&d, "lstress", 4096);
+    let mut sub = c.lossy_subscriber().unwrap();
+    let pubs: Vec<_> = (1..=2u32)
+        .map(|id| {
+            let extra = [
+                ("MEMLANE_TEST_ID", id.to_string()),
+                ("MEMLANE_TEST_COUNT", "2000000".to_string()),
+                ("MEMLANE_TEST_MAX", MAX.to_string()),
+            ];
+            spawn_role(ENTRY, "publisher", &vars(&d, "lstress", &extra))
+        })
+        .collect();
+    let (mut received, mut lags) = (0u64, 0u64);
+    let mut last = [None::<u32>; 3];
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        match sub.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => {
+                let (id, seq) = check_message(&m, MAX);
+                let l = &mut last[id as usize];
+                assert!(
+                    l.is_none_or(|l| seq > l),
+                    "publisher {id}: {seq} after {l:?}"
+                );
+                *l = Some(seq);
+                received += 1;
+                // Now and then slow down, to be lapped mid-copy.
+                if received % 97 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            Err(memlane::RecvTimeoutError::Lagged(_)) => lags += 1,
+            Err(memlane::RecvTimeoutError::Timeout) => {}
+            // Both publishers sent everything and left.
+            Err(memlane::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    drop(pubs);
+    println!("lossy stress: {received} whole messages, {lags} laps");
+    assert!(
+        received > 100 && lags > 0,
+        "{received} messages, {lags} laps"
     );
 }

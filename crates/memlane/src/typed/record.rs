@@ -1,0 +1,414 @@
+//! The type record a typed channel carries: what its messages are.
+//!
+//! Written once by the creator between the subscriber slots and the ring
+//! (`Config::type_len` bytes, see `channel/layout.rs`), copied out and
+//! validated by every typed opener and by `memlane info`. Byte offsets,
+//! native-endian integers (mirrored in `docs/ARCHITECTURE.md`):
+//!
+//! ```text
+//! offset  size       field
+//!      0     4       magic        0x45505954 ("TYPE")
+//!      4     2       version      1
+//!      6     2       encoding     1 = plain (the bytes of the value), 2 = postcard (serde)
+//!      8     8       size         bytes of one value (plain); size_of the Rust type (postcard, informational)
+//!     16     4       align        alignment of the type
+//!     20     4       name_len     1..=MAX_NAME bytes of UTF-8
+//!     24     8       fingerprint  FNV-1a 64 of name, size, align, encoding and the type's layout hash
+//!     32     4       schema_len   0 (reserved for a schema description)
+//!     36    28       reserved     0
+//!     64  name_len   name
+//! ```
+//!
+//! The record is padded with zeros to a multiple of 16.
+
+use std::fmt;
+
+/// Bytes of the record before the name.
+pub(crate) const FIXED: usize = 64;
+/// Longest recorded type name, in bytes (longer names are cut at a
+/// character boundary; the fingerprint covers the whole name).
+pub const MAX_NAME: usize = 1024;
+const MAGIC: u32 = 0x4550_5954;
+const VERSION: u16 = 1;
+
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = 4;
+const ENCODING_AT: usize = 6;
+const SIZE_AT: usize = 8;
+const ALIGN_AT: usize = 16;
+const NAME_LEN_AT: usize = 20;
+const FINGERPRINT_AT: usize = 24;
+const SCHEMA_LEN_AT: usize = 32;
+const _: () = {
+    assert!(ENCODING_AT == VERSION_AT + 2 && SIZE_AT == ENCODING_AT + 2);
+    assert!(ALIGN_AT == SIZE_AT + 8 && NAME_LEN_AT == ALIGN_AT + 4);
+    assert!(FINGERPRINT_AT == NAME_LEN_AT + 4 && SCHEMA_LEN_AT == FINGERPRINT_AT + 8);
+    // 28 reserved bytes, then the name.
+    assert!(FIXED == SCHEMA_LEN_AT + 4 + 28 && FIXED % 16 == 0);
+};
+
+/// How a typed channel's messages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// The bytes of the value itself, read in place (a
+    /// [`TypedChannel`](crate::TypedChannel)); a message is one value or a
+    /// slice of them.
+    Plain,
+    /// The value encoded with postcard (a `SerdeChannel`, cargo feature
+    /// `serde`).
+    Postcard,
+}
+
+impl Encoding {
+    fn code(self) -> u16 {
+        match self {
+            Encoding::Plain => 1,
+            Encoding::Postcard => 2,
+        }
+    }
+    fn from_code(code: u16) -> Option<Encoding> {
+        match code {
+            1 => Some(Encoding::Plain),
+            2 => Some(Encoding::Postcard),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::Plain => "plain",
+            Encoding::Postcard => "postcard",
+        })
+    }
+}
+
+/// What a typed channel carries: recorded when it is created typed
+/// ([`ChannelBuilder::message_type`](crate::ChannelBuilder::message_type)),
+/// read back with [`Channel::message_type`](crate::Channel::message_type).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("memlane-doc-rec-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// use memlane::{Channel, Encoding};
+/// let ch = Channel::builder("doc-rec").dir(&dir).message_type::<u64>().create()?;
+/// let rec = ch.message_type()?.expect("created typed");
+/// assert_eq!((rec.name(), rec.size(), rec.align(), rec.encoding()), ("u64", 8, 8, Encoding::Plain));
+/// # drop(ch);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TypeRecord {
+    name: String,
+    encoding: Encoding,
+    size: u64,
+    align: u32,
+    fingerprint: u64,
+}
+
+impl TypeRecord {
+    /// A record; `name` is cut to [`MAX_NAME`] bytes (the fingerprint is
+    /// computed here, over the whole name and `layout_hash`).
+    pub(crate) fn new(
+        name: &str,
+        encoding: Encoding,
+        size: u64,
+        align: u32,
+        layout_hash: u64,
+    ) -> TypeRecord {
+        let mut h = Fnv::new();
+        h.bytes(name.as_bytes());
+        h.bytes(&size.to_le_bytes());
+        h.bytes(&align.to_le_bytes());
+        h.bytes(&encoding.code().to_le_bytes());
+        h.bytes(&layout_hash.to_le_bytes());
+        let mut cut = name.len().min(MAX_NAME);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        TypeRecord {
+            name: name[..cut].to_string(),
+            encoding,
+            size,
+            align,
+            fingerprint: h.finish(),
+        }
+    }
+
+    /// The type's name (by default `std::any::type_name`; see
+    /// [`MessageType::type_name`](crate::MessageType::type_name)).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// How messages are encoded.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+    /// Bytes of one value (for [`Encoding::Plain`], each message is a
+    /// whole number of them).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Alignment of the type, in bytes.
+    pub fn align(&self) -> u32 {
+        self.align
+    }
+    /// The layout fingerprint: a 64-bit FNV-1a hash of the name, size,
+    /// alignment, encoding and the type's
+    /// [`layout_hash`](crate::MessageType::layout_hash).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The bytes stored in the channel, padded to a multiple of 16.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; FIXED + self.name.len()];
+        let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
+        put(MAGIC_AT, &MAGIC.to_ne_bytes());
+        put(VERSION_AT, &VERSION.to_ne_bytes());
+        put(ENCODING_AT, &self.encoding.code().to_ne_bytes());
+        put(SIZE_AT, &self.size.to_ne_bytes());
+        put(ALIGN_AT, &self.align.to_ne_bytes());
+        put(NAME_LEN_AT, &(self.name.len() as u32).to_ne_bytes());
+        put(FINGERPRINT_AT, &self.fingerprint.to_ne_bytes());
+        put(SCHEMA_LEN_AT, &0u32.to_ne_bytes());
+        b[FIXED..].copy_from_slice(self.name.as_bytes());
+        b.resize(b.len().next_multiple_of(16), 0);
+        b
+    }
+
+    /// Validates a copy of a channel's type record bytes: `Ok(None)` for
+    /// an untyped channel (no bytes), `Err(reason)` for bytes that are
+    /// not a record this version reads. Never panics, whatever the bytes.
+    pub(crate) fn decode(b: &[u8]) -> Result<Option<TypeRecord>, String> {
+        if b.is_empty() {
+            return Ok(None);
+        }
+        let u16_at = |at: usize| b.get(at..at + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]));
+        let u32_at = |at: usize| {
+            b.get(at..at + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u64_at = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
+        if b.len() < FIXED {
+            return Err(format!(
+                "the type record is {} bytes, less than its {FIXED}-byte header",
+                b.len()
+            ));
+        }
+        if u32_at(MAGIC_AT) != Some(MAGIC) {
+            return Err("the type record has the wrong magic".into());
+        }
+        match u16_at(VERSION_AT) {
+            Some(VERSION) => {}
+            v => {
+                return Err(format!(
+                    "type record version {} (this memlane reads {VERSION})",
+                    v.unwrap_or(0)
+                ))
+            }
+        }
+        let code = u16_at(ENCODING_AT).unwrap_or(0);
+        let encoding =
+            Encoding::from_code(code).ok_or_else(|| format!("unknown message encoding {code}"))?;
+        let size = u64_at(SIZE_AT).unwrap_or(0);
+        let align = u32_at(ALIGN_AT).unwrap_or(0);
+        if !align.is_power_of_two() {
+            return Err(format!("alignment {align} is not a power of two"));
+        }
+        if encoding == Encoding::Plain && (size == 0 || size % u64::from(align) != 0) {
+            return Err(format!(
+                "a plain type of {size} bytes with alignment {align} is impossible"
+            ));
+        }
+        let name_len = u32_at(NAME_LEN_AT).unwrap_or(0) as usize;
+        if name_len == 0 || name_len > MAX_NAME {
+            return Err(format!("type name length {name_len} (1 to {MAX_NAME})"));
+        }
+        let schema_len = u32_at(SCHEMA_LEN_AT).unwrap_or(0) as usize;
+        let name = b
+            .get(FIXED..FIXED + name_len)
+            .ok_or_else(|| format!("a {name_len}-byte type name does not fit the record"))?;
+        if b.len() - FIXED - name_len < schema_len {
+            return Err(format!(
+                "a {schema_len}-byte schema does not fit the record"
+            ));
+        }
+        let name = std::str::from_utf8(name)
+            .map_err(|_| "the type name is not UTF-8".to_string())?
+            .to_string();
+        Ok(Some(TypeRecord {
+            name,
+            encoding,
+            size,
+            align,
+            fingerprint: u64_at(FINGERPRINT_AT).unwrap_or(0),
+        }))
+    }
+}
+
+impl fmt::Display for TypeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` ({}", self.name, self.encoding)?;
+        if self.encoding == Encoding::Plain {
+            write!(f, ", {} bytes", self.size)?;
+        }
+        write!(
+            f,
+            ", align {}, fingerprint {:#018x})",
+            self.align, self.fingerprint
+        )
+    }
+}
+
+/// FNV-1a, 64 bits: a small, well-known, non-cryptographic hash. The
+/// fingerprint detects mistakes (two programs disagreeing on a type), not
+/// attacks: a process that can write the channel can write any record.
+struct Fnv(u64);
+
+impl Fnv {
+    const fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0 = fnv_fold(self.0, b);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+const fn fnv_fold(mut h: u64, b: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+/// A 64-bit FNV-1a hash of `bytes`, usable in `const` context: a
+/// convenient [`MessageType::layout_hash`](crate::MessageType::layout_hash)
+/// of a description of the type's fields.
+///
+/// # Examples
+///
+/// ```
+/// const H: u64 = memlane::layout_hash(b"t: u64, accel: [f32; 3]");
+/// assert_ne!(H, memlane::layout_hash(b"accel: [f32; 3], t: u64"));
+/// ```
+pub const fn layout_hash(bytes: &[u8]) -> u64 {
+    fnv_fold(Fnv::new().0, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_empty() {
+        let r = TypeRecord::new("app::Imu", Encoding::Plain, 24, 8, 7);
+        let b = r.encode();
+        assert_eq!(b.len() % 16, 0);
+        assert_eq!(TypeRecord::decode(&b), Ok(Some(r.clone())));
+        assert_eq!(TypeRecord::decode(&[]), Ok(None));
+        // The fingerprint covers each part.
+        for other in [
+            TypeRecord::new("app::Imv", Encoding::Plain, 24, 8, 7),
+            TypeRecord::new("app::Imu", Encoding::Postcard, 24, 8, 7),
+            TypeRecord::new("app::Imu", Encoding::Plain, 32, 8, 7),
+            TypeRecord::new("app::Imu", Encoding::Plain, 24, 4, 7),
+            TypeRecord::new("app::Imu", Encoding::Plain, 24, 8, 8),
+        ] {
+            assert_ne!(other.fingerprint(), r.fingerprint());
+        }
+    }
+
+    /// The encoding against the format written out with literal offsets
+    /// (`docs/ARCHITECTURE.md`).
+    #[test]
+    fn encoding_matches_literal_offsets() {
+        let r = TypeRecord::new("ab", Encoding::Postcard, 0x0102_0304_0506_0708, 8, 0);
+        let b = r.encode();
+        assert_eq!(b.len(), 80);
+        assert_eq!(b[0..4], 0x4550_5954u32.to_ne_bytes());
+        assert_eq!(b[4..6], 1u16.to_ne_bytes());
+        assert_eq!(b[6..8], 2u16.to_ne_bytes());
+        assert_eq!(b[8..16], 0x0102_0304_0506_0708u64.to_ne_bytes());
+        assert_eq!(b[16..20], 8u32.to_ne_bytes());
+        assert_eq!(b[20..24], 2u32.to_ne_bytes());
+        assert_eq!(b[24..32], r.fingerprint().to_ne_bytes());
+        assert_eq!(b[32..36], [0; 4]);
+        assert!(b[36..64].iter().all(|&x| x == 0));
+        assert_eq!(&b[64..66], b"ab");
+        assert!(b[66..].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn long_names_are_cut_at_a_character_boundary() {
+        let name = "é".repeat(MAX_NAME);
+        let r = TypeRecord::new(&name, Encoding::Plain, 1, 1, 0);
+        assert!(r.name().len() <= MAX_NAME && r.name().len() >= MAX_NAME - 1);
+        assert_eq!(TypeRecord::decode(&r.encode()), Ok(Some(r)));
+    }
+
+    #[test]
+    fn each_fault_is_an_error() {
+        let good = TypeRecord::new("x", Encoding::Plain, 4, 4, 0).encode();
+        let faults: [(usize, &[u8]); 8] = [
+            (MAGIC_AT, &[0, 0, 0, 0]),
+            (VERSION_AT, &[9, 0]),
+            (ENCODING_AT, &[7, 0]),
+            (SIZE_AT, &[0; 8]),
+            (ALIGN_AT, &[3, 0, 0, 0]),
+            (NAME_LEN_AT, &[0, 0, 0, 0]),
+            (NAME_LEN_AT, &[200, 0, 0, 0]),
+            (SCHEMA_LEN_AT, &[255, 255, 0, 0]),
+        ];
+        for (at, bytes) in faults {
+            let mut b = good.clone();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            assert!(TypeRecord::decode(&b).is_err(), "fault at {at}");
+        }
+        let mut b = good.clone();
+        b[FIXED] = 0xff;
+        assert!(TypeRecord::decode(&b).is_err(), "name not UTF-8");
+        assert!(TypeRecord::decode(&good[..10]).is_err());
+    }
+
+    /// Garbage of every length never panics.
+    #[test]
+    fn garbage_never_panics() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for len in 0..600 {
+            let mut b: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = TypeRecord::decode(&b);
+            // With a valid magic and version, the rest still random.
+            if b.len() >= FIXED {
+                b[..4].copy_from_slice(&MAGIC.to_ne_bytes());
+                b[4..6].copy_from_slice(&VERSION.to_ne_bytes());
+                b[6] = 1;
+                b[7] = 0;
+                let _ = TypeRecord::decode(&b);
+            }
+        }
+    }
+}
