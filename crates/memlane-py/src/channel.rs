@@ -159,13 +159,23 @@ impl PyChannel {
 
     /// Joins as a subscriber: it receives what is sent from now on, or,
     /// with ``from_oldest=True``, starting at the oldest message still in
-    /// the ring.
-    #[pyo3(signature = (*, from_oldest=false))]
-    fn subscriber(&self, py: Python<'_>, from_oldest: bool) -> PyResult<PySubscriber> {
+    /// the ring. With ``lossy=True`` it never holds publishers back: when
+    /// they lap it, a receive raises ``Lagged`` (with the loss) once and the
+    /// next goes on from the oldest message still in the ring; every message
+    /// it returns was checked after it was copied out.
+    #[pyo3(signature = (*, from_oldest=false, lossy=false))]
+    fn subscriber(&self, py: Python<'_>, from_oldest: bool, lossy: bool) -> PyResult<PySubscriber> {
+        if from_oldest && lossy {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a subscriber is either from_oldest or lossy, not both",
+            ));
+        }
         let channel = self.get()?;
         let sub = py
             .detach(|| {
-                if from_oldest {
+                if lossy {
+                    channel.lossy_subscriber()
+                } else if from_oldest {
                     channel.subscriber_from_oldest()
                 } else {
                     channel.subscriber()

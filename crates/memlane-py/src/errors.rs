@@ -29,6 +29,7 @@ pyo3::import_exception!(memlane.errors, Timeout);
 pyo3::import_exception!(memlane.errors, Full);
 pyo3::import_exception!(memlane.errors, Empty);
 pyo3::import_exception!(memlane.errors, Disconnected);
+pyo3::import_exception!(memlane.errors, Lagged);
 pyo3::import_exception!(memlane.errors, TooLarge);
 pyo3::import_exception!(memlane.errors, Closed);
 
@@ -192,6 +193,7 @@ impl ToPyErr for RecvError {
         match self {
             RecvError::Disconnected => Disconnected::new_err(text),
             RecvError::Corrupt(_) => Corrupt::new_err(text),
+            RecvError::Lagged(lag) => Lagged::new_err((text, lag.messages(), lag.bytes())),
             _ => Error::new_err(text),
         }
     }
@@ -204,6 +206,7 @@ impl ToPyErr for TryRecvError {
             TryRecvError::Empty => Empty::new_err(text),
             TryRecvError::Disconnected => Disconnected::new_err(text),
             TryRecvError::Corrupt(_) => Corrupt::new_err(text),
+            TryRecvError::Lagged(lag) => Lagged::new_err((text, lag.messages(), lag.bytes())),
             _ => Error::new_err(text),
         }
     }
@@ -216,6 +219,7 @@ impl ToPyErr for RecvTimeoutError {
             RecvTimeoutError::Timeout => Timeout::new_err(text),
             RecvTimeoutError::Disconnected => Disconnected::new_err(text),
             RecvTimeoutError::Corrupt(_) => Corrupt::new_err(text),
+            RecvTimeoutError::Lagged(lag) => Lagged::new_err((text, lag.messages(), lag.bytes())),
             _ => Error::new_err(text),
         }
     }

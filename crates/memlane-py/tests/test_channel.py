@@ -169,6 +169,34 @@ def test_from_oldest(channel):
     assert late.recv_bytes(timeout=1) == b"early"
 
 
+def test_lossy_subscriber_reports_the_lap_then_receives_intact_messages(name):
+    with memlane.Channel.create(name, capacity=4096, max_message=64) as ch:
+        lossy = ch.subscriber(lossy=True)
+        pub = ch.publisher()
+        # 1,000 messages of 48 bytes (64-byte records) through a 4 KiB ring:
+        # a lossy subscriber never holds the publisher back.
+        for i in range(1000):
+            pub.try_send(i.to_bytes(4, "little") + bytes([i & 0xFF]) * 44)
+        with pytest.raises(memlane.Lagged) as lag:
+            lossy.try_recv()
+        assert 0 < lag.value.messages < 1000 and lag.value.bytes > 0
+        got = []
+        while True:
+            try:
+                m = lossy.try_recv()
+            except memlane.Empty:
+                break
+            with m:
+                data = m.bytes()
+            i = int.from_bytes(data[:4], "little")
+            assert data == i.to_bytes(4, "little") + bytes([i & 0xFF]) * 44
+            got.append(i)
+        assert got == list(range(got[0], 1000))
+        assert lag.value.messages + len(got) == 1000
+        with pytest.raises(ValueError):
+            ch.subscriber(lossy=True, from_oldest=True)
+
+
 def test_open_by_name_and_errors(name):
     with pytest.raises(memlane.NotFound):
         memlane.Channel.open(name)

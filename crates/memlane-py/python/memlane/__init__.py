@@ -49,6 +49,7 @@ from .errors import (
     InvalidName,
     InvalidSegment,
     IoError,
+    Lagged,
     NoSpace,
     NotFound,
     NotReady,

@@ -30,6 +30,7 @@ __all__ = [
     "Full",
     "Empty",
     "Disconnected",
+    "Lagged",
     "TooLarge",
     "Closed",
 ]
@@ -128,3 +129,18 @@ class TooLarge(Error, ValueError):
 
 class Closed(Error, ValueError):
     """The handle was closed, or the message/loan was already released."""
+
+
+class Lagged(Error):
+    """A lossy subscriber was lapped: publishers overwrote messages it had
+    not read yet. ``messages`` and ``bytes`` say how much it lost (the byte
+    count is exact; the message count is exact unless publishers commit
+    without a pause while it is taken). Receive again: it goes on from the
+    oldest message still in the ring."""
+
+    def __init__(self, message: str, messages: int = 0, bytes: int = 0) -> None:
+        super().__init__(message)
+        #: Messages lost in this lap.
+        self.messages = messages
+        #: Ring bytes lost in this lap.
+        self.bytes = bytes
