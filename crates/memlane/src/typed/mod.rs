@@ -170,8 +170,10 @@ impl ChannelBuilder {
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mt-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
-    /// let ch = memlane::Channel::builder("doc-mt").dir(&dir).message_type::<[f32; 4]>().create()?;
-    /// let ch = ch.typed::<[f32; 4]>()?;
+    /// // The builder makes a byte channel; `typed` views it as a typed one.
+    /// let ch = memlane::Channel::builder("doc-mt").dir(&dir).message_type::<[f32; 4]>()
+    ///     .create()?
+    ///     .typed::<[f32; 4]>()?;
     /// let mut sub = ch.subscriber()?;
     /// ch.publisher()?.send(&[1.0, 2.0, 3.0, 4.0])?;
     /// assert_eq!(*sub.recv()?, [1.0, 2.0, 3.0, 4.0]);
@@ -266,8 +268,10 @@ impl Channel {
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
-/// let ch = memlane::Channel::builder("doc-tc").dir(&dir).message_type::<u64>().create()?;
-/// let ch: memlane::TypedChannel<u64> = ch.typed()?;
+/// // The builder makes a byte channel; `typed` views it as a typed one.
+/// let ch: memlane::TypedChannel<u64> = memlane::Channel::builder("doc-tc").dir(&dir).message_type::<u64>()
+///     .create()?
+///     .typed()?;
 /// let mut sub = ch.subscriber()?;
 /// let mut publ = ch.publisher()?;
 /// let mut loan = publ.loan()?;

@@ -89,8 +89,10 @@ fn fit<T: ?Sized + FromBytes + KnownLayout + Immutable>(bytes: &[u8]) -> Fit {
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tp-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
-/// let ch = memlane::Channel::builder("doc-tp").dir(&dir).message_type::<[u32; 2]>().create()?;
-/// let ch = ch.typed::<[u32; 2]>()?;
+/// // The builder makes a byte channel; `typed` views it as a typed one.
+/// let ch = memlane::Channel::builder("doc-tp").dir(&dir).message_type::<[u32; 2]>()
+///     .create()?
+///     .typed::<[u32; 2]>()?;
 /// let mut sub = ch.subscriber()?;
 /// let mut publ = ch.publisher()?;
 /// let mut loan = publ.loan_slice(2)?; // two values, in place
@@ -287,8 +289,10 @@ impl<T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for T
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("memlane-doc-ts-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
-/// let ch = memlane::Channel::builder("doc-ts").dir(&dir).message_type::<u16>().create()?;
-/// let ch = ch.typed::<u16>()?;
+/// // The builder makes a byte channel; `typed` views it as a typed one.
+/// let ch = memlane::Channel::builder("doc-ts").dir(&dir).message_type::<u16>()
+///     .create()?
+///     .typed::<u16>()?;
 /// let mut sub = ch.subscriber()?;
 /// ch.publisher()?.send(&7)?;
 /// let v = sub.recv()?; // a `&u16` in the ring (Deref)
@@ -400,8 +404,10 @@ impl<T: Plain> TypedSubscriber<T> {
     /// # let dir = std::env::temp_dir().join(format!("memlane-doc-titer-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
     /// use std::time::Duration;
-    /// let ch = memlane::Channel::builder("doc-titer").dir(&dir).message_type::<u32>().create()?;
-    /// let ch = ch.typed::<u32>()?;
+    /// // The builder makes a byte channel; `typed` views it as a typed one.
+    /// let ch = memlane::Channel::builder("doc-titer").dir(&dir).message_type::<u32>()
+    ///     .create()?
+    ///     .typed::<u32>()?;
     /// let mut sub = ch.subscriber()?;
     /// sub.subscriber().set_disconnect_grace(Some(Duration::from_millis(20)));
     /// let mut publ = ch.publisher()?;

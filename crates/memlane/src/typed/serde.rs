@@ -40,8 +40,10 @@ impl ChannelBuilder {
     /// struct Cmd { verb: String, speed: f32 }
     /// impl memlane::MessageType for Cmd {}
     ///
-    /// let ch = memlane::Channel::builder("doc-st").dir(&dir).serde_type::<Cmd>().create()?;
-    /// let ch = ch.serde::<Cmd>()?;
+    /// // The builder makes a byte channel; `serde` views it as a typed one.
+    /// let ch = memlane::Channel::builder("doc-st").dir(&dir).serde_type::<Cmd>()
+    ///     .create()?
+    ///     .serde::<Cmd>()?;
     /// let mut sub = ch.subscriber()?;
     /// ch.publisher()?.send(&Cmd { verb: "go".into(), speed: 0.5 })?;
     /// assert_eq!(sub.recv()?, Cmd { verb: "go".into(), speed: 0.5 });
