@@ -25,6 +25,12 @@ if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 && command -v apt-get
 fi
 "$python" --version
 
+# A venv left half-made (a full disk, an interrupted run) lacks its
+# pyvenv.cfg or pip: made again from scratch.
+if [ -e "$venv" ] && ! { [ -f "$venv/pyvenv.cfg" ] && "$venv/bin/python" -m pip --version >/dev/null 2>&1; }; then
+    echo "the virtual environment in $venv is broken (no pyvenv.cfg or no pip): making it again"
+    rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
