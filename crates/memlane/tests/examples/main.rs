@@ -404,48 +404,60 @@ fn client_reports_a_missing_event_and_exits_1() {
     server.stop();
 }
 
-#[test]
-fn subscriber_prints_what_the_publisher_sends() {
-    let dir = TempDir::new("chat");
-    let mut sub = Command::new(example("subscriber"))
-        .args(["chat", "3", "--timeout", "20"])
+/// Starts the receiving example `name` with `args` in `dir`, waits for its
+/// first line on stderr (it has joined: messages sent before would not
+/// reach it) and checks that it starts with `joined`, runs the sending
+/// example `sender` with `sender_args`, waits for the receiver to exit
+/// successfully, and returns what it printed on stdout.
+fn receive_what_is_sent(
+    dir: &TempDir,
+    (name, args, joined): (&str, &[&str], &str),
+    (sender, sender_args): (&str, &[&str]),
+) -> String {
+    let mut sub = Command::new(example(name))
+        .args(args)
         .env("MEMLANE_DIR", dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the subscriber example");
+        .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
     let out = sub.stdout.take().expect("stdout");
     let err = sub.stderr.take().expect("stderr");
     let mut sub = KillOnDrop(sub);
-    // Wait until it has joined: messages sent before would not reach it.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    let joined = rx
+    let first = rx
         .recv_timeout(WATCHDOG)
-        .expect("the subscriber's first line");
-    assert!(
-        joined.starts_with("subscriber: joined channel 'chat'"),
-        "{joined}"
-    );
-
-    let publ = run_example(
-        "publisher",
-        dir.path(),
-        &["chat", "one", "two\ttab", "three"],
-    );
-    assert!(publ.status.success(), "publisher failed: {}", stderr(&publ));
-
-    let status = sub.wait_with_watchdog("the subscriber");
-    assert!(status.success(), "the subscriber failed: {status}");
+        .unwrap_or_else(|_| panic!("the {name} example's first line"));
+    assert!(first.starts_with(joined), "{first}");
+    let publ = run_example(sender, dir.path(), sender_args);
+    assert!(publ.status.success(), "{sender} failed: {}", stderr(&publ));
+    let status = sub.wait_with_watchdog(name);
+    assert!(status.success(), "the {name} example failed: {status}");
     let mut printed = String::new();
     BufReader::new(out)
         .read_to_string(&mut printed)
         .expect("read stdout");
+    printed
+}
+
+#[test]
+fn subscriber_prints_what_the_publisher_sends() {
+    let dir = TempDir::new("chat");
+    let printed = receive_what_is_sent(
+        &dir,
+        (
+            "subscriber",
+            &["chat", "3", "--timeout", "20"],
+            "subscriber: joined channel 'chat'",
+        ),
+        ("publisher", &["chat", "one", "two\ttab", "three"]),
+    );
     assert_eq!(printed, "one\ntwo\\ttab\nthree\n");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
@@ -453,42 +465,15 @@ fn subscriber_prints_what_the_publisher_sends() {
 #[test]
 fn typed_subscriber_prints_what_the_typed_publisher_sends() {
     let dir = TempDir::new("typed");
-    let mut sub = Command::new(example("typed"))
-        .args(["sub", "imu", "4", "--timeout", "20"])
-        .env("MEMLANE_DIR", dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the typed subscriber");
-    let out = sub.stdout.take().expect("stdout");
-    let err = sub.stderr.take().expect("stderr");
-    let mut sub = KillOnDrop(sub);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let joined = rx
-        .recv_timeout(WATCHDOG)
-        .expect("the subscriber's first line");
-    assert!(
-        joined.starts_with("typed: subscribed to 'imu' (`example::Imu` (plain, 32 bytes"),
-        "{joined}"
+    let printed = receive_what_is_sent(
+        &dir,
+        (
+            "typed",
+            &["sub", "imu", "4", "--timeout", "20"],
+            "typed: subscribed to 'imu' (`example::Imu` (plain, 32 bytes",
+        ),
+        ("typed", &["pub", "imu", "4"]),
     );
-    let publ = run_example("typed", dir.path(), &["pub", "imu", "4"]);
-    assert!(
-        publ.status.success(),
-        "typed publisher failed: {}",
-        stderr(&publ)
-    );
-    let status = sub.wait_with_watchdog("the typed subscriber");
-    assert!(status.success(), "the typed subscriber failed: {status}");
-    let mut printed = String::new();
-    BufReader::new(out)
-        .read_to_string(&mut printed)
-        .expect("read stdout");
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 4, "{printed}");
     assert_eq!(lines[0], "seq 0 t 0 ns accel [0.0, 0.0, 9.81] gyro_z 0");
@@ -519,36 +504,15 @@ fn typed_publisher_refuses_an_untyped_channel() {
 #[test]
 fn async_subscriber_prints_what_the_publisher_sends() {
     let dir = TempDir::new("achat");
-    let mut sub = Command::new(example("async_subscriber"))
-        .args(["achat", "2"])
-        .env("MEMLANE_DIR", dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the async_subscriber example");
-    let out = sub.stdout.take().expect("stdout");
-    let err = sub.stderr.take().expect("stderr");
-    let mut sub = KillOnDrop(sub);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let joined = rx.recv_timeout(WATCHDOG).expect("its first line");
-    assert!(
-        joined.starts_with("async_subscriber: joined channel 'achat'"),
-        "{joined}"
+    let printed = receive_what_is_sent(
+        &dir,
+        (
+            "async_subscriber",
+            &["achat", "2"],
+            "async_subscriber: joined channel 'achat'",
+        ),
+        ("publisher", &["achat", "one", "two"]),
     );
-    let publ = run_example("publisher", dir.path(), &["achat", "one", "two"]);
-    assert!(publ.status.success(), "publisher failed: {}", stderr(&publ));
-    let status = sub.wait_with_watchdog("the async subscriber");
-    assert!(status.success(), "the async subscriber failed: {status}");
-    let mut printed = String::new();
-    BufReader::new(out)
-        .read_to_string(&mut printed)
-        .expect("read stdout");
     assert_eq!(printed, "one\ntwo\n");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
