@@ -448,7 +448,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
         let deadline = Instant::now() + timeout;
-        let id = self.prepare(request)?;
+        let id = self.prepare(request, deadline, timeout)?;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -495,7 +495,12 @@ impl Client {
     }
 
     /// Writes the claim word and sends the request; returns its id.
-    fn prepare(&mut self, request: &[u8]) -> Result<u64, CallError> {
+    fn prepare(
+        &mut self,
+        request: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<u64, CallError> {
         if request.len() > self.max_request {
             return Err(CallError::TooLarge {
                 len: request.len(),
@@ -522,8 +527,16 @@ impl Client {
         // The ring can be full only while servers are behind; wait for
         // space in slices, checking that a server is still there.
         loop {
-            match self.publ.send_timeout(&self.buf, LIVENESS_CHECK) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.publ.send_timeout(&self.buf, left.min(LIVENESS_CHECK)) {
                 Ok(()) => return Ok(id),
+                Err(SendTimeoutError::Timeout) if left.is_zero() => {
+                    self.claim.store(0);
+                    return Err(CallError::Timeout {
+                        timeout,
+                        claimed: false,
+                    });
+                }
                 Err(SendTimeoutError::Timeout) => {
                     self.last_check = None;
                     self.check_alive(id)?;
@@ -598,7 +611,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
         let deadline = Instant::now() + timeout;
-        let id = self.prepare(request)?;
+        let id = self.prepare(request, deadline, timeout)?;
         loop {
             let now = Instant::now();
             if now >= deadline {
