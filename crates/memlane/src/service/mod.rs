@@ -635,13 +635,15 @@ impl Client {
     }
 }
 
+/// Runs `fut` for at most `t`: `None` if it did not finish in time. The
+/// time limit is kept by [`timer`], one thread per process.
 #[cfg(feature = "async")]
 async fn with_timeout<F: std::future::Future>(fut: F, t: Duration) -> Option<F::Output> {
     use std::pin::pin;
     use std::task::Poll;
     let mut fut = pin!(fut);
     let deadline = Instant::now() + t;
-    let mut timer: Option<std::thread::JoinHandle<()>> = None;
+    let mut armed = false;
     std::future::poll_fn(move |cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
@@ -649,17 +651,75 @@ async fn with_timeout<F: std::future::Future>(fut: F, t: Duration) -> Option<F::
         if Instant::now() >= deadline {
             return Poll::Ready(None);
         }
-        if timer.as_ref().is_none_or(|h| h.is_finished()) {
-            let w = cx.waker().clone();
-            let left = deadline.saturating_duration_since(Instant::now());
-            timer = Some(std::thread::spawn(move || {
-                std::thread::sleep(left);
-                w.wake();
-            }));
+        if !armed {
+            timer::wake_at(deadline, cx.waker().clone());
+            armed = true;
         }
         Poll::Pending
     })
     .await
+}
+
+/// A process-wide timer thread for the async call's slices: wakes each
+/// registered waker at (or just after) its deadline.
+#[cfg(feature = "async")]
+mod timer {
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::task::Waker;
+    use std::time::Instant;
+
+    struct Timer {
+        due: Mutex<Vec<(Instant, Waker)>>,
+        cv: Condvar,
+    }
+
+    fn get() -> &'static Timer {
+        static T: OnceLock<&'static Timer> = OnceLock::new();
+        T.get_or_init(|| {
+            let t: &'static Timer = Box::leak(Box::new(Timer {
+                due: Mutex::new(Vec::new()),
+                cv: Condvar::new(),
+            }));
+            std::thread::Builder::new()
+                .name("memlane-timer".into())
+                .spawn(move || run(t))
+                .expect("spawning memlane's timer thread");
+            t
+        })
+    }
+
+    fn run(t: &'static Timer) {
+        let mut due = t.due.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Instant::now();
+            let mut i = 0;
+            while i < due.len() {
+                if due[i].0 <= now {
+                    due.swap_remove(i).1.wake();
+                } else {
+                    i += 1;
+                }
+            }
+            due = match due.iter().map(|d| d.0).min() {
+                Some(next) => {
+                    t.cv.wait_timeout(due, next.saturating_duration_since(now))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => t.cv.wait(due).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+
+    /// Wakes `waker` at `deadline`.
+    pub(super) fn wake_at(deadline: Instant, waker: Waker) {
+        let t = get();
+        t.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((deadline, waker));
+        t.cv.notify_one();
+    }
 }
 
 fn parse_response(msg: &[u8], id: u64) -> Option<Result<Vec<u8>, CallError>> {

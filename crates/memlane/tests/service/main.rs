@@ -386,7 +386,20 @@ fn typed_serde_and_async_forms() {
         matches!(&e, CallError::Remote(m) if m == "no such thing"),
         "{e}"
     );
-    drop(t.join().unwrap());
+    let server = t.join().unwrap();
+    // The async call's time-out, kept without a runtime timer.
+    let e = rt
+        .block_on(client.call_async(b"nobody reads", Duration::from_millis(200)))
+        .unwrap_err();
+    assert!(
+        matches!(e, CallError::Timeout { claimed: false, .. }),
+        "{e}"
+    );
+    drop(server);
+    let e = rt
+        .block_on(client.call_async(b"x", Duration::from_secs(600)))
+        .unwrap_err();
+    assert!(matches!(e, CallError::NoServer { .. }), "{e}");
     drop(client);
     memlane::service::remove_service(Some(&dir.path), "svc-typed").unwrap();
 }
