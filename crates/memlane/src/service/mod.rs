@@ -507,12 +507,21 @@ impl Client {
                 max: self.max_request,
             });
         }
-        if !self.server_alive() {
-            return Err(CallError::NoServer {
-                name: self.name.clone(),
-            });
+        // Probing the servers' liveness locks costs system calls: done at
+        // most every LIVENESS_CHECK (a server that died since is caught by
+        // the checks while waiting).
+        let now = Instant::now();
+        if self
+            .last_check
+            .is_none_or(|t| now.duration_since(t) >= LIVENESS_CHECK)
+        {
+            if !self.server_alive() {
+                return Err(CallError::NoServer {
+                    name: self.name.clone(),
+                });
+            }
+            self.last_check = Some(now);
         }
-        self.last_check = Some(Instant::now());
         self.next_id += 1;
         let id = self.next_id;
         self.claim.store(2 * id);
@@ -857,7 +866,7 @@ impl Server {
                 Err(RecvTimeoutError::Lagged(_)) => continue,
                 Err(_) => return Err(ServeError::Timeout),
             };
-            if let Some(r) = self.claim(&msg) {
+            if let Some(r) = self.claim(msg) {
                 return Ok(r);
             }
         }
@@ -877,7 +886,7 @@ impl Server {
                 Err(crate::TryRecvError::Lagged(_)) => continue,
                 Err(_) => return Ok(None),
             };
-            if let Some(r) = self.claim(&msg) {
+            if let Some(r) = self.claim(msg) {
                 return Ok(Some(r));
             }
         }
@@ -897,15 +906,15 @@ impl Server {
                 Err(crate::RecvError::Corrupt(c)) => return Err(c.into()),
                 Err(_) => continue,
             };
-            if let Some(r) = self.claim(&msg) {
+            if let Some(r) = self.claim(msg) {
                 return Ok(r);
             }
         }
     }
 
     /// Validates a request's header and claims it; `None` to skip it.
-    fn claim(&mut self, msg: &[u8]) -> Option<Request> {
-        let Some((pid, n, id)) = parse_request(msg) else {
+    fn claim(&mut self, mut msg: Vec<u8>) -> Option<Request> {
+        let Some((pid, n, id)) = parse_request(&msg) else {
             self.stats.malformed += 1;
             return None;
         };
@@ -918,8 +927,9 @@ impl Server {
         };
         if end.claim.cas(2 * id, 2 * id + 1) {
             self.stats.claimed += 1;
+            msg.drain(..REQUEST_HEADER);
             Some(Request {
-                payload: msg[REQUEST_HEADER..].to_vec(),
+                payload: msg,
                 id,
                 client_pid: pid,
                 client_n: n,
