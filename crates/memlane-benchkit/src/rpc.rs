@@ -35,14 +35,14 @@ pub enum RpcLink {
     /// The parent: a client; `send` keeps the request, `recv` calls.
     Client {
         /// The client.
-        client: Client,
+        client: Box<Client>,
         /// The request kept by `send`.
         pending: Vec<u8>,
     },
     /// The child: a server; `recv` takes a request, `send` answers it.
     Server {
         /// The server.
-        server: Server,
+        server: Box<Server>,
         /// The request being answered.
         current: Option<Request>,
     },
@@ -77,7 +77,7 @@ impl Transport for Rpc {
         };
         Ok((
             RpcLink::Client {
-                client,
+                client: Box::new(client),
                 pending: Vec::new(),
             },
             child,
@@ -91,7 +91,7 @@ impl Transport for Rpc {
             .server()
             .map_err(err)?;
         Ok(RpcLink::Server {
-            server,
+            server: Box::new(server),
             current: None,
         })
     }
