@@ -8,8 +8,8 @@
 //!   `NAME.cl.PID.N` (one `u64`), created by the client and removed when
 //!   it is dropped.
 //!
-//! A request carries a fixed 24-byte header (magic, version, the client's
-//! pid and number, the request id) before its payload; a response a 16-byte
+//! A request carries a fixed 32-byte header (magic, version, the client's
+//! pid, number and incarnation, the request id) before its payload; a response a 16-byte
 //! header (magic, status, request id). A server claims a request by a
 //! compare-and-swap on the client's claim word (`2·id` → `2·id + 1`), so
 //! with several servers each request is handled by exactly one.
@@ -35,7 +35,7 @@ const REQ_MAGIC: u32 = 0x5152_4c4d; // "MLRQ" little-endian
 const RESP_MAGIC: u32 = 0x5352_4c4d; // "MLRS"
 const VERSION: u16 = 1;
 /// Bytes of the header before each request's payload.
-pub const REQUEST_HEADER: usize = 24;
+pub const REQUEST_HEADER: usize = 32;
 /// Bytes of the header before each response's payload.
 pub const RESPONSE_HEADER: usize = 16;
 /// Default time a [`Client::call`] waits.
@@ -327,12 +327,35 @@ impl ServiceBuilder {
             claim,
             pid,
             n,
+            incarnation: incarnation(pid, n),
             next_id: 0,
             max_request,
             buf: Vec::new(),
             last_check: None,
         })
     }
+}
+
+/// A value telling this client apart from an earlier one with the same
+/// pid and number (a reused pid): servers key their cache of client files
+/// by it, so they never use a dead client's claim word for a new one.
+fn incarnation(pid: u32, n: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(pid);
+    h.write_u32(n);
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
+
+/// Who sent a request, as its header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClientKey {
+    pid: u32,
+    n: u32,
+    incarnation: u64,
 }
 
 fn remove_in(dir: &Option<PathBuf>, name: &str) -> Result<(), crate::RemoveError> {
@@ -394,6 +417,7 @@ pub struct Client {
     claim: ClaimWord,
     pid: u32,
     n: u32,
+    incarnation: u64,
     next_id: u64,
     max_request: usize,
     buf: Vec<u8>,
@@ -532,6 +556,7 @@ impl Client {
         self.buf.extend_from_slice(&self.pid.to_le_bytes());
         self.buf.extend_from_slice(&self.n.to_le_bytes());
         self.buf.extend_from_slice(&id.to_le_bytes());
+        self.buf.extend_from_slice(&self.incarnation.to_le_bytes());
         self.buf.extend_from_slice(request);
         // The ring can be full only while servers are behind; wait for
         // space in slices, checking that a server is still there.
@@ -769,7 +794,7 @@ pub struct Request {
     pub id: u64,
     /// The client's process id.
     pub client_pid: u32,
-    client_n: u32,
+    client: ClientKey,
 }
 
 impl Request {
@@ -818,7 +843,7 @@ pub struct Server {
     cfg: Config,
     _channel: Channel,
     sub: Subscriber,
-    clients: HashMap<(u32, u32), ClientEnd>,
+    clients: HashMap<ClientKey, ClientEnd>,
     stats: ServerStats,
 }
 
@@ -914,11 +939,11 @@ impl Server {
 
     /// Validates a request's header and claims it; `None` to skip it.
     fn claim(&mut self, mut msg: Vec<u8>) -> Option<Request> {
-        let Some((pid, n, id)) = parse_request(&msg) else {
+        let Some((key, id)) = parse_request(&msg) else {
             self.stats.malformed += 1;
             return None;
         };
-        let end = match self.client_end(pid, n) {
+        let end = match self.client_end(key) {
             Some(e) => e,
             None => {
                 self.stats.orphaned += 1;
@@ -931,8 +956,8 @@ impl Server {
             Some(Request {
                 payload: msg,
                 id,
-                client_pid: pid,
-                client_n: n,
+                client_pid: key.pid,
+                client: key,
             })
         } else {
             self.stats.skipped += 1;
@@ -940,21 +965,20 @@ impl Server {
         }
     }
 
-    fn client_end(&mut self, pid: u32, n: u32) -> Option<&mut ClientEnd> {
-        if !self.clients.contains_key(&(pid, n)) {
+    fn client_end(&mut self, key: ClientKey) -> Option<&mut ClientEnd> {
+        if !self.clients.contains_key(&key) {
             if self.clients.len() >= CACHE_LIMIT {
                 self.clients.clear();
             }
-            let cl = claim_name(&self.name, pid, n);
+            let cl = claim_name(&self.name, key.pid, key.n);
             let mut o = Segment::open_options(&cl);
             if let Some(d) = &self.cfg.dir {
                 o = o.dir(d);
             }
             let claim = ClaimWord::new(o.open().ok()?)?;
-            self.clients
-                .insert((pid, n), ClientEnd { claim, publ: None });
+            self.clients.insert(key, ClientEnd { claim, publ: None });
         }
-        self.clients.get_mut(&(pid, n))
+        self.clients.get_mut(&key)
     }
 
     /// Answers `request` with `response`. Never blocks: a response to a
@@ -1010,15 +1034,15 @@ impl Server {
     }
 
     fn send_response(&mut self, req: &Request, status: u32, body: &[u8]) -> Result<(), ServeError> {
-        let key = (req.client_pid, req.client_n);
+        let key = req.client;
         let name = self.name.clone();
         let cfg = self.cfg.clone();
-        let Some(end) = self.client_end(key.0, key.1) else {
+        let Some(end) = self.client_end(key) else {
             self.stats.dropped += 1;
             return Ok(());
         };
         if end.publ.is_none() {
-            let rs = resp_name(&name, key.0, key.1);
+            let rs = resp_name(&name, key.pid, key.n);
             let opened = cfg.open(&rs).ok().and_then(|c| {
                 let p = c.publisher().ok()?;
                 Some((c, p))
@@ -1060,19 +1084,27 @@ impl Server {
     }
 }
 
-/// Parses a request header: (client pid, client number, request id).
-fn parse_request(msg: &[u8]) -> Option<(u32, u32, u64)> {
+/// Parses a request header: (who sent it, request id).
+fn parse_request(msg: &[u8]) -> Option<(ClientKey, u64)> {
     let h = msg.get(..REQUEST_HEADER)?;
     let magic = u32::from_le_bytes(h[0..4].try_into().ok()?);
     let version = u16::from_le_bytes(h[4..6].try_into().ok()?);
     let pid = u32::from_le_bytes(h[8..12].try_into().ok()?);
     let n = u32::from_le_bytes(h[12..16].try_into().ok()?);
     let id = u64::from_le_bytes(h[16..24].try_into().ok()?);
+    let incarnation = u64::from_le_bytes(h[24..32].try_into().ok()?);
     // id 0 is never sent; 2·id + 1 must not overflow.
     if magic != REQ_MAGIC || version != VERSION || id == 0 || id >= u64::MAX / 2 {
         return None;
     }
-    Some((pid, n, id))
+    Some((
+        ClientKey {
+            pid,
+            n,
+            incarnation,
+        },
+        id,
+    ))
 }
 
 #[cfg(test)]
@@ -1089,7 +1121,13 @@ mod tests {
         m.extend_from_slice(&7u32.to_le_bytes());
         m.extend_from_slice(&3u32.to_le_bytes());
         m.extend_from_slice(&9u64.to_le_bytes());
-        assert_eq!(parse_request(&m), Some((7, 3, 9)));
+        m.extend_from_slice(&5u64.to_le_bytes());
+        let key = ClientKey {
+            pid: 7,
+            n: 3,
+            incarnation: 5,
+        };
+        assert_eq!(parse_request(&m), Some((key, 9)));
         m[16..24].copy_from_slice(&0u64.to_le_bytes());
         assert_eq!(parse_request(&m), None);
         m[16..24].copy_from_slice(&u64::MAX.to_le_bytes());

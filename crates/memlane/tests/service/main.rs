@@ -12,6 +12,9 @@ use common::{expect_success, fnv1a, spawn_role, TestDir, ROLE_ENV};
 use memlane::service::{service, CallError};
 
 const CALLS: u64 = 300;
+/// How long a test's server waits for a request before the test fails
+/// (a watchdog, never a timing assertion).
+const WAIT: Duration = Duration::from_secs(60);
 
 fn env(k: &str) -> String {
     std::env::var(k).unwrap()
@@ -154,7 +157,7 @@ fn no_server_and_timeouts() {
     // A server that claims but never answers: Timeout, claimed.
     let mut server = server;
     let t = std::thread::spawn(move || {
-        let r = server.recv().unwrap();
+        let r = server.recv_timeout(WAIT).unwrap();
         (server, r)
     });
     let e = client
@@ -165,7 +168,7 @@ fn no_server_and_timeouts() {
     // Its late answer is ignored by the next call, which gets its own.
     server.respond(&req, b"late").unwrap();
     let t = std::thread::spawn(move || {
-        let r = server.recv().unwrap();
+        let r = server.recv_timeout(WAIT).unwrap();
         server.respond(&r, b"fresh").unwrap();
         server
     });
@@ -249,7 +252,7 @@ fn killed_client_does_not_block_the_server() {
     ];
     let mut stuck = spawn_role("child_stuck_client", "stuck", &vars);
     common::wait_ready(&mut stuck);
-    let req = server.recv().unwrap();
+    let req = server.recv_timeout(WAIT).unwrap();
     assert_eq!(req.payload, b"stuck");
     stuck.child().kill().unwrap();
     drop(stuck.wait(Duration::from_secs(30)));
@@ -258,7 +261,7 @@ fn killed_client_does_not_block_the_server() {
     let mut client = service(name).dir(&dir.path).client().unwrap();
     let t = std::thread::spawn(move || {
         for _ in 0..100 {
-            let r = server.recv().unwrap();
+            let r = server.recv_timeout(WAIT).unwrap();
             server.respond(&r, &r.payload).unwrap();
         }
         server
@@ -297,6 +300,7 @@ fn malformed_requests_are_counted_and_skipped() {
     fake.extend_from_slice(&[0, 0]);
     fake.extend_from_slice(&1u32.to_le_bytes());
     fake.extend_from_slice(&7u32.to_le_bytes());
+    fake.extend_from_slice(&1u64.to_le_bytes());
     fake.extend_from_slice(&1u64.to_le_bytes());
     publ.send(&fake).unwrap();
     assert!(matches!(server.try_recv(), Ok(None)));
@@ -337,10 +341,10 @@ fn typed_serde_and_async_forms() {
     let mut server = service("svc-typed").dir(&dir.path).server().unwrap();
     let mut client = service("svc-typed").dir(&dir.path).client().unwrap();
     let t = std::thread::spawn(move || {
-        let r = server.recv().unwrap();
+        let r = server.recv_timeout(WAIT).unwrap();
         let add: Add = r.plain().unwrap();
         server.respond_plain(&r, &(add.a + add.b)).unwrap();
-        let r = server.recv().unwrap();
+        let r = server.recv_timeout(WAIT).unwrap();
         let g: Greeting = r.serde().unwrap();
         server
             .respond_serde(&r, &g.who.repeat(g.times as usize))
@@ -353,7 +357,7 @@ fn typed_serde_and_async_forms() {
             let r = server.recv_async().await.unwrap();
             server.respond(&r, &answer(&r.payload)).unwrap();
         });
-        let r = server.recv().unwrap();
+        let r = server.recv_timeout(WAIT).unwrap();
         server.respond_error(&r, "no such thing").unwrap();
         server
     });
