@@ -30,7 +30,7 @@ use memlane_benchkit::{
     Launcher, Outcome, TempDir, ThroughputResult, Transport, Workload,
 };
 
-use peers::{Iox2, Pipe, SeqPacket, UnixStreamT};
+use peers::{Iox2, Iox2Rpc, Pipe, SeqPacket, UnixStreamT};
 
 /// Transports in the latency tables, in display order.
 pub const LATENCY_TRANSPORTS: &[&str] = &[
@@ -41,6 +41,8 @@ pub const LATENCY_TRANSPORTS: &[&str] = &[
     "memlane-sleep",
     "iox2-spin",
     "iox2-event",
+    "memlane-rpc",
+    "iox2-rpc",
     "pipe",
     "uds-stream",
     "uds-seqpacket",
@@ -235,6 +237,7 @@ fn child(args: &[String]) -> io::Result<()> {
         "uds-seqpacket" => serve(&SeqPacket, &job),
         "iox2-spin" => serve(&Iox2::Spin, &job),
         "iox2-event" => serve(&Iox2::Event, &job),
+        "iox2-rpc" => serve(&Iox2Rpc, &job),
         other => Err(memlane_benchkit::bad(format!("unknown transport {other}"))),
     }
 }
@@ -253,6 +256,7 @@ fn run_job(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
         "uds-seqpacket" => go(&SeqPacket, launcher, job),
         "iox2-spin" => go(&Iox2::Spin, launcher, job),
         "iox2-event" => go(&Iox2::Event, launcher, job),
+        "iox2-rpc" => go(&Iox2Rpc, launcher, job),
         _ => memlane_benchkit::run_builtin(launcher, job),
     }
 }

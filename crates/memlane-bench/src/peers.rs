@@ -313,3 +313,142 @@ pub fn supports(transport: &str, workload: Workload, size: usize) -> bool {
         _ => true,
     }
 }
+
+/// iceoryx2 request-response of `[u8]` slices (`iox2-rpc`): the parent's
+/// client sends a request and busy-polls its pending response; the child's
+/// server busy-polls `receive` and answers with a copy. Compared with
+/// `memlane-rpc` (one `Client::call`, which spins briefly and then sleeps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Iox2Rpc;
+
+type IoxClient = iceoryx2::port::client::Client<ipc::Service, [u8], (), [u8], ()>;
+type IoxServer = iceoryx2::port::server::Server<ipc::Service, [u8], (), [u8], ()>;
+type IoxPending = iceoryx2::pending_response::PendingResponse<ipc::Service, [u8], (), [u8], ()>;
+type IoxActive = iceoryx2::active_request::ActiveRequest<ipc::Service, [u8], (), [u8], ()>;
+
+/// One side of the iceoryx2 request-response transport.
+pub enum IoxRpcLink {
+    /// The parent.
+    Client {
+        /// Its client port.
+        client: IoxClient,
+        /// The request in flight.
+        pending: Option<IoxPending>,
+        /// Dropped last: the ports need their node.
+        _node: Node<ipc::Service>,
+    },
+    /// The child.
+    Server {
+        /// Its server port.
+        server: IoxServer,
+        /// The request being answered.
+        active: Option<IoxActive>,
+        /// Dropped last.
+        _node: Node<ipc::Service>,
+    },
+}
+
+impl Iox2Rpc {
+    fn open(job: &Job, parent: bool) -> io::Result<IoxRpcLink> {
+        set_log_level(LogLevel::Error);
+        let node = NodeBuilder::new().create::<ipc::Service>().map_err(ierr)?;
+        let name = ServiceName::new(&format!("memlane-bench/{}/rpc", job.tag)).map_err(ierr)?;
+        let service = node
+            .service_builder(&name)
+            .request_response::<[u8], [u8]>()
+            .max_clients(1)
+            .max_servers(1)
+            .max_active_requests_per_client(2)
+            .open_or_create()
+            .map_err(ierr)?;
+        let len = job.size.max(1);
+        Ok(if parent {
+            let client = service
+                .client_builder()
+                .initial_max_slice_len(len)
+                .create()
+                .map_err(ierr)?;
+            IoxRpcLink::Client {
+                client,
+                pending: None,
+                _node: node,
+            }
+        } else {
+            let server = service
+                .server_builder()
+                .initial_max_slice_len(len)
+                .create()
+                .map_err(ierr)?;
+            IoxRpcLink::Server {
+                server,
+                active: None,
+                _node: node,
+            }
+        })
+    }
+}
+
+impl Transport for Iox2Rpc {
+    type L = IoxRpcLink;
+    fn parent(
+        &self,
+        job: &Job,
+        spawn: &mut dyn FnMut() -> io::Result<ChildProc>,
+    ) -> io::Result<(Self::L, ChildProc)> {
+        let link = Iox2Rpc::open(job, true)?;
+        let child = spawn()?;
+        Ok((link, child))
+    }
+    fn child(&self, job: &Job) -> io::Result<Self::L> {
+        Iox2Rpc::open(job, false)
+    }
+}
+
+impl Link for IoxRpcLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        match self {
+            IoxRpcLink::Client {
+                client, pending, ..
+            } => {
+                let req = client.loan_slice_uninit(msg.len()).map_err(ierr)?;
+                *pending = Some(req.write_from_slice(msg).send().map_err(ierr)?);
+                Ok(())
+            }
+            IoxRpcLink::Server { active, .. } => {
+                let req = active
+                    .take()
+                    .ok_or_else(|| io::Error::other("a response with no request"))?;
+                let resp = req.loan_slice_uninit(msg.len()).map_err(ierr)?;
+                resp.write_from_slice(msg).send().map_err(ierr)?;
+                Ok(())
+            }
+        }
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            IoxRpcLink::Client { pending, .. } => {
+                let p = pending
+                    .take()
+                    .ok_or_else(|| io::Error::other("a receive with no request"))?;
+                loop {
+                    if let Some(resp) = p.receive().map_err(ierr)? {
+                        let b = resp.payload();
+                        buf[..b.len()].copy_from_slice(b);
+                        return Ok(b.len());
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            IoxRpcLink::Server { server, active, .. } => loop {
+                if let Some(req) = server.receive().map_err(ierr)? {
+                    let b = req.payload();
+                    let n = b.len();
+                    buf[..n].copy_from_slice(b);
+                    *active = Some(req);
+                    return Ok(n);
+                }
+                std::hint::spin_loop();
+            },
+        }
+    }
+}

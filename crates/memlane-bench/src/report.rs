@@ -76,6 +76,7 @@ const LAT_PEERS: &[&str] = &[
     "floor-futex",
     "iox2-spin",
     "iox2-event",
+    "iox2-rpc",
     "pipe",
     "uds-stream",
     "uds-seqpacket",

@@ -35,6 +35,7 @@ pub mod floor;
 pub mod lane;
 pub mod latest;
 mod proc;
+pub mod rpc;
 mod shm;
 mod stats;
 mod sys;
@@ -331,6 +332,8 @@ pub fn serve_builtin(job: &Job) -> io::Result<bool> {
         serve(&t, job)?;
     } else if let Some(t) = typed::Typed::from_name(&job.transport) {
         serve(&t, job)?;
+    } else if let Some(t) = rpc::Rpc::from_name(&job.transport) {
+        serve(&t, job)?;
     } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
         latest::serve(mode, job)?;
     } else {
@@ -361,6 +364,8 @@ pub fn run_builtin(launcher: &Launcher, job: &Job) -> io::Result<Outcome> {
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {
         go(&t, launcher, job)
     } else if let Some(t) = typed::Typed::from_name(&job.transport) {
+        go(&t, launcher, job)
+    } else if let Some(t) = rpc::Rpc::from_name(&job.transport) {
         go(&t, launcher, job)
     } else if let Some(mode) = latest::LatestMode::from_name(&job.transport) {
         if job.workload != Workload::Latency {

@@ -72,6 +72,51 @@ pub enum Command {
     /// The second process of `memlane bench` (run by it).
     #[command(hide = true)]
     BenchChild(BenchChildArgs),
+    /// Send one request to a service and print its response.
+    Call(CallArgs),
+    /// Serve a service: answer each request by running COMMAND with the
+    /// request on standard input, replying with its standard output.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `memlane call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The service's name.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// The request (its bytes as given); without it, standard input.
+    pub request: Option<OsString>,
+    /// How long to wait for the response (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse::duration)]
+    pub timeout: Duration,
+}
+
+/// Arguments of `memlane serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The service's name.
+    #[arg(value_parser = parse::name)]
+    pub name: String,
+    /// How long one COMMAND may run; then it is killed and the client gets
+    /// an error.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub timeout: Duration,
+    /// How many COMMANDs may run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Largest request in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse::size)]
+    pub max_request: u64,
+    /// Stop after answering this many requests.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Create this file (holding the pid) once serving.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }
 
 /// Arguments of `memlane create`.

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::DemoClient(args) => command::demo_client::run(dir, args),
         Command::Bench(args) => command::bench::run(dir, args),
         Command::BenchChild(args) => command::bench::run_child(args),
+        Command::Call(args) => command::call::run(dir, args),
+        Command::Serve(args) => command::serve::run(dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -93,6 +93,10 @@ pub mod fuzzing;
 mod name;
 #[cfg(not(loom))]
 mod segment;
+// Request-response services over channels; unsafe only in service/claim.rs
+// (the claim word viewed as an atomic).
+#[cfg(not(loom))]
+pub mod service;
 #[allow(unsafe_code)]
 mod sync;
 // Under `--cfg loom` only the header (for `Kind`, which the errors name).
@@ -156,6 +160,8 @@ pub use segment::{
     gc, gc_with, list, remove, Access, Collected, Disposition, GcReason, GcReport, Listing,
     Segment, SegmentBuilder, SegmentEntry, SegmentOpenOptions, DEFAULT_MODE,
 };
+#[cfg(not(loom))]
+pub use service::{service, CallError, Client, Request, ServeError, Server, ServiceError};
 
 #[cfg(not(loom))]
 pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};

@@ -11,7 +11,9 @@
 //! 64 B and 4 KiB values): a read of an unchanged value and a write in one
 //! process next to a plain copy, and the write-to-reader latency across
 //! the two processes with the reader polling (`latest-spin`) or asleep in
-//! `wait` (`latest-wake`). Each memlane figure is shown next to its floor
+//! `wait` (`latest-wake`); and the request-response round trip
+//! (`memlane-rpc`: one `Client::call`) next to the channel ping-pong it is
+//! built on (`memlane-block`). Each memlane figure is shown next to its floor
 //! as a ratio. The peers (pipes, sockets, iceoryx2) are in the
 //! separate `memlane-compare` benchmark.
 //!
@@ -133,6 +135,8 @@ fn floor_of(transport: &str, workload: Workload) -> &'static str {
         ("memlane-typed", _) => "memlane-spin",
         ("memlane-typed-loan", _) => "memlane-loan",
         (_, Workload::Throughput) => "floor-ring",
+        // A call is compared with the channel ping-pong it is built on.
+        ("memlane-rpc", _) => "memlane-block",
         ("memlane-block" | "memlane-sleep" | "latest-wake" | "floor-futex", _) => "floor-futex",
         _ => "floor-spin",
     }
@@ -171,6 +175,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             "memlane-block",
             "memlane-sleep",
             "memlane-lossy",
+            "memlane-rpc",
         ] {
             job(t, Workload::Latency, size, n, 1);
         }

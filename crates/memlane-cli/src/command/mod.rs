@@ -3,6 +3,7 @@
 //! parsed arguments.
 
 pub mod bench;
+pub mod call;
 pub mod create;
 pub mod demo;
 pub mod demo_client;
@@ -13,6 +14,7 @@ pub mod list;
 pub mod listen;
 pub mod rm;
 pub mod send;
+pub mod serve;
 pub mod top;
 
 use std::path::Path;

@@ -1,7 +1,8 @@
 //! Runs the example programs as real processes: the classic server/client
 //! pair (`examples/server.rs`, `examples/client.rs`), the channel pair
-//! (`examples/subscriber.rs`, `examples/publisher.rs`) and the typed pair
-//! (`examples/typed.rs`, `sub` and `pub`).
+//! (`examples/subscriber.rs`, `examples/publisher.rs`), the typed pair
+//! (`examples/typed.rs`, `sub` and `pub`) and the request-response pair
+//! (`examples/rpc.rs`, `serve` and `call`).
 //!
 //! The examples are built on first use with the `cargo` that runs these
 //! tests (a no-op when they are up to date), and found through cargo's
@@ -144,6 +145,7 @@ fn build_examples() -> Vec<(String, PathBuf)> {
         "subscriber",
         "typed",
         "async_subscriber",
+        "rpc",
     ] {
         cmd.args(["--example", name]);
     }
@@ -515,4 +517,38 @@ fn async_subscriber_prints_what_the_publisher_sends() {
     );
     assert_eq!(printed, "one\ntwo\n");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+#[test]
+fn rpc_client_gets_the_sum_from_the_rpc_server() {
+    let dir = TempDir::new("rpc");
+    // No server yet: a clear error, exit 1.
+    let early = run_example("rpc", dir.path(), &["call", "adder", "1", "2"]);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(stderr(&early).contains("no server"), "{}", stderr(&early));
+    let mut server = Command::new(example("rpc"))
+        .args(["serve", "adder", "2"])
+        .env("MEMLANE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the rpc server");
+    let out = server.stdout.take().expect("stdout");
+    let mut server = KillOnDrop(server);
+    let mut first = String::new();
+    BufReader::new(out)
+        .read_line(&mut first)
+        .expect("the server's first line");
+    assert_eq!(first.trim(), "ready adder");
+    for (a, b, sum) in [("2", "40", "42"), ("7", "8", "15")] {
+        let call = run_example("rpc", dir.path(), &["call", "adder", a, b]);
+        assert!(call.status.success(), "rpc call failed: {}", stderr(&call));
+        assert_eq!(stdout(&call).trim(), sum);
+    }
+    let status = server.wait_with_watchdog("the rpc server");
+    assert!(status.success(), "the rpc server failed: {status}");
+    // The clients removed their files; the request channel stays for the
+    // next server.
+    assert_eq!(dir.entries(), vec!["memlane.adder.rq".to_string()]);
 }
