@@ -407,7 +407,7 @@ impl Subscriber {
     fn copy_out(&mut self, rec: Record) -> Result<Message<'_>, Fault> {
         let intact = self.copy_record(self.st.pos, rec, 0);
         self.ring.check_truncated()?;
-        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+        if self.lapped() {
             // Publishers may have overwritten what was read (the record,
             // or a header skipped on the way): never handed out.
             return Err(self.lapped_now());
@@ -574,16 +574,14 @@ impl Subscriber {
         let found = match ring::peek(&*self.ring, &mut self.st) {
             Ok(found) => found,
             // Headers overwritten while they were read look corrupt.
-            Err(_) if self.lossy && ring::lapped(&*self.ring, self.check_from) => {
-                return Err(self.lapped_now())
-            }
+            Err(_) if self.lapped() => return Err(self.lapped_now()),
             Err(c) => return Err(c.into()),
         };
         self.ring.check_truncated()?;
         if let Some(rec) = found {
             return Ok(Some(rec));
         }
-        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+        if self.lapped() {
             // A skipped header may have been overwritten while read.
             return Err(self.lapped_now());
         }
@@ -597,6 +595,14 @@ impl Subscriber {
     #[inline]
     fn pin(&self) -> Option<u64> {
         (!self.lossy).then_some(self.st.published)
+    }
+
+    /// Whether this is a lossy subscriber and publishers have claimed past
+    /// a ring beyond the position its receive began at (`check_from`), so
+    /// that what it read may have been overwritten (see `ring::lapped`).
+    #[inline]
+    fn lapped(&self) -> bool {
+        self.lossy && ring::lapped(&*self.ring, self.check_from)
     }
 
     /// A lossy subscriber was lapped: goes on from the oldest record still
@@ -679,7 +685,7 @@ impl Subscriber {
             Some(until),
             self.lossy,
         );
-        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+        if self.lapped() {
             // What the wait's looks skipped or saw may have been overwritten.
             return Err(self.lapped_now());
         }
@@ -912,7 +918,7 @@ impl Subscriber {
                 if !self.copy_record(p, rec, copied) {
                     if self.batch.is_empty() {
                         self.ring.check_truncated()?;
-                        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+                        if self.lapped() {
                             return Err(self.lapped_now());
                         }
                         return Err(rewritten(p).into());
@@ -932,7 +938,7 @@ impl Subscriber {
             }
         }
         self.ring.check_truncated()?;
-        if self.lossy && ring::lapped(&*self.ring, self.check_from) {
+        if self.lapped() {
             // Some of what was copied may have been overwritten meanwhile:
             // none of it is handed out.
             self.batch.clear();
