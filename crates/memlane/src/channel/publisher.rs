@@ -45,11 +45,6 @@ pub struct Publisher {
     ring: Arc<ShmRing>,
     st: PubState,
     reap: ReapTimer,
-    /// The claim of the loan this publisher handed out, until the loan is
-    /// committed or dropped. Still set when the publisher is used again:
-    /// the loan was leaked (`mem::forget`), and its claim is completed as
-    /// a discarded record first (see [`Publisher::settle_leaked_loan`]).
-    loaned: Option<Claim>,
     /// Loans are private buffers copied into the ring at commit
     /// (see [`Channel::copies_messages`](crate::Channel::copies_messages)).
     copy: bool,
@@ -57,10 +52,6 @@ pub struct Publisher {
     /// at the first such loan and reused), 16-byte aligned like a payload
     /// in the ring, so that a typed loan can view it as a value.
     buf: Vec<Chunk>,
-    /// The loan out (`loaned`) is an [`UninitLoan`]: its bytes may have
-    /// been de-initialized through `MaybeUninit`, and are zeroed if it is
-    /// leaked (see [`Publisher::settle_leaked_loan`]).
-    loaned_uninit: bool,
     /// The liveness lock, held for as long as this publisher is joined;
     /// dropped (released) after `Drop::drop` frees the slot.
     _lock: SlotLock,
@@ -92,10 +83,8 @@ impl Publisher {
             ring,
             st,
             reap: ReapTimer::new(),
-            loaned: None,
             copy,
             buf: Vec::new(),
-            loaned_uninit: false,
             _lock: lock,
         })
     }
@@ -142,27 +131,32 @@ impl Publisher {
     /// completes its claim as a discarded record, as dropping the loan
     /// would have, before anything else overwrites the write-ahead record
     /// of that claim. Without this, the claim could never be committed or
-    /// repaired, and every subscriber would wait on it forever.
+    /// repaired, and every subscriber would wait on it forever. The claim
+    /// is read back from the write-ahead record: a loan records nothing
+    /// but the one byte `st.loan` in the publisher (stores on the way
+    /// from a claim to its commit cost throughput, see
+    /// `ring::claim_straight`).
     #[cold]
     #[inline(never)]
     fn settle_leaked_loan(&mut self) {
-        if let Some(claim) = self.loaned.take() {
-            if self.loaned_uninit {
+        let kind = std::mem::replace(&mut self.st.loan, 0);
+        if kind == 0 {
+            return;
+        }
+        if let Some(claim) = ring::own_open_claim(&*self.ring, &self.st) {
+            if kind == ring::LOAN_OUT_UNINIT {
                 self.zero_loaned(claim, 0, claim.len() as usize);
             }
             ring::commit(&*self.ring, &mut self.st, claim, true);
-            ring::hold_straight_path(&mut self.st, false);
         }
     }
 
     /// Hands out a loan of `claim` (just made).
-    #[inline]
+    #[inline(always)]
     fn lend(&mut self, claim: Claim) -> Loan<'_> {
         // Until the loan is committed or dropped, sends take the general
         // path, which settles a leaked loan first.
-        ring::hold_straight_path(&mut self.st, true);
-        self.loaned = Some(claim);
-        self.loaned_uninit = false;
+        self.st.loan = ring::LOAN_OUT;
         if self.copy && self.buf.is_empty() {
             self.buf = vec![Chunk::ZERO; self.max_message().div_ceil(16)];
         }
@@ -175,16 +169,15 @@ impl Publisher {
 
     /// The loan of `claim` ends (committed, or dropped as discarded) with
     /// `len <= claim.len()` bytes.
-    #[inline]
+    #[inline(always)]
     fn end_loan(&mut self, claim: Claim, len: u32, discard: bool) {
-        self.loaned = None;
         let claim = if len < claim.len() {
             ring::shorten_claim(&*self.ring, claim, len)
         } else {
             claim
         };
         ring::commit(&*self.ring, &mut self.st, claim, discard);
-        ring::hold_straight_path(&mut self.st, false);
+        self.st.loan = 0;
     }
 
     /// Zeroes bytes `from..to` of the loan of `claim` (the ring space, or
@@ -260,7 +253,7 @@ impl Publisher {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
         }
-        if self.loaned.is_some() {
+        if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
         let len = self
@@ -307,7 +300,7 @@ impl Publisher {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
         }
-        if self.loaned.is_some() {
+        if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
         let len = self
@@ -353,7 +346,7 @@ impl Publisher {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
         }
-        if self.loaned.is_some() {
+        if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
         let len = self
@@ -447,15 +440,29 @@ impl Publisher {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline(always)]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, SendError> {
-        if self.loaned.is_some() {
+        // The common case in one straight run, inlined into the caller
+        // (see `ring::claim_straight`); everything else out of line.
+        if self.st.loan == 0 {
+            if let Some(h) = ring::claim_straight(&*self.ring, &mut self.st, len) {
+                return Ok(self.lend(ring::straight_claim(h, len)));
+            }
+        }
+        let claim = self.loan_claim(len)?;
+        Ok(self.lend(claim))
+    }
+
+    /// The claim of [`loan`](Self::loan) off its straight path.
+    #[inline(never)]
+    fn loan_claim(&mut self, len: usize) -> Result<Claim, SendError> {
+        if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
         let len = self
             .check_len(len)
             .map_err(|(len, max)| SendError::TooLarge { len, max })?;
-        let claim = self.claim_wait(len)?;
-        Ok(self.lend(claim))
+        Ok(self.claim_wait(len)?)
     }
 
     /// Like [`loan`](Self::loan), as uninitialized bytes: an
@@ -494,7 +501,7 @@ impl Publisher {
     /// ```
     pub fn loan_uninit(&mut self, len: usize) -> Result<UninitLoan<'_>, SendError> {
         let loan = self.loan(len)?;
-        loan.publ.loaned_uninit = true;
+        loan.publ.st.loan = ring::LOAN_OUT_UNINIT;
         Ok(UninitLoan { loan })
     }
 
@@ -532,15 +539,27 @@ impl Publisher {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline(always)]
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, TrySendError> {
-        if self.loaned.is_some() {
+        if self.st.loan == 0 {
+            if let Some(h) = ring::claim_straight(&*self.ring, &mut self.st, len) {
+                return Ok(self.lend(ring::straight_claim(h, len)));
+            }
+        }
+        let claim = self.try_loan_claim(len)?;
+        Ok(self.lend(claim))
+    }
+
+    /// The claim of [`try_loan`](Self::try_loan) off its straight path.
+    #[inline(never)]
+    fn try_loan_claim(&mut self, len: usize) -> Result<Claim, TrySendError> {
+        if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
         let len = self
             .check_len(len)
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
-        let claim = self.claim_now(len)?.ok_or(TrySendError::Full)?;
-        Ok(self.lend(claim))
+        self.claim_now(len)?.ok_or(TrySendError::Full)
     }
 
     /// Messages sent by this publisher (loans dropped without commit not
@@ -679,6 +698,7 @@ impl<'a> Loan<'a> {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline(always)]
     pub fn commit(self) -> Result<(), CommitError> {
         let mut this = std::mem::ManuallyDrop::new(self);
         let (claim, len) = (this.claim, this.len);
@@ -941,7 +961,7 @@ impl<'a> UninitLoan<'a> {
         // SAFETY: `this` is never used or dropped again (ManuallyDrop), so
         // the loan moved out of it is owned once.
         let loan = unsafe { std::ptr::read(&this.loan) };
-        loan.publ.loaned_uninit = false;
+        loan.publ.st.loan = ring::LOAN_OUT;
         loan
     }
 }
@@ -974,6 +994,6 @@ impl Drop for UninitLoan<'_> {
         // loan's drop then discards the record).
         let (claim, len) = (self.loan.claim, self.loan.len as usize);
         self.loan.publ.zero_loaned(claim, 0, len);
-        self.loan.publ.loaned_uninit = false;
+        self.loan.publ.st.loan = ring::LOAN_OUT;
     }
 }

@@ -157,6 +157,12 @@ pub(crate) struct PubState {
     wants_space: bool,
     /// `Geometry::single_writer`, computed once.
     single_writer: bool,
+    /// A loan of this publisher's is out (see [`LOAN_OUT`]): its claim is
+    /// open, sends take the general path (which settles a leaked loan
+    /// first). One byte, stored once when the loan starts and once when it
+    /// ends: the claim itself is in the `Loan` (and, should it leak, in
+    /// the write-ahead record, see [`own_open_claim`]).
+    pub(crate) loan: u8,
     /// When this publisher last committed a record of `DEMOTE_MIN_RECORD`
     /// bytes or more.
     last_large_commit: Option<Instant>,
@@ -338,6 +344,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 saw_joining: false,
                 wants_space: false,
                 single_writer: m.geometry().single_writer(),
+                loan: 0,
                 last_large_commit: None,
                 messages: 0,
                 bytes: 0,
@@ -397,32 +404,9 @@ pub(crate) fn try_claim<M: RingMem>(
         if !fits(g.capacity, h, total, st.cached_min) && !refit(m, st, h, total) {
             return Ok(None);
         }
-        // Write-ahead: whoever finds this publisher dead can tell which
-        // claim it held (see `repair_dead_publisher`).
-        if st.single_writer {
-            claim_single(m, st, h, len, total);
-        } else {
-            let slot = m.pub_slot(st.slot);
-            slot.pending_len.store(u64::from(len), Ordering::Relaxed);
-            slot.pending_total.store(total, Ordering::Relaxed);
-            slot.pending_pos.store(h, Ordering::Release);
-            if m.claim()
-                .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
-                .is_err()
-            {
-                crate::sync::spin_loop();
-                continue;
-            }
-            join_fence();
-            // Orders the claim before every byte written into the claimed
-            // space: a lossy subscriber that read any of those bytes sees
-            // the claim when it checks, after its own Acquire fence, whether
-            // it was lapped (`lapped`). A compiler fence on x86-64.
-            fence(Ordering::Release);
-            // The claim is ours: say so (a dead publisher whose write-ahead
-            // record lacks this bit may have lost the CAS to another).
-            slot.pending_total
-                .store(total | PENDING_OWNED, Ordering::Relaxed);
+        if !claim_at(m, st, h, len, total) {
+            crate::sync::spin_loop();
+            continue;
         }
         crate::fault::point("after_claim");
         let joined = m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen;
@@ -431,6 +415,88 @@ pub(crate) fn try_claim<M: RingMem>(
         }
         return Ok(Some(Claim::new(h.wrapping_add(pad), len, pad)));
     }
+}
+
+/// Claims `total` bytes at head `h` (a record of `len` payload bytes, after
+/// any pad), with the write-ahead record first, so that whoever finds this
+/// publisher dead can tell which claim it held (see
+/// `repair_dead_publisher`). False when another publisher moved the claim
+/// first (the CAS failed; nothing is claimed).
+#[inline(always)]
+fn claim_at<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) -> bool {
+    if st.single_writer {
+        claim_single(m, st, h, len, total);
+        return true;
+    }
+    let slot = m.pub_slot(st.slot);
+    slot.pending_len.store(u64::from(len), Ordering::Relaxed);
+    slot.pending_total.store(total, Ordering::Relaxed);
+    slot.pending_pos.store(h, Ordering::Release);
+    if m.claim()
+        .compare_exchange_weak(h, h.wrapping_add(total), JOIN_RMW, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    join_fence();
+    // Orders the claim before every byte written into the claimed
+    // space: a lossy subscriber that read any of those bytes sees
+    // the claim when it checks, after its own Acquire fence, whether
+    // it was lapped (`lapped`). A compiler fence on x86-64.
+    fence(Ordering::Release);
+    // The claim is ours: say so (a dead publisher whose write-ahead
+    // record lacks this bit may have lost the CAS to another).
+    slot.pending_total
+        .store(total | PENDING_OWNED, Ordering::Relaxed);
+    true
+}
+
+/// A loan's claim of a payload of `len` bytes in the common case: the
+/// record fits before the ring's end (no pad), the cached bound says it
+/// fits, no join or wait for space is pending, and (with several
+/// publishers) the CAS succeeds at the first try. Then it claims exactly
+/// as [`try_claim`] would and returns the record's position, a single
+/// word, for [`straight_claim`]; otherwise it returns `None` having claimed
+/// nothing, and the caller takes the general path.
+///
+/// Why a second path: the general one returns its claim as a
+/// `Result<Option<Claim>, Corrupt>` through memory, stored in 8-byte halves
+/// and read back 16 bytes at a time, which the CPU cannot forward from its
+/// store buffer. That load then waits until every store before it has
+/// left the store buffer, the write-ahead record's and the claim's among
+/// them, which wait for lines a subscriber that keeps up is polling: 64 B
+/// loans ran at half the throughput of copying sends (issue 15,
+/// `docs/benchmarks/`). Loom and the crash tests check this path as they
+/// check the general one.
+#[inline(always)]
+pub(crate) fn claim_straight<M: RingMem>(m: &M, st: &mut PubState, len: usize) -> Option<u64> {
+    let g = m.geometry();
+    if len > g.max_message as usize || st.saw_joining | st.wants_space | (st.loan != 0) {
+        return None;
+    }
+    let len = len as u32;
+    let h = m.claim().load(Ordering::Acquire);
+    let rec = record_size(u64::from(len));
+    let off = h & g.mask;
+    // A misaligned claim (a peer wrote it) is reported by the general path.
+    if off + rec > g.capacity || h % 16 != 0 || !fits(g.capacity, h, rec, st.cached_min) {
+        return None;
+    }
+    if !claim_at(m, st, h, len, rec) {
+        return None;
+    }
+    crate::fault::point("after_claim");
+    if m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
+        after_claim(m, st, h, rec, true);
+    }
+    Some(h)
+}
+
+/// The [`Claim`] that [`claim_straight`] made at position `h`: a payload of
+/// `len` bytes with no pad before it.
+#[inline(always)]
+pub(crate) fn straight_claim(h: u64, len: usize) -> Claim {
+    Claim::new(h, len as u32, 0)
 }
 
 /// The error for a claim position that is not a multiple of 16.
@@ -669,7 +735,10 @@ pub(crate) unsafe fn write_payload<M: RingMem>(m: &M, off: u64, msg: &[u8]) {
 #[inline]
 pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> bool {
     let g = m.geometry();
-    if !st.single_writer || msg.len() > g.max_message as usize || st.saw_joining | st.wants_space {
+    if !st.single_writer
+        || msg.len() > g.max_message as usize
+        || st.saw_joining | st.wants_space | (st.loan != 0)
+    {
         return false;
     }
     let len = msg.len() as u32;
@@ -1461,17 +1530,34 @@ pub(crate) fn still_committed<M: RingMem>(m: &M, p: u64, rec: Record) -> bool {
         && rec.payload_off == off + RECORD_HEADER
 }
 
-/// Keeps a single writer's copying send off its straight path
-/// ([`send_single`]) while `hold`, so that the general path runs (where
-/// the publisher first settles a claim it left open: a loan that was
-/// forgotten). It sets the flag `send_single` already tests for a joining
-/// subscriber; while it is set, the general path's next claim also
-/// rescans the subscriber slots once (which clears it). Called with
-/// `false` only right after this publisher's own claim was committed
-/// (after any claim the flag is clear, and nothing but a claim sets it).
-#[inline]
-pub(crate) fn hold_straight_path(st: &mut PubState, hold: bool) {
-    st.saw_joining = hold;
+/// [`PubState::loan`]: a loan is out.
+pub(crate) const LOAN_OUT: u8 = 1;
+/// [`PubState::loan`]: an uninitialized loan is out (its bytes are zeroed
+/// if it leaks).
+pub(crate) const LOAN_OUT_UNINIT: u8 = 2;
+
+/// The claim this publisher holds open according to its own write-ahead
+/// record (validated: a peer with write access to the file may have
+/// changed it), for settling a leaked loan: `None` if there is none or it
+/// is not one this format can make.
+pub(crate) fn own_open_claim<M: RingMem>(m: &M, st: &PubState) -> Option<Claim> {
+    let g = *m.geometry();
+    let s = m.pub_slot(st.slot);
+    let total = s.pending_total.load(Ordering::Relaxed) & !PENDING_OWNED;
+    let p = s.pending_pos.load(Ordering::Relaxed);
+    let len = s.pending_len.load(Ordering::Relaxed);
+    if total == 0 || len > u64::from(g.max_message) || total > g.capacity || p % 16 != 0 {
+        return None;
+    }
+    let rec = record_size(len);
+    if rec > total {
+        return None;
+    }
+    let pad = total - rec;
+    if pad > 0 && (p & g.mask) + pad != g.capacity {
+        return None;
+    }
+    Some(Claim::new(p.wrapping_add(pad), len as u32, pad))
 }
 
 /// Shortens claim `c` to a payload of `len <= c.len()` bytes before its
