@@ -156,7 +156,7 @@ impl TypeRecord {
     }
 
     /// The same record with a message schema (a postcard encoding only).
-    #[cfg(feature = "schema")]
+    #[cfg(any(feature = "schema", feature = "fuzzing", test))]
     pub(crate) fn with_schema(mut self, schema: MessageSchema) -> TypeRecord {
         self.schema = Some(schema);
         self

@@ -228,7 +228,7 @@ impl MessageSchema {
 
 impl fmt::Display for MessageSchema {
     /// Rust-like declarations: the message type first, then each named
-    /// struct or enum it uses, once, separated by `; `.
+    /// struct or enum it uses, once, separated by `; ` (the first 64).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(root) = &self.root else {
             return write!(
@@ -252,6 +252,9 @@ impl fmt::Display for MessageSchema {
                 f.write_str("; ")?;
             }
             write_decl(f, d)?;
+        }
+        if decls.len() >= MAX_DECLS {
+            f.write_str("; …")?;
         }
         Ok(())
     }
@@ -548,22 +551,24 @@ impl Decoder<'_> {
         let mut a = [0u8; 8];
         a[..n].copy_from_slice(b);
         // `{:?}` writes the shortest text that reads back as the same
-        // float, a valid JSON number when finite (`1.0`, `1e-7`).
-        let _ = if n == 4 {
+        // float, a valid JSON number when finite (`1.0`, `1e-7`); a `+`
+        // after a positive exponent's `e`, as serde_json writes it.
+        let text = if n == 4 {
             let v = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
-            if v.is_finite() {
-                write!(self.out, "{v:?}")
-            } else {
-                write!(self.out, "null")
-            }
+            v.is_finite().then(|| format!("{v:?}"))
         } else {
             let v = f64::from_le_bytes(a);
-            if v.is_finite() {
-                write!(self.out, "{v:?}")
-            } else {
-                write!(self.out, "null")
-            }
+            v.is_finite().then(|| format!("{v:?}"))
         };
+        match text {
+            Some(t) => match t.split_once('e') {
+                Some((m, e)) if !e.starts_with('-') => {
+                    let _ = write!(self.out, "{m}e+{e}");
+                }
+                _ => self.out.push_str(&t),
+            },
+            None => self.out.push_str("null"),
+        }
         Ok(())
     }
     fn seq<'s>(
@@ -754,14 +759,19 @@ fn json_string(out: &mut String, s: &str) {
 // ---------------------------------------------------------------------------
 // Rendering the schema
 
-/// The structs and enums `t` uses, each once (by name and shape), `t` first.
+/// The most declarations `Display` shows (which bounds its work on a
+/// hostile schema: each new one is compared with those before).
+const MAX_DECLS: usize = 64;
+
+/// The structs and enums `t` uses, each once (by name and shape), `t`
+/// first; at most [`MAX_DECLS`].
 fn collect_decls<'a>(t: &'a Named, decls: &mut Vec<&'a Named>) {
     let is_decl = matches!(
         t.ty,
         Ty::Struct(_) | Ty::Enum(_) | Ty::TupleStruct(_) | Ty::NewtypeStruct(_) | Ty::UnitStruct
     );
     if is_decl {
-        if decls.iter().any(|d| *d == t) {
+        if decls.len() >= MAX_DECLS || decls.contains(&t) {
             return;
         }
         decls.push(t);
