@@ -111,7 +111,8 @@ impl ChannelBuilder {
     /// assert_eq!(schema.to_string(), "struct Cmd { verb: String, speed: Option<f32> }");
     /// let msg = bytes.recv()?;
     /// assert_eq!(schema.to_json(&msg)?, r#"{"verb":"go","speed":0.5}"#);
-    /// # drop((msg, bytes, ch));
+    /// # drop(msg);
+    /// # drop((bytes, ch));
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
