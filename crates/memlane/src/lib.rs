@@ -16,7 +16,9 @@
 //! * Typed channels ([`ChannelBuilder::message_type`], [`Channel::typed`]):
 //!   plain-old-data values loaned and read in place, one or a slice per
 //!   message, the type recorded in the channel and checked on open; with
-//!   the feature `serde`, any serde type, postcard-encoded.
+//!   the feature `serde`, any serde type, postcard-encoded, and with the
+//!   feature `schema` its schema recorded too, so that programs without
+//!   the type decode the messages to JSON ([`MessageSchema`]).
 //!
 //! ```
 //! use memlane::Channel;
