@@ -164,10 +164,10 @@ impl TypeRecord {
 
     /// Whether a channel recording `self` can be opened as `expected`:
     /// the same name, encoding, size, alignment and fingerprint, and, when
-    /// both have a schema, the same schema. (A side without a schema
-    /// cannot check one: a schema'd channel opens with
-    /// [`Channel::serde`](crate::Channel::serde), and a channel without
-    /// one with `Channel::serde_with_schema`.)
+    /// both have a schema of the same format, the same schema. (A side
+    /// without a schema, or with one in another format, cannot check it:
+    /// a schema'd channel opens with [`Channel::serde`](crate::Channel::serde),
+    /// and a channel without one with `Channel::serde_with_schema`.)
     pub(crate) fn agrees_with(&self, expected: &TypeRecord) -> bool {
         let same = self.name == expected.name
             && self.encoding == expected.encoding
@@ -175,7 +175,7 @@ impl TypeRecord {
             && self.align == expected.align
             && self.fingerprint == expected.fingerprint;
         match (&self.schema, &expected.schema) {
-            (Some(a), Some(b)) => same && a == b,
+            (Some(a), Some(b)) if a.format() == b.format() => same && a == b,
             _ => same,
         }
     }

@@ -747,7 +747,8 @@ fn json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            // C0, DEL and C1 controls: a terminal may act on them.
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -1092,6 +1093,17 @@ mod tests {
             },
         ));
         assert_eq!(m.to_json(&[1, 5, 1, b'x']).unwrap(), r#"{"5":"x"}"#);
+        // Control characters (C0, DEL, C1) are escaped.
+        let mut msg = vec![1, 5, 6, 0x1b, 0x7f, 0xc2, 0x9b, b'\\', b'"'];
+        assert_eq!(
+            m.to_json(&msg).unwrap(),
+            r#"{"5":"\u001b\u007f\u009b\\\""}"#
+        );
+        msg[2] = 7;
+        assert!(matches!(
+            m.to_json(&msg),
+            Err(MessageDecodeError::Truncated { .. })
+        ));
     }
 
     #[test]
