@@ -781,3 +781,42 @@ mod schema_channels {
         assert!(corrupt > 0, "garbage was noticed ({accepted} accepted)");
     }
 }
+
+/// A type whose schema is too large to record: creating its channel with
+/// a schema fails with a clear error, and so does opening with one.
+#[test]
+fn a_schema_too_large_to_record_is_a_clear_error() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    // 32,768 `u8`s as nested arrays: a schema of over 100 KiB.
+    #[derive(serde::Serialize, serde::Deserialize, memlane::postcard_schema::Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Cube([[[u8; 32]; 32]; 32]);
+    impl MessageType for Cube {}
+
+    let dir = TestDir::new("schema-large");
+    let err = Channel::builder("cube")
+        .dir(&dir.path)
+        .serde_type_with_schema::<Cube>()
+        .create()
+        .unwrap_err();
+    assert!(
+        matches!(&err, memlane::CreateError::InvalidConfig { reason }
+            if reason.contains("the schema of `") && reason.contains("is longer than 61440 bytes")),
+        "{err}"
+    );
+    // Without a schema it works; opening with one is refused, clearly.
+    let ch = Channel::builder("cube")
+        .dir(&dir.path)
+        .serde_type::<Cube>()
+        .create()
+        .unwrap();
+    assert!(ch.serde::<Cube>().is_ok());
+    let err = ch.serde_with_schema::<Cube>().unwrap_err();
+    assert!(matches!(err, TypeError::Schema { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("open it with `Channel::serde`"),
+        "{err}"
+    );
+}
