@@ -1,4 +1,5 @@
-//! A typed channel's type record (`TypeRecord::decode`) over arbitrary
+//! A typed channel's type record (`TypeRecord::decode`) and a serde
+//! channel's recorded schema with a message decoded by it, over arbitrary
 //! bytes; see `memlane::fuzzing::type_record`.
 #![no_main]
 

@@ -196,7 +196,11 @@ pub struct ListenArgs {
     pub timeout: Option<Duration>,
     /// How to print each message. On a typed channel (see `memlane info`)
     /// text and hex both print the values in hex, one group per value, and
-    /// JSON adds the type's name.
+    /// JSON adds the type's name; on a serde channel that records a
+    /// schema, text prints each message as a JSON value (a message that
+    /// does not decode is reported on stderr), JSON as "value" in the
+    /// object ("error" and "hex" for one that does not decode), and hex
+    /// its bytes.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Create this file once subscribed (only messages sent after that are

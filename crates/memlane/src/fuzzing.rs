@@ -20,6 +20,7 @@ use crate::channel::region::{HasRegion, Region};
 use crate::channel::ring::{self, RingMem};
 use crate::segment::header::{self, HEADER_REGION, HEADER_SIZE, MAGIC, MAX_DATA_LEN};
 use crate::sync::{AtomicU32, AtomicU64, Futex, Ordering};
+use crate::typed::schema::MessageSchema;
 
 /// Reads a native-endian `u64` at `off`, or 0 past the end of `b`.
 fn u64_at(b: &[u8], off: usize) -> u64 {
@@ -81,14 +82,45 @@ pub fn header_seed() -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Type record (typed channels)
 
-/// Runs [`TypeRecord::decode`](crate::typed::record::TypeRecord) over
-/// `bytes` (a copy of a channel's type record). Returns 1 if accepted, 0
-/// otherwise. What it promises about a record it accepts: a name of 1 to
+/// Two decoders of a typed channel's type record, chosen by the first byte:
+///
+/// - `0xff`, then a `u16` length `L` (little-endian), `L` bytes of schema
+///   and a message: [`MessageSchema`](crate::MessageSchema)'s parser over
+///   the schema (format 1), and, if it accepts it, the message decoded to
+///   JSON with it (no record can start with `0xff`: it is not the magic);
+/// - anything else: the whole input as a record (`TypeRecord::decode`),
+///   and, for an accepted record with a schema, the input decoded as a
+///   message with it.
+///
+/// What it promises about a record it accepts: a name of 1 to
 /// `MAX_TYPE_NAME` bytes, a power-of-two alignment, a plain size that is
-/// a non-zero multiple of it, and a record that encodes and decodes back
-/// to itself.
+/// a non-zero multiple of it and no schema on a plain type, and a record
+/// that encodes and decodes back to itself; about a schema it accepts:
+/// decoding any message ends, without panicking, with an error or a JSON
+/// text of bounded length. Returns how many decoders accepted their input.
 pub fn type_record(bytes: &[u8]) -> usize {
     use crate::typed::record::TypeRecord;
+    use crate::typed::schema::MessageSchema;
+    if let [0xff, lo, hi, rest @ ..] = bytes {
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(rest.len());
+        let (schema, msg) = rest.split_at(len);
+        let Ok(s) = MessageSchema::decode(1, schema) else {
+            return 0;
+        };
+        assert!(s.is_readable() && s.as_bytes() == schema);
+        black_box(s.to_string());
+        return match s.to_json(msg) {
+            Ok(json) => {
+                // Bounded output: at most 1 MiB + 64 bytes per message byte.
+                assert!(json.len() <= (1 << 20) + 64 * msg.len() + 4096);
+                2
+            }
+            Err(e) => {
+                black_box(e.to_string());
+                1
+            }
+        };
+    }
     let Ok(decoded) = TypeRecord::decode(bytes) else {
         return 0;
     };
@@ -100,22 +132,45 @@ pub fn type_record(bytes: &[u8]) -> usize {
     assert!(r.align().is_power_of_two());
     if r.encoding() == crate::Encoding::Plain {
         assert!(r.size() > 0 && r.size() % u64::from(r.align()) == 0);
+        assert!(r.schema().is_none());
     }
     assert_eq!(TypeRecord::decode(&r.encode()), Ok(Some(r.clone())));
     black_box(r.to_string());
+    if let Some(s) = r.schema() {
+        assert!(s.as_bytes().len() <= crate::MAX_SCHEMA_LEN);
+        black_box(s.to_string());
+        let _ = black_box(s.to_json(bytes));
+    }
     1
 }
 
-/// A record [`type_record`] accepts: a plain 24-byte type.
+/// A postcard-schema 0.2 schema (format 1) of
+/// `struct S { a: u8, b: Option<String>, c: Vec<i32>, k: K }` with
+/// `enum K { A, B(u16) }`.
+const SEED_SCHEMA: &[u8] = &[
+    1, b'S', 26, 4, // struct S, 4 fields
+    1, b'a', 2, b'u', b'8', 2, // a: u8
+    1, b'b', 1, b'O', 18, 6, b'S', b't', b'r', b'i', b'n', b'g', 16, // b: Option<String>
+    1, b'c', 1, b'V', 22, 3, b'i', b'3', b'2', 4, // c: [i32]
+    1, b'k', 1, b'K', 27, 2, 1, b'A', 0, 1, b'B', 1, 3, b'u', b'1', b'6', 7, // k: K
+];
+
+/// A record [`type_record`] accepts: a postcard type with a schema.
 pub fn type_record_seed() -> Vec<u8> {
-    crate::typed::record::TypeRecord::new(
-        "app::Imu",
-        crate::Encoding::Plain,
-        24,
-        8,
-        crate::layout_hash(b"t: u64, accel: [f32; 3], gyro: f32"),
-    )
-    .encode()
+    crate::typed::record::TypeRecord::new("app::S", crate::Encoding::Postcard, 48, 8, 0)
+        .with_schema(MessageSchema::decode(1, SEED_SCHEMA).expect("the seed schema is valid"))
+        .encode()
+}
+
+/// An input of [`type_record`]'s schema form that both of its decoders
+/// accept: [`SEED_SCHEMA`] and a message of it
+/// (`S { a: 5, b: Some("hi"), c: vec![-1], k: K::B(300) }`).
+pub fn schema_message_seed() -> Vec<u8> {
+    let mut b = vec![0xff];
+    b.extend_from_slice(&(SEED_SCHEMA.len() as u16).to_le_bytes());
+    b.extend_from_slice(SEED_SCHEMA);
+    b.extend_from_slice(&[5, 1, 2, b'h', b'i', 1, 1, 1, 0xac, 0x02]);
+    b
 }
 
 // ---------------------------------------------------------------------------

@@ -16,7 +16,9 @@
 //! * Typed channels ([`ChannelBuilder::message_type`], [`Channel::typed`]):
 //!   plain-old-data values loaned and read in place, one or a slice per
 //!   message, the type recorded in the channel and checked on open; with
-//!   the feature `serde`, any serde type, postcard-encoded.
+//!   the feature `serde`, any serde type, postcard-encoded, and with the
+//!   feature `schema` its schema recorded too, so that programs without
+//!   the type decode the messages to JSON ([`MessageSchema`]).
 //!
 //! ```
 //! use memlane::Channel;
@@ -168,11 +170,18 @@ pub use channel::{Batch, BatchIter, UninitLoan, DEFAULT_DISCONNECT_GRACE};
 pub use error::CommitError;
 pub use error::Corrupt;
 pub use error::Lagged;
+/// The postcard-schema version a serde channel's schema is taken from
+/// (feature `schema`, see `ChannelBuilder::serde_type_with_schema`):
+/// derive its `Schema` on your message types with `#[postcard(crate =
+/// memlane::postcard_schema)]` beside the derive, or depend on
+/// postcard-schema 0.2 (feature `derive`) yourself.
+#[cfg(all(not(loom), feature = "schema"))]
+pub use postcard_schema;
 #[cfg(not(loom))]
 pub use typed::{
-    layout_hash, Encoding, MessageType, Plain, Received, TypeError, TypeRecord, TypedChannel,
-    TypedIter, TypedLoan, TypedPublisher, TypedRecvError, TypedSubscriber, MAX_ALIGN,
-    MAX_TYPE_NAME,
+    layout_hash, Encoding, MessageDecodeError, MessageSchema, MessageType, Plain, Received,
+    TypeError, TypeRecord, TypedChannel, TypedIter, TypedLoan, TypedPublisher, TypedRecvError,
+    TypedSubscriber, MAX_ALIGN, MAX_SCHEMA_DEPTH, MAX_SCHEMA_LEN, MAX_TYPE_NAME,
 };
 #[cfg(all(not(loom), feature = "serde"))]
 pub use typed::{SerdeChannel, SerdePublisher, SerdeRecvError, SerdeSendError, SerdeSubscriber};
@@ -249,6 +258,8 @@ const _: () = {
     send_sync::<TypedLoan<'static, u64>>();
     send_sync::<TypeError>();
     send_sync::<TypeRecord>();
+    send_sync::<MessageSchema>();
+    send_sync::<MessageDecodeError>();
     send_sync::<TypedRecvError<RecvError>>();
 };
 

@@ -41,6 +41,10 @@ struct TypeJson {
     size: Option<u64>,
     align: Option<u32>,
     fingerprint: Option<String>,
+    /// A serde channel's recorded schema, as Rust-like declarations.
+    schema: Option<String>,
+    /// Bytes of the recorded schema (0: none).
+    schema_len: usize,
     error: Option<String>,
 }
 
@@ -54,6 +58,8 @@ impl TypeJson {
                 size: Some(r.size()),
                 align: Some(r.align()),
                 fingerprint: Some(format!("{:#018x}", r.fingerprint())),
+                schema: r.schema().map(|s| s.to_string()),
+                schema_len: r.schema().map_or(0, |s| s.as_bytes().len()),
                 error: None,
             }),
             Err(e) => Some(TypeJson {
@@ -62,6 +68,8 @@ impl TypeJson {
                 size: None,
                 align: None,
                 fingerprint: None,
+                schema: None,
+                schema_len: 0,
                 error: Some(e.to_string()),
             }),
         }
@@ -75,6 +83,27 @@ pub(crate) fn type_line(t: &Result<Option<TypeRecord>, TypeError>) -> String {
         Ok(Some(r)) => output::escape(r.to_string().as_bytes()),
         Err(e) => format!("unreadable: {}", output::escape(e.to_string().as_bytes())),
     }
+}
+
+/// The line for a serde channel's recorded schema: its declarations, cut
+/// to about `max` characters; `None` without a schema.
+pub(crate) fn schema_line(t: &Result<Option<TypeRecord>, TypeError>, max: usize) -> Option<String> {
+    let schema = t.as_ref().ok()?.as_ref()?.schema()?;
+    let mut text = schema.to_string();
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    let how = if schema.is_readable() {
+        "; `memlane listen` prints messages as JSON"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{} ({} bytes{how})",
+        output::escape(text.as_bytes()),
+        schema.as_bytes().len()
+    ))
 }
 
 /// The JSON form of a publisher.
@@ -241,6 +270,9 @@ pub fn run(dir: Option<&Path>, args: InfoArgs) -> anyhow::Result<()> {
     println!("  mode:           {}", info.mode);
     println!("  barriers:       {}", output::barriers(info.membarrier));
     println!("  messages:       {}", type_line(&message_type));
+    if let Some(line) = schema_line(&message_type, 400) {
+        println!("  schema:         {line}");
+    }
     println!("  capacity:       {}", output::size_exact(info.capacity));
     println!(
         "  max message:    {}",

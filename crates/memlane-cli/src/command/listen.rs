@@ -28,8 +28,19 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
     let interrupts = Interrupts::install()?;
     let channel = open_channel(dir, &args.name)?;
     // A typed channel's messages are values, not text: shown in hex (a
-    // plain type's values separated by spaces), with the type's name in JSON.
-    let typed = channel.message_type().ok().flatten();
+    // plain type's values separated by spaces), with the type's name in
+    // JSON; a serde channel's that records a schema, as JSON values.
+    let typed = match channel.message_type() {
+        Ok(t) => t,
+        Err(e) => {
+            // The messages can still be shown, as bytes.
+            eprintln!(
+                "warning: {}; showing the messages as bytes",
+                output::escape(e.to_string().as_bytes())
+            );
+            None
+        }
+    };
     let mut sub = if args.lossy {
         channel.lossy_subscriber()?
     } else if args.from_oldest {
@@ -58,7 +69,18 @@ pub fn run(dir: Option<&Path>, args: ListenArgs) -> anyhow::Result<()> {
         }
         let line = match sub.recv_timeout(SIGNAL_CHECK) {
             Ok(msg) => match &typed {
-                Some(t) => render_typed(&msg, seq, args.format, t),
+                Some(t) => match render_typed(&msg, seq, args.format, t) {
+                    Ok(line) => line,
+                    Err(error) => {
+                        // Not a value of the schema: said on stderr, so
+                        // that stdout stays one JSON value per line; the
+                        // next message is printed as usual.
+                        eprintln!("{error}");
+                        idle_since = Instant::now();
+                        seq += 1;
+                        continue;
+                    }
+                },
                 None => render(&msg, seq, args.format),
             },
             Err(RecvTimeoutError::Timeout) => {
@@ -107,11 +129,55 @@ fn render(msg: &[u8], seq: u64, format: Format) -> String {
     render_numbered(msg, "seq", seq, format)
 }
 
-/// Formats message number `seq` of a typed channel as one line: the
+/// Formats message number `seq` of a typed channel as one line. A serde
+/// channel with a (readable) recorded schema: the message decoded to JSON
+/// (text), or in an object with the sequence number, length and type
+/// (`--format json`, `"value"`; `"error"` and `"hex"` for a message that
+/// does not decode); `Err` with a line for stderr when a message does not
+/// decode in text format. Any other typed channel, or `--format hex`: the
 /// values in hex, one group per value of a plain type; in JSON with the
-/// type's name. (A postcard-encoded message is shown as its bytes in
-/// hex: decoding it needs the Rust type, which the record only names.)
-fn render_typed(msg: &[u8], seq: u64, format: Format, t: &memlane::TypeRecord) -> String {
+/// type's name. (A postcard-encoded message without a schema is shown as
+/// its bytes in hex: decoding it needs the Rust type, which the record
+/// only names.)
+fn render_typed(
+    msg: &[u8],
+    seq: u64,
+    format: Format,
+    t: &memlane::TypeRecord,
+) -> Result<String, String> {
+    if let Some(schema) = t.schema().filter(|s| s.is_readable()) {
+        let decoded = schema.to_json(msg);
+        match (format, decoded) {
+            (Format::Hex, _) => {}
+            (Format::Text, Ok(json)) => return Ok(json),
+            (Format::Text, Err(e)) => {
+                return Err(format!(
+                    "message {seq} ({} bytes) is not a `{}`: {}; its bytes: {}{}",
+                    msg.len(),
+                    output::escape(t.name().as_bytes()),
+                    output::escape(e.to_string().as_bytes()),
+                    output::hex(&msg[..msg.len().min(64)]),
+                    if msg.len() > 64 { "…" } else { "" }
+                ))
+            }
+            (Format::Json, Ok(json)) => {
+                return Ok(format!(
+                    r#"{{"seq":{seq},"len":{},"type":{},"value":{json}}}"#,
+                    msg.len(),
+                    serde_json::Value::from(t.name()),
+                ))
+            }
+            (Format::Json, Err(e)) => {
+                return Ok(format!(
+                    r#"{{"seq":{seq},"len":{},"type":{},"error":{},"hex":"{}"}}"#,
+                    msg.len(),
+                    serde_json::Value::from(t.name()),
+                    serde_json::Value::from(e.to_string()),
+                    output::hex(msg)
+                ))
+            }
+        }
+    }
     let size = usize::try_from(t.size()).unwrap_or(0);
     let hex = if t.encoding() == memlane::Encoding::Plain && size > 0 && msg.len() % size == 0 {
         msg.chunks(size)
@@ -121,7 +187,7 @@ fn render_typed(msg: &[u8], seq: u64, format: Format, t: &memlane::TypeRecord) -
     } else {
         output::hex(msg)
     };
-    match format {
+    Ok(match format {
         Format::Text | Format::Hex => hex,
         Format::Json => format!(
             r#"{{"seq":{seq},"len":{},"type":{},"encoding":"{}","hex":"{hex}"}}"#,
@@ -129,7 +195,7 @@ fn render_typed(msg: &[u8], seq: u64, format: Format, t: &memlane::TypeRecord) -
             serde_json::Value::from(t.name()),
             t.encoding(),
         ),
-    }
+    })
 }
 
 /// Formats `msg` as one line; in JSON with `"key":n` first (a message's

@@ -132,8 +132,9 @@ pub struct ChannelBuilder {
     dir: Option<PathBuf>,
     file: Option<(PathBuf, Disposition)>,
     mode: u32,
-    /// The encoded type record of a typed channel (`crate::typed`).
-    type_record: Option<Vec<u8>>,
+    /// The encoded type record of a typed channel (`crate::typed`), or
+    /// why the type cannot be recorded (`create` fails with it).
+    type_record: Option<Result<Vec<u8>, String>>,
     initial_position: u64,
     replace_stale: bool,
     page_file: bool,
@@ -144,7 +145,15 @@ pub struct ChannelBuilder {
 impl ChannelBuilder {
     /// Records an encoded type record (`crate::typed`) in the channel.
     pub(crate) fn type_record(mut self, record: Vec<u8>) -> Self {
-        self.type_record = Some(record);
+        self.type_record = Some(Ok(record));
+        self
+    }
+
+    /// Makes `create` fail with [`CreateError::InvalidConfig`]: the type
+    /// asked for cannot be recorded (`reason`).
+    #[cfg(feature = "schema")]
+    pub(crate) fn type_record_error(mut self, reason: String) -> Self {
+        self.type_record = Some(Err(reason));
         self
     }
 
@@ -301,7 +310,15 @@ impl ChannelBuilder {
         } else {
             Barrier::Fences
         });
-        let record = self.type_record.as_deref().unwrap_or_default();
+        let record: &[u8] = match &self.type_record {
+            None => &[],
+            Some(Ok(record)) => record,
+            Some(Err(reason)) => {
+                return Err(CreateError::InvalidConfig {
+                    reason: reason.clone(),
+                })
+            }
+        };
         let geo = geo
             .with_type_len(layout::round16(record.len() as u64).min(u64::from(u32::MAX)) as u32)
             .map_err(|reason| CreateError::InvalidConfig { reason })?;

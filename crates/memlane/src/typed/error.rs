@@ -35,6 +35,17 @@ pub enum TypeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The type's schema cannot be recorded or compared: it is longer
+    /// than [`MAX_SCHEMA_LEN`](crate::MAX_SCHEMA_LEN) bytes or nested
+    /// deeper than [`MAX_SCHEMA_DEPTH`](crate::MAX_SCHEMA_DEPTH) levels
+    /// (feature `schema`).
+    #[error("channel '{channel}': {reason}; open it with `Channel::serde`, which does not compare schemas")]
+    Schema {
+        /// The channel's name.
+        channel: String,
+        /// What is wrong with the schema.
+        reason: String,
+    },
 }
 
 /// A typed receive failed: the receive itself (`E` is [`RecvError`](crate::RecvError),

@@ -21,6 +21,7 @@
 mod error;
 mod plain;
 pub(crate) mod record;
+pub(crate) mod schema;
 #[cfg(feature = "serde")]
 mod serde;
 
@@ -38,6 +39,7 @@ pub use error::{TypeError, TypedRecvError};
 pub(crate) use plain::Chunk;
 pub use plain::{Received, TypedIter, TypedLoan, TypedPublisher, TypedSubscriber};
 pub use record::{layout_hash, Encoding, TypeRecord, MAX_NAME as MAX_TYPE_NAME};
+pub use schema::{MessageDecodeError, MessageSchema, MAX_SCHEMA_DEPTH, MAX_SCHEMA_LEN};
 #[cfg(feature = "serde")]
 pub use serde::{SerdeChannel, SerdePublisher, SerdeSubscriber};
 
@@ -219,7 +221,7 @@ impl Channel {
                 channel: self.name().to_string(),
                 expected: Box::new(expected),
             }),
-            Some(found) if found == expected => Ok(()),
+            Some(found) if found.agrees_with(&expected) => Ok(()),
             Some(found) => Err(TypeError::Mismatch {
                 channel: self.name().to_string(),
                 expected: Box::new(expected),

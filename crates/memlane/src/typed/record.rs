@@ -14,14 +14,21 @@
 //!     16     4       align        alignment of the type
 //!     20     4       name_len     1..=MAX_NAME bytes of UTF-8
 //!     24     8       fingerprint  FNV-1a 64 of name, size, align, encoding and the type's layout hash
-//!     32     4       schema_len   0 (reserved for a schema description)
-//!     36    28       reserved     0
+//!     32     4       schema_len   bytes of the schema, 0..=MAX_SCHEMA_LEN (0: none)
+//!     36     2       schema_format 0 = none, 1 = postcard bytes of postcard-schema 0.2's
+//!                                  `OwnedNamedType` (see `schema.rs`); 0 exactly when schema_len is 0
+//!     38    26       reserved     0
 //!     64  name_len   name
+//!     64 + name_len  schema_len  the schema (postcard encodings only)
 //! ```
 //!
-//! The record is padded with zeros to a multiple of 16.
+//! The record is padded with zeros to a multiple of 16. A reader that
+//! predates the schema (same layout and record version) checks that
+//! `schema_len` bytes fit after the name and ignores them.
 
 use std::fmt;
+
+use super::schema::{MessageSchema, MAX_SCHEMA_LEN};
 
 /// Bytes of the record before the name.
 pub(crate) const FIXED: usize = 64;
@@ -39,12 +46,18 @@ const ALIGN_AT: usize = 16;
 const NAME_LEN_AT: usize = 20;
 const FINGERPRINT_AT: usize = 24;
 const SCHEMA_LEN_AT: usize = 32;
+const SCHEMA_FORMAT_AT: usize = 36;
 const _: () = {
     assert!(ENCODING_AT == VERSION_AT + 2 && SIZE_AT == ENCODING_AT + 2);
     assert!(ALIGN_AT == SIZE_AT + 8 && NAME_LEN_AT == ALIGN_AT + 4);
     assert!(FINGERPRINT_AT == NAME_LEN_AT + 4 && SCHEMA_LEN_AT == FINGERPRINT_AT + 8);
-    // 28 reserved bytes, then the name.
-    assert!(FIXED == SCHEMA_LEN_AT + 4 + 28 && FIXED % 16 == 0);
+    assert!(SCHEMA_FORMAT_AT == SCHEMA_LEN_AT + 4);
+    // 26 reserved bytes, then the name.
+    assert!(FIXED == SCHEMA_FORMAT_AT + 2 + 26 && FIXED % 16 == 0);
+    // The largest record fits the channel's type record area.
+    assert!(
+        FIXED + MAX_NAME + MAX_SCHEMA_LEN + 16 <= crate::channel::layout::MAX_TYPE_LEN as usize
+    );
 };
 
 /// How a typed channel's messages are encoded.
@@ -109,6 +122,7 @@ pub struct TypeRecord {
     size: u64,
     align: u32,
     fingerprint: u64,
+    schema: Option<MessageSchema>,
 }
 
 impl TypeRecord {
@@ -137,6 +151,32 @@ impl TypeRecord {
             size,
             align,
             fingerprint: h.finish(),
+            schema: None,
+        }
+    }
+
+    /// The same record with a message schema (a postcard encoding only).
+    #[cfg(any(feature = "schema", feature = "fuzzing", test))]
+    pub(crate) fn with_schema(mut self, schema: MessageSchema) -> TypeRecord {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Whether a channel recording `self` can be opened as `expected`:
+    /// the same name, encoding, size, alignment and fingerprint, and, when
+    /// both have a schema of the same format, the same schema. (A side
+    /// without a schema, or with one in another format, cannot check it:
+    /// a schema'd channel opens with [`Channel::serde`](crate::Channel::serde),
+    /// and a channel without one with `Channel::serde_with_schema`.)
+    pub(crate) fn agrees_with(&self, expected: &TypeRecord) -> bool {
+        let same = self.name == expected.name
+            && self.encoding == expected.encoding
+            && self.size == expected.size
+            && self.align == expected.align
+            && self.fingerprint == expected.fingerprint;
+        match (&self.schema, &expected.schema) {
+            (Some(a), Some(b)) if a.format() == b.format() => same && a == b,
+            _ => same,
         }
     }
 
@@ -164,10 +204,19 @@ impl TypeRecord {
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+    /// The message schema a serde channel records (created with
+    /// `ChannelBuilder::serde_type_with_schema`, cargo feature `schema`),
+    /// which decodes its messages to JSON without the Rust type; `None`
+    /// for plain types and serde channels created without one.
+    pub fn schema(&self) -> Option<&MessageSchema> {
+        self.schema.as_ref()
+    }
 
     /// The bytes stored in the channel, padded to a multiple of 16.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut b = vec![0u8; FIXED + self.name.len()];
+        let schema: &[u8] = self.schema.as_ref().map_or(&[], |s| s.as_bytes());
+        let format = self.schema.as_ref().map_or(0, |s| s.format());
+        let mut b = vec![0u8; FIXED + self.name.len() + schema.len()];
         let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
         put(MAGIC_AT, &MAGIC.to_ne_bytes());
         put(VERSION_AT, &VERSION.to_ne_bytes());
@@ -176,8 +225,10 @@ impl TypeRecord {
         put(ALIGN_AT, &self.align.to_ne_bytes());
         put(NAME_LEN_AT, &(self.name.len() as u32).to_ne_bytes());
         put(FINGERPRINT_AT, &self.fingerprint.to_ne_bytes());
-        put(SCHEMA_LEN_AT, &0u32.to_ne_bytes());
-        b[FIXED..].copy_from_slice(self.name.as_bytes());
+        put(SCHEMA_LEN_AT, &(schema.len() as u32).to_ne_bytes());
+        put(SCHEMA_FORMAT_AT, &format.to_ne_bytes());
+        put(FIXED, self.name.as_bytes());
+        put(FIXED + self.name.len(), schema);
         b.resize(b.len().next_multiple_of(16), 0);
         b
     }
@@ -236,6 +287,7 @@ impl TypeRecord {
             return Err(format!("type name length {name_len} (1 to {MAX_NAME})"));
         }
         let schema_len = u32_at(SCHEMA_LEN_AT).unwrap_or(0) as usize;
+        let schema_format = u16_at(SCHEMA_FORMAT_AT).unwrap_or(0);
         let name = b
             .get(FIXED..FIXED + name_len)
             .ok_or_else(|| format!("a {name_len}-byte type name does not fit the record"))?;
@@ -247,12 +299,33 @@ impl TypeRecord {
         let name = std::str::from_utf8(name)
             .map_err(|_| "the type name is not UTF-8".to_string())?
             .to_string();
+        let schema = match (schema_len, schema_format) {
+            (0, 0) => None,
+            (0, f) => return Err(format!("schema format {f} without schema bytes")),
+            (_, 0) => return Err(format!("{schema_len} schema bytes of no format")),
+            _ if encoding != Encoding::Postcard => {
+                return Err(format!("a schema on a {encoding} type"))
+            }
+            _ if schema_len > MAX_SCHEMA_LEN => {
+                return Err(format!(
+                    "a {schema_len}-byte schema is longer than {MAX_SCHEMA_LEN} bytes"
+                ))
+            }
+            (len, format) => {
+                let at = FIXED + name_len;
+                let bytes = b
+                    .get(at..at + len)
+                    .ok_or_else(|| format!("a {len}-byte schema does not fit the record"))?;
+                Some(MessageSchema::decode(format, bytes)?)
+            }
+        };
         Ok(Some(TypeRecord {
             name,
             encoding,
             size,
             align,
             fingerprint: u64_at(FINGERPRINT_AT).unwrap_or(0),
+            schema,
         }))
     }
 }
@@ -265,9 +338,14 @@ impl fmt::Display for TypeRecord {
         }
         write!(
             f,
-            ", align {}, fingerprint {:#018x})",
+            ", align {}, fingerprint {:#018x}",
             self.align, self.fingerprint
-        )
+        )?;
+        if let Some(s) = &self.schema {
+            // A short hash: two schemas that differ show different ones.
+            write!(f, ", schema {:#010x}", layout_hash(s.as_bytes()) >> 32)?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -385,6 +463,63 @@ mod tests {
         b[FIXED] = 0xff;
         assert!(TypeRecord::decode(&b).is_err(), "name not UTF-8");
         assert!(TypeRecord::decode(&good[..10]).is_err());
+    }
+
+    /// A postcard schema of `struct S { a: u8 }` (name "S", tag 26, one
+    /// field "a" of type "u8", tag 2).
+    const SCHEMA: &[u8] = &[1, b'S', 26, 1, 1, b'a', 2, b'u', b'8', 2];
+
+    fn with_schema() -> TypeRecord {
+        let mut r = TypeRecord::new("app::S", Encoding::Postcard, 1, 1, 0);
+        r.schema = Some(MessageSchema::decode(1, SCHEMA).unwrap());
+        r
+    }
+
+    #[test]
+    fn the_schema_follows_the_name() {
+        let r = with_schema();
+        let b = r.encode();
+        assert_eq!(b[32..36], (SCHEMA.len() as u32).to_ne_bytes());
+        assert_eq!(b[36..38], 1u16.to_ne_bytes());
+        assert!(b[38..64].iter().all(|&x| x == 0));
+        assert_eq!(&b[64..70], b"app::S");
+        assert_eq!(&b[70..70 + SCHEMA.len()], SCHEMA);
+        assert_eq!(b.len(), 80);
+        assert_eq!(TypeRecord::decode(&b), Ok(Some(r.clone())));
+        assert!(r.to_string().contains(", schema 0x"), "{r}");
+        // Agreement: the schema counts only when both sides have one.
+        let plain = TypeRecord::new("app::S", Encoding::Postcard, 1, 1, 0);
+        assert!(r.agrees_with(&plain) && plain.agrees_with(&r));
+        let mut other = with_schema();
+        other.schema =
+            Some(MessageSchema::decode(1, &[1, b'S', 26, 1, 1, b'b', 2, b'u', b'8', 2]).unwrap());
+        assert!(!r.agrees_with(&other));
+        assert_ne!(r.to_string(), other.to_string());
+    }
+
+    #[test]
+    fn each_schema_fault_is_an_error() {
+        let good = with_schema().encode();
+        let faults: [(usize, &[u8]); 5] = [
+            // Bytes without a format, a format without bytes.
+            (SCHEMA_FORMAT_AT, &[0, 0]),
+            (SCHEMA_LEN_AT, &[0, 0, 0, 0]),
+            // A schema on a plain type.
+            (ENCODING_AT, &[1, 0]),
+            // Longer than the record, and a broken schema.
+            (SCHEMA_LEN_AT, &[27, 0, 0, 0]),
+            (70 + 2, &[99]),
+        ];
+        for (at, bytes) in faults {
+            let mut b = good.clone();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            assert!(TypeRecord::decode(&b).is_err(), "fault at {at}");
+        }
+        // An unknown format is kept, opaque.
+        let mut b = good.clone();
+        b[SCHEMA_FORMAT_AT..SCHEMA_FORMAT_AT + 2].copy_from_slice(&7u16.to_ne_bytes());
+        let r = TypeRecord::decode(&b).unwrap().unwrap();
+        assert!(!r.schema().unwrap().is_readable());
     }
 
     /// Garbage of every length never panics.

@@ -14,6 +14,19 @@ use crate::error::{
     JoinError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 
+/// The record of `M` with its postcard-schema schema, or why the schema
+/// cannot be recorded.
+#[cfg(feature = "schema")]
+fn schema_record<M: MessageType + postcard_schema::Schema>() -> Result<TypeRecord, String> {
+    let schema = super::schema::MessageSchema::of::<M>().map_err(|reason| {
+        format!(
+            "the schema of `{}` cannot be recorded ({reason})",
+            M::type_name()
+        )
+    })?;
+    Ok(serde_record::<M>().with_schema(schema))
+}
+
 fn serde_record<M: MessageType>() -> TypeRecord {
     TypeRecord::new(
         &M::type_name(),
@@ -54,6 +67,65 @@ impl ChannelBuilder {
     pub fn serde_type<M: MessageType + Serialize + DeserializeOwned>(self) -> Self {
         self.type_record(serde_record::<M>().encode())
     }
+
+    /// As [`serde_type`](Self::serde_type), and records `M`'s schema (its
+    /// [postcard-schema](crate::postcard_schema) `Schema`, derived beside
+    /// `Serialize`), so that a process without the Rust type can decode
+    /// the messages ([`MessageSchema::to_json`](crate::MessageSchema::to_json);
+    /// `memlane listen` prints them as JSON lines). Openers check it:
+    /// [`Channel::serde_with_schema`] refuses a channel whose schema
+    /// differs; [`Channel::serde`] checks the name and fingerprint only.
+    /// Feature `schema`.
+    ///
+    /// The schema is what postcard-schema's derive says, which follows
+    /// the Rust type: serde attributes that change the encoding
+    /// (`skip`, `flatten`, `untagged`, `with`) are not reflected, so do not
+    /// use them on a type sent with a schema. `rename` is.
+    ///
+    /// A schema longer than [`MAX_SCHEMA_LEN`](crate::MAX_SCHEMA_LEN)
+    /// bytes or nested deeper than [`MAX_SCHEMA_DEPTH`](crate::MAX_SCHEMA_DEPTH)
+    /// makes [`create`](Self::create) fail with
+    /// [`CreateError::InvalidConfig`](crate::CreateError::InvalidConfig).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-sts-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use memlane::postcard_schema::Schema;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Schema, Debug, PartialEq)]
+    /// #[postcard(crate = memlane::postcard_schema)]
+    /// struct Cmd { verb: String, speed: Option<f32> }
+    /// impl memlane::MessageType for Cmd {}
+    ///
+    /// let ch = memlane::Channel::builder("doc-sts").dir(&dir).serde_type_with_schema::<Cmd>()
+    ///     .create()?;
+    /// let mut bytes = ch.subscriber()?;
+    /// let ch = ch.serde_with_schema::<Cmd>()?;
+    /// ch.publisher()?.send(&Cmd { verb: "go".into(), speed: Some(0.5) })?;
+    ///
+    /// // Any process can decode the message with the recorded schema.
+    /// let schema = ch.channel().message_type()?.unwrap().schema().unwrap().clone();
+    /// assert_eq!(schema.to_string(), "struct Cmd { verb: String, speed: Option<f32> }");
+    /// let msg = bytes.recv()?;
+    /// assert_eq!(schema.to_json(&msg)?, r#"{"verb":"go","speed":0.5}"#);
+    /// # drop(msg);
+    /// # drop((bytes, ch));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "schema")]
+    pub fn serde_type_with_schema<M>(self) -> Self
+    where
+        M: MessageType + Serialize + DeserializeOwned + postcard_schema::Schema,
+    {
+        match schema_record::<M>() {
+            Ok(record) => self.type_record(record.encode()),
+            Err(reason) => self.type_record_error(reason),
+        }
+    }
 }
 
 impl Channel {
@@ -70,6 +142,32 @@ impl Channel {
         &self,
     ) -> Result<SerdeChannel<M>, crate::TypeError> {
         self.check_type(serde_record::<M>())?;
+        Ok(SerdeChannel {
+            channel: self.clone(),
+            _m: PhantomData,
+        })
+    }
+
+    /// As [`serde`](Self::serde), and, when the channel records a schema
+    /// ([`ChannelBuilder::serde_type_with_schema`]), checks that it is
+    /// `M`'s (a channel created without one opens as with `serde`).
+    /// Feature `schema`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Channel::serde`]; [`TypeError::Mismatch`](crate::TypeError::Mismatch)
+    /// also when the schemas differ; [`TypeError::Schema`](crate::TypeError::Schema)
+    /// if `M`'s schema is too large or deep to record.
+    #[cfg(feature = "schema")]
+    pub fn serde_with_schema<M>(&self) -> Result<SerdeChannel<M>, crate::TypeError>
+    where
+        M: MessageType + Serialize + DeserializeOwned + postcard_schema::Schema,
+    {
+        let expected = schema_record::<M>().map_err(|reason| crate::TypeError::Schema {
+            channel: self.name().to_string(),
+            reason,
+        })?;
+        self.check_type(expected)?;
         Ok(SerdeChannel {
             channel: self.clone(),
             _m: PhantomData,

@@ -136,7 +136,7 @@ fn build_examples() -> Vec<(String, PathBuf)> {
         "memlane",
         "--message-format=json-render-diagnostics",
         "--features",
-        "async",
+        "async,schema",
     ]);
     for name in [
         "server",
@@ -146,6 +146,7 @@ fn build_examples() -> Vec<(String, PathBuf)> {
         "typed",
         "async_subscriber",
         "rpc",
+        "schema",
     ] {
         cmd.args(["--example", name]);
     }
@@ -482,6 +483,33 @@ fn typed_subscriber_prints_what_the_typed_publisher_sends() {
     assert_eq!(
         lines[3],
         "seq 3 t 3000000 ns accel [0.0, 0.0, 9.81] gyro_z 1.5"
+    );
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+}
+
+/// The schema pair: `pub` (a process with the Rust type) sends; `show`
+/// (using only the schema the channel records) prints JSON lines.
+#[test]
+fn schema_show_prints_what_pub_sends_as_json() {
+    let dir = TempDir::new("schema");
+    let publ = run_example("schema", dir.path(), &["pub", "readings", "3"]);
+    assert!(publ.status.success(), "pub failed: {}", stderr(&publ));
+    let show = run_example("schema", dir.path(), &["show", "readings", "3"]);
+    assert!(show.status.success(), "show failed: {}", stderr(&show));
+    assert!(
+        stderr(&show).contains("'readings' carries struct Reading { seq: u32, station: String, at: Position, temps_c: [f32], note: Option<String>, status: Status }"),
+        "{}",
+        stderr(&show)
+    );
+    let printed = String::from_utf8_lossy(&show.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"seq":0,"station":"north-0","at":{"lat":59.91,"lon":10.75},"temps_c":[-1.5,0.0],"note":null,"status":"Ok"}"#,
+            r#"{"seq":1,"station":"north-1","at":{"lat":59.91,"lon":11.0},"temps_c":[-1.5,0.25],"note":"windy","status":{"Degraded":{"reason":"low battery"}}}"#,
+            r#"{"seq":2,"station":"north-0","at":{"lat":59.91,"lon":11.25},"temps_c":[-1.5,0.5],"note":null,"status":{"Failed":503}}"#,
+        ]
     );
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }

@@ -241,4 +241,18 @@ fn type_record_corpus() {
             fuzzing::type_record(&b);
         }
     }
+    // The schema form: a schema and a message, mutated.
+    let seed = fuzzing::schema_message_seed();
+    assert_eq!(fuzzing::type_record(&seed), 2);
+    run(
+        "type_record (schema)",
+        0x5eed_0016,
+        20_000,
+        600,
+        &seed,
+        fuzzing::type_record,
+    );
+    for n in 0..=seed.len() {
+        fuzzing::type_record(&seed[..n]);
+    }
 }

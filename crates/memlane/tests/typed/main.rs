@@ -472,3 +472,351 @@ mod serde_channels {
         ));
     }
 }
+
+/// Serde channels with a recorded schema (feature `schema`): the schema
+/// is postcard-schema's own encoding, decodes messages to the JSON
+/// serde_json prints, is compared on open, and is validated when read.
+mod schema_channels {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use memlane::postcard_schema::schema::owned::OwnedNamedType;
+    use memlane::postcard_schema::Schema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Point {
+        x: f32,
+        y: f64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    enum Kind {
+        Idle,
+        Busy(u8),
+        Moving(i16, bool),
+        Turning { angle: f32, left: bool },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Meters(f64);
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Marker;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Reading {
+        seq: u32,
+        t_ns: u64,
+        delta: i64,
+        big: u128,
+        small: i128,
+        ok: bool,
+        letter: char,
+        name: String,
+        note: Option<String>,
+        missing: Option<u8>,
+        at: Point,
+        path: Vec<Point>,
+        kinds: Vec<Kind>,
+        accel: [f32; 3],
+        pair: (u16, String),
+        range: Meters,
+        marker: Marker,
+        counts: BTreeMap<String, u32>,
+        by_id: BTreeMap<u32, bool>,
+        raw: Vec<u8>,
+    }
+    impl MessageType for Reading {
+        fn type_name() -> std::borrow::Cow<'static, str> {
+            "tests::Reading".into()
+        }
+    }
+
+    fn reading(i: u32) -> Reading {
+        Reading {
+            seq: i,
+            t_ns: 1_700_000_000_000_000_000 + u64::from(i),
+            delta: -(i64::from(i) * 1_000_003),
+            big: u128::MAX - u128::from(i),
+            small: i128::MIN + i128::from(i),
+            ok: i % 2 == 0,
+            letter: ['a', 'é', '"', '\n'][i as usize % 4],
+            name: format!("sensor \"{i}\"\t\\ ✓"),
+            note: (i % 2 == 1).then(|| "odd".to_string()),
+            missing: None,
+            at: Point {
+                x: 0.1 * i as f32,
+                y: -2.5e-7,
+            },
+            path: (0..i % 3)
+                .map(|k| Point {
+                    x: k as f32,
+                    y: 1e300,
+                })
+                .collect(),
+            kinds: vec![
+                Kind::Idle,
+                Kind::Busy(i as u8),
+                Kind::Moving(-3, true),
+                Kind::Turning {
+                    angle: 1.25,
+                    left: false,
+                },
+            ],
+            accel: [0.0, -9.81, f32::MAX],
+            pair: (65535, String::new()),
+            range: Meters(12.5),
+            marker: Marker,
+            counts: [("a".to_string(), 1), ("b\u{1}".to_string(), 2)].into(),
+            by_id: [(3, true), (40, false)].into(),
+            raw: vec![0, 255, i as u8],
+        }
+    }
+
+    fn create(dir: &TestDir, name: &str) -> Channel {
+        Channel::builder(name)
+            .dir(&dir.path)
+            .serde_type_with_schema::<Reading>()
+            .create()
+            .unwrap()
+    }
+
+    #[test]
+    fn messages_decode_to_the_json_serde_json_prints() {
+        if std::env::var(ROLE_ENV).is_ok() {
+            return;
+        }
+        let dir = TestDir::new("schema-json");
+        let raw = create(&dir, "readings");
+        let rec = open(&dir, "readings").message_type().unwrap().unwrap();
+        let schema = rec.schema().expect("a schema is recorded").clone();
+        // The recorded bytes are postcard-schema's own encoding.
+        let owned: OwnedNamedType = postcard::from_bytes(schema.as_bytes()).unwrap();
+        assert_eq!(owned, OwnedNamedType::from(Reading::SCHEMA));
+        assert_eq!(schema.format(), 1);
+        assert_eq!(schema.type_name(), Some("Reading"));
+        let text = schema.to_string();
+        assert!(
+            text.starts_with("struct Reading { seq: u32, t_ns: u64,"),
+            "{text}"
+        );
+        assert!(text.contains("accel: [f32; 3]"), "{text}");
+        assert!(
+            text.contains("enum Kind { Idle, Busy(u8), Moving(i16, bool), Turning { angle: f32, left: bool } }"),
+            "{text}"
+        );
+
+        let ch = raw.serde_with_schema::<Reading>().unwrap();
+        let mut bytes = raw.subscriber().unwrap();
+        let mut publ = ch.publisher().unwrap();
+        for i in 0..8 {
+            let value = reading(i);
+            publ.send(&value).unwrap();
+            let msg = bytes.try_recv().unwrap();
+            let json = schema.to_json(&msg).unwrap();
+            assert_eq!(json, serde_json::to_string(&value).unwrap(), "message {i}");
+        }
+    }
+
+    /// Same name, size and alignment as `Reading`, a field renamed.
+    mod other {
+        use super::*;
+        #[derive(Debug, Serialize, Deserialize, Schema)]
+        #[postcard(crate = memlane::postcard_schema)]
+        pub struct Reading {
+            number: u32,
+            t_ns: u64,
+            delta: i64,
+            big: u128,
+            small: i128,
+            ok: bool,
+            letter: char,
+            name: String,
+            note: Option<String>,
+            missing: Option<u8>,
+            at: Point,
+            path: Vec<Point>,
+            kinds: Vec<Kind>,
+            accel: [f32; 3],
+            pair: (u16, String),
+            range: Meters,
+            marker: Marker,
+            counts: BTreeMap<String, u32>,
+            by_id: BTreeMap<u32, bool>,
+            raw: Vec<u8>,
+        }
+        impl MessageType for Reading {
+            fn type_name() -> std::borrow::Cow<'static, str> {
+                "tests::Reading".into()
+            }
+        }
+    }
+
+    #[test]
+    fn another_schema_is_a_mismatch_naming_both() {
+        if std::env::var(ROLE_ENV).is_ok() {
+            return;
+        }
+        assert_eq!(
+            (size_of::<Reading>(), align_of::<Reading>()),
+            (size_of::<other::Reading>(), align_of::<other::Reading>()),
+            "the test needs two types the record alone cannot tell apart"
+        );
+        let dir = TestDir::new("schema-mismatch");
+        let raw = create(&dir, "readings");
+        let again = open(&dir, "readings");
+        assert!(again.serde_with_schema::<Reading>().is_ok());
+        // Without a schema, only the name and fingerprint are compared.
+        assert!(again.serde::<other::Reading>().is_ok());
+        let err = again.serde_with_schema::<other::Reading>().unwrap_err();
+        let TypeError::Mismatch {
+            expected, found, ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_ne!(expected.schema(), found.schema());
+        let msg = err.to_string();
+        assert_eq!(
+            msg.matches("`tests::Reading` (postcard").count(),
+            2,
+            "{msg}"
+        );
+        assert_eq!(msg.matches(", schema 0x").count(), 2, "{msg}");
+        drop(raw);
+
+        // A channel created without a schema opens with one: it cannot be
+        // checked, and messages still decode with the type.
+        let plain = Channel::builder("plain")
+            .dir(&dir.path)
+            .serde_type::<Reading>()
+            .create()
+            .unwrap();
+        assert!(plain.message_type().unwrap().unwrap().schema().is_none());
+        let ch = plain.serde_with_schema::<Reading>().unwrap();
+        let mut sub = ch.subscriber().unwrap();
+        ch.publisher().unwrap().send(&reading(1)).unwrap();
+        assert_eq!(sub.try_recv().unwrap(), reading(1));
+    }
+
+    /// Garbage over the schema bytes is an error on `message_type` and
+    /// on every typed open, never a panic; a schema'd channel with a
+    /// broken schema is still reachable with the byte API.
+    #[test]
+    fn garbage_schema_bytes_are_errors_never_panics() {
+        if std::env::var(ROLE_ENV).is_ok() {
+            return;
+        }
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let dir = TestDir::new("schema-garbage");
+        drop(create(&dir, "garbage"));
+        let path = dir.path.join("memlane.garbage");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        // Data region at 4096; P = S = 8: the record at 640 + 16 * 128,
+        // its schema after the 64-byte header and the name.
+        let record_at = 4096 + 640 + 16 * 128;
+        let schema_at = record_at + 64 + "tests::Reading".len() as u64;
+        let mut len = [0u8; 4];
+        file.seek(SeekFrom::Start(record_at + 32)).unwrap();
+        file.read_exact(&mut len).unwrap();
+        let schema_len = u32::from_ne_bytes(len) as u64;
+        assert!(schema_len > 100, "{schema_len}");
+        let mut original = vec![0u8; schema_len as usize];
+        file.seek(SeekFrom::Start(schema_at)).unwrap();
+        file.read_exact(&mut original).unwrap();
+
+        // One known fault: the message type's tag (after its name,
+        // "Reading") set to an unknown one.
+        file.seek(SeekFrom::Start(schema_at + 8)).unwrap();
+        file.write_all(&[99]).unwrap();
+        let ch = open(&dir, "garbage");
+        let err = ch.message_type().unwrap_err();
+        assert!(
+            matches!(&err, TypeError::Corrupt { reason, .. } if reason.contains("unknown type tag 99")),
+            "{err}"
+        );
+        assert!(matches!(
+            ch.serde_with_schema::<Reading>(),
+            Err(TypeError::Corrupt { .. })
+        ));
+        assert!(ch.subscriber().is_ok(), "the byte API still opens it");
+        drop(ch);
+
+        let mut rng = Rng::new(11);
+        let (mut corrupt, mut accepted) = (0, 0);
+        for _ in 0..400 {
+            file.seek(SeekFrom::Start(schema_at)).unwrap();
+            file.write_all(&original).unwrap();
+            for _ in 0..1 + rng.below(4) {
+                let at = schema_at + rng.below(schema_len);
+                file.seek(SeekFrom::Start(at)).unwrap();
+                file.write_all(&[rng.next() as u8]).unwrap();
+            }
+            let ch = open(&dir, "garbage");
+            match ch.message_type() {
+                Ok(Some(rec)) => {
+                    accepted += 1;
+                    // Whatever it says, decoding a message never panics.
+                    if let Some(s) = rec.schema() {
+                        let msg = postcard::to_stdvec(&reading(3)).unwrap();
+                        let _ = s.to_json(&msg);
+                        let _ = s.to_string();
+                    }
+                }
+                Ok(None) => panic!("the record went away"),
+                Err(TypeError::Corrupt { .. }) => corrupt += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert!(corrupt > 0, "garbage was noticed ({accepted} accepted)");
+    }
+}
+
+/// A type whose schema is too large to record: creating its channel with
+/// a schema fails with a clear error, and so does opening with one.
+#[test]
+fn a_schema_too_large_to_record_is_a_clear_error() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    // 32,768 `u8`s as nested arrays: a schema of over 100 KiB.
+    #[derive(serde::Serialize, serde::Deserialize, memlane::postcard_schema::Schema)]
+    #[postcard(crate = memlane::postcard_schema)]
+    struct Cube([[[u8; 32]; 32]; 32]);
+    impl MessageType for Cube {}
+
+    let dir = TestDir::new("schema-large");
+    let err = Channel::builder("cube")
+        .dir(&dir.path)
+        .serde_type_with_schema::<Cube>()
+        .create()
+        .unwrap_err();
+    assert!(
+        matches!(&err, memlane::CreateError::InvalidConfig { reason }
+            if reason.contains("the schema of `") && reason.contains("is longer than 61440 bytes")),
+        "{err}"
+    );
+    // Without a schema it works; opening with one is refused, clearly.
+    let ch = Channel::builder("cube")
+        .dir(&dir.path)
+        .serde_type::<Cube>()
+        .create()
+        .unwrap();
+    assert!(ch.serde::<Cube>().is_ok());
+    let err = ch.serde_with_schema::<Cube>().unwrap_err();
+    assert!(matches!(err, TypeError::Schema { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("open it with `Channel::serde`"),
+        "{err}"
+    );
+}
