@@ -37,6 +37,10 @@ pub(crate) trait HasRegion {
     /// [`RingMem::demote`]; the default does nothing.
     #[inline]
     fn demote(&self, _off: u64) {}
+    /// [`RingMem::demotes`]; the default: no.
+    fn demotes(&self) -> bool {
+        false
+    }
     /// Called by [`RingMem::stamp`] before it returns the stamp word at
     /// ring offset `off`. Lets a single-threaded test play a publisher
     /// that writes just ahead of a reader (`fuzzing`'s
@@ -99,6 +103,9 @@ impl<T: HasRegion> RingMem for T {
     #[inline]
     fn demote(&self, off: u64) {
         HasRegion::demote(self, off);
+    }
+    fn demotes(&self) -> bool {
+        HasRegion::demotes(self)
     }
     #[inline]
     unsafe fn write(&self, off: u64, src: &[u8]) {

@@ -122,6 +122,12 @@ pub(crate) trait RingMem {
     /// that the reader does not have to snoop it out of this core. Has no
     /// effect on the values; the default does nothing.
     fn demote(&self, _off: u64) {}
+    /// Whether [`demote`](Self::demote) does anything here (asked once,
+    /// when a publisher joins): where it does not, a publisher skips the
+    /// clock read that decides when to demote. The default: no.
+    fn demotes(&self) -> bool {
+        false
+    }
     /// Copies `src` into the ring at `off`.
     ///
     /// # Safety
@@ -157,6 +163,8 @@ pub(crate) struct PubState {
     wants_space: bool,
     /// `Geometry::single_writer`, computed once.
     single_writer: bool,
+    /// [`RingMem::demotes`], asked once.
+    demotes: bool,
     /// A loan of this publisher's is out (see [`LOAN_OUT`]): its claim is
     /// open, sends take the general path (which settles a leaked loan
     /// first). One byte, stored once when the loan starts and once when it
@@ -344,6 +352,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 saw_joining: false,
                 wants_space: false,
                 single_writer: m.geometry().single_writer(),
+                demotes: m.demotes(),
                 loan: 0,
                 last_large_commit: None,
                 messages: 0,
@@ -671,7 +680,7 @@ fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: 
     m.pub_slot(st.slot)
         .pending_total
         .store(0, Ordering::Release);
-    if record_size(u64::from(len)) >= DEMOTE_MIN_RECORD {
+    if st.demotes && record_size(u64::from(len)) >= DEMOTE_MIN_RECORD {
         demote_lines(m, st, off, len);
     }
     if !discard {

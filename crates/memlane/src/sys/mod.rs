@@ -51,3 +51,31 @@ pub(crate) struct FileInfo {
     /// Seconds since the last modification.
     pub(crate) age_secs: u64,
 }
+
+/// Whether this CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25),
+/// which moves a line from this core's private caches to the shared one
+/// (see `channel::ring::demote_lines`), asked once per process. Where it
+/// is missing (AMD Zen 4 and Zen 5, for instance) the instruction decodes
+/// as a NOP, and a publisher skips the clock read that decides when to
+/// demote. The environment variable `MEMLANE_NO_CLDEMOTE` (any value) makes
+/// this say no on a CPU that has it, to measure there what a CPU without
+/// it gets (see `docs/benchmarks/README.md`).
+pub(crate) fn cpu_has_cldemote() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            if std::env::var_os("MEMLANE_NO_CLDEMOTE").is_some() {
+                return false;
+            }
+            // CPUID is available on every x86-64 processor; leaf 7 exists
+            // when the highest basic leaf (leaf 0's EAX) is at least 7.
+            let max_leaf = std::arch::x86_64::__cpuid(0).eax;
+            max_leaf >= 7 && std::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 25) != 0
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        {
+            false
+        }
+    })
+}
