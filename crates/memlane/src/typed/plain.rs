@@ -175,7 +175,7 @@ impl<T: Plain> TypedPublisher<T> {
     /// # Errors
     ///
     /// As for [`Publisher::loan`].
-    #[inline]
+    #[inline(always)]
     pub fn loan(&mut self) -> Result<TypedLoan<'_, T>, SendError> {
         let loan = self.inner.loan(std::mem::size_of::<T>())?;
         Ok(TypedLoan::new(loan)?)
@@ -186,7 +186,7 @@ impl<T: Plain> TypedPublisher<T> {
     /// # Errors
     ///
     /// As for [`Publisher::try_loan`].
-    #[inline]
+    #[inline(always)]
     pub fn try_loan(&mut self) -> Result<TypedLoan<'_, T>, TrySendError> {
         let loan = self.inner.try_loan(std::mem::size_of::<T>())?;
         Ok(TypedLoan::new(loan)?)
@@ -236,7 +236,7 @@ impl<'a, T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> TypedLoan<
     /// private buffer are both 16-byte aligned (see `MAX_ALIGN`), so this
     /// fails only if that stops being true; it is then an error (the loan
     /// is dropped, discarded), never a misaligned reference.
-    #[inline]
+    #[inline(always)]
     fn new(loan: Loan<'a>) -> Result<Self, Corrupt> {
         match fit::<T>(&loan) {
             Fit::Ok => Ok(TypedLoan {
@@ -252,7 +252,7 @@ impl<'a, T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> TypedLoan<
     /// # Errors
     ///
     /// As for [`Loan::commit`].
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) -> Result<(), CommitError> {
         self.loan.commit()
     }
