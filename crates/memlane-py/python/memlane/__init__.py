@@ -34,6 +34,7 @@ from ._memlane import (
     Segment,
     Subscriber,
     default_dir,
+    reactor_threads,
 )
 from .errors import (
     AlreadyExists,
@@ -75,5 +76,6 @@ __all__ = [
     "Subscriber",
     "default_dir",
     "errors",
+    "reactor_threads",
     *errors.__all__,
 ]
