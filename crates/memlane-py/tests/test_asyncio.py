@@ -276,3 +276,32 @@ def test_latest_wait_async(name):
             assert child.wait(timeout=30) == 0
 
     run(main())
+
+
+def test_forked_child_refuses_to_await(name):
+    """A child forked after this process's reactor started inherits no
+    reactor thread: its awaiting calls raise RuntimeError instead of
+    waiting forever."""
+
+    async def start_reactor(sub):
+        with pytest.raises(memlane.Timeout):
+            await sub.recv_async(timeout=0.05)
+
+    with memlane.Channel.create(name) as ch:
+        sub = ch.subscriber()
+        run(start_reactor(sub))
+        assert memlane.reactor_threads()[0] >= 1
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                child_sub = ch.subscriber()
+                try:
+                    asyncio.run(child_sub.recv_async(timeout=1))
+                except RuntimeError as e:
+                    code = 0 if "forked" in str(e) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        sub.close()
