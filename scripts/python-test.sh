@@ -6,7 +6,8 @@
 #     bash scripts/python-test.sh [PYTEST ARGS...]
 #
 # Needs Python >= 3.11 with venv (installs Debian's python3-venv if
-# missing) and PyPI for maturin, pytest and numpy. $PYTHON picks the
+# missing) and PyPI for maturin, pytest, numpy and uvloop (the asyncio
+# tests also run on uvloop's loop). $PYTHON picks the
 # interpreter (default python3).
 set -euo pipefail
 
@@ -34,7 +35,7 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7" numpy
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7" numpy uvloop
 
 # The Rust command the cross-language tests talk to.
 cargo build -q -p memlane-cli

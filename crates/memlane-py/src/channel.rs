@@ -12,23 +12,27 @@
 //! refused with `BufferError` while other buffers exported from it live.
 
 use std::ffi::c_int;
+use std::future::{poll_fn, Future};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use memlane::{
     Channel, Loan, Message, Publisher, RecvTimeoutError, SendTimeoutError, Subscriber,
     TryRecvError, TrySendError,
 };
-use pyo3::exceptions::PyBufferError;
+use pyo3::exceptions::{PyBufferError, PyStopAsyncIteration};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use crate::aio::{Awaiting, Timer};
 use crate::buffer::{self, Bytes, Views};
-use crate::errors::{closed, Busy, Timeout, ToPyErr};
+use crate::errors::{closed, Busy, Disconnected, Timeout, ToPyErr};
 use crate::wait::blocking;
 
 /// A raw endpoint pointer moved into a closure that runs without the GIL.
@@ -300,9 +304,15 @@ impl Drop for SubCore {
 /// block, by ``msg.release()``, or at the next receive. ``recv_bytes()``
 /// receives and copies in one call. Iterating (``for msg in sub``) receives
 /// until every publisher has left.
+///
+/// In asyncio code, ``await sub.recv_async(timeout=None)`` and ``async for
+/// msg in sub`` wait without blocking the event loop.
 #[pyclass(module = "memlane", name = "Subscriber")]
 pub struct PySubscriber {
     core: Option<SubCore>,
+    /// Set while `recv_async` (or `async for`) is pending: its future
+    /// borrows the subscriber, so `core()` refuses everything else.
+    awaiting: Awaiting,
     /// Incremented at every release: a `Message` whose `gen` differs is
     /// gone.
     gen: u64,
@@ -319,13 +329,17 @@ impl PySubscriber {
                 held: None,
                 sub: NonNull::from(Box::leak(Box::new(sub))),
             }),
+            awaiting: Awaiting::default(),
             gen: 0,
             exports: Arc::new(AtomicUsize::new(0)),
             views: Views::default(),
         }
     }
 
+    /// The subscriber and its held message; `Busy` while an awaiting call
+    /// borrows it, `Closed` after `close()`.
     fn core(&mut self) -> PyResult<&mut SubCore> {
+        self.awaiting.check("subscriber")?;
         self.core.as_mut().ok_or_else(|| closed("subscriber"))
     }
 
@@ -412,6 +426,53 @@ impl PySubscriber {
             Some(Err(e)) => Err(e.py_err()),
             None => Err(Timeout::new_err("no message arrived within the time-out")),
         }
+    }
+
+    /// `receive` for asyncio: the library's `recv_async` future, polled
+    /// by PyO3's coroutine (with the GIL) and woken by the library's
+    /// reactor thread; `timeout` by an asyncio timer.
+    async fn receive_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<PyMessage> {
+        let mut timer = Timer::new(timeout)?;
+        // `_guard` is declared before `fut`, so it is dropped after it:
+        // the subscriber stays marked busy as long as the future lives.
+        let (_guard, ptr) = Python::attach(|py| -> PyResult<_> {
+            let slf = slf.bind(py);
+            Self::release_held(slf)?;
+            let mut this = slf.try_borrow_mut()?;
+            let ptr = this.sub_ptr()?;
+            Ok((this.awaiting.start("subscriber")?, ptr))
+        })?;
+        // SAFETY: no message borrows the subscriber (released above), and
+        // until `_guard` is dropped (after `fut`) every method of this
+        // object that reaches the subscriber (`core()`) raises `Busy`, and
+        // `close()` refuses, so `fut` holds the only reference to `*ptr`;
+        // `slf` (kept by this future) keeps the allocation alive.
+        let sub: &'static mut Subscriber = unsafe { &mut *ptr.get() };
+        let mut fut = sub.recv_async();
+        poll_fn(|cx| {
+            Python::attach(|py| {
+                let slf = slf.bind(py);
+                // Borrowed before the message is taken, so that it can be
+                // stored (another thread borrowing the object for a moment:
+                // look again at the loop's next turn).
+                let Ok(mut this) = slf.try_borrow_mut() else {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                };
+                match Pin::new(&mut fut).poll(cx) {
+                    Poll::Ready(Ok(msg)) => Poll::Ready(Ok(Self::hold(&mut this, slf, msg))),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e.py_err())),
+                    Poll::Pending => match timer.expired(py, cx) {
+                        Ok(false) => Poll::Pending,
+                        Ok(true) => Poll::Ready(Err(Timeout::new_err(
+                            "no message arrived within the time-out",
+                        ))),
+                        Err(e) => Poll::Ready(Err(e)),
+                    },
+                }
+            })
+        })
+        .await
     }
 }
 
@@ -510,10 +571,31 @@ impl PySubscriber {
         Ok(slf.try_borrow_mut()?.core()?.sub().copies_messages())
     }
 
-    /// Releases the held message and leaves the channel.
+    /// Receives the next message in asyncio code: ``await
+    /// sub.recv_async(timeout=None)`` returns a ``Message`` as ``recv``
+    /// does, without blocking the event loop while it waits (another task
+    /// runs meanwhile). Raises ``Timeout`` after ``timeout`` seconds
+    /// (``None``: no limit), ``Disconnected``, ``Lagged`` (lossy
+    /// subscribers), ``Corrupt``; ``Busy`` if another awaiting call on
+    /// this subscriber is pending. Releases the previous message.
+    ///
+    /// Cancelling the awaiting task (``task.cancel()``,
+    /// ``asyncio.wait_for``) takes nothing: the next receive gets the
+    /// message. While it waits, memlane's reactor thread wakes the task
+    /// through ``loop.call_soon_threadsafe``; no thread per call, no
+    /// polling.
+    #[pyo3(signature = (timeout=None))]
+    async fn recv_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<PyMessage> {
+        Self::receive_async(slf, timeout).await
+    }
+
+    /// Releases the held message and leaves the channel (``Busy`` while
+    /// an awaiting call on it is pending).
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         Self::release_held(slf)?;
-        slf.try_borrow_mut()?.core = None;
+        let mut this = slf.try_borrow_mut()?;
+        this.awaiting.check("subscriber")?;
+        this.core = None;
         Ok(())
     }
 
@@ -526,6 +608,27 @@ impl PySubscriber {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.is_instance_of::<crate::errors::Disconnected>(slf.py()) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// ``async for msg in sub``: ``recv_async()`` until every publisher
+    /// has left (``Disconnected`` ends the loop). A coroutine of
+    /// ``_anext`` (PyO3 makes coroutines of methods, not of slots).
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.call_method0(pyo3::intern!(slf.py(), "_anext"))
+    }
+
+    /// The coroutine behind ``__anext__``.
+    async fn _anext(slf: Py<Self>) -> PyResult<PyMessage> {
+        match Self::receive_async(slf, None).await {
+            Err(e) if Python::attach(|py| e.is_instance_of::<Disconnected>(py)) => {
+                Err(PyStopAsyncIteration::new_err(()))
+            }
+            other => other,
         }
     }
 
@@ -742,10 +845,15 @@ impl Drop for PubCore {
 /// ``send(data, timeout=None)`` copies any contiguous buffer (bytes,
 /// bytearray, memoryview, numpy array) once, into the ring, waiting while
 /// the ring is full. ``loan(n)`` lends ``n`` bytes of the ring to fill in
-/// place (a writable memoryview) and ``commit``.
+/// place (a writable memoryview) and ``commit``. In asyncio code, ``await
+/// pub.send_async(data, timeout=None)`` waits for space without blocking
+/// the event loop.
 #[pyclass(module = "memlane", name = "Publisher")]
 pub struct PyPublisher {
     core: Option<PubCore>,
+    /// Set while `send_async` is pending: its future borrows the
+    /// publisher, so `core()` refuses everything else.
+    awaiting: Awaiting,
     gen: u64,
     exports: Arc<AtomicUsize>,
     views: Views,
@@ -758,13 +866,17 @@ impl PyPublisher {
                 loan: None,
                 publ: NonNull::from(Box::leak(Box::new(publ))),
             }),
+            awaiting: Awaiting::default(),
             gen: 0,
             exports: Arc::new(AtomicUsize::new(0)),
             views: Views::default(),
         }
     }
 
+    /// The publisher and its loan; `Busy` while an awaiting call borrows
+    /// it, `Closed` after `close()`.
     fn core(&mut self) -> PyResult<&mut PubCore> {
+        self.awaiting.check("publisher")?;
         self.core.as_mut().ok_or_else(|| closed("publisher"))
     }
 
@@ -837,6 +949,54 @@ impl PyPublisher {
                 "timed out waiting for space: the slowest subscriber is a whole ring behind",
             )),
         }
+    }
+
+    /// Sends ``data`` in asyncio code: ``await pub.send_async(data,
+    /// timeout=None)`` is ``send`` without blocking the event loop while
+    /// the ring is full (another task runs meanwhile). Raises ``Timeout``
+    /// after ``timeout`` seconds (``None``: no limit), ``TooLarge``,
+    /// ``Corrupt``; ``Busy`` if another awaiting call on this publisher
+    /// (or a loan) is pending.
+    ///
+    /// Cancelling the awaiting task sends nothing and claims no space:
+    /// the message is written only when it fits. ``data`` stays exported
+    /// (a ``bytearray`` cannot be resized) until the call ends.
+    #[pyo3(signature = (data, timeout=None))]
+    async fn send_async(slf: Py<Self>, data: Py<PyAny>, timeout: Option<f64>) -> PyResult<()> {
+        let mut timer = Timer::new(timeout)?;
+        // Declared before `fut`, so dropped after it: the buffer stays
+        // exported and the publisher marked busy while the future lives.
+        let (data, _guard, ptr) = Python::attach(|py| -> PyResult<_> {
+            let data = Bytes::get(data.bind(py))?;
+            let mut this = slf.bind(py).try_borrow_mut()?;
+            let core = this.core()?;
+            core.publ()?;
+            let ptr = SendPtr(core.publ);
+            Ok((data, this.awaiting.start("publisher")?, ptr))
+        })?;
+        // SAFETY: no loan borrows the publisher (checked by `publ()`), and
+        // until `_guard` is dropped (after `fut`) every method of this
+        // object that reaches the publisher (`core()`) raises `Busy` and
+        // `close()` refuses, so `fut` holds the only reference to `*ptr`;
+        // `slf` (kept by this future) keeps the allocation alive.
+        let publ: &'static mut Publisher = unsafe { &mut *ptr.get() };
+        // SAFETY: `data` keeps the buffer exported (valid, not moved)
+        // until it is dropped, after `fut`, the only user of the slice.
+        let bytes: &'static [u8] = unsafe { &*std::ptr::from_ref(data.as_slice()) };
+        let mut fut = publ.send_async(bytes);
+        poll_fn(|cx| {
+            Python::attach(|py| match Pin::new(&mut fut).poll(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(ToPyErr::py_err)),
+                Poll::Pending => match timer.expired(py, cx) {
+                    Ok(false) => Poll::Pending,
+                    Ok(true) => Poll::Ready(Err(Timeout::new_err(
+                        "timed out waiting for space: the slowest subscriber is a whole ring behind",
+                    ))),
+                    Err(e) => Poll::Ready(Err(e)),
+                },
+            })
+        })
+        .await
     }
 
     /// Sends ``data`` if there is space now; ``Full`` otherwise.
@@ -930,8 +1090,10 @@ impl PyPublisher {
         Ok(self.core()?.publ()?.copies_messages())
     }
 
-    /// Discards an outstanding loan and leaves the channel.
+    /// Discards an outstanding loan and leaves the channel (``Busy``
+    /// while an awaiting call on it is pending).
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.try_borrow()?.awaiting.check("publisher")?;
         let gen = slf.try_borrow()?.gen;
         PyPublisher::end_loan(slf, gen, None)?;
         slf.try_borrow_mut()?.core = None;

@@ -1,28 +1,65 @@
 //! `memlane.Latest`: a named slot holding the newest value of something.
 
+use std::future::{poll_fn, Future};
 use std::path::PathBuf;
+use std::pin::pin;
+use std::task::Poll;
 
 use memlane::Latest;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::aio::{AwaitGuard, Awaiting, Timer};
 use crate::buffer::Bytes;
 use crate::errors::{closed, ToPyErr};
 use crate::wait::blocking;
 
 /// A named latest-value slot: writers ``set`` (never waiting), readers
 /// ``get`` a copy of the newest complete value (never torn) or ``wait``
-/// for a newer one.
+/// for a newer one (``await latest.wait_async()`` in asyncio code).
 #[pyclass(module = "memlane", name = "Latest")]
 pub struct PyLatest {
+    /// `None` after `close()`, and while `wait_async` has it.
     slot: Option<Latest>,
+    /// Set while `wait_async` is pending (it holds the slot).
+    awaiting: Awaiting,
 }
 
 impl PyLatest {
+    fn new(slot: Latest) -> PyLatest {
+        PyLatest {
+            slot: Some(slot),
+            awaiting: Awaiting::default(),
+        }
+    }
+
     fn get_slot(&mut self) -> PyResult<&mut Latest> {
+        self.awaiting.check("latest-value slot")?;
         self.slot
             .as_mut()
             .ok_or_else(|| closed("latest-value slot"))
+    }
+}
+
+/// The slot lent to a pending `wait_async`, given back to its Python
+/// object when dropped (the wait completed, failed or was cancelled).
+struct Lent {
+    owner: Py<PyLatest>,
+    slot: Option<Latest>,
+    /// Dropped after the slot is back.
+    _guard: AwaitGuard,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            // The flag makes every other method refuse the object, so
+            // nothing holds a borrow across this (if something did, the
+            // handle would be left closed rather than aliased).
+            if let Ok(mut owner) = self.owner.bind(py).try_borrow_mut() {
+                owner.slot = self.slot.take();
+            }
+        });
     }
 }
 
@@ -56,9 +93,7 @@ impl PyLatest {
         if let Some(mode) = mode {
             b = b.mode(mode);
         }
-        Ok(PyLatest {
-            slot: Some(b.create().map_err(ToPyErr::py_err)?),
-        })
+        Ok(PyLatest::new(b.create().map_err(ToPyErr::py_err)?))
     }
 
     /// Opens an existing slot.
@@ -69,9 +104,7 @@ impl PyLatest {
         if let Some(dir) = dir {
             o = o.dir(dir);
         }
-        Ok(PyLatest {
-            slot: Some(o.open().map_err(ToPyErr::py_err)?),
-        })
+        Ok(PyLatest::new(o.open().map_err(ToPyErr::py_err)?))
     }
 
     /// Removes the slot's name.
@@ -106,6 +139,41 @@ impl PyLatest {
         Ok(blocking(py, timeout, |slice| slot.wait_timeout(slice).then_some(()))?.is_some())
     }
 
+    /// ``wait`` in asyncio code: ``await latest.wait_async(timeout=None)``
+    /// waits, without blocking the event loop, until a value newer than
+    /// the last one read is there, at most ``timeout`` seconds; returns
+    /// whether one is. Reads nothing (cancelling it loses nothing); the
+    /// handle's other methods raise ``Busy`` while it is pending.
+    #[pyo3(signature = (timeout=None))]
+    async fn wait_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<bool> {
+        let mut timer = Timer::new(timeout)?;
+        let mut lent = Python::attach(|py| -> PyResult<_> {
+            let mut this = slf.bind(py).try_borrow_mut()?;
+            this.get_slot()?;
+            let guard = this.awaiting.start("latest-value slot")?;
+            Ok(Lent {
+                owner: slf.clone_ref(py),
+                slot: this.slot.take(),
+                _guard: guard,
+            })
+        })?;
+        let Some(slot) = lent.slot.as_mut() else {
+            return Ok(false);
+        };
+        let mut fut = pin!(slot.wait_async());
+        poll_fn(|cx| {
+            if fut.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(true));
+            }
+            Python::attach(|py| match timer.expired(py, cx) {
+                Ok(false) => Poll::Pending,
+                Ok(true) => Poll::Ready(Ok(false)),
+                Err(e) => Poll::Ready(Err(e)),
+            })
+        })
+        .await
+    }
+
     /// The newest version (0 while nothing was set).
     #[getter]
     fn version(&mut self) -> PyResult<u64> {
@@ -136,8 +204,11 @@ impl PyLatest {
     }
 
     /// Closes this handle (its writer slot is freed; the name stays).
-    fn close(&mut self) {
+    /// ``Busy`` while ``wait_async`` is pending.
+    fn close(&mut self) -> PyResult<()> {
+        self.awaiting.check("latest-value slot")?;
         self.slot = None;
+        Ok(())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -145,7 +216,7 @@ impl PyLatest {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
-        self.close();
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.close()
     }
 }

@@ -3,7 +3,9 @@
 //! `Publisher`, `Subscriber`, `Message`, `Loan`) and `Latest`, wrapping
 //! the Rust library. The pure-Python part of the package
 //! (`python/memlane/`) re-exports them and defines the exception classes
-//! (`memlane.errors`).
+//! (`memlane.errors`). The asyncio methods (`recv_async`, `send_async`,
+//! `wait_async`, `async for`) are PyO3 coroutines over the library's
+//! futures (`aio.rs`).
 //!
 //! Unsafe code here is the buffer protocol (filling `Py_buffer`s over
 //! shared memory, reading exported buffers) and the endpoint/loan pairs
@@ -13,6 +15,7 @@
 
 // `unsafe` only where the buffer protocol and the borrowed endpoints need
 // it (each block says why); the other modules deny it.
+mod aio;
 #[allow(unsafe_code)]
 mod buffer;
 #[allow(unsafe_code)]
@@ -40,6 +43,7 @@ fn _memlane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_CAPACITY", memlane::DEFAULT_CAPACITY)?;
     m.add("DEFAULT_MAX_MESSAGE", memlane::DEFAULT_MAX_MESSAGE)?;
     m.add("default_dir", wrap_pyfunction!(default_dir, m)?)?;
+    m.add("reactor_threads", wrap_pyfunction!(reactor_threads, m)?)?;
     Ok(())
 }
 
@@ -48,4 +52,14 @@ fn _memlane(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn default_dir() -> std::path::PathBuf {
     memlane::default_dir()
+}
+
+/// The threads memlane's reactor runs in this process for the asyncio
+/// methods, as ``(threads, multi)``: ``threads`` is 0 until the first
+/// awaiting call and then 1 per 127 distinct channels (slots) awaited on;
+/// ``multi`` says whether each sleeps on many of them at once
+/// (``futex_waitv``, Linux 5.16+) rather than on one each.
+#[pyfunction]
+fn reactor_threads() -> (usize, bool) {
+    memlane::reactor_threads()
 }

@@ -10,6 +10,9 @@
 
 Every blocking call takes ``timeout`` (seconds, ``None`` for no limit),
 releases the GIL while it waits and raises ``KeyboardInterrupt`` on Ctrl-C.
+In asyncio code, ``await sub.recv_async()``, ``async for msg in sub``,
+``await pub.send_async(data)`` and ``await latest.wait_async()`` wait
+without blocking the event loop (woken by memlane's reactor thread).
 Failures raise subclasses of :class:`memlane.errors.Error`.
 
 >>> import memlane
@@ -34,6 +37,7 @@ from ._memlane import (
     Segment,
     Subscriber,
     default_dir,
+    reactor_threads,
 )
 from .errors import (
     AlreadyExists,
@@ -75,5 +79,6 @@ __all__ = [
     "Subscriber",
     "default_dir",
     "errors",
+    "reactor_threads",
     *errors.__all__,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Iterator, Literal, Optional, Tuple, Type, Union
+from typing import AsyncIterator, Iterator, Literal, Optional, Tuple, Type, Union
 
 try:
     from collections.abc import Buffer  # Python 3.12+
@@ -20,6 +20,12 @@ DEFAULT_MAX_MESSAGE: int
 
 def default_dir() -> str:
     """The directory segments are created in by default: $MEMLANE_DIR, else /dev/shm."""
+
+def reactor_threads() -> Tuple[int, bool]:
+    """(threads, multi): the reactor threads the asyncio methods started in
+    this process (0 before the first awaiting call; one per 127 channels or
+    slots awaited on), and whether each sleeps on many at once
+    (futex_waitv, Linux 5.16+)."""
 
 class Segment:
     """A named shared-memory segment; supports the buffer protocol
@@ -122,6 +128,11 @@ class Latest:
     def set(self, value: Buffer) -> int: ...
     def get(self) -> Optional[Tuple[int, bytes]]: ...
     def wait(self, timeout: Optional[float] = None) -> bool: ...
+    async def wait_async(self, timeout: Optional[float] = None) -> bool:
+        """``wait`` for asyncio: waits without blocking the event loop until
+        a value newer than the last one read is there (True), or
+        ``timeout`` seconds pass (False). Cancelling it loses nothing; the
+        handle's other methods raise ``Busy`` while it is pending."""
     def has_changed(self) -> bool: ...
     @property
     def version(self) -> int: ...
@@ -184,6 +195,11 @@ class Publisher:
     """A channel's publisher."""
 
     def send(self, data: Buffer, timeout: Optional[float] = None) -> None: ...
+    async def send_async(self, data: Buffer, timeout: Optional[float] = None) -> None:
+        """``send`` for asyncio: waits for space without blocking the event
+        loop. Raises ``Timeout``, ``TooLarge``, ``Corrupt``; ``Busy`` if
+        another awaiting call (or a loan) on this publisher is pending.
+        Cancelled, it has sent nothing and claimed no space."""
     def try_send(self, data: Buffer) -> None: ...
     def loan(self, size: int, timeout: Optional[float] = None) -> Loan: ...
     @property
@@ -216,9 +232,18 @@ class Loan:
     ) -> None: ...
 
 class Subscriber:
-    """A channel's subscriber; iterable (until every publisher left)."""
+    """A channel's subscriber; iterable, also with ``async for`` (until
+    every publisher left)."""
 
     def recv(self, timeout: Optional[float] = None) -> Message: ...
+    async def recv_async(self, timeout: Optional[float] = None) -> Message:
+        """``recv`` for asyncio: waits without blocking the event loop
+        (memlane's reactor thread wakes the task through
+        ``loop.call_soon_threadsafe``). Raises ``Timeout``,
+        ``Disconnected``, ``Lagged``, ``Corrupt``; ``Busy`` if another
+        awaiting call on this subscriber is pending. Cancelled (task.cancel,
+        asyncio.wait_for), it takes nothing: the next receive gets the
+        message."""
     def try_recv(self) -> Message: ...
     def recv_bytes(self, timeout: Optional[float] = None) -> bytes: ...
     def set_disconnect_grace(self, seconds: Optional[float]) -> None: ...
@@ -233,6 +258,10 @@ class Subscriber:
     def close(self) -> None: ...
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for msg in sub``: ``recv_async()`` until every publisher
+        has left."""
+    async def __anext__(self) -> Message: ...
     def __enter__(self) -> Subscriber: ...
     def __exit__(self, *args: object) -> None: ...
 
