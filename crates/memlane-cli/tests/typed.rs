@@ -225,7 +225,7 @@ mod schema {
             .create()
             .unwrap();
         let path = dir.path().join("memlane.broken");
-        let mut file = std::fs::read(&path).unwrap();
+        let file = std::fs::read(&path).unwrap();
         // The record starts with its magic, "TYPE" (native-endian);
         // the schema's message type tag follows "Reading" after the
         // 64-byte header and the name.
@@ -233,8 +233,13 @@ mod schema {
         let at = file.windows(4).position(|w| w == magic).unwrap();
         let tag = at + 64 + "cli::Reading".len() + 1 + "Reading".len();
         assert_eq!(file[tag], 26, "the struct tag");
-        file[tag] = 99;
-        std::fs::write(&path, &file).unwrap();
+        // In place (Windows refuses to truncate a file that is mapped).
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(tag as u64)).unwrap();
+            f.write_all(&[99]).unwrap();
+        }
 
         let info = run(&dir, &["info", "broken"]).ok();
         assert!(

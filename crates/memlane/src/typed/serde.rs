@@ -100,10 +100,10 @@ impl ChannelBuilder {
     /// struct Cmd { verb: String, speed: Option<f32> }
     /// impl memlane::MessageType for Cmd {}
     ///
-    /// let ch = memlane::Channel::builder("doc-sts").dir(&dir).serde_type_with_schema::<Cmd>()
+    /// let raw = memlane::Channel::builder("doc-sts").dir(&dir).serde_type_with_schema::<Cmd>()
     ///     .create()?;
-    /// let mut bytes = ch.subscriber()?;
-    /// let ch = ch.serde_with_schema::<Cmd>()?;
+    /// let mut bytes = raw.subscriber()?;
+    /// let ch = raw.serde_with_schema::<Cmd>()?;
     /// ch.publisher()?.send(&Cmd { verb: "go".into(), speed: Some(0.5) })?;
     ///
     /// // Any process can decode the message with the recorded schema.
@@ -112,7 +112,7 @@ impl ChannelBuilder {
     /// let msg = bytes.recv()?;
     /// assert_eq!(schema.to_json(&msg)?, r#"{"verb":"go","speed":0.5}"#);
     /// # drop(msg);
-    /// # drop((bytes, ch));
+    /// # drop((bytes, ch, raw));
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
