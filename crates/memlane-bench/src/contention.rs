@@ -5,7 +5,10 @@
 //! Every endpoint is its own process (the binary re-executed with
 //! `--child`); the parent only creates the channel (or service), starts
 //! the subscribers, then the publishers, waits until each says `ready`,
-//! and starts them all at once by creating a `go` file. Nobody is pinned:
+//! lets the subscribers connect to the publishers (iceoryx2's
+//! `update_connections`; an iceoryx2 publisher that fills the queue of a
+//! subscriber not yet connected drops the sample), and starts the
+//! publishers all at once by creating a `go` file. Nobody is pinned:
 //! with more processes than CPUs the scheduler spreads them.
 //!
 //! Messages are 64 bytes: the publisher's index, its sequence number and
@@ -22,12 +25,12 @@
 //!   the queue is empty when a message arrives; one-way latency is the
 //!   receive time minus the send time carried in the message.
 //!
-//! How subscribers wait ([`Transport`]): `memlane-poll` and `iox2-poll`
-//! poll (`try_recv` / `receive`), and after [`SPINS`] empty polls in a row
-//! give the CPU away (`sched_yield`) on each further empty poll, since a
-//! pure spin with more processes than CPUs would starve the publishers;
-//! `memlane-block` calls `recv` (it polls briefly, then sleeps on the
-//! channel's futex). iceoryx2 publish-subscribe has no blocking receive of
+//! How subscribers wait ([`TRANSPORTS`]): `memlane-poll` and `iox2-poll`
+//! poll (`try_recv` / `receive`) in a loop; in rows with more processes
+//! than CPUs, after [`SPINS`] empty polls in a row they give the CPU away
+//! (`sched_yield`) on each further empty poll, since a pure spin would
+//! starve the publishers. `memlane-block` calls `recv` (it polls briefly,
+//! then sleeps on the channel's futex). iceoryx2 publish-subscribe has no blocking receive of
 //! its own (that takes a separate event service and a notify per sample).
 //!
 //! memlane's channel in the N → 1 rows is made with `max_publishers(4)`
@@ -40,6 +43,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iceoryx2::port::publisher::Publisher;
@@ -62,6 +66,9 @@ pub const PACE: Duration = Duration::from_micros(100);
 pub const QUIET: Duration = Duration::from_millis(100);
 /// Empty polls in a row before a polling subscriber starts yielding.
 pub const SPINS: u32 = 200;
+
+/// Whether this (child) process's polls yield (see [`SPINS`]).
+static YIELDS: AtomicBool = AtomicBool::new(false);
 
 fn err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
@@ -326,6 +333,13 @@ fn run_children(launcher: &Launcher, job: &Job, row: &Row) -> io::Result<RowResu
     for p in &mut pubs {
         p.expect_line("ready")?;
     }
+    // Every port exists: the subscribers connect to the publishers before
+    // any message is sent (an iceoryx2 publisher that fills the queue of a
+    // subscriber not yet connected to it drops the sample).
+    touch(&job.path("connect"))?;
+    for s in &mut subs {
+        s.expect_line("connected")?;
+    }
     let t0 = shared_clock_ns();
     touch(&job.path("go"))?;
     for s in subs {
@@ -358,7 +372,7 @@ fn run_children(launcher: &Launcher, job: &Job, row: &Row) -> io::Result<RowResu
         last = last.max(t);
         lat.extend(lines.filter_map(|l| l.parse::<u64>().ok()));
     }
-    for f in ["go", "end"] {
+    for f in ["connect", "go", "end"] {
         let _ = std::fs::remove_file(job.path(f));
     }
     for i in 0..row.publishers {
@@ -430,7 +444,9 @@ impl Sub {
         }
     }
 
-    /// Polls (spinning, then yielding) for up to `limit`.
+    /// Polls for up to `limit`: spinning, and where this row has more
+    /// processes than the machine has CPUs, yielding after [`SPINS`] empty
+    /// polls in a row.
     fn poll_for(&mut self, buf: &mut [u8; SIZE], limit: Duration) -> io::Result<bool> {
         let start = std::time::Instant::now();
         let mut empty = 0u32;
@@ -455,11 +471,11 @@ impl Sub {
             if got {
                 return Ok(true);
             }
-            empty += 1;
-            if empty > SPINS {
-                if empty % 64 == 0 && start.elapsed() > limit {
-                    return Ok(false);
-                }
+            empty = empty.wrapping_add(1);
+            if empty % 64 == 0 && start.elapsed() > limit {
+                return Ok(false);
+            }
+            if empty > SPINS && YIELDS.load(Ordering::Relaxed) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -500,6 +516,11 @@ pub fn serve(job: &Job) -> io::Result<()> {
     use std::io::Write;
     memlane_benchkit::die_with_parent();
     let role = Role::decode(&job.transport)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    YIELDS.store(
+        (role.publishers + role.subscribers) as usize > cpus,
+        Ordering::Relaxed,
+    );
     let memlane = role.transport.starts_with("memlane");
     let mut out = io::stdout().lock();
     if role.publisher {
@@ -560,6 +581,12 @@ pub fn serve(job: &Job) -> io::Result<()> {
         Sub::Iox(sub, s)
     };
     writeln!(out, "ready")?;
+    out.flush()?;
+    wait_for(&job.path("connect"));
+    if let Sub::Iox(s, _) = &sub {
+        s.update_connections().map_err(ierr)?;
+    }
+    writeln!(out, "connected")?;
     out.flush()?;
     let mut next = vec![0u64; role.publishers as usize];
     let paced = job.workload == Workload::Latency;
