@@ -679,19 +679,25 @@ pub fn rows(quick: bool) -> Vec<(Topology, u32, Row)> {
     v
 }
 
-/// `--contention [--quick] [--messages N]`: runs every row and prints the
-/// table. `messages` (for the test) sets every row's messages per
-/// publisher.
+/// `--contention [--quick] [--messages N] [--only TEXT]`: runs every row
+/// and prints the table. `messages` (for the test) sets every row's
+/// messages per publisher; `only` keeps the rows whose
+/// `TOPOLOGY TRANSPORT MULTI` (e.g. `1 → 2 memlane-block false`) contains it.
 ///
 /// # Errors
 ///
 /// As for [`run_row`]; a subscriber that received another number of
 /// messages than were sent to it.
-pub fn table(quick: bool, messages: Option<u64>) -> io::Result<()> {
+pub fn table(quick: bool, messages: Option<u64>, only: Option<&str>) -> io::Result<()> {
     let dir = memlane_benchkit::TempDir::new("memlane-contention")?;
     let launcher = Launcher::current_exe(&["--child"])?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut all = rows(quick);
+    if let Some(only) = only {
+        all.retain(|(t, n, row)| {
+            format!("{} {} {}", t.label(*n), row.transport, row.multi_publisher).contains(only)
+        });
+    }
     if let Some(m) = messages {
         for (_, _, row) in &mut all {
             row.per_publisher = m;

@@ -119,7 +119,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "  --async     async one-way latency (tokio) next to blocking recv and the futex floor"
     );
-    eprintln!("       memlane-compare --contention [--quick] [--messages N]");
+    eprintln!("       memlane-compare --contention [--quick] [--messages N] [--only TEXT]");
     eprintln!(
         "  --contention  N publisher processes -> 1 subscriber and 1 -> N (N = 1, 2, 4), next to iceoryx2"
     );
@@ -168,7 +168,13 @@ fn main() -> ExitCode {
         let run = if mode == "--contention" {
             number_after(&args, "--messages")
                 .map_err(io::Error::other)
-                .and_then(|m| contention::table(quick, m))
+                .and_then(|m| {
+                    let only = args
+                        .iter()
+                        .position(|a| a == "--only")
+                        .and_then(|i| args.get(i + 1));
+                    contention::table(quick, m, only.map(String::as_str))
+                })
         } else {
             number_after(&args, "--reps")
                 .map_err(io::Error::other)
