@@ -703,53 +703,117 @@ pub fn table(quick: bool, messages: Option<u64>, only: Option<&str>) -> io::Resu
             row.per_publisher = m;
         }
     }
-    let mut results = Vec::new();
-    for (i, (topology, n, row)) in all.iter().enumerate() {
-        let tag = format!("c{i}-{}", std::process::id());
-        let t = std::time::Instant::now();
-        let r = run_row(&launcher, dir.path(), &tag, row)?;
-        let want = row.per_publisher * u64::from(row.publishers);
-        let sum: u64 = r.received.iter().sum();
-        // memlane is lossless: every subscriber must have every message.
-        // iceoryx2 rows report what they lost (the figures of such a row
-        // are still printed), but what came must add up.
-        if (row.transport.starts_with("memlane") && r.received.iter().any(|&got| got != want))
-            || sum + r.lost != want * u64::from(row.subscribers)
-        {
-            return Err(io::Error::other(format!(
-                "{row:?}: subscribers received {:?} messages and lost {}, {want} each were sent",
-                r.received, r.lost
-            )));
-        }
-        if r.lost > 0 {
+    let rounds = if quick || messages.is_some() {
+        1
+    } else {
+        ROUNDS
+    };
+    let mut got: Vec<Vec<RowResult>> = vec![Vec::new(); all.len()];
+    let mut k = 0;
+    for round in 0..rounds {
+        for (i, (topology, n, row)) in all.iter().enumerate() {
+            k += 1;
+            let tag = format!("c{k}-{}", std::process::id());
+            let t = std::time::Instant::now();
+            let r = run_row(&launcher, dir.path(), &tag, row)?;
+            check_counts(&r)?;
             eprintln!(
-                "note: {} lost {} of {} messages ({row:?})",
+                "[{}/{rounds} {:>2}/{}] {:<6} {:<14} {:<10} {:>8.3} M msg/s {} ({:.1}s)",
+                round + 1,
+                i + 1,
+                all.len(),
+                topology.label(*n),
                 row.transport,
-                r.lost,
-                want * u64::from(row.subscribers)
+                if row.workload == Workload::Latency {
+                    "paced"
+                } else {
+                    "throughput"
+                },
+                r.total_per_s / 1e6,
+                r.latency_ns
+                    .map(|(p50, p99, _)| format!("p50 {:.1} µs p99 {:.1} µs", p50 / 1e3, p99 / 1e3))
+                    .unwrap_or_default(),
+                t.elapsed().as_secs_f64()
             );
+            got[i].push(r);
         }
-        eprintln!(
-            "[{:>2}/{}] {:<6} {:<14} {:<10} {:>8.3} M msg/s {} ({:.1}s)",
-            i + 1,
-            all.len(),
-            topology.label(*n),
-            row.transport,
-            if row.workload == Workload::Latency {
-                "paced"
-            } else {
-                "throughput"
-            },
-            r.total_per_s / 1e6,
-            r.latency_ns
-                .map(|(p50, p99, _)| format!("p50 {:.1} µs p99 {:.1} µs", p50 / 1e3, p99 / 1e3))
-                .unwrap_or_default(),
-            t.elapsed().as_secs_f64()
-        );
-        results.push((*topology, *n, r));
     }
+    let results: Vec<(Topology, u32, Summary)> = all
+        .iter()
+        .zip(got)
+        .map(|((t, n, _), rounds)| (*t, *n, Summary::of(rounds)))
+        .collect();
     print!("{}", markdown(&results, cpus, quick));
     Ok(())
+}
+
+/// Interleaved rounds of every row (each figure is the median round).
+pub const ROUNDS: usize = 3;
+
+/// Fails if a memlane subscriber missed a message, or if what the
+/// subscribers received and lost does not add up to what was sent; notes
+/// iceoryx2's losses.
+fn check_counts(r: &RowResult) -> io::Result<()> {
+    let row = &r.row;
+    let want = row.per_publisher * u64::from(row.publishers);
+    let sum: u64 = r.received.iter().sum();
+    // memlane is lossless: every subscriber must have every message.
+    // iceoryx2 rows report what they lost (the figures of such a row are
+    // still printed), but what came must add up.
+    if (row.transport.starts_with("memlane") && r.received.iter().any(|&got| got != want))
+        || sum + r.lost != want * u64::from(row.subscribers)
+    {
+        return Err(io::Error::other(format!(
+            "{row:?}: subscribers received {:?} messages and lost {}, {want} each were sent",
+            r.received, r.lost
+        )));
+    }
+    if r.lost > 0 {
+        eprintln!(
+            "note: {} lost {} of {} messages ({row:?})",
+            row.transport,
+            r.lost,
+            want * u64::from(row.subscribers)
+        );
+    }
+    Ok(())
+}
+
+/// The rounds of one row: the median round (by messages/s, or by p50 for
+/// paced rows), the lowest and highest of that figure, and what all rounds
+/// lost.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The median round.
+    pub median: RowResult,
+    /// Lowest and highest messages/s (throughput) or p50 ns (paced).
+    pub range: (f64, f64),
+    /// Messages lost over all rounds.
+    pub lost: u64,
+    /// Rounds.
+    pub rounds: usize,
+}
+
+impl Summary {
+    fn of(mut rounds: Vec<RowResult>) -> Summary {
+        let key = |r: &RowResult| match r.latency_ns {
+            Some((p50, _, _)) => p50,
+            None => r.total_per_s,
+        };
+        rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        let range = (
+            rounds.first().map_or(f64::NAN, key),
+            rounds.last().map_or(f64::NAN, key),
+        );
+        let lost = rounds.iter().map(|r| r.lost).sum();
+        let n = rounds.len();
+        Summary {
+            median: rounds.swap_remove(n / 2),
+            range,
+            lost,
+            rounds: n,
+        }
+    }
 }
 
 /// The machine line printed with every table of this binary's modes.
@@ -763,64 +827,73 @@ pub fn machine_line(cpus: usize) -> String {
 }
 
 /// The markdown table of a run.
-pub fn markdown(results: &[(Topology, u32, RowResult)], cpus: usize, quick: bool) -> String {
+pub fn markdown(results: &[(Topology, u32, Summary)], cpus: usize, quick: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let rounds = results.first().map_or(0, |r| r.2.rounds);
     let _ = writeln!(s, "{}", machine_line(cpus));
     let _ = writeln!(
         s,
-        "{SIZE} B messages, one process per endpoint, none pinned{}; paced: each publisher \
-         sleeps {} µs between sends",
+        "{SIZE} B messages, one process per endpoint, none pinned; {rounds} interleaved \
+         round(s) of every row, the median round shown (range: lowest–highest){}; paced: \
+         each publisher sleeps {} µs between sends",
         if quick { "; --quick (a smoke run)" } else { "" },
         PACE.as_micros()
     );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| topology | transport | processes | received, M msgs/s (all subscribers) | per subscriber | paced one-way p50 | p99 | max | lost |"
+        "| topology | transport | processes | received, M msgs/s (all subscribers) | range | \
+         per subscriber | paced one-way p50 | range | p99 | max | lost |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for (topology, n, r) in results {
-        if r.row.workload != Workload::Throughput {
+        let row = &r.median.row;
+        if row.workload != Workload::Throughput {
             continue;
         }
         let paced = results.iter().find(|(t2, n2, x)| {
             t2 == topology
                 && n2 == n
-                && x.row.transport == r.row.transport
-                && x.row.workload == Workload::Latency
+                && x.median.row.transport == row.transport
+                && x.median.row.workload == Workload::Latency
         });
-        let (p50, p99, max) = paced
-            .and_then(|(_, _, x)| x.latency_ns)
-            .map(|(a, b, c)| {
+        let us = |ns: f64| format!("{:.1} µs", ns / 1e3);
+        let (p50, range, p99, max) = paced
+            .and_then(|(_, _, x)| x.median.latency_ns.map(|l| (l, x.range)))
+            .map(|((a, b, c), (lo, hi))| {
                 (
-                    format!("{:.1} µs", a / 1e3),
-                    format!("{:.1} µs", b / 1e3),
+                    us(a),
+                    format!("{:.1}–{:.1}", lo / 1e3, hi / 1e3),
+                    us(b),
                     format!("{:.0} µs", c / 1e3),
                 )
             })
-            .unwrap_or(("–".into(), "–".into(), "–".into()));
-        let procs = r.row.publishers + r.row.subscribers;
+            .unwrap_or_else(|| ("–".into(), "–".into(), "–".into(), "–".into()));
+        let procs = row.publishers + row.subscribers;
+        let total = r.median.total_per_s / 1e6;
         let _ = writeln!(
             s,
-            "| {} | {} | {procs}{} | {:.2} | {:.2} | {p50} | {p99} | {max} | {} |",
+            "| {} | {} | {procs}{} | {total:.2} | {:.2}–{:.2} | {:.2} | {p50} | {range} | {p99} \
+             | {max} | {} |",
             topology.label(*n),
-            r.row.transport,
+            row.transport,
             if procs as usize > cpus {
                 " (> CPUs)"
             } else {
                 ""
             },
-            r.total_per_s / 1e6,
-            r.total_per_s / 1e6 / f64::from(r.row.subscribers),
+            r.range.0 / 1e6,
+            r.range.1 / 1e6,
+            total / f64::from(row.subscribers),
             r.lost + paced.map_or(0, |(_, _, x)| x.lost),
         );
     }
     let _ = writeln!(
         s,
         "\nChecked in every row: each subscriber got each publisher's messages in order and \
-         none twice; `lost` counts those that never came, throughput and paced rows together \
-         (a memlane row that loses one fails the run)."
+         none twice; `lost` counts those that never came, throughput and paced rows and all \
+         rounds together (a memlane row that loses one fails the run)."
     );
     s
 }
