@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release -p memlane-bench -- --out docs/benchmarks          # full run (a few minutes)
 //! cargo run --release -p memlane-bench -- --out /tmp/bench --quick       # smoke test (seconds)
+//! cargo run --release -p memlane-bench -- --contention   # N → 1 and 1 → N processes, with iceoryx2
+//! cargo run --release -p memlane-bench -- --setup        # create/open/join/leave/remove, memory
 //! ```
 //!
 //! It writes `RESULTS.md` (every figure with its ratio to the floor and to

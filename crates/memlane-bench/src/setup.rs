@@ -264,8 +264,8 @@ pub struct Memory {
     pub file_bytes: u64,
     /// Space tmpfs gave them, bytes.
     pub allocated_bytes: u64,
-    /// Resident kB of its mappings after create (and the ports' creation
-    /// for iceoryx2, whose memory comes with them).
+    /// Resident kB of its mappings in this process after create (for
+    /// iceoryx2: after the service's create, before any port).
     pub rss_created_kb: u64,
     /// Resident kB of its mappings after a publisher and a subscriber
     /// joined and one message went through.
