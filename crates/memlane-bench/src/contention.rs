@@ -5,8 +5,9 @@
 //! Every endpoint is its own process (the binary re-executed with
 //! `--child`). Where the processes are no more than the CPUs (the 1 → 1
 //! rows here), each is pinned to a CPU of its own; otherwise none is, and
-//! the scheduler spreads them. The parent only creates the channel (or service), starts
-//! the subscribers, then the publishers, waits until each says `ready`,
+//! the scheduler spreads them. The parent only creates the channel (or
+//! service), starts the subscribers, then the publishers, waits until each
+//! says `ready`,
 //! lets the subscribers connect to the publishers (iceoryx2's
 //! `update_connections`; an iceoryx2 publisher that fills the queue of a
 //! subscriber not yet connected drops the sample), and starts the
@@ -14,9 +15,10 @@
 //!
 //! Messages are 64 bytes: the publisher's index, its sequence number and
 //! the send time on a clock every process shares
-//! ([`memlane_benchkit::shared_clock_ns`]). Each subscriber checks that it
-//! gets every publisher's messages exactly once and in order, and fails
-//! otherwise. Two workloads, each with its own processes:
+//! ([`memlane_benchkit::shared_clock_ns`]). Each subscriber fails on a
+//! message out of order or received twice, and counts the gaps as lost; a
+//! memlane row that lost any fails the run (iceoryx2 rows report them).
+//! Two workloads, each with its own processes:
 //!
 //! * **throughput**: publishers send as fast as the transport takes them
 //!   (a full ring or queue makes them wait, as each library does);
@@ -31,8 +33,9 @@
 //! than CPUs, after [`SPINS`] empty polls in a row they give the CPU away
 //! (`sched_yield`) on each further empty poll, since a pure spin would
 //! starve the publishers. `memlane-block` calls `recv` (it polls briefly,
-//! then sleeps on the channel's futex). iceoryx2 publish-subscribe has no blocking receive of
-//! its own (that takes a separate event service and a notify per sample).
+//! then sleeps on the channel's futex). iceoryx2 publish-subscribe has no
+//! blocking receive of its own (that takes a separate event service and a
+//! notify per sample).
 //!
 //! memlane's channel in the N → 1 rows is made with `max_publishers(4)`
 //! for every N (so each send claims its place with a CAS, even at N = 1);
