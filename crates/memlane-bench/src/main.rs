@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release -p memlane-bench -- --out docs/benchmarks          # full run (a few minutes)
 //! cargo run --release -p memlane-bench -- --out /tmp/bench --quick       # smoke test (seconds)
+//! cargo run --release -p memlane-bench -- --contention   # N → 1 and 1 → N processes, with iceoryx2
+//! cargo run --release -p memlane-bench -- --setup        # create/open/join/leave/remove, memory
 //! ```
 //!
 //! It writes `RESULTS.md` (every figure with its ratio to the floor and to
@@ -15,10 +17,12 @@
 #![deny(unsafe_code)]
 
 mod asyncs;
+mod contention;
 mod latest;
 mod peers;
 mod plot;
 mod report;
+mod setup;
 
 use std::io;
 use std::path::PathBuf;
@@ -117,7 +121,27 @@ fn usage() -> ExitCode {
     eprintln!(
         "  --async     async one-way latency (tokio) next to blocking recv and the futex floor"
     );
+    eprintln!("       memlane-compare --contention [--quick] [--messages N] [--only TEXT]");
+    eprintln!(
+        "  --contention  N publisher processes -> 1 subscriber and 1 -> N (N = 1, 2, 4), next to iceoryx2"
+    );
+    eprintln!("       memlane-compare --setup [--quick] [--reps N]");
+    eprintln!(
+        "  --setup     create/open/join/leave/remove costs and memory per channel, next to iceoryx2"
+    );
     ExitCode::from(2)
+}
+
+/// The number after `flag` in `args`, if there is one.
+fn number_after(args: &[String], flag: &str) -> Result<Option<u64>, String> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("{flag} takes a number")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -134,6 +158,31 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--async") {
         let quick = args.iter().any(|a| a == "--quick");
         return match async_table(quick) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(mode @ ("--contention" | "--setup")) = args.first().map(String::as_str) {
+        let quick = args.iter().any(|a| a == "--quick");
+        let run = if mode == "--contention" {
+            number_after(&args, "--messages")
+                .map_err(io::Error::other)
+                .and_then(|m| {
+                    let only = args
+                        .iter()
+                        .position(|a| a == "--only")
+                        .and_then(|i| args.get(i + 1));
+                    contention::table(quick, m, only.map(String::as_str))
+                })
+        } else {
+            number_after(&args, "--reps")
+                .map_err(io::Error::other)
+                .and_then(|r| setup::table(quick, r.map(|r| r as usize)))
+        };
+        return match run {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -227,6 +276,9 @@ fn child(args: &[String]) -> io::Result<()> {
     let job = Job::from_args(args)?;
     if asyncs::is_async(&job.transport) {
         return asyncs::serve(&job);
+    }
+    if contention::is_contention(&job.transport) {
+        return contention::serve(&job);
     }
     if serve_builtin(&job)? {
         return Ok(());

@@ -179,6 +179,60 @@ pub fn kernel() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// Nanoseconds on a clock that every process of the machine shares
+/// (`CLOCK_MONOTONIC` on Linux; the precise system time on Windows): a
+/// time taken in one process minus a time taken in another is the time
+/// between them (one-way latency timed at both ends).
+pub fn shared_clock_ns() -> u64 {
+    sys::shared_clock_ns()
+}
+
+/// In a child process: die with the parent (a busy-polling child must not
+/// outlive it). Linux: `PR_SET_PDEATHSIG`; Windows: nothing, the parent
+/// put the child in a kill-on-close job object when it started it.
+pub fn die_with_parent() {
+    proc::die_with_parent();
+}
+
+/// The CPU flags of `/proc/cpuinfo` that bear on shared-memory messaging
+/// (a virtual machine or not, the timestamp counter, wide copies, the
+/// wait and cache-line instructions), space-separated; `None` where there
+/// is no `/proc/cpuinfo`.
+pub fn cpu_flags() -> Option<String> {
+    const RELEVANT: &[&str] = &[
+        "hypervisor",
+        "constant_tsc",
+        "nonstop_tsc",
+        "erms",
+        "fsrm",
+        "avx2",
+        "avx512f",
+        "cldemote",
+        "waitpkg",
+        "monitorx",
+        "movdiri",
+    ];
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, f)| f.split_whitespace().collect::<Vec<_>>())?;
+    Some(
+        RELEVANT
+            .iter()
+            .map(|r| {
+                if flags.contains(r) {
+                    r.to_string()
+                } else {
+                    format!("no-{r}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// An `InvalidInput` error with a message.
 pub fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.into())

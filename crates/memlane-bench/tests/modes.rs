@@ -1,0 +1,92 @@
+//! The `--contention` and `--setup` modes of `memlane-compare`, run for
+//! real with a handful of messages and repetitions: every row is there,
+//! every message arrived exactly once (the binary checks each subscriber's
+//! sequence and the counts, and fails otherwise), and nothing is left in
+//! `/dev/shm`. Timings are printed, never asserted.
+
+use std::process::Command;
+
+fn leftovers(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn contention_rows_deliver_every_message_once() {
+    let child = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
+        .args(["--contention", "--messages", "40"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("CPU: "), "{stdout}");
+    for topology in ["1 → 1", "2 → 1", "4 → 1", "1 → 2", "1 → 4"] {
+        for transport in ["memlane-poll", "memlane-block", "iox2-poll"] {
+            let row = format!("| {topology} | {transport} |");
+            let n = stdout.lines().filter(|l| l.starts_with(&row)).count();
+            let want = if topology == "1 → 1" { 2 } else { 1 };
+            assert_eq!(n, want, "rows {row:?} in\n{stdout}");
+        }
+    }
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("memlane-"))
+    {
+        assert!(line.ends_with("| 0 |"), "memlane lost messages: {line}");
+        // A paced latency in every row.
+        assert!(line.contains(" µs |"), "{line}");
+    }
+    let left = leftovers("mlb_c")
+        .into_iter()
+        .filter(|n| n.contains(&format!("-{pid}_")))
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+}
+
+#[test]
+fn setup_reports_every_step_and_the_memory() {
+    let child = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
+        .args(["--setup", "--reps", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for step in [
+        "| create (defaults) |",
+        "| open |",
+        "| join as publisher |",
+        "| join as subscriber |",
+        "| leave (publisher) |",
+        "| remove |",
+        "| node create |",
+        "| drop services (removes them) |",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.contains(step)),
+            "no {step} in\n{stdout}"
+        );
+    }
+    let mem = stdout
+        .lines()
+        .find(|l| l.starts_with("| memlane (1 MiB ring"))
+        .unwrap_or_else(|| panic!("no memory row in\n{stdout}"));
+    // One file of at least the ring's size.
+    assert!(mem.contains("| 1 | 10"), "{mem}");
+    assert!(leftovers(&format!("mlb_s{pid}_")).is_empty());
+}
