@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{listen, memlane, run, start, TempDir};
+use common::{listen, memlane, run, signal, start, TempDir};
 
 /// CPU time of process `pid` so far (on-CPU nanoseconds).
 fn cpu_ns(pid: u32) -> u64 {
@@ -26,15 +26,6 @@ fn cpu_ns(pid: u32) -> u64 {
         .next()
         .and_then(|v| v.parse().ok())
         .expect("schedstat's first field is the time on CPU in ns")
-}
-
-/// Sends `sig` (e.g. `-STOP`) to `pid` with kill(1).
-fn signal(pid: u32, sig: &str) {
-    assert!(std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
 }
 
 fn window() -> Duration {

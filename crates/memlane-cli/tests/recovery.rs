@@ -6,17 +6,9 @@
 
 mod common;
 
-use common::{listen, run, TempDir};
-
-/// Sends `sig` (e.g. `-TERM`) to `pid` with kill(1).
 #[cfg(unix)]
-fn signal(pid: u32, sig: &str) {
-    assert!(std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-}
+use common::signal;
+use common::{listen, run, TempDir};
 
 #[cfg(unix)]
 #[test]

@@ -238,3 +238,13 @@ pub fn wait_for_file(path: &Path) {
     }
     std::fs::remove_file(path).unwrap();
 }
+
+/// Sends `sig` (e.g. `-TERM`, `-STOP`) to `pid` with kill(1).
+#[cfg(unix)]
+pub fn signal(pid: u32, sig: &str) {
+    assert!(std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
