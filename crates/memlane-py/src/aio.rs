@@ -14,7 +14,7 @@
 //! timeout (an asyncio timer, [`Timer`]) and the "one operation at a
 //! time" flag of an endpoint ([`Awaiting`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Instant;
@@ -24,29 +24,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
 
 use crate::errors::Busy;
-
-/// The process whose awaiting calls (may have) started memlane's reactor
-/// thread (0: none yet).
-static REACTOR_PROCESS: AtomicU32 = AtomicU32::new(0);
-
-/// Refuses an awaiting call in a process forked (`os.fork`,
-/// multiprocessing's "fork" start method) after its parent started the
-/// reactor: the child inherits the reactor's bookkeeping but not its
-/// thread, so the call would wait forever.
-pub(crate) fn check_fork() -> PyResult<()> {
-    let pid = std::process::id();
-    if memlane::reactor_threads().0 == 0 {
-        // This process starts the reactor (if the call has to wait).
-        REACTOR_PROCESS.store(pid, Ordering::Relaxed);
-        return Ok(());
-    }
-    match REACTOR_PROCESS.load(Ordering::Relaxed) {
-        p if p == pid || p == 0 => Ok(()),
-        parent => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-            "this process was forked from process {parent} after that one used memlane's asyncio methods: their reactor thread does not survive a fork, so an awaiting call here would never wake. Start processes with multiprocessing's \"spawn\" or \"forkserver\" method, or fork before the first awaiting call"
-        ))),
-    }
-}
 
 /// A timeout for an awaiting call: expired once its deadline passed;
 /// until then it keeps an asyncio timer (`loop.call_later`) that wakes
@@ -131,11 +108,9 @@ impl Awaiting {
     }
 
     /// Marks the endpoint used until the guard is dropped; `Busy` if it
-    /// already is (and `RuntimeError` in a child forked after the reactor
-    /// started: see [`check_fork`]).
+    /// already is.
     pub(crate) fn start(&self, what: &str) -> PyResult<AwaitGuard> {
         self.check(what)?;
-        check_fork()?;
         self.0.store(true, Ordering::Release);
         Ok(AwaitGuard(self.0.clone()))
     }

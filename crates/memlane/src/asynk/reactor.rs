@@ -32,6 +32,16 @@
 //! `futex_waitv` (kernels before 5.16, or a seccomp filter) a group holds
 //! a single word and sleeps on it with a 100 ms re-check, so that a
 //! thread per distinct word waited on is the cost there.
+//!
+//! Fork: a child process inherits the parent's groups but none of their
+//! threads. The first registration in the child sees that the groups
+//! belong to another process ([`Groups::of_this_process`]), sets them
+//! aside and starts threads of its own, so a child forked after its parent
+//! awaited can await too (as Python's multiprocessing "fork" start method
+//! does). Futures the child inherited mid-wait belong to the parent's
+//! tasks: they are never woken in the child. As with any fork of a
+//! threaded process, a fork while another thread registers a waiter may
+//! leave a lock held in the child.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -187,7 +197,7 @@ fn addr(e: &Entry) -> usize {
 
 /// The process's reactor.
 struct Reactor {
-    groups: Mutex<Vec<Arc<Group>>>,
+    groups: Mutex<Groups>,
     /// Distinct words per group.
     cap: usize,
     /// Whether `futex_waitv` (or Windows' multi-wait) is available.
@@ -195,12 +205,38 @@ struct Reactor {
     next_id: AtomicU64,
 }
 
+/// The reactor's groups, and the process they belong to.
+struct Groups {
+    /// The process that started the threads of `list`: a process forked
+    /// from it inherits the list but none of the threads.
+    pid: u32,
+    list: Vec<Arc<Group>>,
+}
+
+impl Groups {
+    /// The groups of this process: after a fork, the parent's are set
+    /// aside (leaked: their entries belong to the parent's tasks, and
+    /// their threads do not exist here), so that this process starts
+    /// threads of its own.
+    fn of_this_process(&mut self) -> &mut Vec<Arc<Group>> {
+        let pid = std::process::id();
+        if self.pid != pid {
+            std::mem::forget(std::mem::take(&mut self.list));
+            self.pid = pid;
+        }
+        &mut self.list
+    }
+}
+
 fn reactor() -> &'static Reactor {
     static R: OnceLock<Reactor> = OnceLock::new();
     R.get_or_init(|| {
         let waitv = !force_fallback() && sys::futex_wait_any(&[], Some(Duration::ZERO));
         Reactor {
-            groups: Mutex::new(Vec::new()),
+            groups: Mutex::new(Groups {
+                pid: std::process::id(),
+                list: Vec::new(),
+            }),
             cap: if waitv { sys::WAIT_ANY_MAX - 1 } else { 1 },
             waitv,
             next_id: AtomicU64::new(1),
@@ -217,7 +253,12 @@ fn force_fallback() -> bool {
 /// use the multi-word wait (for tests and the docs' cost figures).
 pub(crate) fn threads() -> (usize, bool) {
     let r = reactor();
-    let n = r.groups.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let n = r
+        .groups
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .of_this_process()
+        .len();
     (n, r.waitv)
 }
 
@@ -241,7 +282,8 @@ impl Waiting {
         let a = &src.event().seq as *const AtomicU32 as usize;
         // The entry is added under the reactor's lock, so that two
         // registrations of new words cannot both fill a group's last place.
-        let mut groups = r.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = r.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let groups = all.of_this_process();
         let mut chosen = None;
         for g in groups.iter() {
             let st = g.lock();
@@ -280,7 +322,7 @@ impl Waiting {
             waker: None,
             deadline: None,
         });
-        drop(groups);
+        drop(all);
         (Waiting { id, src, group }, ok)
     }
 
