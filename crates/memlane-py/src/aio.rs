@@ -126,3 +126,36 @@ impl Drop for AwaitGuard {
         self.0.store(false, Ordering::Release);
     }
 }
+
+/// A handle's Rust object lent to its pending awaiting call, given back to
+/// the Python object when dropped (the call completed, failed or was
+/// cancelled) by `give_back`.
+pub(crate) struct Lent<T> {
+    pub(crate) item: Option<T>,
+    give_back: Option<Box<dyn FnOnce(Python<'_>, Option<T>) + Send>>,
+    /// Dropped after the item is back.
+    _guard: AwaitGuard,
+}
+
+impl<T> Lent<T> {
+    pub(crate) fn new(
+        item: Option<T>,
+        guard: AwaitGuard,
+        give_back: impl FnOnce(Python<'_>, Option<T>) + Send + 'static,
+    ) -> Lent<T> {
+        Lent {
+            item,
+            give_back: Some(Box::new(give_back)),
+            _guard: guard,
+        }
+    }
+}
+
+impl<T> Drop for Lent<T> {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.give_back.take() {
+            let item = self.item.take();
+            Python::attach(|py| give_back(py, item));
+        }
+    }
+}

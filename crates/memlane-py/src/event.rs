@@ -1,10 +1,14 @@
 //! `memlane.Event`: a named cross-process "data ready" signal.
 
+use std::future::{poll_fn, Future};
 use std::path::PathBuf;
+use std::pin::pin;
+use std::task::Poll;
 
 use memlane::Event;
 use pyo3::prelude::*;
 
+use crate::aio::{Awaiting, Lent, Timer};
 use crate::errors::{closed, ToPyErr};
 use crate::wait::blocking;
 
@@ -12,14 +16,26 @@ use crate::wait::blocking;
 /// in ``wait()``.
 ///
 /// Each handle remembers the notifications it has seen: ``wait`` returns
-/// at once if one arrived since the last ``wait`` that returned ``True``.
+/// at once if one arrived since the last ``wait`` that returned ``True``
+/// (``await event.wait_async()`` in asyncio code).
 #[pyclass(module = "memlane", name = "Event")]
 pub struct PyEvent {
+    /// `None` after `close()`, and while `wait_async` has it.
     event: Option<Event>,
+    /// Set while `wait_async` is pending (it holds the event).
+    awaiting: Awaiting,
 }
 
 impl PyEvent {
+    fn new(event: Event) -> PyEvent {
+        PyEvent {
+            event: Some(event),
+            awaiting: Awaiting::default(),
+        }
+    }
+
     fn get(&mut self) -> PyResult<&mut Event> {
+        self.awaiting.check("event")?;
         self.event.as_mut().ok_or_else(|| closed("event"))
     }
 }
@@ -45,9 +61,7 @@ impl PyEvent {
         if let Some(mode) = mode {
             b = b.mode(mode);
         }
-        Ok(PyEvent {
-            event: Some(b.create().map_err(ToPyErr::py_err)?),
-        })
+        Ok(PyEvent::new(b.create().map_err(ToPyErr::py_err)?))
     }
 
     /// Opens an existing event; ``NotFound`` if there is none.
@@ -58,9 +72,7 @@ impl PyEvent {
         if let Some(dir) = dir {
             o = o.dir(dir);
         }
-        Ok(PyEvent {
-            event: Some(o.open().map_err(ToPyErr::py_err)?),
-        })
+        Ok(PyEvent::new(o.open().map_err(ToPyErr::py_err)?))
     }
 
     /// Removes the event's name.
@@ -86,6 +98,44 @@ impl PyEvent {
         Ok(got.is_some())
     }
 
+    /// ``wait`` in asyncio code: ``await event.wait_async(timeout=None)``
+    /// waits, without blocking the event loop, for a notification this
+    /// handle has not seen yet, at most ``timeout`` seconds; returns
+    /// whether one came. Cancelling it takes no notification; the handle's
+    /// other methods raise ``Busy`` while it is pending.
+    #[pyo3(signature = (timeout=None))]
+    async fn wait_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<bool> {
+        let mut timer = Timer::new(timeout)?;
+        let mut lent = Python::attach(|py| -> PyResult<_> {
+            let mut this = slf.bind(py).try_borrow_mut()?;
+            this.get()?;
+            let guard = this.awaiting.start("event")?;
+            let owner = slf.clone_ref(py);
+            Ok(Lent::new(this.event.take(), guard, move |py, event| {
+                // As for `Latest.wait_async`: every other method refuses
+                // the object meanwhile, so the borrow is free.
+                if let Ok(mut owner) = owner.bind(py).try_borrow_mut() {
+                    owner.event = event;
+                }
+            }))
+        })?;
+        let Some(event) = lent.item.as_mut() else {
+            return Ok(false);
+        };
+        let mut fut = pin!(event.wait_async());
+        poll_fn(|cx| {
+            if fut.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(true));
+            }
+            Python::attach(|py| match timer.expired(py, cx) {
+                Ok(false) => Poll::Pending,
+                Ok(true) => Poll::Ready(Ok(false)),
+                Err(e) => Poll::Ready(Err(e)),
+            })
+        })
+        .await
+    }
+
     /// The number of notifications so far (wraps around).
     #[getter]
     fn count(&mut self) -> PyResult<u32> {
@@ -98,9 +148,12 @@ impl PyEvent {
         Ok(self.get()?.name().to_owned())
     }
 
-    /// Closes this handle (the name stays).
-    fn close(&mut self) {
+    /// Closes this handle (the name stays); ``Busy`` while ``wait_async``
+    /// is pending.
+    fn close(&mut self) -> PyResult<()> {
+        self.awaiting.check("event")?;
         self.event = None;
+        Ok(())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -108,7 +161,7 @@ impl PyEvent {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
-        self.close();
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.close()
     }
 }

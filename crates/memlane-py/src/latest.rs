@@ -9,7 +9,7 @@ use memlane::Latest;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::aio::{AwaitGuard, Awaiting, Timer};
+use crate::aio::{Awaiting, Lent, Timer};
 use crate::buffer::Bytes;
 use crate::errors::{closed, ToPyErr};
 use crate::wait::blocking;
@@ -38,28 +38,6 @@ impl PyLatest {
         self.slot
             .as_mut()
             .ok_or_else(|| closed("latest-value slot"))
-    }
-}
-
-/// The slot lent to a pending `wait_async`, given back to its Python
-/// object when dropped (the wait completed, failed or was cancelled).
-struct Lent {
-    owner: Py<PyLatest>,
-    slot: Option<Latest>,
-    /// Dropped after the slot is back.
-    _guard: AwaitGuard,
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        Python::attach(|py| {
-            // The flag makes every other method refuse the object, so
-            // nothing holds a borrow across this (if something did, the
-            // handle would be left closed rather than aliased).
-            if let Ok(mut owner) = self.owner.bind(py).try_borrow_mut() {
-                owner.slot = self.slot.take();
-            }
-        });
     }
 }
 
@@ -151,13 +129,17 @@ impl PyLatest {
             let mut this = slf.bind(py).try_borrow_mut()?;
             this.get_slot()?;
             let guard = this.awaiting.start("latest-value slot")?;
-            Ok(Lent {
-                owner: slf.clone_ref(py),
-                slot: this.slot.take(),
-                _guard: guard,
-            })
+            let owner = slf.clone_ref(py);
+            Ok(Lent::new(this.slot.take(), guard, move |py, slot| {
+                // The flag makes every other method refuse the object, so
+                // nothing holds a borrow across this (if something did, the
+                // handle would be left closed rather than aliased).
+                if let Ok(mut owner) = owner.bind(py).try_borrow_mut() {
+                    owner.slot = slot;
+                }
+            }))
         })?;
-        let Some(slot) = lent.slot.as_mut() else {
+        let Some(slot) = lent.item.as_mut() else {
             return Ok(false);
         };
         let mut fut = pin!(slot.wait_async());

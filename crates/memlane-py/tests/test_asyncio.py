@@ -316,3 +316,40 @@ def test_forked_child_awaits_with_its_own_reactor(name):
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         sub.close()
+
+
+EVENT_NOTIFIER = """
+import memlane, sys, time
+e = memlane.Event.open(sys.argv[1])
+time.sleep(0.2)
+e.notify()
+"""
+
+
+def test_event_wait_async(name):
+    """Event.wait_async ("data ready" in asyncio code): False on its
+    timeout, True when another process notifies; Busy meanwhile; a
+    cancelled wait takes no notification."""
+
+    async def main():
+        with memlane.Event.create(name) as ev:
+            assert await ev.wait_async(timeout=0.05) is False
+            child = run_python(EVENT_NOTIFIER, name)
+            task = asyncio.create_task(ev.wait_async(timeout=30))
+            await asyncio.sleep(0.05)
+            with pytest.raises(memlane.Busy):
+                ev.notify()
+            assert await task is True
+            assert child.wait(timeout=30) == 0
+            assert ev.count == 1
+            # Seen: the next wait times out. A notification, then a wait
+            # cancelled before it ran: the notification is still there.
+            assert await ev.wait_async(timeout=0.05) is False
+            ev.notify()
+            cancelled = asyncio.create_task(ev.wait_async(timeout=30))
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            assert await ev.wait_async(timeout=1) is True
+
+    run(main())

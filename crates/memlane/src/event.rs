@@ -41,7 +41,9 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Event {
-    seg: RawSegment,
+    /// Shared with the async reactor's entry while a `wait_async` waits
+    /// (the reactor reads the word; the mapping must outlive it).
+    seg: std::sync::Arc<RawSegment>,
     seen: u32,
 }
 
@@ -128,7 +130,10 @@ impl EventBuilder {
             page_file: self.page_file,
         };
         let seg = file::create(&spec, |_, _| {})?;
-        Ok(Event { seg, seen: 0 })
+        Ok(Event {
+            seg: std::sync::Arc::new(seg),
+            seen: 0,
+        })
     }
 }
 
@@ -197,7 +202,10 @@ impl EventOpenOptions {
                 reason: "too small for an event".into(),
             });
         }
-        Ok(Event { seg, seen: 0 })
+        Ok(Event {
+            seg: std::sync::Arc::new(seg),
+            seen: 0,
+        })
     }
 }
 
@@ -300,6 +308,24 @@ impl Event {
         ok
     }
 
+    /// Takes a notification this handle has not seen yet, if one came
+    /// (the condition of [`wait`](Self::wait), without waiting).
+    #[cfg(feature = "async")]
+    pub(crate) fn async_take(&mut self) -> bool {
+        let now = self.word().seq.load(Ordering::SeqCst);
+        if now != self.seen {
+            self.seen = now;
+            return true;
+        }
+        false
+    }
+
+    /// The event's word, for the async reactor (holds the mapping).
+    #[cfg(feature = "async")]
+    pub(crate) fn async_source(&self) -> EventSource {
+        EventSource(self.seg.clone())
+    }
+
     /// Notifications so far (wrapping).
     pub fn count(&self) -> u32 {
         self.word().seq.load(Ordering::SeqCst)
@@ -308,5 +334,19 @@ impl Event {
     /// The event's name.
     pub fn name(&self) -> &str {
         self.seg.name()
+    }
+}
+
+/// An event's word for the async reactor (holds the mapping).
+#[cfg(feature = "async")]
+pub(crate) struct EventSource(std::sync::Arc<RawSegment>);
+
+#[cfg(feature = "async")]
+impl crate::asynk::reactor::WaitSource for EventSource {
+    fn event(&self) -> &EventWord {
+        // SAFETY: as for `Event::word`: the data region holds an
+        // EventWord (checked on open), page aligned, mapped while the Arc
+        // lives.
+        unsafe { &*self.0.data_ptr().cast::<EventWord>() }
     }
 }

@@ -136,7 +136,7 @@ mod channel {
 }
 
 #[cfg(all(feature = "async", not(loom)))]
-pub use asynk::{reactor_threads, LatestWait, MessageStream, RecvFuture, SendFuture};
+pub use asynk::{reactor_threads, EventWait, LatestWait, MessageStream, RecvFuture, SendFuture};
 #[cfg(not(loom))]
 pub use channel::{
     Channel, ChannelBuilder, ChannelInfo, ChannelOpenOptions, Iter, Liveness, Loan, Message, Mode,
@@ -241,6 +241,7 @@ const _: () = {
         send_sync::<RecvFuture<'static>>();
         send_sync::<SendFuture<'static>>();
         send_sync::<LatestWait<'static>>();
+        send_sync::<EventWait<'static>>();
         send_sync::<MessageStream<'static>>();
     }
     send_sync::<CommitError>();

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::channel::async_hooks::{barrier, DataEvent, SpaceEvent};
 use crate::error::{RecvError, SendError, TrySendError};
 use crate::sync::Barrier;
-use crate::{Latest, Message, Publisher, Subscriber};
+use crate::{Event, Latest, Message, Publisher, Subscriber};
 use reactor::{WaitSource, Waiting};
 
 /// How often a pending receive or send looks again without a
@@ -404,6 +404,86 @@ impl Latest {
     pub fn wait_async(&mut self) -> LatestWait<'_> {
         LatestWait {
             latest: self,
+            reg: None,
+        }
+    }
+}
+
+/// The future of [`Event::wait_async`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct EventWait<'a> {
+    event: &'a mut Event,
+    reg: Option<Registration>,
+}
+
+impl std::fmt::Debug for EventWait<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventWait")
+            .field("registered", &self.reg.is_some())
+            .finish()
+    }
+}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.event.async_take() {
+            this.reg = None;
+            return Poll::Ready(());
+        }
+        let event = &*this.event;
+        // Events order their wait/notify pair with fences.
+        Registration::arm(
+            &mut this.reg,
+            || {
+                (
+                    Arc::new(event.async_source()) as Arc<dyn WaitSource>,
+                    Barrier::Fences,
+                )
+            },
+            cx,
+            None,
+        );
+        if this.event.async_take() {
+            this.reg = None;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Event {
+    /// Waits without blocking a thread until a notification this handle
+    /// has not seen yet arrives: the async [`wait`](Event::wait) (feature
+    /// `async`). Cancellation safe: a notification counts as seen only
+    /// when the future returns; a future dropped before that leaves it
+    /// for the next wait.
+    ///
+    /// # Panics
+    ///
+    /// When polled, if this is the process's first wait and the OS cannot
+    /// start the reactor thread (as `std::thread::spawn` does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-ewaitasync-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = memlane::Event::builder("doc-ev-async").dir(&dir).create()?;
+    /// let mut client = memlane::Event::open_options("doc-ev-async").dir(&dir).open()?;
+    /// server.notify();
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// rt.block_on(client.wait_async()); // "data ready"
+    /// # drop((server, client));
+    /// # memlane::remove(Some(&dir), "doc-ev-async")?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_async(&mut self) -> EventWait<'_> {
+        EventWait {
+            event: self,
             reg: None,
         }
     }

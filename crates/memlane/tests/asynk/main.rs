@@ -111,6 +111,18 @@ fn child_entry() {
             let fallback = std::env::var_os("MEMLANE_ASYNC_FALLBACK").is_some();
             assert_eq!(memlane::reactor_threads(), (1, !fallback));
         }
+        // Notifies the event `count` times, a millisecond apart.
+        "event-notifier" => {
+            let ev = memlane::Event::open_options(&name)
+                .dir(&dir)
+                .open()
+                .unwrap();
+            println!("READY");
+            for _ in 0..count {
+                std::thread::sleep(Duration::from_millis(1));
+                ev.notify();
+            }
+        }
         "idle-thousand" => idle_thousand(&dir),
         "many-words" => many_words(&dir),
         other => panic!("unknown role {other}"),
@@ -223,6 +235,53 @@ fn latest_wait_async_is_woken_by_a_writer_process() {
     assert_eq!(last, count);
     expect_success(&writer.wait(Duration::from_secs(60)), "writer");
     drop(slot);
+    memlane::remove(Some(&dir.path), name).unwrap();
+}
+
+/// `Event::wait_async` ("data ready" without a thread) is woken by
+/// another process's notifications; futures dropped mid-wait (timed out)
+/// take no notification: once the notifier is done, one more wait returns
+/// at once if the last notification was not yet seen, and the next one
+/// times out.
+#[test]
+fn event_wait_async_is_woken_by_a_notifier_process() {
+    if std::env::var_os(ROLE_ENV).is_some() {
+        return;
+    }
+    let dir = TestDir::new("async-event");
+    let name = "async-event";
+    let mut ev = memlane::Event::builder(name)
+        .dir(&dir.path)
+        .create()
+        .unwrap();
+    let count = 300;
+    let mut notifier = spawn_role(ENTRY, "event-notifier", &vars(&dir.path, name, count));
+    wait_ready(&mut notifier);
+    let rt = current_thread();
+    let (woken, timed_out) = rt.block_on(async {
+        let (mut woken, mut timed_out) = (0u32, 0u32);
+        while ev.count() < count {
+            match tokio::time::timeout(Duration::from_micros(700), ev.wait_async()).await {
+                Ok(()) => woken += 1,
+                Err(_) => timed_out += 1,
+            }
+        }
+        (woken, timed_out)
+    });
+    expect_success(&notifier.wait(Duration::from_secs(60)), "notifier");
+    assert!(woken > 0, "never woken ({timed_out} time-outs)");
+    // Whatever the loop left unseen is taken by one wait, then none is left.
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_millis(50), ev.wait_async()).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), ev.wait_async())
+                .await
+                .is_err(),
+            "a notification seen twice"
+        );
+    });
+    assert_eq!(ev.count(), count);
+    drop(ev);
     memlane::remove(Some(&dir.path), name).unwrap();
 }
 
