@@ -127,12 +127,15 @@ impl Drop for AwaitGuard {
     }
 }
 
+/// What gives a lent object back to its Python object (see [`Lent`]).
+type GiveBack<T> = Box<dyn FnOnce(Python<'_>, Option<T>) + Send>;
+
 /// A handle's Rust object lent to its pending awaiting call, given back to
 /// the Python object when dropped (the call completed, failed or was
 /// cancelled) by `give_back`.
 pub(crate) struct Lent<T> {
     pub(crate) item: Option<T>,
-    give_back: Option<Box<dyn FnOnce(Python<'_>, Option<T>) + Send>>,
+    give_back: Option<GiveBack<T>>,
     /// Dropped after the item is back.
     _guard: AwaitGuard,
 }
