@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use memlane::{Channel, Latest};
 use zenoh::qos::CongestionControl;
+use zenoh::sample::Locality;
 use zenoh::Wait;
 
 use crate::config::{BridgeConfig, FullPolicy, Route};
@@ -329,6 +330,7 @@ impl Bridge {
         let publisher = session
             .declare_publisher(ctx.key.clone())
             .congestion_control(CongestionControl::Block)
+            .allowed_destination(Locality::Remote)
             .wait()
             .map_err(&declare)?;
         self.watch_matching(&publisher, &ctx)?;
@@ -349,7 +351,8 @@ impl Bridge {
             .callback(move |status| {
                 counters.out_matched.store(status.matching(), Relaxed);
                 if status.matching() {
-                    tracing::info!(key = %key, "a remote subscriber matches: forwarding");
+                    let unmatched = counters.out_unmatched.load(Relaxed);
+                    tracing::info!(key = %key, put_while_none_matched = unmatched, "a remote subscriber matches: forwarding");
                 } else {
                     tracing::warn!(key = %key, "no remote subscriber: messages put now reach nobody (the receivers will report the gap)");
                 }
@@ -378,6 +381,7 @@ impl Bridge {
         })?;
         let sub = session
             .declare_subscriber(ctx.key.clone())
+            .allowed_origin(Locality::Remote)
             .with(zenoh::handlers::FifoChannel::new(INBOUND_QUEUE))
             .wait()
             .map_err(&declare)?;
@@ -399,6 +403,7 @@ impl Bridge {
         let publisher = session
             .declare_publisher(ctx.key.clone())
             .congestion_control(CongestionControl::Block)
+            .allowed_destination(Locality::Remote)
             .wait()
             .map_err(&declare)?;
         self.watch_matching(&publisher, &ctx)?;
@@ -434,6 +439,7 @@ impl Bridge {
         let slot = Self::open_latest(config, &ctx.name)?;
         let sub = session
             .declare_subscriber(ctx.key.clone())
+            .allowed_origin(Locality::Remote)
             .with(zenoh::handlers::FifoChannel::new(INBOUND_QUEUE))
             .wait()
             .map_err(&declare)?;
@@ -513,6 +519,9 @@ fn put(ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>, seq: &mut u64, kind:
     buf.extend_from_slice(msg);
     match publisher.put(buf).wait() {
         Ok(()) => {
+            if !ctx.counters.out_matched.load(Relaxed) {
+                ctx.counters.out_unmatched.fetch_add(1, Relaxed);
+            }
             ctx.counters.out_forwarded.fetch_add(1, Relaxed);
             ctx.counters.out_bytes.fetch_add(msg.len() as u64, Relaxed);
         }

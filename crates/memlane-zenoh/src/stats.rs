@@ -19,6 +19,9 @@ pub struct RouteCounters {
     pub out_errors: AtomicU64,
     /// Out: whether a remote subscriber matches the key now.
     pub out_matched: AtomicBool,
+    /// Out: messages put while no remote subscriber matched (they reached
+    /// nobody: the gap while a peer was away).
+    pub out_unmatched: AtomicU64,
     /// In: messages published locally.
     pub in_forwarded: AtomicU64,
     /// In: their bytes.
@@ -55,6 +58,7 @@ pub struct RouteStats {
     pub out_echo_skipped: u64,
     pub out_errors: u64,
     pub out_matched: bool,
+    pub out_unmatched: u64,
     pub in_forwarded: u64,
     pub in_bytes: u64,
     pub in_dropped_full: u64,
@@ -79,6 +83,7 @@ impl RouteCounters {
             out_echo_skipped: self.out_echo_skipped.load(Relaxed),
             out_errors: self.out_errors.load(Relaxed),
             out_matched: self.out_matched.load(Relaxed),
+            out_unmatched: self.out_unmatched.load(Relaxed),
             in_forwarded: self.in_forwarded.load(Relaxed),
             in_bytes: self.in_bytes.load(Relaxed),
             in_dropped_full: self.in_dropped_full.load(Relaxed),
@@ -109,14 +114,15 @@ impl std::fmt::Display for Stats {
             if r.direction.outbound() {
                 writeln!(
                     f,
-                    "  out {} -> {}: forwarded {} ({} bytes), echo skipped {}, errors {}, remote subscribers {}",
+                    "  out {} -> {}: forwarded {} ({} bytes), echo skipped {}, errors {}, remote subscribers {}, put while none matched {}",
                     r.name,
                     r.key,
                     r.out_forwarded,
                     r.out_bytes,
                     r.out_echo_skipped,
                     r.out_errors,
-                    if r.out_matched { "yes" } else { "none" }
+                    if r.out_matched { "yes" } else { "none" },
+                    r.out_unmatched
                 )?;
             }
             if r.direction.inbound() {
