@@ -22,7 +22,10 @@ impl TestDir {
         } else {
             std::env::temp_dir()
         };
-        let path = base.join(format!("memlane-zenoh-test-{tag}-{}-{n}", std::process::id()));
+        let path = base.join(format!(
+            "memlane-zenoh-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir(&path).expect("create test dir");
         TestDir { path }
@@ -65,7 +68,9 @@ impl Proc {
         }
     }
     pub fn sigterm(&self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
     }
     /// Waits for exit within `limit` (else kills and panics); returns stdout.
     pub fn wait(mut self, limit: Duration) -> String {
@@ -101,7 +106,11 @@ impl Proc {
     }
     pub fn log_text(&self) -> String {
         match &self.log {
-            Some(p) => format!("\nlog {}:\n{}", p.display(), std::fs::read_to_string(p).unwrap_or_default()),
+            Some(p) => format!(
+                "\nlog {}:\n{}",
+                p.display(),
+                std::fs::read_to_string(p).unwrap_or_default()
+            ),
             None => String::new(),
         }
     }
@@ -136,11 +145,21 @@ impl Side {
     pub fn bridge(&self, args: &[&str]) -> Proc {
         let _ = std::fs::remove_file(self.stats_path());
         let log = self.dir.join(&format!("bridge-{}.log", self.name));
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_memlane-bridge"))
             .arg("--dir")
             .arg(&self.dir.path)
-            .args(["--no-multicast-scouting", "--capacity", "1048576", "--max-message", "65536"])
+            .args([
+                "--no-multicast-scouting",
+                "--capacity",
+                "1048576",
+                "--max-message",
+                "65536",
+            ])
             .arg("--stats-json")
             .arg(self.stats_path())
             .args(args)
@@ -173,21 +192,35 @@ impl Side {
     }
     /// Waits until this side's outbound route `name` has a remote subscriber.
     pub fn wait_matched(&self, name: &str, bridge: &Proc) {
-        wait_for(Duration::from_secs(60), &format!("{}: a remote subscriber for {name}", self.name), bridge, || {
-            self.counter(name, "out_matched") == Some(serde_json::Value::Bool(true))
-        });
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{}: a remote subscriber for {name}", self.name),
+            bridge,
+            || self.counter(name, "out_matched") == Some(serde_json::Value::Bool(true)),
+        );
     }
     /// Waits until a field equals `value`.
     pub fn wait_for_field(&self, name: &str, field: &str, value: serde_json::Value, bridge: &Proc) {
-        wait_for(Duration::from_secs(60), &format!("{}: {name}.{field} == {value}", self.name), bridge, || {
-            self.counter(name, field) == Some(value.clone())
-        });
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{}: {name}.{field} == {value}", self.name),
+            bridge,
+            || self.counter(name, field) == Some(value.clone()),
+        );
     }
     /// Waits until the counter reaches `at_least`.
     pub fn wait_counter(&self, name: &str, field: &str, at_least: u64, bridge: &Proc) {
-        wait_for(Duration::from_secs(120), &format!("{}: {name}.{field} >= {at_least}", self.name), bridge, || {
-            self.counter(name, field).and_then(|v| v.as_u64()).unwrap_or(0) >= at_least
-        });
+        wait_for(
+            Duration::from_secs(120),
+            &format!("{}: {name}.{field} >= {at_least}", self.name),
+            bridge,
+            || {
+                self.counter(name, field)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                    >= at_least
+            },
+        );
     }
 }
 
@@ -195,7 +228,11 @@ impl Side {
 pub fn wait_for(limit: Duration, what: &str, bridge: &Proc, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}{}", bridge.log_text());
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {what}{}",
+            bridge.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -275,6 +312,10 @@ pub fn make_message(tag: u8, seq: u64, rng: &mut Rng) -> Vec<u8> {
 pub fn check_message(m: &[u8]) -> (u8, u64) {
     assert!(m.len() >= 17, "message of {} bytes is too short", m.len());
     let (body, sum) = m.split_at(m.len() - 8);
-    assert_eq!(fnv1a(body), u64::from_le_bytes(sum.try_into().unwrap()), "checksum mismatch");
+    assert_eq!(
+        fnv1a(body),
+        u64::from_le_bytes(sum.try_into().unwrap()),
+        "checksum mismatch"
+    );
     (m[0], u64::from_le_bytes(m[1..9].try_into().unwrap()))
 }
