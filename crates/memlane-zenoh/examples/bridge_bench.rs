@@ -67,12 +67,15 @@ struct Zenoh {
 
 fn zenoh_session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
     let mut c = zenoh::Config::default();
-    c.insert_json5("scouting/multicast/enabled", "false").unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
     if let Some(p) = listen {
-        c.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]")).unwrap();
+        c.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
     }
     if let Some(p) = connect {
-        c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]")).unwrap();
+        c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
     }
     zenoh::open(c).wait().unwrap()
 }
@@ -89,7 +92,11 @@ impl Zenoh {
             .with(zenoh::handlers::FifoChannel::new(1024))
             .wait()
             .unwrap();
-        Zenoh { _session: session, publ, sub }
+        Zenoh {
+            _session: session,
+            publ,
+            sub,
+        }
     }
 }
 
@@ -144,7 +151,9 @@ impl Link for Memlane {
 fn echo(link: &mut dyn Link) {
     let mut count = 0u64;
     loop {
-        let Some(m) = link.recv(Duration::from_secs(600)) else { return };
+        let Some(m) = link.recv(Duration::from_secs(600)) else {
+            return;
+        };
         match m.first() {
             Some(&PING) => link.send(&m),
             Some(&TPUT) => count += 1,
@@ -187,7 +196,9 @@ fn latency(link: &mut dyn Link, size: usize, n: usize) -> Results {
         let t0 = Instant::now();
         link.send(&msg);
         loop {
-            let r = link.recv(Duration::from_secs(30)).expect("echo within 30 s");
+            let r = link
+                .recv(Duration::from_secs(30))
+                .expect("echo within 30 s");
             if r[1..9] == msg[1..9] {
                 break;
             }
@@ -220,7 +231,11 @@ fn throughput(link: &mut dyn Link, size: usize, n: u64) -> f64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn me() -> Command {
@@ -244,16 +259,25 @@ fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
         max_message: Some(1 << 20),
         ..BridgeConfig::default()
     };
-    cfg.routes.push(Route::parse(out, Direction::Out, Kind::Channel).unwrap());
-    cfg.routes.push(Route::parse(inp, Direction::In, Kind::Channel).unwrap());
-    let (l, c) = if listen { (Some(port), None) } else { (None, Some(port)) };
+    cfg.routes
+        .push(Route::parse(out, Direction::Out, Kind::Channel).unwrap());
+    cfg.routes
+        .push(Route::parse(inp, Direction::In, Kind::Channel).unwrap());
+    let (l, c) = if listen {
+        (Some(port), None)
+    } else {
+        (None, Some(port))
+    };
     let mut z = zenoh::Config::default();
-    z.insert_json5("scouting/multicast/enabled", "false").unwrap();
+    z.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
     if let Some(p) = l {
-        z.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]")).unwrap();
+        z.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
     }
     if let Some(p) = c {
-        z.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]")).unwrap();
+        z.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
     }
     let _bridge = memlane_zenoh::Bridge::start(&cfg, z).unwrap();
     std::thread::sleep(Duration::from_secs(3600));
@@ -262,12 +286,20 @@ fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
 fn measure(name: &str, link: &mut dyn Link, rows: &mut Vec<(String, usize, Results, f64)>) {
-    for &(size, n_lat, n_tput) in &[(64usize, 5_000usize, 200_000u64), (4096, 3_000, 50_000), (65536, 1_000, 5_000)] {
+    for &(size, n_lat, n_tput) in &[
+        (64usize, 5_000usize, 200_000u64),
+        (4096, 3_000, 50_000),
+        (65536, 1_000, 5_000),
+    ] {
         let lat = latency(link, size, n_lat);
         let rate = throughput(link, size, n_tput);
         eprintln!(
@@ -293,15 +325,29 @@ fn main() {
             let s = zenoh_session(Some(args[2].parse().unwrap()), None);
             return echo(&mut Zenoh::new(s, "bench/pong", "bench/ping"));
         }
-        Some("memlane-echo") => return echo(&mut Memlane::new(Path::new(&args[2]), "pong", "ping")),
+        Some("memlane-echo") => {
+            return echo(&mut Memlane::new(Path::new(&args[2]), "pong", "ping"))
+        }
         Some("bridge") => {
             let listen = args[4] == "listen";
-            return run_bridge(&args[2], args[3].parse().unwrap(), listen, &args[5], &args[6]);
+            return run_bridge(
+                &args[2],
+                args[3].parse().unwrap(),
+                listen,
+                &args[5],
+                &args[6],
+            );
         }
         _ => {}
     }
     let only = args.get(1).cloned();
-    println!("CPU: {} ({} CPUs online)", cpu_model(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "CPU: {} ({} CPUs online)",
+        cpu_model(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     let mut rows = Vec::new();
     let tmp = std::env::temp_dir().join(format!("memlane-bridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -309,7 +355,10 @@ fn main() {
     if only.as_deref().is_none_or(|o| o == "unix") {
         let path = tmp.join("sock");
         let listener = UnixListener::bind(&path).unwrap();
-        let _child = Kill(vec![me().args(["unix-echo", path.to_str().unwrap()]).spawn().unwrap()]);
+        let _child = Kill(vec![me()
+            .args(["unix-echo", path.to_str().unwrap()])
+            .spawn()
+            .unwrap()]);
         let (s, _) = listener.accept().unwrap();
         let mut link = Unix(BufReader::new(s.try_clone().unwrap()), s);
         measure("unix", &mut link, &mut rows);
@@ -317,7 +366,10 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "zenoh") {
         let port = free_port();
-        let _child = Kill(vec![me().args(["zenoh-echo", &port.to_string()]).spawn().unwrap()]);
+        let _child = Kill(vec![me()
+            .args(["zenoh-echo", &port.to_string()])
+            .spawn()
+            .unwrap()]);
         let s = zenoh_session(None, Some(port));
         let mut link = Zenoh::new(s, "bench/ping", "bench/pong");
         measure("zenoh", &mut link, &mut rows);
@@ -326,11 +378,18 @@ fn main() {
         let (a, b) = (tmp.join("a"), tmp.join("b"));
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let (a, b) = (a.to_str().unwrap().to_string(), b.to_str().unwrap().to_string());
+        let (a, b) = (
+            a.to_str().unwrap().to_string(),
+            b.to_str().unwrap().to_string(),
+        );
         let port = free_port().to_string();
         let _children = Kill(vec![
-            me().args(["bridge", &a, &port, "listen", "ping", "pong"]).spawn().unwrap(),
-            me().args(["bridge", &b, &port, "connect", "pong", "ping"]).spawn().unwrap(),
+            me().args(["bridge", &a, &port, "listen", "ping", "pong"])
+                .spawn()
+                .unwrap(),
+            me().args(["bridge", &b, &port, "connect", "pong", "ping"])
+                .spawn()
+                .unwrap(),
             me().args(["memlane-echo", &b]).spawn().unwrap(),
         ]);
         let mut link = Memlane::new(Path::new(&a), "ping", "pong");

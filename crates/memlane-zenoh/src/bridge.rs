@@ -507,7 +507,9 @@ fn should_log(count: u64) -> bool {
     count <= 10 || count % 1000 == 0
 }
 
-fn put(ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>, seq: &mut u64, kind: Kind, msg: &[u8]) {
+/// The framed payload of `msg`: the header with the route's next sequence
+/// number, then the bytes.
+fn frame(ctx: &Ctx, seq: &mut u64, kind: Kind, msg: &[u8]) -> Vec<u8> {
     *seq += 1;
     let mut buf = Vec::with_capacity(HEADER_LEN + msg.len());
     let h = Header {
@@ -517,13 +519,18 @@ fn put(ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>, seq: &mut u64, kind:
     };
     wire::encode_header(&mut buf, h, msg.len());
     buf.extend_from_slice(msg);
-    match publisher.put(buf).wait() {
+    buf
+}
+
+/// Puts a framed payload (`len` message bytes) and counts it.
+fn put(ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>, framed: Vec<u8>, len: usize) {
+    match publisher.put(framed).wait() {
         Ok(()) => {
             if !ctx.counters.out_matched.load(Relaxed) {
                 ctx.counters.out_unmatched.fetch_add(1, Relaxed);
             }
             ctx.counters.out_forwarded.fetch_add(1, Relaxed);
-            ctx.counters.out_bytes.fetch_add(msg.len() as u64, Relaxed);
+            ctx.counters.out_bytes.fetch_add(len as u64, Relaxed);
         }
         Err(e) => {
             let n = ctx.counters.out_errors.fetch_add(1, Relaxed) + 1;
@@ -540,7 +547,6 @@ fn out_channel(
     publisher: zenoh::pubsub::Publisher<'static>,
 ) {
     let mut seq = 0u64;
-    let mut scratch = Vec::new();
     while !ctx.stopping() {
         match sub.recv_timeout(POLL) {
             Ok(msg) => {
@@ -548,11 +554,12 @@ fn out_channel(
                     ctx.counters.out_echo_skipped.fetch_add(1, Relaxed);
                     continue;
                 }
-                // Copy out and release the ring slot before a put that may wait.
-                scratch.clear();
-                scratch.extend_from_slice(&msg);
+                // Copied out (framed), the ring slot is released before a
+                // put that may wait.
+                let framed = frame(&ctx, &mut seq, Kind::Channel, &msg);
+                let len = msg.len();
                 drop(msg);
-                put(&ctx, &publisher, &mut seq, Kind::Channel, &scratch);
+                put(&ctx, &publisher, framed, len);
             }
             Err(memlane::RecvTimeoutError::Timeout)
             | Err(memlane::RecvTimeoutError::Disconnected) => {}
@@ -583,16 +590,9 @@ fn out_latest(
                 if ctx.is_own(v) {
                     ctx.counters.out_echo_skipped.fetch_add(1, Relaxed);
                 } else {
-                    put(&ctx, &publisher, &mut seq, Kind::Latest, &buf);
-                    let mut framed = Vec::with_capacity(HEADER_LEN + buf.len());
-                    let h = Header {
-                        kind: Kind::Latest,
-                        origin: ctx.id,
-                        seq,
-                    };
-                    wire::encode_header(&mut framed, h, buf.len());
-                    framed.extend_from_slice(&buf);
-                    *newest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framed);
+                    let framed = frame(&ctx, &mut seq, Kind::Latest, &buf);
+                    *newest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framed.clone());
+                    put(&ctx, &publisher, framed, buf.len());
                 }
             }
             Ok(_) => {}
