@@ -217,8 +217,20 @@ fn watch_signals(_tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
     Ok(()) // Ctrl-C ends the process; counters on a line of standard input.
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -265,18 +277,8 @@ fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(reason, "stopping");
-    // Stop the threads but keep the counters: the final ones go to the
-    // file and the terminal.
-    let stats = bridge.stats();
-    let final_stats = {
-        let b = bridge;
-        let s = b.shutdown();
-        if s.routes.is_empty() {
-            stats
-        } else {
-            s
-        }
-    };
+    // Stops the threads; the final counters go to the file and the terminal.
+    let final_stats = bridge.shutdown();
     if let Some(p) = &args.stats_json {
         let tmp = p.with_extension("tmp");
         let json = serde_json::to_string_pretty(&final_stats)?;
