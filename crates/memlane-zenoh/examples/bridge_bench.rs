@@ -131,8 +131,16 @@ impl Memlane {
             }
         };
         let (o, i) = (open(out), open(inp));
+        let mut sub = i.subscriber().unwrap();
+        // Four processes share the CPUs here: a receiver that spins
+        // before it sleeps would take the time the others need.
+        sub.set_spin(
+            std::env::var("BENCH_SPIN")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(0),
+        );
         Memlane {
-            sub: i.subscriber().unwrap(),
+            sub,
             publ: o.publisher().unwrap(),
         }
     }

@@ -327,6 +327,7 @@ impl Bridge {
             message: e.to_string(),
         })?;
         sub.set_disconnect_grace(None);
+        sub.set_spin(config.spin);
         let publisher = session
             .declare_publisher(ctx.key.clone())
             .congestion_control(CongestionControl::Block)

@@ -126,6 +126,12 @@ pub struct BridgeConfig {
     /// Largest message for channels and slots the bridge has to create.
     #[serde(default)]
     pub max_message: Option<usize>,
+    /// Polls of the bridge's local subscribers before they sleep
+    /// (`Subscriber::set_spin`); default 0: sleep at once. A network hop
+    /// costs far more than a wake-up, and a spinning bridge takes CPU time
+    /// from the applications on a small machine.
+    #[serde(default)]
+    pub spin: u32,
 }
 
 fn default_prefix() -> String {
@@ -141,6 +147,7 @@ impl Default for BridgeConfig {
             full: FullPolicy::Block,
             capacity: None,
             max_message: None,
+            spin: 0,
         }
     }
 }

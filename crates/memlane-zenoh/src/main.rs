@@ -75,6 +75,9 @@ struct Args {
     /// Largest message of channels and slots the bridge has to create.
     #[arg(long, value_name = "BYTES")]
     max_message: Option<usize>,
+    /// Polls of the bridge's local subscribers before they sleep (default 0: at once).
+    #[arg(long, value_name = "POLLS")]
+    spin: Option<u32>,
     /// Write the counters as JSON to FILE every 200 ms and at exit (replaced atomically).
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -130,6 +133,9 @@ fn bridge_config(args: &Args) -> anyhow::Result<BridgeConfig> {
     }
     if args.capacity.is_some() {
         cfg.capacity = args.capacity;
+    }
+    if let Some(spin) = args.spin {
+        cfg.spin = spin;
     }
     if args.max_message.is_some() {
         cfg.max_message = args.max_message;
