@@ -18,7 +18,7 @@
 //! them, until the echo process has counted them all.
 //! Results and their reading: `docs/benchmarks/bridge.md`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -370,7 +370,6 @@ fn main() {
         let (s, _) = listener.accept().unwrap();
         let mut link = Unix(BufReader::new(s.try_clone().unwrap()), s);
         measure("unix", &mut link, &mut rows);
-        let _ = link.0.fill_buf();
     }
     if only.as_deref().is_none_or(|o| o == "zenoh") {
         let port = free_port();
