@@ -660,3 +660,49 @@ fn loan_positions_match_message_positions_across_wraps() {
         assert!(m.position() > first);
     }
 }
+
+/// A slot forwarded both ways by both bridges: a value set on either side
+/// reaches the other, and neither bridge sends back the value it received.
+#[test]
+fn latest_value_slot_both_ways_without_echo() {
+    use memlane::Latest;
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("lba"), Side::new("lbb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--latest-both", "mode", "--listen", &ep]);
+    let bb = b.bridge(&["--latest-both", "mode", "--connect", &ep]);
+    a.wait_matched("mode", &ba);
+    b.wait_matched("mode", &bb);
+    let open = |side: &Side| {
+        Latest::open_options("mode")
+            .dir(&side.dir.path)
+            .open()
+            .unwrap()
+    };
+    let (mut on_a, mut on_b) = (open(&a), open(&b));
+    let value = |l: &mut Latest| l.get().unwrap().map(|v| v.bytes().to_vec());
+    on_a.set(b"auto").unwrap();
+    wait_for(Duration::from_secs(60), "A's value on B", &bb, || {
+        value(&mut on_b).as_deref() == Some(&b"auto"[..])
+    });
+    b.wait_counter("mode", "out_echo_skipped", 1, &bb);
+    on_b.set(b"manual").unwrap();
+    wait_for(Duration::from_secs(60), "B's value on A", &ba, || {
+        value(&mut on_a).as_deref() == Some(&b"manual"[..])
+    });
+    a.wait_counter("mode", "out_echo_skipped", 1, &ba);
+    a.wait_counter("mode", "in_forwarded", 1, &ba);
+    b.wait_counter("mode", "out_forwarded", 1, &bb);
+    // Each value crossed once: nothing came back to where it was set.
+    for side in [&a, &b] {
+        assert_eq!(u(side, "mode", "out_forwarded"), 1);
+        assert_eq!(u(side, "mode", "in_forwarded"), 1);
+        assert_eq!(u(side, "mode", "out_echo_skipped"), 1);
+    }
+    assert_eq!(value(&mut on_a).as_deref(), Some(&b"manual"[..]));
+    assert_eq!(value(&mut on_b).as_deref(), Some(&b"manual"[..]));
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
