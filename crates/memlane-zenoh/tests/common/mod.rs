@@ -308,6 +308,16 @@ pub fn make_message(tag: u8, seq: u64, rng: &mut Rng) -> Vec<u8> {
     m
 }
 
+/// A 100-byte test message, in the format of [`make_message`].
+pub fn small_message(tag: u8, seq: u64) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.resize(92, seq as u8);
+    let h = fnv1a(&m);
+    m.extend_from_slice(&h.to_le_bytes());
+    m
+}
+
 /// Checks a test message; returns (tag, seq).
 pub fn check_message(m: &[u8]) -> (u8, u64) {
     assert!(m.len() >= 17, "message of {} bytes is too short", m.len());
