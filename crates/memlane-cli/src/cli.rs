@@ -77,6 +77,24 @@ pub enum Command {
     /// Serve a service: answer each request by running COMMAND with the
     /// request on standard input, replying with its standard output.
     Serve(ServeArgs),
+    /// Forward channels and latest-value slots to other machines over
+    /// Zenoh: runs `memlane-bridge` (a separate program, crate
+    /// memlane-zenoh) with the arguments that follow; `memlane bridge
+    /// --help` shows them.
+    #[command(disable_help_flag = true)]
+    Bridge(BridgeArgs),
+}
+
+/// Arguments of `memlane bridge`: passed to `memlane-bridge` as they are.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// The arguments of `memlane-bridge`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<OsString>,
 }
 
 /// Arguments of `memlane call`.

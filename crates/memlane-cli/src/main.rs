@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::BenchChild(args) => command::bench::run_child(args),
         Command::Call(args) => command::call::run(dir, args),
         Command::Serve(args) => command::serve::run(dir, args),
+        Command::Bridge(args) => command::bridge::run(dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! parsed arguments.
 
 pub mod bench;
+pub mod bridge;
 pub mod call;
 pub mod create;
 pub mod demo;

@@ -671,6 +671,34 @@ impl std::fmt::Debug for Loan<'_> {
 }
 
 impl<'a> Loan<'a> {
+    /// The record's position in the channel's ring: a byte count since the
+    /// ring began, unique to this message for the channel's whole life (it
+    /// only grows). A subscriber receiving this message sees the same value
+    /// in [`Message::position`](crate::Message::position), so a process
+    /// that both publishes and subscribes can tell its own messages apart
+    /// (as the Zenoh bridge does to avoid echoes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-loanpos-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-loanpos").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// let mut loan = publ.loan(2)?;
+    /// loan.copy_from_slice(b"hi");
+    /// let mine = loan.position();
+    /// loan.commit()?;
+    /// assert_eq!(sub.recv()?.position(), mine);
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.claim.pos
+    }
+
     /// Publishes the loaned bytes (copied into the ring first, if the
     /// loan is a private buffer): all of them, or the first
     /// [`truncate`](Self::truncate) kept.

@@ -1170,6 +1170,33 @@ pub struct Message<'a> {
     sub: &'a mut Subscriber,
 }
 
+impl Message<'_> {
+    /// The message's position in the channel's ring: a byte count since the
+    /// ring began, unique to this message for the channel's whole life (it
+    /// only grows, so later messages have larger positions). Equal to the
+    /// [`Loan::position`](crate::Loan::position) its publisher saw.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-msgpos-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-msgpos").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.send(b"one")?;
+    /// publ.send(b"two")?;
+    /// let first = sub.recv()?.position();
+    /// assert!(sub.recv()?.position() > first);
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.sub.st.pos
+    }
+}
+
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")

@@ -1,0 +1,429 @@
+//! Latency and throughput over the bridge on loopback, next to Zenoh's own
+//! publisher/subscriber between two processes and a Unix stream socket.
+//!
+//! ```sh
+//! cargo run --release -p memlane-zenoh --example bridge_bench
+//! ```
+//!
+//! Each path links a driver process to an echo process:
+//! * `unix`: a Unix stream socket, length-prefixed frames;
+//! * `zenoh`: a Zenoh publisher and subscriber each way over TCP on
+//!   127.0.0.1 (reliable, `CongestionControl::Block`, as the bridge puts);
+//! * `bridge`: memlane channel → bridge process A → Zenoh (TCP 127.0.0.1) →
+//!   bridge process B → memlane channel, and back the same way (four
+//!   processes).
+//!
+//! Latency: round trips of one message (one-way = round trip / 2), median
+//! and p99. Throughput: messages sent one way as fast as the path takes
+//! them, until the echo process has counted them all.
+//! Results and their reading: `docs/benchmarks/bridge.md`.
+
+use std::io::{BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use memlane::Channel;
+use memlane_zenoh::config::{BridgeConfig, Direction, Route};
+use memlane_zenoh::wire::Kind;
+use memlane_zenoh::zenoh::{self, qos::CongestionControl, Wait};
+
+const PING: u8 = b'P';
+const TPUT: u8 = b'T';
+const END: u8 = b'E';
+
+/// Sends and receives one message; the path's two ends.
+trait Link {
+    fn send(&mut self, msg: &[u8]);
+    /// The next message, or None after `timeout`.
+    fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>>;
+}
+
+// ---- Unix socket ----
+struct Unix(BufReader<UnixStream>, UnixStream);
+
+impl Link for Unix {
+    fn send(&mut self, msg: &[u8]) {
+        self.1.write_all(&(msg.len() as u32).to_le_bytes()).unwrap();
+        self.1.write_all(msg).unwrap();
+    }
+    fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        self.0.get_ref().set_read_timeout(Some(timeout)).unwrap();
+        let mut len = [0u8; 4];
+        self.0.read_exact(&mut len).ok()?;
+        let mut v = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.0.read_exact(&mut v).unwrap();
+        Some(v)
+    }
+}
+
+// ---- Zenoh ----
+struct Zenoh {
+    _session: zenoh::Session,
+    publ: zenoh::pubsub::Publisher<'static>,
+    sub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+}
+
+fn zenoh_session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    if let Some(p) = listen {
+        c.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
+    }
+    if let Some(p) = connect {
+        c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
+    }
+    zenoh::open(c).wait().unwrap()
+}
+
+impl Zenoh {
+    fn new(session: zenoh::Session, out: &str, inp: &str) -> Zenoh {
+        let publ = session
+            .declare_publisher(out.to_string())
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap();
+        let sub = session
+            .declare_subscriber(inp.to_string())
+            .with(zenoh::handlers::FifoChannel::new(1024))
+            .wait()
+            .unwrap();
+        Zenoh {
+            _session: session,
+            publ,
+            sub,
+        }
+    }
+}
+
+impl Link for Zenoh {
+    fn send(&mut self, msg: &[u8]) {
+        self.publ.put(msg.to_vec()).wait().unwrap();
+    }
+    fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let s = self.sub.recv_timeout(timeout).ok()??;
+        Some(s.payload().to_bytes().into_owned())
+    }
+}
+
+// ---- memlane (through the bridges) ----
+struct Memlane {
+    publ: memlane::Publisher,
+    sub: memlane::Subscriber,
+}
+
+impl Memlane {
+    fn new(dir: &Path, out: &str, inp: &str) -> Memlane {
+        let open = |name: &str| -> Channel {
+            let start = Instant::now();
+            loop {
+                match Channel::open_options(name).dir(dir).open() {
+                    Ok(c) => return c,
+                    Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("open {name}: {e}"),
+                }
+            }
+        };
+        let (o, i) = (open(out), open(inp));
+        let mut sub = i.subscriber().unwrap();
+        // Four processes share the CPUs here: a receiver that spins
+        // before it sleeps would take the time the others need.
+        sub.set_spin(
+            std::env::var("BENCH_SPIN")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(0),
+        );
+        Memlane {
+            sub,
+            publ: o.publisher().unwrap(),
+        }
+    }
+}
+
+impl Link for Memlane {
+    fn send(&mut self, msg: &[u8]) {
+        self.publ.send(msg).unwrap();
+    }
+    fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        self.sub.recv_timeout(timeout).ok().map(|m| m.to_vec())
+    }
+}
+
+/// The echo side: pings back, counts throughput messages, answers END with the count.
+fn echo(link: &mut dyn Link) {
+    let mut count = 0u64;
+    loop {
+        let Some(m) = link.recv(Duration::from_secs(600)) else {
+            return;
+        };
+        match m.first() {
+            Some(&PING) => link.send(&m),
+            Some(&TPUT) => count += 1,
+            Some(&END) => {
+                let mut r = vec![END];
+                r.extend_from_slice(&count.to_le_bytes());
+                link.send(&r);
+                count = 0;
+            }
+            _ => return,
+        }
+    }
+}
+
+struct Results {
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Round trips of `size` bytes: one-way median and p99.
+fn latency(link: &mut dyn Link, size: usize, n: usize) -> Results {
+    let mut msg = vec![0u8; size.max(16)];
+    msg[0] = PING;
+    // Until the path answers (the first messages may find no subscriber yet).
+    let mut seq = 0u64;
+    loop {
+        seq += 1;
+        msg[1..9].copy_from_slice(&seq.to_le_bytes());
+        link.send(&msg);
+        if let Some(r) = link.recv(Duration::from_millis(200)) {
+            if r[1..9] == msg[1..9] {
+                break;
+            }
+        }
+    }
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        seq += 1;
+        msg[1..9].copy_from_slice(&seq.to_le_bytes());
+        let t0 = Instant::now();
+        link.send(&msg);
+        loop {
+            let r = link
+                .recv(Duration::from_secs(30))
+                .expect("echo within 30 s");
+            if r[1..9] == msg[1..9] {
+                break;
+            }
+        }
+        if i >= n / 10 {
+            rtts.push(t0.elapsed() / 2);
+        }
+    }
+    rtts.sort();
+    Results {
+        p50: rtts[rtts.len() / 2],
+        p99: rtts[rtts.len() * 99 / 100],
+    }
+}
+
+/// Messages per second of `size` bytes one way.
+fn throughput(link: &mut dyn Link, size: usize, n: u64) -> f64 {
+    let mut msg = vec![0u8; size.max(16)];
+    msg[0] = TPUT;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        link.send(&msg);
+    }
+    link.send(&[END; 16]);
+    let r = link.recv(Duration::from_secs(600)).expect("the count");
+    let dt = t0.elapsed();
+    let got = u64::from_le_bytes(r[1..9].try_into().unwrap());
+    assert_eq!(got, n, "every message arrived");
+    n as f64 / dt.as_secs_f64()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn me() -> Command {
+    Command::new(std::env::current_exe().unwrap())
+}
+
+struct Kill(Vec<Child>);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
+    let mut cfg = BridgeConfig {
+        dir: Some(PathBuf::from(dir)),
+        capacity: Some(4 << 20),
+        max_message: Some(1 << 20),
+        ..BridgeConfig::default()
+    };
+    cfg.routes
+        .push(Route::parse(out, Direction::Out, Kind::Channel).unwrap());
+    cfg.routes
+        .push(Route::parse(inp, Direction::In, Kind::Channel).unwrap());
+    let (l, c) = if listen {
+        (Some(port), None)
+    } else {
+        (None, Some(port))
+    };
+    let mut z = zenoh::Config::default();
+    z.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    if let Some(p) = l {
+        z.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
+    }
+    if let Some(p) = c {
+        z.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
+            .unwrap();
+    }
+    let _bridge = memlane_zenoh::Bridge::start(&cfg, z).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn measure(name: &str, link: &mut dyn Link, rows: &mut Vec<(String, usize, Results, f64)>) {
+    for &(size, n_lat, n_tput) in &[
+        (64usize, 5_000usize, 200_000u64),
+        (4096, 3_000, 50_000),
+        (65536, 1_000, 5_000),
+    ] {
+        let lat = latency(link, size, n_lat);
+        let rate = throughput(link, size, n_tput);
+        eprintln!(
+            "{name:>6} {size:>6} B: one-way p50 {:>9.1?} p99 {:>9.1?}; {:>10.0} msg/s ({:.1} MB/s)",
+            lat.p50,
+            lat.p99,
+            rate,
+            rate * size as f64 / 1e6
+        );
+        rows.push((name.to_string(), size, lat, rate));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("unix-echo") => {
+            let s = UnixStream::connect(&args[2]).unwrap();
+            let mut link = Unix(BufReader::new(s.try_clone().unwrap()), s);
+            return echo(&mut link);
+        }
+        Some("zenoh-echo") => {
+            let s = zenoh_session(Some(args[2].parse().unwrap()), None);
+            return echo(&mut Zenoh::new(s, "bench/pong", "bench/ping"));
+        }
+        Some("memlane-echo") => {
+            return echo(&mut Memlane::new(Path::new(&args[2]), "pong", "ping"))
+        }
+        Some("bridge") => {
+            let listen = args[4] == "listen";
+            return run_bridge(
+                &args[2],
+                args[3].parse().unwrap(),
+                listen,
+                &args[5],
+                &args[6],
+            );
+        }
+        _ => {}
+    }
+    let only = args.get(1).cloned();
+    println!(
+        "CPU: {} ({} CPUs online)",
+        cpu_model(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    let mut rows = Vec::new();
+    let tmp = std::env::temp_dir().join(format!("memlane-bridge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+
+    if only.as_deref().is_none_or(|o| o == "unix") {
+        let path = tmp.join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let _child = Kill(vec![me()
+            .args(["unix-echo", path.to_str().unwrap()])
+            .spawn()
+            .unwrap()]);
+        let (s, _) = listener.accept().unwrap();
+        let mut link = Unix(BufReader::new(s.try_clone().unwrap()), s);
+        measure("unix", &mut link, &mut rows);
+    }
+    if only.as_deref().is_none_or(|o| o == "zenoh") {
+        let port = free_port();
+        let _child = Kill(vec![me()
+            .args(["zenoh-echo", &port.to_string()])
+            .spawn()
+            .unwrap()]);
+        let s = zenoh_session(None, Some(port));
+        let mut link = Zenoh::new(s, "bench/ping", "bench/pong");
+        measure("zenoh", &mut link, &mut rows);
+    }
+    if only.as_deref().is_none_or(|o| o == "bridge") {
+        let (a, b) = (tmp.join("a"), tmp.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let (a, b) = (
+            a.to_str().unwrap().to_string(),
+            b.to_str().unwrap().to_string(),
+        );
+        let port = free_port().to_string();
+        let _children = Kill(vec![
+            me().args(["bridge", &a, &port, "listen", "ping", "pong"])
+                .spawn()
+                .unwrap(),
+            me().args(["bridge", &b, &port, "connect", "pong", "ping"])
+                .spawn()
+                .unwrap(),
+            me().args(["memlane-echo", &b]).spawn().unwrap(),
+        ]);
+        let mut link = Memlane::new(Path::new(&a), "ping", "pong");
+        measure("bridge", &mut link, &mut rows);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    println!("\n| path | size | one-way p50 | one-way p99 | msg/s | MB/s |");
+    println!("|---|---|---|---|---|---|");
+    for (name, size, lat, rate) in &rows {
+        println!(
+            "| {name} | {size} B | {:.1?} | {:.1?} | {rate:.0} | {:.1} |",
+            lat.p50,
+            lat.p99,
+            rate * *size as f64 / 1e6
+        );
+    }
+    let find = |n: &str, s: usize| rows.iter().find(|r| r.0 == n && r.1 == s);
+    println!("\n| size | bridge / zenoh one-way p50 | bridge / zenoh throughput |");
+    println!("|---|---|---|");
+    for size in [64, 4096, 65536] {
+        if let (Some(b), Some(z)) = (find("bridge", size), find("zenoh", size)) {
+            println!(
+                "| {size} B | {:.2} | {:.2} |",
+                b.2.p50.as_secs_f64() / z.2.p50.as_secs_f64(),
+                b.3 / z.3
+            );
+        }
+    }
+}

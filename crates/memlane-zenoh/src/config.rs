@@ -1,0 +1,224 @@
+//! What a bridge forwards: routes between local names and Zenoh key
+//! expressions, and what to do when a local ring is full.
+
+use std::path::PathBuf;
+
+use crate::wire::Kind;
+
+/// Which way a route forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Local → Zenoh: messages published on this machine are put on the key.
+    Out,
+    /// Zenoh → local: messages put on the key are published on this machine.
+    In,
+    /// Both at once (a bridge never re-publishes what it received itself).
+    Both,
+}
+
+impl Direction {
+    /// Forwards local → Zenoh.
+    pub fn outbound(self) -> bool {
+        matches!(self, Direction::Out | Direction::Both)
+    }
+    /// Forwards Zenoh → local.
+    pub fn inbound(self) -> bool {
+        matches!(self, Direction::In | Direction::Both)
+    }
+}
+
+/// What an inbound message does when the local ring is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FullPolicy {
+    /// Wait for room: the bridge stops reading Zenoh, which holds the
+    /// remote publishers back (lossless end to end).
+    #[default]
+    Block,
+    /// Drop the message and count it (`dropped_full`).
+    Drop,
+}
+
+/// One forwarding rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The local channel (or latest-value slot) name.
+    pub name: String,
+    /// The Zenoh key expression; default `<prefix>/<name>`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Which way.
+    pub direction: Direction,
+    /// A channel (default) or a latest-value slot.
+    #[serde(default = "default_kind")]
+    pub kind: Kind,
+}
+
+fn default_kind() -> Kind {
+    Kind::Channel
+}
+
+impl Route {
+    /// Parses `NAME[=KEYEXPR]` as given to `--out`, `--in` or `--both`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] when the name or key is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memlane_zenoh::config::{Direction, Route};
+    /// let r = Route::parse("imu=robots/7/imu", Direction::Out, memlane_zenoh::wire::Kind::Channel)?;
+    /// assert_eq!((r.name.as_str(), r.key.as_deref()), ("imu", Some("robots/7/imu")));
+    /// # Ok::<(), memlane_zenoh::config::ConfigError>(())
+    /// ```
+    pub fn parse(spec: &str, direction: Direction, kind: Kind) -> Result<Route, ConfigError> {
+        let (name, key) = match spec.split_once('=') {
+            Some((n, k)) => (n, Some(k.to_string())),
+            None => (spec, None),
+        };
+        if name.is_empty() || key.as_deref() == Some("") {
+            return Err(ConfigError::Route(format!(
+                "{spec:?}: expected NAME or NAME=KEYEXPR (a local name, and a Zenoh key expression)"
+            )));
+        }
+        Ok(Route {
+            name: name.to_string(),
+            key,
+            direction,
+            kind,
+        })
+    }
+
+    /// The key expression, given `prefix` for routes without one.
+    pub fn key_expr(&self, prefix: &str) -> String {
+        match &self.key {
+            Some(k) => k.clone(),
+            None if prefix.is_empty() => self.name.clone(),
+            None => format!("{}/{}", prefix.trim_end_matches('/'), self.name),
+        }
+    }
+}
+
+/// A bridge's whole configuration (the Zenoh session's own configuration
+/// travels apart, as a `zenoh::Config`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// The routes.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// Key prefix for routes without a key; default `memlane`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Where the local names live; default `$MEMLANE_DIR`, else `/dev/shm`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// What an inbound message does when the local ring is full.
+    #[serde(default)]
+    pub full: FullPolicy,
+    /// Ring capacity for channels the bridge has to create (bytes).
+    #[serde(default)]
+    pub capacity: Option<u64>,
+    /// Largest message for channels and slots the bridge has to create.
+    #[serde(default)]
+    pub max_message: Option<usize>,
+    /// Polls of the bridge's local subscribers before they sleep
+    /// (`Subscriber::set_spin`); default 0: sleep at once. A network hop
+    /// costs far more than a wake-up, and a spinning bridge takes CPU time
+    /// from the applications on a small machine.
+    #[serde(default)]
+    pub spin: u32,
+}
+
+fn default_prefix() -> String {
+    "memlane".to_string()
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            routes: Vec::new(),
+            prefix: default_prefix(),
+            dir: None,
+            full: FullPolicy::Block,
+            capacity: None,
+            max_message: None,
+            spin: 0,
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// Reads a TOML file (see `docs/BRIDGE.md` for an example).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] or [`ConfigError::Toml`].
+    pub fn from_toml_file(path: &std::path::Path) -> Result<BridgeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Toml { message, .. } => ConfigError::Toml {
+                path: Some(path.to_path_buf()),
+                message,
+            },
+            e => e,
+        })
+    }
+
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Toml`] naming what is wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = memlane_zenoh::config::BridgeConfig::from_toml(r#"
+    ///     full = "drop"
+    ///     [[route]]
+    ///     name = "imu"
+    ///     direction = "out"
+    /// "#)?;
+    /// assert_eq!(cfg.routes[0].key_expr(&cfg.prefix), "memlane/imu");
+    /// # Ok::<(), memlane_zenoh::config::ConfigError>(())
+    /// ```
+    pub fn from_toml(text: &str) -> Result<BridgeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Toml {
+            path: None,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A malformed route.
+    #[error("bad route {0}")]
+    Route(String),
+    /// The file could not be read.
+    #[error("cannot read the bridge configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid bridge configuration{}: {message}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Toml {
+        /// The file, if one.
+        path: Option<PathBuf>,
+        /// What the TOML parser said.
+        message: String,
+    },
+}

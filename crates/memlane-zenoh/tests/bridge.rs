@@ -1,0 +1,779 @@
+//! Two bridge processes, each with its own channel directory, standing for
+//! two machines, on explicit 127.0.0.1 TCP endpoints (multicast scouting
+//! off). Publishers and subscribers are child processes (this test binary
+//! re-executed in a role).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use memlane::Channel;
+
+const LONG: Duration = Duration::from_secs(600);
+
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"))
+}
+
+fn open_channel(dir: &str, name: &str) -> Channel {
+    let start = Instant::now();
+    loop {
+        match Channel::open_options(name).dir(dir).open() {
+            Ok(c) => return c,
+            Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("open {name}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The child roles; does nothing in a normal test run.
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let dir = env("DIR");
+    let chan = env("CHAN");
+    match role.as_str() {
+        // Sends COUNT test messages tagged TAG (or until STOP exists), one
+        // every PACE_US microseconds (0: as fast as the ring allows).
+        "publish" => {
+            let tag: u8 = env("TAG").parse().unwrap();
+            let count: u64 = std::env::var("COUNT")
+                .map(|c| c.parse().unwrap())
+                .unwrap_or(u64::MAX);
+            let pace = Duration::from_micros(
+                std::env::var("PACE_US")
+                    .map(|p| p.parse().unwrap())
+                    .unwrap_or(0),
+            );
+            let stop = std::env::var("STOP").ok().map(PathBuf::from);
+            let small = std::env::var("SMALL").is_ok();
+            let channel = open_channel(&dir, &chan);
+            let mut publ = channel.publisher().unwrap();
+            let mut rng = Rng::new(u64::from(tag));
+            let mut seq = 0;
+            while seq < count {
+                if stop.as_ref().is_some_and(|s| s.exists()) {
+                    break;
+                }
+                seq += 1;
+                let mut m = make_message(tag, seq, &mut rng);
+                if small {
+                    m = small_message(tag, seq);
+                }
+                publ.send(&m).unwrap();
+                if !pace.is_zero() {
+                    std::thread::sleep(pace);
+                }
+            }
+            println!("sent {seq}");
+        }
+        // Receives until it has EXPECT ("tag:count,...") messages, each
+        // publisher's in order from 1 and none twice, then checks that
+        // nothing more arrives for QUIET_MS. With GAPS=1: until STOP exists,
+        // sequence numbers only increasing; PROGRESS gets "count last missing".
+        "subscribe" => {
+            let channel = open_channel(&dir, &chan);
+            let mut sub = channel.subscriber().unwrap();
+            std::fs::write(env("READY"), b"").unwrap();
+            let gaps = std::env::var("GAPS").is_ok();
+            let mut last: BTreeMap<u8, u64> = BTreeMap::new();
+            let (mut count, mut missing) = (0u64, 0u64);
+            if gaps {
+                let stop = PathBuf::from(env("STOP"));
+                let progress = PathBuf::from(env("PROGRESS"));
+                let mut last_write = Instant::now();
+                while !stop.exists() {
+                    let Ok(m) = sub.recv_timeout(Duration::from_millis(50)) else {
+                        continue;
+                    };
+                    let (tag, seq) = check_message(&m);
+                    let prev = last.entry(tag).or_insert(0);
+                    assert!(
+                        seq > *prev,
+                        "tag {tag}: seq {seq} after {prev} (duplicate or out of order)"
+                    );
+                    missing += seq - *prev - 1;
+                    *prev = seq;
+                    count += 1;
+                    if last_write.elapsed() > Duration::from_millis(20) {
+                        let tmp = progress.with_extension("tmp");
+                        std::fs::write(&tmp, format!("{count} {seq} {missing}")).unwrap();
+                        std::fs::rename(&tmp, &progress).unwrap();
+                        last_write = Instant::now();
+                    }
+                }
+                println!("received {count} missing {missing}");
+                return;
+            }
+            let expect: BTreeMap<u8, u64> = env("EXPECT")
+                .split(',')
+                .map(|p| {
+                    let (t, c) = p.split_once(':').unwrap();
+                    (t.parse().unwrap(), c.parse().unwrap())
+                })
+                .collect();
+            let total: u64 = expect.values().sum();
+            while count < total {
+                let m = sub
+                    .recv_timeout(Duration::from_secs(120))
+                    .expect("a message within 120 s");
+                let (tag, seq) = check_message(&m);
+                let prev = last.entry(tag).or_insert(0);
+                assert_eq!(seq, *prev + 1, "tag {tag}: seq {seq} after {prev}");
+                assert!(
+                    seq <= expect[&tag],
+                    "tag {tag}: more than {} messages",
+                    expect[&tag]
+                );
+                *prev = seq;
+                count += 1;
+            }
+            let quiet = Duration::from_millis(
+                std::env::var("QUIET_MS")
+                    .map(|q| q.parse().unwrap())
+                    .unwrap_or(0),
+            );
+            if !quiet.is_zero() {
+                if let Ok(m) = sub.recv_timeout(quiet) {
+                    panic!("an extra message arrived: {:?}", check_message(&m));
+                }
+            }
+            println!("received {count}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// The child's report line (its stdout also has the test harness's lines).
+fn line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("received") || l.starts_with("sent"))
+        .unwrap_or_else(|| panic!("no report in {stdout:?}"))
+        .to_string()
+}
+
+fn dir_of(side: &Side) -> String {
+    side.dir.path.to_str().unwrap().to_string()
+}
+
+fn subscriber(side: &Side, chan: &str, expect: &str, quiet_ms: u64) -> Proc {
+    let ready = side.dir.join(&format!("ready-{chan}"));
+    let p = spawn_role(
+        "child_role",
+        "subscribe",
+        &[
+            ("DIR", dir_of(side)),
+            ("CHAN", chan.into()),
+            ("EXPECT", expect.into()),
+            ("READY", ready.to_str().unwrap().into()),
+            ("QUIET_MS", quiet_ms.to_string()),
+        ],
+    );
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "subscriber never ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p
+}
+
+fn publisher(side: &Side, chan: &str, tag: u8, count: u64) -> Proc {
+    spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(side)),
+            ("CHAN", chan.into()),
+            ("TAG", tag.to_string()),
+            ("COUNT", count.to_string()),
+        ],
+    )
+}
+
+fn stop_bridge(b: Proc) {
+    b.sigterm();
+    b.wait(Duration::from_secs(60));
+}
+
+fn u(side: &Side, name: &str, field: &str) -> u64 {
+    side.counter(name, field)
+        .and_then(|v| v.as_u64())
+        .unwrap_or_else(|| panic!("{name}.{field}"))
+}
+
+/// 100,000 messages of mixed sizes (17 B to 16 KiB) with checksums each
+/// way at once, A→B on one channel and B→A on another: all arrive, in
+/// order, once.
+#[test]
+fn hundred_thousand_each_way_at_once() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    const N: u64 = 100_000;
+    let (a, b) = (Side::new("a"), Side::new("b"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--out", "ab", "--in", "ba", "--listen", &ep]);
+    let bb = b.bridge(&["--in", "ab", "--out", "ba", "--connect", &ep]);
+    a.wait_matched("ab", &ba);
+    b.wait_matched("ba", &bb);
+    let sub_b = subscriber(&b, "ab", &format!("1:{N}"), 0);
+    let sub_a = subscriber(&a, "ba", &format!("2:{N}"), 0);
+    let pub_a = publisher(&a, "ab", 1, N);
+    let pub_b = publisher(&b, "ba", 2, N);
+    pub_a.wait(LONG);
+    pub_b.wait(LONG);
+    assert_eq!(line(&sub_b.wait(LONG)), format!("received {N}"));
+    assert_eq!(line(&sub_a.wait(LONG)), format!("received {N}"));
+    b.wait_counter("ab", "in_forwarded", N, &bb);
+    a.wait_counter("ba", "in_forwarded", N, &ba);
+    for (side, name) in [(&b, "ab"), (&a, "ba")] {
+        for f in [
+            "in_dropped_full",
+            "in_dropped_oversized",
+            "in_dropped_malformed",
+            "in_dropped_duplicate",
+            "in_missed",
+        ] {
+            assert_eq!(u(side, name, f), 0, "{name}.{f}");
+        }
+    }
+    a.wait_counter("ab", "out_forwarded", N, &ba);
+    b.wait_counter("ba", "out_forwarded", N, &bb);
+    assert_eq!(u(&a, "ab", "out_forwarded"), N);
+    assert_eq!(u(&b, "ba", "out_forwarded"), N);
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// Both bridges forward one channel both ways, publishers on both sides:
+/// every message is seen exactly once on each side (none echoed back).
+#[test]
+fn no_echo_when_both_forward_both_ways() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    const N: u64 = 5_000;
+    let (a, b) = (Side::new("ea"), Side::new("eb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--both", "chat", "--listen", &ep]);
+    let bb = b.bridge(&["--both", "chat", "--connect", &ep]);
+    a.wait_matched("chat", &ba);
+    b.wait_matched("chat", &bb);
+    let expect = format!("1:{N},2:{N}");
+    let sub_a = subscriber(&a, "chat", &expect, 1500);
+    let sub_b = subscriber(&b, "chat", &expect, 1500);
+    let pub_a = publisher(&a, "chat", 1, N);
+    let pub_b = publisher(&b, "chat", 2, N);
+    pub_a.wait(LONG);
+    pub_b.wait(LONG);
+    assert_eq!(line(&sub_a.wait(LONG)), format!("received {}", 2 * N));
+    assert_eq!(line(&sub_b.wait(LONG)), format!("received {}", 2 * N));
+    for (side, bridge) in [(&a, &ba), (&b, &bb)] {
+        for f in ["out_echo_skipped", "out_forwarded", "in_forwarded"] {
+            side.wait_counter("chat", f, N, bridge);
+        }
+        assert_eq!(u(side, "chat", "out_forwarded"), N);
+        assert_eq!(u(side, "chat", "in_forwarded"), N);
+        assert_eq!(u(side, "chat", "out_echo_skipped"), N);
+        assert_eq!(u(side, "chat", "in_dropped_duplicate"), 0);
+    }
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// Garbage, truncated, wrong-version, mislabelled and oversized payloads
+/// on the key are counted and dropped; the bridge lives on and delivers
+/// the valid message after them.
+#[test]
+fn bad_inbound_data_is_counted_and_dropped() {
+    use memlane_zenoh::wire::{encode_header, Header, Kind};
+    use memlane_zenoh::zenoh::{self, Wait};
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let b = Side::new("bad");
+    let port = free_port();
+    let bb = b.bridge(&["--in", "data", "--listen", &format!("tcp/127.0.0.1:{port}")]);
+    wait_for(Duration::from_secs(60), "bridge started", &bb, || {
+        b.stats().is_some()
+    });
+    let channel = Channel::open_options("data")
+        .dir(&b.dir.path)
+        .open()
+        .unwrap();
+    let max = channel.max_message();
+    let mut sub = channel.subscriber().unwrap();
+
+    let mut config = zenoh::Config::default();
+    config
+        .insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    config
+        .insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
+        .unwrap();
+    let session = zenoh::open(config).wait().unwrap();
+    let publ = session.declare_publisher("memlane/data").wait().unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the bridge's subscriber",
+        &bb,
+        || publ.matching_status().wait().unwrap().matching(),
+    );
+    let framed = |kind, seq, payload: &[u8]| {
+        let mut v = Vec::new();
+        encode_header(
+            &mut v,
+            Header {
+                kind,
+                origin: 42,
+                seq,
+            },
+            payload.len(),
+        );
+        v.extend_from_slice(payload);
+        v
+    };
+    let mut bad_version = framed(Kind::Channel, 1, b"x");
+    bad_version[4] = 9;
+    let mut bad_len = framed(Kind::Channel, 1, b"xyz");
+    bad_len.pop();
+    let malformed = [
+        b"garbage".to_vec(),
+        vec![0u8; 4096],
+        bad_version,
+        bad_len,
+        framed(Kind::Latest, 1, b"a slot's value on a channel's key"),
+    ];
+    for m in &malformed {
+        publ.put(m.clone()).wait().unwrap();
+    }
+    publ.put(framed(Kind::Channel, 1, &vec![7u8; max + 1]))
+        .wait()
+        .unwrap();
+    publ.put(framed(Kind::Channel, 2, b"valid")).wait().unwrap();
+    publ.put(framed(Kind::Channel, 2, b"a duplicate"))
+        .wait()
+        .unwrap();
+    publ.put(framed(Kind::Channel, 3, b"also valid"))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        &*sub.recv_timeout(Duration::from_secs(60)).unwrap(),
+        b"valid"
+    );
+    assert_eq!(
+        &*sub.recv_timeout(Duration::from_secs(60)).unwrap(),
+        b"also valid"
+    );
+    b.wait_counter("data", "in_forwarded", 2, &bb);
+    assert_eq!(
+        u(&b, "data", "in_dropped_malformed"),
+        malformed.len() as u64
+    );
+    assert_eq!(u(&b, "data", "in_dropped_oversized"), 1);
+    assert_eq!(u(&b, "data", "in_dropped_duplicate"), 1);
+    assert!(
+        sub.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing else delivered"
+    );
+    session.close().wait().unwrap();
+    let log = bb.log_text();
+    stop_bridge(bb);
+    assert!(log.contains("malformed"), "the drops are logged:{log}");
+}
+
+/// A TCP relay standing for the network between the two machines: `cut`
+/// closes every connection and stops listening, as a failed link would.
+struct Link {
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Link {
+    fn up(listen: u16, target: u16) -> Link {
+        let listener = TcpListener::bind(("127.0.0.1", listen)).expect("bind the link's port");
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, c) = (stop.clone(), conns.clone());
+        let accept = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((inbound, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                inbound.set_nonblocking(false).unwrap();
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound.try_clone().unwrap(), inbound.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 << 10];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                c.lock().unwrap().extend([inbound, outbound]);
+            }
+        });
+        Link {
+            stop,
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    fn cut(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.accept.take().unwrap().join();
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// (count, last seq, missing) from the subscriber's progress file.
+fn progress(path: &std::path::Path) -> (u64, u64, u64) {
+    let t = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<u64> = t
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match v[..] {
+        [c, l, m] => (c, l, m),
+        _ => (0, 0, 0),
+    }
+}
+
+/// A steady stream A→B survives: the link cut and restored (the gap is
+/// counted by the receiving bridge, exactly the messages the subscriber
+/// missed), the receiving bridge killed with SIGKILL and restarted, and the
+/// sending bridge killed and restarted. Forwarding resumes each time, in
+/// order, never a message twice.
+#[test]
+fn forwarding_resumes_after_link_loss_and_kill_9() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("ka"), Side::new("kb"));
+    let (pb, pl) = (free_port(), free_port());
+    let b_args = ["--in", "data", "--listen", &format!("tcp/127.0.0.1:{pb}")].map(String::from);
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let a_args = ["--out", "data", "--connect", &format!("tcp/127.0.0.1:{pl}")].map(String::from);
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let mut bb = b.bridge(&b_args);
+    wait_for(Duration::from_secs(60), "bridge B started", &bb, || {
+        b.stats().is_some()
+    });
+    let link = Link::up(pl, pb);
+    let mut ba = a.bridge(&a_args);
+    a.wait_matched("data", &ba);
+
+    let (stop, prog, ready) = (
+        b.dir.join("stop"),
+        b.dir.join("progress"),
+        b.dir.join("ready"),
+    );
+    let sub = spawn_role(
+        "child_role",
+        "subscribe",
+        &[
+            ("DIR", dir_of(&b)),
+            ("CHAN", "data".into()),
+            ("GAPS", "1".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+            ("PROGRESS", prog.to_str().unwrap().into()),
+            ("READY", ready.to_str().unwrap().into()),
+        ],
+    );
+    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
+        ready.exists()
+    });
+    let publ = spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(&a)),
+            ("CHAN", "data".into()),
+            ("TAG", "1".into()),
+            ("PACE_US", "500".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+        ],
+    );
+    let advance = |what: &str, bridge: &Proc| {
+        let (c0, _, _) = progress(&prog);
+        wait_for(Duration::from_secs(120), what, bridge, || {
+            progress(&prog).0 >= c0 + 300
+        });
+    };
+    advance("messages flowing", &bb);
+
+    // The link fails and comes back: the bridges live on.
+    link.cut();
+    a.wait_for_field("data", "out_matched", serde_json::json!(false), &ba);
+    std::thread::sleep(Duration::from_millis(500)); // puts while the link is down
+    let link = Link::up(pl, pb);
+    a.wait_matched("data", &ba);
+    advance("messages after the link came back", &bb);
+    b.wait_counter("data", "in_missed", 1, &bb); // the gap is reported
+    let missed = u(&b, "data", "in_missed");
+    // Both figures are final once traffic resumed; the subscriber's file
+    // may lag a little.
+    wait_for(
+        Duration::from_secs(60),
+        "the subscriber's count of missing messages",
+        &bb,
+        || progress(&prog).2 >= missed,
+    );
+    assert_eq!(
+        progress(&prog).2,
+        missed,
+        "the bridge's gap is what the subscriber missed"
+    );
+    eprintln!("link cut: {missed} messages missed, reported by the receiving bridge");
+    assert_eq!(u(&b, "data", "in_dropped_duplicate"), 0);
+
+    // The receiving bridge is killed and restarted.
+    bb.kill9();
+    bb = b.bridge(&b_args);
+    a.wait_matched("data", &ba);
+    advance("messages after bridge B restarted", &bb);
+
+    // The sending bridge is killed and restarted.
+    ba.kill9();
+    ba = a.bridge(&a_args);
+    a.wait_matched("data", &ba);
+    advance("messages after bridge A restarted", &bb);
+
+    std::fs::write(&stop, b"").unwrap();
+    let sent = line(&publ.wait(LONG));
+    let got = line(&sub.wait(LONG));
+    eprintln!("publisher: {sent}; subscriber: {got}");
+    drop(link);
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// A latest-value slot travels as a Zenoh put; a bridge started later gets
+/// the newest value from the sending bridge's queryable.
+#[test]
+fn latest_value_slot_travels_and_late_joiners_get_the_newest() {
+    use memlane::Latest;
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("la"), Side::new("lb"));
+    let mut pose = Latest::builder("pose")
+        .dir(&a.dir.path)
+        .max_value(256)
+        .create()
+        .unwrap();
+    pose.set(b"x=1 y=2").unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--latest-out", "pose", "--listen", &ep]);
+    wait_for(Duration::from_secs(60), "bridge A started", &ba, || {
+        a.stats().is_some()
+    });
+    a.wait_counter("pose", "out_forwarded", 1, &ba); // the value now, put with nobody listening
+    let bb = b.bridge(&["--latest-in", "pose", "--connect", &ep]);
+    wait_for(Duration::from_secs(60), "bridge B started", &bb, || {
+        b.stats().is_some()
+    });
+    let mut view = Latest::open_options("pose")
+        .dir(&b.dir.path)
+        .open()
+        .unwrap();
+    let value = |view: &mut Latest| view.get().unwrap().map(|v| v.bytes().to_vec());
+    wait_for(
+        Duration::from_secs(60),
+        "the newest value, by query",
+        &bb,
+        || value(&mut view).as_deref() == Some(&b"x=1 y=2"[..]),
+    );
+    a.wait_matched("pose", &ba);
+    pose.set(b"x=3 y=4").unwrap();
+    wait_for(Duration::from_secs(60), "the next value", &bb, || {
+        value(&mut view).as_deref() == Some(&b"x=3 y=4"[..])
+    });
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// The echo check rests on this: a loan's position is the position its
+/// subscribers see, also across the ring's end (pad records) and with
+/// another publisher's messages in between.
+#[test]
+fn loan_positions_match_message_positions_across_wraps() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let dir = TestDir::new("pos");
+    let channel = Channel::builder("pos")
+        .capacity(4096)
+        .max_message(1000)
+        .dir(&dir.path)
+        .create()
+        .unwrap();
+    let mut sub = channel.subscriber().unwrap();
+    let (mut mine, mut other) = (channel.publisher().unwrap(), channel.publisher().unwrap());
+    let mut rng = Rng::new(9);
+    for i in 0..5000u64 {
+        let len = rng.below(1000) as usize;
+        other.send(&vec![1u8; rng.below(300) as usize]).unwrap();
+        let mut loan = mine.loan(len).unwrap();
+        loan.fill(2);
+        let pos = loan.position();
+        loan.commit().unwrap();
+        let m = sub.recv().unwrap();
+        assert_eq!(m.first().copied().unwrap_or(1), 1);
+        let first = m.position();
+        drop(m);
+        let m = sub.recv().unwrap();
+        assert_eq!((m.position(), m.len()), (pos, len), "message {i}");
+        assert!(m.position() > first);
+    }
+}
+
+/// A slot forwarded both ways by both bridges: a value set on either side
+/// reaches the other, and neither bridge sends back the value it received.
+#[test]
+fn latest_value_slot_both_ways_without_echo() {
+    use memlane::Latest;
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("lba"), Side::new("lbb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--latest-both", "mode", "--listen", &ep]);
+    let bb = b.bridge(&["--latest-both", "mode", "--connect", &ep]);
+    a.wait_matched("mode", &ba);
+    b.wait_matched("mode", &bb);
+    let open = |side: &Side| {
+        Latest::open_options("mode")
+            .dir(&side.dir.path)
+            .open()
+            .unwrap()
+    };
+    let (mut on_a, mut on_b) = (open(&a), open(&b));
+    let value = |l: &mut Latest| l.get().unwrap().map(|v| v.bytes().to_vec());
+    on_a.set(b"auto").unwrap();
+    wait_for(Duration::from_secs(60), "A's value on B", &bb, || {
+        value(&mut on_b).as_deref() == Some(&b"auto"[..])
+    });
+    b.wait_counter("mode", "out_echo_skipped", 1, &bb);
+    on_b.set(b"manual").unwrap();
+    wait_for(Duration::from_secs(60), "B's value on A", &ba, || {
+        value(&mut on_a).as_deref() == Some(&b"manual"[..])
+    });
+    a.wait_counter("mode", "out_echo_skipped", 1, &ba);
+    a.wait_counter("mode", "in_forwarded", 1, &ba);
+    b.wait_counter("mode", "out_forwarded", 1, &bb);
+    // Each value crossed once: nothing came back to where it was set.
+    for side in [&a, &b] {
+        assert_eq!(u(side, "mode", "out_forwarded"), 1);
+        assert_eq!(u(side, "mode", "in_forwarded"), 1);
+        assert_eq!(u(side, "mode", "out_echo_skipped"), 1);
+    }
+    assert_eq!(value(&mut on_a).as_deref(), Some(&b"manual"[..]));
+    assert_eq!(value(&mut on_b).as_deref(), Some(&b"manual"[..]));
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// With `--full drop`, inbound messages that find the local ring full
+/// (a subscriber there reads nothing) are dropped and counted; every
+/// message is accounted for, and what was delivered is in order.
+#[test]
+fn full_ring_drops_with_a_count_when_configured() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    const N: u64 = 2_000;
+    let (a, b) = (Side::new("fa"), Side::new("fb"));
+    let channel = Channel::builder("data")
+        .capacity(4096)
+        .max_message(1024)
+        .dir(&b.dir.path)
+        .create()
+        .unwrap();
+    let mut stuck = channel.subscriber().unwrap(); // reads only at the end
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let bb = b.bridge(&["--in", "data", "--full", "drop", "--listen", &ep]);
+    let ba = a.bridge(&["--out", "data", "--connect", &ep]);
+    a.wait_matched("data", &ba);
+    let publ = spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(&a)),
+            ("CHAN", "data".into()),
+            ("TAG", "3".into()),
+            ("COUNT", N.to_string()),
+            ("SMALL", "1".into()),
+        ],
+    );
+    publ.wait(LONG);
+    wait_for(
+        Duration::from_secs(120),
+        "every message accounted for",
+        &bb,
+        || {
+            b.counter("data", "in_forwarded")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                + b.counter("data", "in_dropped_full")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                == N
+        },
+    );
+    let (delivered, dropped) = (
+        u(&b, "data", "in_forwarded"),
+        u(&b, "data", "in_dropped_full"),
+    );
+    assert!(
+        dropped > 0 && delivered > 0,
+        "delivered {delivered}, dropped {dropped}"
+    );
+    let mut last = 0;
+    for _ in 0..delivered {
+        let (tag, seq) = check_message(&stuck.recv_timeout(Duration::from_secs(10)).unwrap());
+        assert!(tag == 3 && seq > last, "in order");
+        last = seq;
+    }
+    assert!(stuck.try_recv().is_err(), "no more than counted");
+    stop_bridge(ba);
+    stop_bridge(bb);
+}

@@ -1,0 +1,331 @@
+//! Helpers: a directory per side, bridge processes on explicit loopback
+//! TCP endpoints (no multicast), child roles that re-execute this test
+//! binary, and the test messages (sequence number, mixed sizes, checksum).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A directory of this test's own, removed on drop (also on failure).
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(tag: &str) -> TestDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!(
+            "memlane-zenoh-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create test dir");
+        TestDir { path }
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child if still running when dropped.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub what: String,
+    pub log: Option<PathBuf>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+    }
+    /// Waits for exit within `limit` (else kills and panics); returns stdout.
+    pub fn wait(mut self, limit: Duration) -> String {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if child.try_wait().expect("try_wait").is_some() {
+                let out = child.wait_with_output().expect("output");
+                let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+                assert!(
+                    out.status.success(),
+                    "{} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}{}",
+                    self.what,
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr),
+                    self.log_text()
+                );
+                return stdout;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "watchdog: {} still running after {limit:?}\nstdout:\n{}\nstderr:\n{}{}",
+                    self.what,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    pub fn log_text(&self) -> String {
+        match &self.log {
+            Some(p) => format!(
+                "\nlog {}:\n{}",
+                p.display(),
+                std::fs::read_to_string(p).unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One side (machine) of a test: its channel directory and its bridge.
+pub struct Side {
+    pub dir: TestDir,
+    pub name: &'static str,
+}
+
+impl Side {
+    pub fn new(name: &'static str) -> Side {
+        Side {
+            dir: TestDir::new(name),
+            name,
+        }
+    }
+    pub fn stats_path(&self) -> PathBuf {
+        self.dir.join("stats.json")
+    }
+    /// Starts this side's bridge with `args` (routes, --listen/--connect).
+    pub fn bridge(&self, args: &[&str]) -> Proc {
+        let _ = std::fs::remove_file(self.stats_path());
+        let log = self.dir.join(&format!("bridge-{}.log", self.name));
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_memlane-bridge"))
+            .arg("--dir")
+            .arg(&self.dir.path)
+            .args([
+                "--no-multicast-scouting",
+                "--capacity",
+                "1048576",
+                "--max-message",
+                "65536",
+            ])
+            .arg("--stats-json")
+            .arg(self.stats_path())
+            .args(args)
+            .env("RUST_LOG", "info,zenoh=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn memlane-bridge");
+        Proc {
+            child: Some(child),
+            what: format!("bridge {}", self.name),
+            log: Some(log),
+        }
+    }
+    /// The bridge's counters, once its stats file exists.
+    pub fn stats(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.stats_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+    /// A counter of the route `name` with direction `dir`.
+    pub fn counter(&self, name: &str, field: &str) -> Option<serde_json::Value> {
+        let s = self.stats()?;
+        s["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r[field].clone())
+    }
+    /// Waits until this side's outbound route `name` has a remote subscriber.
+    pub fn wait_matched(&self, name: &str, bridge: &Proc) {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{}: a remote subscriber for {name}", self.name),
+            bridge,
+            || self.counter(name, "out_matched") == Some(serde_json::Value::Bool(true)),
+        );
+    }
+    /// Waits until a field equals `value`.
+    pub fn wait_for_field(&self, name: &str, field: &str, value: serde_json::Value, bridge: &Proc) {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{}: {name}.{field} == {value}", self.name),
+            bridge,
+            || self.counter(name, field) == Some(value.clone()),
+        );
+    }
+    /// Waits until the counter reaches `at_least`.
+    pub fn wait_counter(&self, name: &str, field: &str, at_least: u64, bridge: &Proc) {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("{}: {name}.{field} >= {at_least}", self.name),
+            bridge,
+            || {
+                self.counter(name, field)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                    >= at_least
+            },
+        );
+    }
+}
+
+/// Polls `cond` until true or `limit` (then panics, showing the bridge's log).
+pub fn wait_for(limit: Duration, what: &str, bridge: &Proc, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {what}{}",
+            bridge.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The environment variable naming a child's role.
+pub const ROLE_ENV: &str = "MEMLANE_ZENOH_TEST_ROLE";
+
+/// Spawns this test binary again, running only `entry`, with `role` and `vars`.
+pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> Proc {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: Some(cmd.spawn().expect("spawn child")),
+        what: format!("child {role}"),
+        log: None,
+    }
+}
+
+/// 64-bit FNV-1a.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// xorshift64*.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Test message `seq` from publisher `tag`: tag (1), seq (8), filler of a
+/// mixed size (mostly small, some up to 16 KiB), FNV-1a of all before (8).
+pub fn make_message(tag: u8, seq: u64, rng: &mut Rng) -> Vec<u8> {
+    let r = rng.below(100);
+    let filler = if r < 80 {
+        rng.below(240)
+    } else if r < 99 {
+        256 + rng.below(1792)
+    } else {
+        2048 + rng.below(14336)
+    } as usize;
+    let mut m = Vec::with_capacity(17 + filler);
+    m.push(tag);
+    m.extend_from_slice(&seq.to_le_bytes());
+    let x = rng.next();
+    m.extend((0..filler).map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8));
+    let h = fnv1a(&m);
+    m.extend_from_slice(&h.to_le_bytes());
+    m
+}
+
+/// A 100-byte test message, in the format of [`make_message`].
+pub fn small_message(tag: u8, seq: u64) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.resize(92, seq as u8);
+    let h = fnv1a(&m);
+    m.extend_from_slice(&h.to_le_bytes());
+    m
+}
+
+/// Checks a test message; returns (tag, seq).
+pub fn check_message(m: &[u8]) -> (u8, u64) {
+    assert!(m.len() >= 17, "message of {} bytes is too short", m.len());
+    let (body, sum) = m.split_at(m.len() - 8);
+    assert_eq!(
+        fnv1a(body),
+        u64::from_le_bytes(sum.try_into().unwrap()),
+        "checksum mismatch"
+    );
+    (m[0], u64::from_le_bytes(m[1..9].try_into().unwrap()))
+}
