@@ -505,7 +505,7 @@ impl Ctx {
 
 /// Logs the first few of a kind of drop, then every 1000th.
 fn should_log(count: u64) -> bool {
-    count <= 10 || count % 1000 == 0
+    count <= 10 || count.is_multiple_of(1000)
 }
 
 /// The framed payload of `msg`: the header with the route's next sequence
