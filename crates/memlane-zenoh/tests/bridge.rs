@@ -777,3 +777,95 @@ fn full_ring_drops_with_a_count_when_configured() {
     stop_bridge(ba);
     stop_bridge(bb);
 }
+
+/// `memlane bridge` (the `memlane` command running `memlane-bridge` found
+/// beside it) configured by files: routes in a TOML file, Zenoh's own
+/// configuration in a JSON5 file (mode, listen endpoint, scouting off).
+/// Messages published on side A arrive on side B; SIGUSR1 prints the
+/// counters; SIGTERM stops the bridge cleanly, printing them again.
+#[test]
+fn the_memlane_command_runs_the_bridge_from_config_files() {
+    if std::env::var_os(ROLE_ENV).is_some() {
+        return;
+    }
+    let bridge_bin = PathBuf::from(env!("CARGO_BIN_EXE_memlane-bridge"));
+    let memlane_bin = bridge_bin.with_file_name(format!("memlane{}", std::env::consts::EXE_SUFFIX));
+    if !memlane_bin.is_file() {
+        // `cargo test --workspace` (CI) builds the memlane command beside
+        // the bridge; `cargo test -p memlane-zenoh` alone may not.
+        eprintln!(
+            "skipped: no {} (build it with `cargo build -p memlane-cli`)",
+            memlane_bin.display()
+        );
+        return;
+    }
+    let (a, b) = (Side::new("cfg-a"), Side::new("cfg-b"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    std::fs::write(
+        a.dir.join("bridge.toml"),
+        "prefix = \"cfgtest\"\ncapacity = 1048576\n\n[[route]]\nname = \"cfg\"\ndirection = \"out\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        b.dir.join("bridge.toml"),
+        "prefix = \"cfgtest\"\ncapacity = 1048576\n\n[[route]]\nname = \"cfg\"\ndirection = \"in\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        b.dir.join("zenoh.json5"),
+        format!(
+            "{{ mode: \"peer\", listen: {{ endpoints: [\"{ep}\"] }}, scouting: {{ multicast: {{ enabled: false }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let start = |side: &Side, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(&memlane_bin);
+        cmd.arg("--dir")
+            .arg(&side.dir.path)
+            .arg("bridge")
+            .arg("--config")
+            .arg(side.dir.join("bridge.toml"))
+            .arg("--stats-json")
+            .arg(side.stats_path())
+            .args(extra)
+            .env("RUST_LOG", "info,zenoh=warn")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Proc {
+            child: Some(cmd.spawn().expect("run memlane bridge")),
+            what: format!("memlane bridge {}", side.name),
+            log: None,
+        }
+    };
+    let zb = b.dir.join("zenoh.json5");
+    let bb = start(&b, &["--zenoh-config", zb.to_str().unwrap()]);
+    let ba = start(&a, &["--connect", &ep, "--no-multicast-scouting"]);
+    a.wait_matched("cfg", &ba);
+    let sub = subscriber(&b, "cfg", "7:500", 300);
+    let publ = publisher(&a, "cfg", 7, 500);
+    assert_eq!(line(&publ.wait(LONG)), "sent 500");
+    assert_eq!(line(&sub.wait(LONG)), "received 500");
+    b.wait_counter("cfg", "in_forwarded", 500, &bb);
+    // SIGUSR1: the counters, on standard error; then SIGTERM.
+    let _ = std::process::Command::new("kill")
+        .args(["-USR1", &bb.pid().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+    bb.sigterm();
+    ba.sigterm();
+    let mut bb = bb;
+    let out = bb.child.take().unwrap().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "memlane bridge b: {stderr}");
+    let printed = stderr
+        .matches("in  cfg <- cfgtest/cfg: forwarded 500 ")
+        .count();
+    assert!(
+        printed >= 2,
+        "the counters on SIGUSR1 and at exit, each with 500 forwarded: {stderr}"
+    );
+    ba.wait(Duration::from_secs(60));
+    assert_eq!(u(&a, "cfg", "out_forwarded"), 500);
+}
