@@ -135,39 +135,42 @@ def latency(n: int, kind: str):
         return pipe_latency(n)
     a, b = f"abench-a-{uuid.uuid4().hex[:8]}", f"abench-b-{uuid.uuid4().hex[:8]}"
     ca, cb = memlane.Channel.create(a), memlane.Channel.create(b)
-    sub, pub = cb.subscriber(), ca.publisher()
-    r, w = CTX.Pipe(False)
-    p = CTX.Process(target=echo, args=(a, b, n, kind, w, PIN))
-    p.start()
-    assert r.recv() == "ready"
-    msg = b"x" * SMALL
-    times = []
-    cpu0 = time.process_time()
-    if kind == "blocking":
-        for _ in range(n):
-            t = time.perf_counter_ns()
-            pub.send(msg)
-            sub.recv_bytes()
-            times.append(time.perf_counter_ns() - t)
-    else:
-
-        async def run():
+    # The channels are removed however the run ends (an error, Ctrl-C).
+    try:
+        sub, pub = cb.subscriber(), ca.publisher()
+        r, w = CTX.Pipe(False)
+        p = CTX.Process(target=echo, args=(a, b, n, kind, w, PIN))
+        p.start()
+        assert r.recv() == "ready"
+        msg = b"x" * SMALL
+        times = []
+        cpu0 = time.process_time()
+        if kind == "blocking":
             for _ in range(n):
                 t = time.perf_counter_ns()
-                await pub.send_async(msg)
-                m = await sub.recv_async()
-                m.bytes()
-                m.release()
+                pub.send(msg)
+                sub.recv_bytes()
                 times.append(time.perf_counter_ns() - t)
+        else:
 
-        new_loop_runner(kind)(run())
-    cpu = time.process_time() - cpu0
-    p.join()
-    sub.close()
-    pub.close()
-    for c in (ca, cb):
-        memlane.Channel.remove(c.name)
-        c.close()
+            async def run():
+                for _ in range(n):
+                    t = time.perf_counter_ns()
+                    await pub.send_async(msg)
+                    m = await sub.recv_async()
+                    m.bytes()
+                    m.release()
+                    times.append(time.perf_counter_ns() - t)
+
+            new_loop_runner(kind)(run())
+        cpu = time.process_time() - cpu0
+        p.join()
+        sub.close()
+        pub.close()
+    finally:
+        for c in (ca, cb):
+            memlane.Channel.remove(c.name)
+            c.close()
     return times, cpu / n
 
 
