@@ -14,9 +14,11 @@
 //! timeout (an asyncio timer, [`Timer`]) and the "one operation at a
 //! time" flag of an endpoint ([`Awaiting`]).
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use pyo3::intern;
@@ -161,4 +163,24 @@ impl<T> Drop for Lent<T> {
             Python::attach(|py| give_back(py, item));
         }
     }
+}
+
+/// Waits for `fut` or for `timer` to expire, whichever comes first: true
+/// if `fut` completed (the awaiting `wait_async`s of `Event` and `Latest`).
+pub(crate) async fn ready_before(
+    fut: impl Future<Output = ()>,
+    mut timer: Timer,
+) -> PyResult<bool> {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if fut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(true));
+        }
+        Python::attach(|py| match timer.expired(py, cx) {
+            Ok(false) => Poll::Pending,
+            Ok(true) => Poll::Ready(Ok(false)),
+            Err(e) => Poll::Ready(Err(e)),
+        })
+    })
+    .await
 }

@@ -1,14 +1,11 @@
 //! `memlane.Event`: a named cross-process "data ready" signal.
 
-use std::future::{poll_fn, Future};
 use std::path::PathBuf;
-use std::pin::pin;
-use std::task::Poll;
 
 use memlane::Event;
 use pyo3::prelude::*;
 
-use crate::aio::{Awaiting, Lent, Timer};
+use crate::aio::{ready_before, Awaiting, Lent, Timer};
 use crate::errors::{closed, ToPyErr};
 use crate::wait::blocking;
 
@@ -105,7 +102,7 @@ impl PyEvent {
     /// other methods raise ``Busy`` while it is pending.
     #[pyo3(signature = (timeout=None))]
     async fn wait_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<bool> {
-        let mut timer = Timer::new(timeout)?;
+        let timer = Timer::new(timeout)?;
         let mut lent = Python::attach(|py| -> PyResult<_> {
             let mut this = slf.bind(py).try_borrow_mut()?;
             this.get()?;
@@ -122,18 +119,7 @@ impl PyEvent {
         let Some(event) = lent.item.as_mut() else {
             return Ok(false);
         };
-        let mut fut = pin!(event.wait_async());
-        poll_fn(|cx| {
-            if fut.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ok(true));
-            }
-            Python::attach(|py| match timer.expired(py, cx) {
-                Ok(false) => Poll::Pending,
-                Ok(true) => Poll::Ready(Ok(false)),
-                Err(e) => Poll::Ready(Err(e)),
-            })
-        })
-        .await
+        ready_before(event.wait_async(), timer).await
     }
 
     /// The number of notifications so far (wraps around).

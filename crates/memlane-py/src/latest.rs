@@ -1,15 +1,12 @@
 //! `memlane.Latest`: a named slot holding the newest value of something.
 
-use std::future::{poll_fn, Future};
 use std::path::PathBuf;
-use std::pin::pin;
-use std::task::Poll;
 
 use memlane::Latest;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::aio::{Awaiting, Lent, Timer};
+use crate::aio::{ready_before, Awaiting, Lent, Timer};
 use crate::buffer::Bytes;
 use crate::errors::{closed, ToPyErr};
 use crate::wait::blocking;
@@ -124,7 +121,7 @@ impl PyLatest {
     /// handle's other methods raise ``Busy`` while it is pending.
     #[pyo3(signature = (timeout=None))]
     async fn wait_async(slf: Py<Self>, timeout: Option<f64>) -> PyResult<bool> {
-        let mut timer = Timer::new(timeout)?;
+        let timer = Timer::new(timeout)?;
         let mut lent = Python::attach(|py| -> PyResult<_> {
             let mut this = slf.bind(py).try_borrow_mut()?;
             this.get_slot()?;
@@ -142,18 +139,7 @@ impl PyLatest {
         let Some(slot) = lent.item.as_mut() else {
             return Ok(false);
         };
-        let mut fut = pin!(slot.wait_async());
-        poll_fn(|cx| {
-            if fut.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ok(true));
-            }
-            Python::attach(|py| match timer.expired(py, cx) {
-                Ok(false) => Poll::Pending,
-                Ok(true) => Poll::Ready(Ok(false)),
-                Err(e) => Poll::Ready(Err(e)),
-            })
-        })
-        .await
+        ready_before(slot.wait_async(), timer).await
     }
 
     /// The newest version (0 while nothing was set).
