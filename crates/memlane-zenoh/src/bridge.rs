@@ -42,6 +42,25 @@ const POLL: Duration = Duration::from_millis(100);
 /// Samples queued between Zenoh and an inbound thread.
 const INBOUND_QUEUE: usize = 1024;
 
+/// A route's Zenoh subscriber: samples queued for its inbound thread.
+type InboundSubscriber =
+    zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>;
+
+/// The route's Zenoh subscriber (other sessions' samples only), queueing
+/// up to [`INBOUND_QUEUE`] samples for its thread.
+fn declare_inbound(
+    session: &zenoh::Session,
+    ctx: &Ctx,
+    declare: impl Fn(zenoh::Error) -> BridgeError,
+) -> Result<InboundSubscriber, BridgeError> {
+    session
+        .declare_subscriber(ctx.key.clone())
+        .allowed_origin(Locality::Remote)
+        .with(zenoh::handlers::FifoChannel::new(INBOUND_QUEUE))
+        .wait()
+        .map_err(declare)
+}
+
 /// A bridge that could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -328,17 +347,29 @@ impl Bridge {
         })?;
         sub.set_disconnect_grace(None);
         sub.set_spin(config.spin);
+        let publisher = self.declare_outbound(session, &ctx, &declare)?;
+        self.spawn(&format!("out {}", ctx.name), move || {
+            out_channel(ctx, sub, publisher)
+        });
+        Ok(())
+    }
+
+    /// The route's Zenoh publisher (reliable, blocking when congested,
+    /// to other sessions only), its matching status watched.
+    fn declare_outbound(
+        &mut self,
+        session: &zenoh::Session,
+        ctx: &Ctx,
+        declare: impl Fn(zenoh::Error) -> BridgeError,
+    ) -> Result<zenoh::pubsub::Publisher<'static>, BridgeError> {
         let publisher = session
             .declare_publisher(ctx.key.clone())
             .congestion_control(CongestionControl::Block)
             .allowed_destination(Locality::Remote)
             .wait()
-            .map_err(&declare)?;
-        self.watch_matching(&publisher, &ctx)?;
-        self.spawn(&format!("out {}", ctx.name), move || {
-            out_channel(ctx, sub, publisher)
-        });
-        Ok(())
+            .map_err(declare)?;
+        self.watch_matching(&publisher, ctx)?;
+        Ok(publisher)
     }
 
     fn watch_matching(
@@ -380,12 +411,7 @@ impl Bridge {
             name: ctx.name.clone(),
             message: e.to_string(),
         })?;
-        let sub = session
-            .declare_subscriber(ctx.key.clone())
-            .allowed_origin(Locality::Remote)
-            .with(zenoh::handlers::FifoChannel::new(INBOUND_QUEUE))
-            .wait()
-            .map_err(&declare)?;
+        let sub = declare_inbound(session, &ctx, &declare)?;
         let max = channel.max_message();
         self.spawn(&format!("in {}", ctx.name), move || {
             in_channel(ctx, sub, publ, max)
@@ -401,13 +427,7 @@ impl Bridge {
         declare: impl Fn(zenoh::Error) -> BridgeError,
     ) -> Result<(), BridgeError> {
         let slot = Self::open_latest(config, &ctx.name)?;
-        let publisher = session
-            .declare_publisher(ctx.key.clone())
-            .congestion_control(CongestionControl::Block)
-            .allowed_destination(Locality::Remote)
-            .wait()
-            .map_err(&declare)?;
-        self.watch_matching(&publisher, &ctx)?;
+        let publisher = self.declare_outbound(session, &ctx, &declare)?;
         // The newest value forwarded, for late joiners' queries.
         let newest: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
         let (n, key) = (newest.clone(), ctx.key.clone());
@@ -438,12 +458,7 @@ impl Bridge {
         declare: impl Fn(zenoh::Error) -> BridgeError,
     ) -> Result<(), BridgeError> {
         let slot = Self::open_latest(config, &ctx.name)?;
-        let sub = session
-            .declare_subscriber(ctx.key.clone())
-            .allowed_origin(Locality::Remote)
-            .with(zenoh::handlers::FifoChannel::new(INBOUND_QUEUE))
-            .wait()
-            .map_err(&declare)?;
+        let sub = declare_inbound(session, &ctx, &declare)?;
         // The newest value held by the other bridges' queryables, if any.
         let replies = session
             .get(ctx.key.clone())
@@ -689,12 +704,7 @@ fn check<'a>(
     }
 }
 
-fn in_channel(
-    ctx: Ctx,
-    sub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
-    mut publ: memlane::Publisher,
-    max: usize,
-) {
+fn in_channel(ctx: Ctx, sub: InboundSubscriber, mut publ: memlane::Publisher, max: usize) {
     let mut seqs = Sequences::default();
     while !ctx.stopping() {
         let sample = match sub.recv_timeout(POLL) {
@@ -754,7 +764,7 @@ fn in_channel(
 
 fn in_latest(
     ctx: Ctx,
-    sub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+    sub: InboundSubscriber,
     replies: zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>,
     mut slot: Latest,
 ) {
