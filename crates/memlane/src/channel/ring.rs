@@ -743,28 +743,17 @@ pub(crate) unsafe fn write_payload<M: RingMem>(m: &M, off: u64, msg: &[u8]) {
 /// as they check the general one.
 #[inline]
 pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> bool {
-    let g = m.geometry();
-    if !st.single_writer
-        || msg.len() > g.max_message as usize
-        || st.saw_joining | st.wants_space | (st.loan != 0)
-    {
+    if !st.single_writer {
         return false;
     }
+    // The claim a loan's straight path makes (a single writer's: no CAS).
+    let Some(h) = claim_straight(m, st, msg.len()) else {
+        return false;
+    };
     let len = msg.len() as u32;
-    let h = m.claim().load(Ordering::Acquire);
-    let rec = record_size(u64::from(len));
-    let off = h & g.mask;
-    // A misaligned claim (a peer wrote it) is reported by the general path.
-    if off + rec > g.capacity || h % 16 != 0 || !fits(g.capacity, h, rec, st.cached_min) {
-        return false;
-    }
-    claim_single(m, st, h, len, rec);
-    crate::fault::point("after_claim");
-    if m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
-        after_claim(m, st, h, rec, true);
-    }
-    // SAFETY: the claim reserves `rec` bytes at ring offset `off`, inside
-    // the ring (checked above).
+    let off = h & m.geometry().mask;
+    // SAFETY: the claim reserves `record_size(len)` bytes at ring offset
+    // `off`, inside the ring (checked by `claim_straight`).
     unsafe { write_payload(m, off, msg) };
     m.meta(off).store(u64::from(len), Ordering::Relaxed);
     crate::fault::point("before_commit");
