@@ -17,19 +17,26 @@ fn leftovers(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn contention_rows_deliver_every_message_once() {
+/// Runs `memlane-compare ARGS` to a successful end: its pid and standard
+/// output.
+fn run_compare(args: &[&str]) -> (u32, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
-        .args(["--contention", "--messages", "40"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    (pid, stdout)
+}
+
+#[test]
+fn contention_rows_deliver_every_message_once() {
+    let (pid, stdout) = run_compare(&["--contention", "--messages", "40"]);
     assert!(stdout.starts_with("CPU: "), "{stdout}");
     for topology in ["1 → 1", "2 → 1", "4 → 1", "1 → 2", "1 → 4"] {
         for transport in ["memlane-poll", "memlane-block", "iox2-poll"] {
@@ -56,17 +63,7 @@ fn contention_rows_deliver_every_message_once() {
 
 #[test]
 fn setup_reports_every_step_and_the_memory() {
-    let child = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
-        .args(["--setup", "--reps", "3"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (pid, stdout) = run_compare(&["--setup", "--reps", "3"]);
     for step in [
         "| create (defaults) |",
         "| open |",
