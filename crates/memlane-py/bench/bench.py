@@ -65,6 +65,32 @@ class _Process:
         self._p.join()
 
 
+def round_trips(n, send, recv):
+    """Times n round trips of a SMALL-byte message: send it, wait for the
+    echo (nanoseconds each)."""
+    msg = b"x" * SMALL
+    times = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        send(msg)
+        recv()
+        times.append(time.perf_counter_ns() - t)
+    return times
+
+
+def timed_receive(recv, count, size, out):
+    """In a receiving process: says "ready" on out, receives count messages
+    of size bytes (recv returns each one's length), then sends the seconds
+    from the first to the last."""
+    out.send("ready")
+    first = None
+    for i in range(count):
+        assert recv() == size
+        if i == 0:
+            first = time.perf_counter()
+    out.send(time.perf_counter() - first)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -97,13 +123,7 @@ def ml_latency(n, membarrier=True):
     p = _Process(target=ml_echo, args=(a, b, n, w))
     p.start()
     assert r.recv() == "ready"
-    msg = b"x" * SMALL
-    times = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        pub.send(msg)
-        sub.recv_bytes()
-        times.append(time.perf_counter_ns() - t)
+    times = round_trips(n, pub.send, sub.recv_bytes)
     p.join()
     for c in (ca, cb):
         memlane.Channel.remove(c.name)
@@ -112,17 +132,14 @@ def ml_latency(n, membarrier=True):
 
 def ml_sink(name, count, size, in_place, out):
     sub = memlane.Channel.open(name).subscriber()
-    out.send("ready")
-    first = None
-    for i in range(count):
+
+    def receive():
         if in_place:
             with sub.recv() as m:
-                assert len(m) == size
-        else:
-            assert len(sub.recv_bytes()) == size
-        if i == 0:
-            first = time.perf_counter()
-    out.send(time.perf_counter() - first)
+                return len(m)
+        return len(sub.recv_bytes())
+
+    timed_receive(receive, count, size, out)
 
 
 def ml_throughput(count, size, in_place=False, membarrier=True):
@@ -157,25 +174,13 @@ def q_latency(n):
     a, b = CTX.Queue(), CTX.Queue()
     p = _Process(target=q_echo, args=(a, b, n))
     p.start()
-    msg = b"x" * SMALL
-    times = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        a.put(msg)
-        b.get()
-        times.append(time.perf_counter_ns() - t)
+    times = round_trips(n, a.put, b.get)
     p.join()
     return times
 
 
 def q_sink(q, count, size, out):
-    out.send("ready")
-    first = None
-    for i in range(count):
-        assert len(q.get()) == size
-        if i == 0:
-            first = time.perf_counter()
-    out.send(time.perf_counter() - first)
+    timed_receive(lambda: len(q.get()), count, size, out)
 
 
 def q_throughput(count, size):
@@ -204,25 +209,13 @@ def pipe_latency(n):
     here, there = CTX.Pipe()
     p = _Process(target=pipe_echo, args=(there, n))
     p.start()
-    msg = b"x" * SMALL
-    times = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        here.send_bytes(msg)
-        here.recv_bytes()
-        times.append(time.perf_counter_ns() - t)
+    times = round_trips(n, here.send_bytes, here.recv_bytes)
     p.join()
     return times
 
 
 def pipe_sink(conn, count, size, out):
-    out.send("ready")
-    first = None
-    for i in range(count):
-        assert len(conn.recv_bytes()) == size
-        if i == 0:
-            first = time.perf_counter()
-    out.send(time.perf_counter() - first)
+    timed_receive(lambda: len(conn.recv_bytes()), count, size, out)
 
 
 def pipe_throughput(count, size):
@@ -286,13 +279,7 @@ def shm_latency(n):
     a, b = ShmRing(1, SMALL), ShmRing(1, SMALL)
     p = _Process(target=shm_echo, args=(a, b, n))
     p.start()
-    msg = b"x" * SMALL
-    times = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        a.put(msg)
-        b.get()
-        times.append(time.perf_counter_ns() - t)
+    times = round_trips(n, a.put, b.get)
     p.join()
     for ring in (a, b):
         ring.shm.close()
@@ -301,13 +288,7 @@ def shm_latency(n):
 
 
 def shm_sink(ring, count, size, out):
-    out.send("ready")
-    first = None
-    for i in range(count):
-        assert len(ring.get()) == size
-        if i == 0:
-            first = time.perf_counter()
-    out.send(time.perf_counter() - first)
+    timed_receive(lambda: len(ring.get()), count, size, out)
 
 
 def shm_throughput(count, size):
@@ -383,13 +364,7 @@ def iox_latency(n):
     p.start()
     assert r.recv() == "ready"
     time.sleep(0.1)
-    msg = b"x" * SMALL
-    times = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        iox_send(pub, msg)
-        iox_recv(sub)
-        times.append(time.perf_counter_ns() - t)
+    times = round_trips(n, lambda m: iox_send(pub, m), lambda: iox_recv(sub))
     p.join()
     return times
 
@@ -399,13 +374,7 @@ def iox_sink(name, count, size, out):
 
     node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
     sub = iox_service(iox2, node, name, 16).subscriber_builder().create()
-    out.send("ready")
-    first = None
-    for i in range(count):
-        assert len(iox_recv(sub)) == size
-        if i == 0:
-            first = time.perf_counter()
-    out.send(time.perf_counter() - first)
+    timed_receive(lambda: len(iox_recv(sub)), count, size, out)
 
 
 def iox_throughput(count, size):
