@@ -302,23 +302,42 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn measure(name: &str, link: &mut dyn Link, rows: &mut Vec<(String, usize, Results, f64)>) {
-    for &(size, n_lat, n_tput) in &[
-        (64usize, 5_000usize, 200_000u64),
-        (4096, 3_000, 50_000),
-        (65536, 1_000, 5_000),
-    ] {
-        let lat = latency(link, size, n_lat);
-        let rate = throughput(link, size, n_tput);
-        eprintln!(
-            "{name:>6} {size:>6} B: one-way p50 {:>9.1?} p99 {:>9.1?}; {:>10.0} msg/s ({:.1} MB/s)",
-            lat.p50,
-            lat.p99,
-            rate,
-            rate * size as f64 / 1e6
-        );
-        rows.push((name.to_string(), size, lat, rate));
+/// Sizes, with round trips and throughput messages per round.
+const SIZES: [(usize, usize, u64); 3] = [
+    (64, 2_000, 100_000),
+    (4096, 1_000, 25_000),
+    (65536, 400, 2_500),
+];
+
+/// One measurement of one path at one size.
+struct Row {
+    path: &'static str,
+    size: usize,
+    lat: Results,
+    rate: f64,
+}
+
+fn measure(path: &'static str, link: &mut dyn Link, size: usize, n_lat: usize, n_tput: u64) -> Row {
+    let lat = latency(link, size, n_lat);
+    let rate = throughput(link, size, n_tput);
+    eprintln!(
+        "{path:>6} {size:>6} B: one-way p50 {:>9.1?} p99 {:>9.1?}; {:>10.0} msg/s ({:.1} MB/s)",
+        lat.p50,
+        lat.p99,
+        rate,
+        rate * size as f64 / 1e6
+    );
+    Row {
+        path,
+        size,
+        lat,
+        rate,
     }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -348,82 +367,104 @@ fn main() {
         }
         _ => {}
     }
-    let only = args.get(1).cloned();
+    // `bridge_bench [ROUNDS]`: the paths are measured in turn, size by
+    // size, ROUNDS times (default 5), so that a noisy moment of a shared
+    // machine falls on all of them; the tables give medians over rounds.
+    let rounds: usize = args.get(1).map(|r| r.parse().expect("ROUNDS")).unwrap_or(5);
     println!(
-        "CPU: {} ({} CPUs online)",
+        "CPU: {} ({} CPUs online); {rounds} interleaved rounds",
         cpu_model(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0)
     );
-    let mut rows = Vec::new();
     let tmp = std::env::temp_dir().join(format!("memlane-bridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
 
-    if only.as_deref().is_none_or(|o| o == "unix") {
-        let path = tmp.join("sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let _child = Kill(vec![me()
-            .args(["unix-echo", path.to_str().unwrap()])
+    let path = tmp.join("sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut children = Kill(vec![me()
+        .args(["unix-echo", path.to_str().unwrap()])
+        .spawn()
+        .unwrap()]);
+    let (s, _) = listener.accept().unwrap();
+    let mut unix = Unix(BufReader::new(s.try_clone().unwrap()), s);
+
+    let port = free_port();
+    children.0.push(
+        me().args(["zenoh-echo", &port.to_string()])
             .spawn()
-            .unwrap()]);
-        let (s, _) = listener.accept().unwrap();
-        let mut link = Unix(BufReader::new(s.try_clone().unwrap()), s);
-        measure("unix", &mut link, &mut rows);
+            .unwrap(),
+    );
+    let mut zenoh = Zenoh::new(zenoh_session(None, Some(port)), "bench/ping", "bench/pong");
+
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (a, b) = (
+        a.to_str().unwrap().to_string(),
+        b.to_str().unwrap().to_string(),
+    );
+    let port = free_port().to_string();
+    for args in [
+        &["bridge", &a, &port, "listen", "ping", "pong"][..],
+        &["bridge", &b, &port, "connect", "pong", "ping"],
+        &["memlane-echo", &b],
+    ] {
+        children.0.push(me().args(args).spawn().unwrap());
     }
-    if only.as_deref().is_none_or(|o| o == "zenoh") {
-        let port = free_port();
-        let _child = Kill(vec![me()
-            .args(["zenoh-echo", &port.to_string()])
-            .spawn()
-            .unwrap()]);
-        let s = zenoh_session(None, Some(port));
-        let mut link = Zenoh::new(s, "bench/ping", "bench/pong");
-        measure("zenoh", &mut link, &mut rows);
+    let mut bridge = Memlane::new(Path::new(&a), "ping", "pong");
+
+    let mut rows = Vec::new();
+    for round in 0..rounds {
+        eprintln!("round {}", round + 1);
+        for &(size, n_lat, n_tput) in &SIZES {
+            rows.push(measure("unix", &mut unix, size, n_lat, n_tput));
+            rows.push(measure("zenoh", &mut zenoh, size, n_lat, n_tput));
+            rows.push(measure("bridge", &mut bridge, size, n_lat, n_tput));
+        }
     }
-    if only.as_deref().is_none_or(|o| o == "bridge") {
-        let (a, b) = (tmp.join("a"), tmp.join("b"));
-        std::fs::create_dir_all(&a).unwrap();
-        std::fs::create_dir_all(&b).unwrap();
-        let (a, b) = (
-            a.to_str().unwrap().to_string(),
-            b.to_str().unwrap().to_string(),
-        );
-        let port = free_port().to_string();
-        let _children = Kill(vec![
-            me().args(["bridge", &a, &port, "listen", "ping", "pong"])
-                .spawn()
-                .unwrap(),
-            me().args(["bridge", &b, &port, "connect", "pong", "ping"])
-                .spawn()
-                .unwrap(),
-            me().args(["memlane-echo", &b]).spawn().unwrap(),
-        ]);
-        let mut link = Memlane::new(Path::new(&a), "ping", "pong");
-        measure("bridge", &mut link, &mut rows);
-    }
+    drop(children);
     let _ = std::fs::remove_dir_all(&tmp);
 
-    println!("\n| path | size | one-way p50 | one-way p99 | msg/s | MB/s |");
+    let of =
+        |p: &'static str, size: usize| rows.iter().filter(move |r| r.path == p && r.size == size);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("\nMedians over {rounds} rounds:\n");
+    println!("| path | size | one-way p50 | one-way p99 | msg/s | MB/s |");
     println!("|---|---|---|---|---|---|");
-    for (name, size, lat, rate) in &rows {
-        println!(
-            "| {name} | {size} B | {:.1?} | {:.1?} | {rate:.0} | {:.1} |",
-            lat.p50,
-            lat.p99,
-            rate * *size as f64 / 1e6
-        );
-    }
-    let find = |n: &str, s: usize| rows.iter().find(|r| r.0 == n && r.1 == s);
-    println!("\n| size | bridge / zenoh one-way p50 | bridge / zenoh throughput |");
-    println!("|---|---|---|");
-    for size in [64, 4096, 65536] {
-        if let (Some(b), Some(z)) = (find("bridge", size), find("zenoh", size)) {
+    for p in ["unix", "zenoh", "bridge"] {
+        for &(size, _, _) in &SIZES {
+            let p50 = median(of(p, size).map(|r| us(r.lat.p50)).collect());
+            let p99 = median(of(p, size).map(|r| us(r.lat.p99)).collect());
+            let rate = median(of(p, size).map(|r| r.rate).collect());
             println!(
-                "| {size} B | {:.2} | {:.2} |",
-                b.2.p50.as_secs_f64() / z.2.p50.as_secs_f64(),
-                b.3 / z.3
+                "| {p} | {size} B | {p50:.1} µs | {p99:.1} µs | {rate:.0} | {:.1} |",
+                rate * size as f64 / 1e6
             );
         }
+    }
+    println!("\nRatios per round (median, range):\n");
+    println!("| size | bridge / zenoh one-way p50 | bridge / zenoh throughput |");
+    println!("|---|---|---|");
+    for &(size, _, _) in &SIZES {
+        let pairs: Vec<(&Row, &Row)> = of("bridge", size).zip(of("zenoh", size)).collect();
+        let lat: Vec<f64> = pairs
+            .iter()
+            .map(|(b, z)| b.lat.p50.as_secs_f64() / z.lat.p50.as_secs_f64())
+            .collect();
+        let tput: Vec<f64> = pairs.iter().map(|(b, z)| b.rate / z.rate).collect();
+        let range = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            format!("{lo:.2}–{hi:.2}")
+        };
+        println!(
+            "| {size} B | {:.2} ({}) | {:.2} ({}) |",
+            median(lat.clone()),
+            range(&lat),
+            median(tput.clone()),
+            range(&tput)
+        );
     }
 }

@@ -8,10 +8,15 @@
 //! queues fill: the put waits, and so, through the ring, do local
 //! publishers).
 //!
-//! **In** (Zenoh → local): a Zenoh subscriber with a bounded FIFO feeds a
-//! thread that checks each header, drops what is malformed, oversized,
-//! its own or already seen (counted), reports gaps in an origin's sequence
-//! numbers, and publishes the rest into the local ring with a loan.
+//! Whatever else the channel holds at that moment joins the same put as a
+//! batch of frames (up to 63 KiB, one Zenoh transport batch, or 1024 messages): a lone message waits
+//! for nothing, a burst pays Zenoh's per-put costs once per batch.
+//!
+//! **In** (Zenoh → local): a Zenoh subscriber's callback, on the Zenoh
+//! thread that received the sample, checks each frame's header, drops what
+//! is malformed, oversized, its own or already seen (counted), reports gaps
+//! in an origin's sequence numbers, and publishes the rest into the local
+//! ring with a loan. (Latest-value slots: a thread fed by a bounded FIFO.)
 //!
 //! **No echo.** A bridge forwarding a channel both ways would read back,
 //! with its outbound subscriber, what its inbound side just published. The
@@ -46,8 +51,8 @@ const INBOUND_QUEUE: usize = 1024;
 type InboundSubscriber =
     zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>;
 
-/// The route's Zenoh subscriber (other sessions' samples only), queueing
-/// up to [`INBOUND_QUEUE`] samples for its thread.
+/// A slot route's Zenoh subscriber (other sessions' samples only),
+/// queueing up to [`INBOUND_QUEUE`] samples for its thread.
 fn declare_inbound(
     session: &zenoh::Session,
     ctx: &Ctx,
@@ -411,11 +416,24 @@ impl Bridge {
             name: ctx.name.clone(),
             message: e.to_string(),
         })?;
-        let sub = declare_inbound(session, &ctx, &declare)?;
-        let max = channel.max_message();
-        self.spawn(&format!("in {}", ctx.name), move || {
-            in_channel(ctx, sub, publ, max)
+        let state = Mutex::new(Inbound {
+            seqs: Sequences::default(),
+            publ,
+            max: channel.max_message(),
         });
+        // Zenoh may call back from several threads (one per link): the
+        // lock keeps each origin's frames in order and the publisher to
+        // one caller at a time.
+        let sub = session
+            .declare_subscriber(ctx.key.clone())
+            .allowed_origin(Locality::Remote)
+            .callback(move |sample| {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                in_channel(&ctx, &mut st, &sample);
+            })
+            .wait()
+            .map_err(declare)?;
+        self.keep.push(Box::new(sub));
         Ok(())
     }
 
@@ -538,21 +556,85 @@ fn frame(ctx: &Ctx, seq: &mut u64, kind: Kind, msg: &[u8]) -> Vec<u8> {
     buf
 }
 
-/// Puts a framed payload (`len` message bytes) and counts it.
-fn put(ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>, framed: Vec<u8>, len: usize) {
-    match publisher.put(framed).wait() {
+/// Puts a payload of `frames` framed messages (`len` message bytes) and
+/// counts it.
+fn put(
+    ctx: &Ctx,
+    publisher: &zenoh::pubsub::Publisher<'_>,
+    payload: Vec<u8>,
+    frames: usize,
+    len: usize,
+) {
+    let c = &ctx.counters;
+    match publisher.put(payload).wait() {
         Ok(()) => {
-            if !ctx.counters.out_matched.load(Relaxed) {
-                ctx.counters.out_unmatched.fetch_add(1, Relaxed);
+            if !c.out_matched.load(Relaxed) {
+                c.out_unmatched.fetch_add(frames as u64, Relaxed);
             }
-            ctx.counters.out_forwarded.fetch_add(1, Relaxed);
-            ctx.counters.out_bytes.fetch_add(len as u64, Relaxed);
+            c.out_puts.fetch_add(1, Relaxed);
+            c.out_forwarded.fetch_add(frames as u64, Relaxed);
+            c.out_bytes.fetch_add(len as u64, Relaxed);
         }
         Err(e) => {
-            let n = ctx.counters.out_errors.fetch_add(1, Relaxed) + 1;
+            let n = c.out_errors.fetch_add(1, Relaxed) + 1;
             if should_log(n) {
-                tracing::error!(key = %ctx.key, error = %e, errors = n, "put failed");
+                tracing::error!(key = %ctx.key, error = %e, errors = n, messages = frames, "put failed: its messages are lost");
             }
+        }
+    }
+}
+
+/// An outbound batch holds at most this many bytes (headers included):
+/// with Zenoh's own framing it fits one batch of Zenoh's transport (64 KiB
+/// by default), so it is neither fragmented nor split. A message larger
+/// than this travels alone.
+const BATCH_BYTES: usize = 63 * 1024;
+/// …and at most this many messages.
+const BATCH_MESSAGES: usize = 1024;
+
+/// A route's outbound batch and the sequence numbers it stamps.
+struct Outbound {
+    batch: wire::Batch,
+    /// Message bytes in the batch (without headers).
+    bytes: usize,
+    seq: u64,
+}
+
+impl Outbound {
+    /// Appends `msg` unless this bridge published it itself; puts the
+    /// batch first if `msg` would not fit in it.
+    fn add(
+        &mut self,
+        ctx: &Ctx,
+        publisher: &zenoh::pubsub::Publisher<'_>,
+        msg: &memlane::Message<'_>,
+    ) {
+        if ctx.is_own(msg.position()) {
+            ctx.counters.out_echo_skipped.fetch_add(1, Relaxed);
+            return;
+        }
+        if !self.batch.is_empty() && self.batch.bytes() + HEADER_LEN + msg.len() > BATCH_BYTES {
+            self.flush(ctx, publisher);
+        }
+        self.seq += 1;
+        let h = Header {
+            kind: Kind::Channel,
+            origin: ctx.id,
+            seq: self.seq,
+        };
+        self.batch.push(h, msg);
+        self.bytes += msg.len();
+    }
+
+    fn full(&self) -> bool {
+        self.batch.bytes() >= BATCH_BYTES || self.batch.frames() >= BATCH_MESSAGES
+    }
+
+    fn flush(&mut self, ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>) {
+        if !self.batch.is_empty() {
+            let frames = self.batch.frames();
+            put(ctx, publisher, self.batch.take(), frames, self.bytes);
+            self.bytes = 0;
         }
     }
 }
@@ -562,31 +644,34 @@ fn out_channel(
     mut sub: memlane::Subscriber,
     publisher: zenoh::pubsub::Publisher<'static>,
 ) {
-    let mut seq = 0u64;
+    let mut out = Outbound {
+        batch: wire::Batch::default(),
+        bytes: 0,
+        seq: 0,
+    };
     while !ctx.stopping() {
         match sub.recv_timeout(POLL) {
-            Ok(msg) => {
-                if ctx.is_own(msg.position()) {
-                    ctx.counters.out_echo_skipped.fetch_add(1, Relaxed);
-                    continue;
-                }
-                // Copied out (framed), the ring slot is released before a
-                // put that may wait.
-                let framed = frame(&ctx, &mut seq, Kind::Channel, &msg);
-                let len = msg.len();
-                drop(msg);
-                put(&ctx, &publisher, framed, len);
-            }
+            Ok(msg) => out.add(&ctx, &publisher, &msg),
             Err(memlane::RecvTimeoutError::Timeout)
-            | Err(memlane::RecvTimeoutError::Disconnected) => {}
+            | Err(memlane::RecvTimeoutError::Disconnected) => continue,
             Err(e) => {
                 let n = ctx.counters.out_errors.fetch_add(1, Relaxed) + 1;
                 tracing::error!(channel = %ctx.name, error = %e, "receive failed");
                 if should_log(n) {
                     std::thread::sleep(POLL);
                 }
+                continue;
             }
         }
+        // What else the channel holds now joins the batch: a lone message
+        // waits for nothing, a burst costs one put per batch.
+        while !out.full() {
+            match sub.try_recv() {
+                Ok(msg) => out.add(&ctx, &publisher, &msg),
+                Err(_) => break, // empty, or an error the next receive reports
+            }
+        }
+        out.flush(&ctx, &publisher);
     }
 }
 
@@ -608,7 +693,7 @@ fn out_latest(
                 } else {
                     let framed = frame(&ctx, &mut seq, Kind::Latest, &buf);
                     *newest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framed.clone());
-                    put(&ctx, &publisher, framed, buf.len());
+                    put(&ctx, &publisher, framed, 1, buf.len());
                 }
             }
             Ok(_) => {}
@@ -635,43 +720,53 @@ enum Verdict {
     Drop,
 }
 
-/// Checks a sample's header; counts and logs what is dropped.
-fn check<'a>(
+/// What to do with one frame of an inbound payload.
+enum Frame {
+    /// Publish its bytes.
+    Deliver,
+    /// Dropped (counted): go on with the payload's next frame.
+    Skip,
+    /// Malformed (counted): the rest of the payload cannot be framed.
+    Stop,
+}
+
+/// Checks a frame of an inbound sample; counts and logs what is dropped.
+fn check(
     ctx: &Ctx,
     seqs: &mut Sequences,
-    sample: &'a zenoh::sample::Sample,
-    bytes: &'a [u8],
+    sample: &zenoh::sample::Sample,
+    frame: Result<(Header, usize), wire::WireError>,
     want: Kind,
     max: usize,
-) -> Option<&'a [u8]> {
+) -> Frame {
     let c = &ctx.counters;
-    let (h, payload) = match wire::decode(bytes) {
+    let (h, len) = match frame {
         Ok(x) => x,
         Err(e) => {
             let n = c.in_dropped_malformed.fetch_add(1, Relaxed) + 1;
             if should_log(n) {
-                tracing::warn!(key = %sample.key_expr(), error = %e, dropped = n, "dropped a malformed inbound payload");
+                tracing::warn!(key = %sample.key_expr(), error = %e, dropped = n, "dropped a malformed inbound payload (from that frame on)");
             }
-            return None;
+            return Frame::Stop;
         }
     };
     if h.origin == ctx.id {
         c.in_own.fetch_add(1, Relaxed);
-        return None;
+        return Frame::Skip;
     }
     if h.kind != want {
         let n = c.in_dropped_malformed.fetch_add(1, Relaxed) + 1;
         if should_log(n) {
             tracing::warn!(key = %sample.key_expr(), kind = ?h.kind, dropped = n, "dropped an inbound payload of the wrong kind (a channel and a slot bridged to one key?)");
         }
-        return None;
+        return Frame::Stop;
     }
-    if payload.len() > max {
+    if len > max {
         let n = c.in_dropped_oversized.fetch_add(1, Relaxed) + 1;
         if should_log(n) {
-            tracing::warn!(key = %sample.key_expr(), len = payload.len(), max, dropped = n, "dropped an inbound message larger than the local maximum");
+            tracing::warn!(key = %sample.key_expr(), len, max, dropped = n, "dropped an inbound message larger than the local maximum");
         }
-        return None;
+        return Frame::Skip;
     }
     let verdict = match seqs
         .last
@@ -696,70 +791,166 @@ fn check<'a>(
         }
     };
     match verdict {
-        Verdict::Deliver => Some(payload),
+        Verdict::Deliver => Frame::Deliver,
         Verdict::Drop => {
             c.in_dropped_duplicate.fetch_add(1, Relaxed);
-            None
+            Frame::Skip
         }
     }
 }
 
-fn in_channel(ctx: Ctx, sub: InboundSubscriber, mut publ: memlane::Publisher, max: usize) {
-    let mut seqs = Sequences::default();
-    while !ctx.stopping() {
-        let sample = match sub.recv_timeout(POLL) {
-            Ok(Some(s)) => s,
-            Ok(None) => continue,
-            Err(_) => return, // the session closed
+/// An inbound channel route's state, behind the Zenoh callback's lock.
+struct Inbound {
+    seqs: Sequences,
+    publ: memlane::Publisher,
+    max: usize,
+}
+
+/// Publishes the frames of an inbound sample into the local ring, on the
+/// Zenoh thread that received it (no hand-off to another thread: one
+/// wake-up less per message). A full ring under `--full block` holds that
+/// thread, and so, through TCP and the remote bridge's blocking put, the
+/// remote publishers: back-pressure end to end.
+fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
+    ctx.counters.in_samples.fetch_add(1, Relaxed);
+    let payload = sample.payload();
+    let mut slices = payload.slices();
+    let (first, second) = (slices.next(), slices.next());
+    if second.is_some() {
+        // In pieces (Zenoh reassembled fragments): read each frame from
+        // the pieces straight into its loan rather than join them first.
+        return in_pieces(ctx, st, sample);
+    }
+    for frame in wire::frames(first.unwrap_or_default()) {
+        let (h, bytes) = split(frame);
+        match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
+            Frame::Deliver => {}
+            Frame::Skip => continue,
+            Frame::Stop => return,
+        }
+        let fill = |loan: &mut [u8]| {
+            loan.copy_from_slice(bytes);
+            true
         };
-        let bytes = sample.payload().to_bytes();
-        let Some(payload) = check(&ctx, &mut seqs, &sample, &bytes, Kind::Channel, max) else {
-            continue;
-        };
-        let mut spins = 0u32;
-        let loan = loop {
-            match publ.try_loan(payload.len()) {
-                Ok(loan) => break Some(loan),
-                Err(memlane::TrySendError::Full) if ctx.full == FullPolicy::Block => {
-                    if ctx.stopping() {
-                        return;
-                    }
-                    spins += 1;
-                    if spins < 64 {
-                        std::thread::yield_now();
-                    } else {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                }
-                Err(memlane::TrySendError::Full) => {
-                    let n = ctx.counters.in_dropped_full.fetch_add(1, Relaxed) + 1;
-                    if should_log(n) {
-                        tracing::warn!(channel = %ctx.name, dropped = n, "the local ring is full: dropped an inbound message (--full drop)");
-                    }
-                    break None;
-                }
-                Err(e) => {
-                    let n = ctx.counters.in_dropped_malformed.fetch_add(1, Relaxed) + 1;
-                    if should_log(n) {
-                        tracing::error!(channel = %ctx.name, error = %e, "cannot publish locally: dropped");
-                    }
-                    break None;
-                }
-            }
-        };
-        let Some(mut loan) = loan else { continue };
-        loan.copy_from_slice(payload);
-        ctx.note_own(loan.position());
-        match loan.commit() {
-            Ok(()) => {
-                ctx.counters.in_forwarded.fetch_add(1, Relaxed);
-                ctx.counters
-                    .in_bytes
-                    .fetch_add(payload.len() as u64, Relaxed);
-            }
-            Err(e) => tracing::error!(channel = %ctx.name, error = %e, "commit failed"),
+        if !publish(ctx, &mut st.publ, bytes.len(), fill) {
+            return; // stopping
         }
     }
+}
+
+/// A decoded frame as [`check`] takes it, and its bytes (none if it is
+/// malformed).
+#[allow(clippy::type_complexity)]
+fn split(
+    frame: Result<(Header, &[u8]), wire::WireError>,
+) -> (Result<(Header, usize), wire::WireError>, &[u8]) {
+    match frame {
+        Ok((h, bytes)) => (Ok((h, bytes.len())), bytes),
+        Err(e) => (Err(e), &[]),
+    }
+}
+
+/// [`in_channel`] for a payload in several slices, read with a reader.
+fn in_pieces(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
+    use std::io::Read;
+    let payload = sample.payload();
+    let mut reader = payload.reader();
+    let mut left = payload.len();
+    loop {
+        let mut head = [0u8; HEADER_LEN];
+        let frame = if left < HEADER_LEN {
+            Err(wire::WireError::Short { len: left })
+        } else if reader.read_exact(&mut head).is_err() {
+            Err(wire::WireError::Short { len: 0 })
+        } else {
+            left -= HEADER_LEN;
+            wire::decode_header(&head, left)
+        };
+        let (h, more) = match frame {
+            Ok(f) => {
+                left -= f.len;
+                (Ok((f.header, f.len)), f.more)
+            }
+            Err(e) => (Err(e), false),
+        };
+        let len = h.as_ref().map_or(0, |&(_, len)| len);
+        match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
+            Frame::Deliver => {
+                let fill = |loan: &mut [u8]| reader.read_exact(loan).is_ok();
+                if !publish(ctx, &mut st.publ, len, fill) {
+                    return; // stopping
+                }
+            }
+            Frame::Skip => {
+                let skipped =
+                    std::io::copy(&mut (&mut reader).take(len as u64), &mut std::io::sink());
+                if skipped.ok() != Some(len as u64) {
+                    return; // cannot happen: the length was checked against the payload's
+                }
+            }
+            Frame::Stop => return,
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+/// Publishes one inbound message of `len` bytes, written into its loan by
+/// `fill` (or drops it, counted, by the `--full` policy); false when the
+/// bridge is stopping.
+fn publish(
+    ctx: &Ctx,
+    publ: &mut memlane::Publisher,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> bool {
+    let mut spins = 0u32;
+    let mut loan = loop {
+        match publ.try_loan(len) {
+            Ok(loan) => break loan,
+            Err(memlane::TrySendError::Full) if ctx.full == FullPolicy::Block => {
+                if ctx.stopping() {
+                    return false;
+                }
+                spins += 1;
+                if spins < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            Err(memlane::TrySendError::Full) => {
+                let n = ctx.counters.in_dropped_full.fetch_add(1, Relaxed) + 1;
+                if should_log(n) {
+                    tracing::warn!(channel = %ctx.name, dropped = n, "the local ring is full: dropped an inbound message (--full drop)");
+                }
+                return true;
+            }
+            Err(e) => {
+                let n = ctx.counters.in_dropped_malformed.fetch_add(1, Relaxed) + 1;
+                if should_log(n) {
+                    tracing::error!(channel = %ctx.name, error = %e, "cannot publish locally: dropped");
+                }
+                return true;
+            }
+        }
+    };
+    if !fill(&mut loan) {
+        // Dropped uncommitted: the loan is discarded.
+        ctx.counters.in_dropped_malformed.fetch_add(1, Relaxed);
+        tracing::error!(channel = %ctx.name, "an inbound message ended early: dropped");
+        return true;
+    }
+    ctx.note_own(loan.position());
+    match loan.commit() {
+        Ok(()) => {
+            ctx.counters.in_forwarded.fetch_add(1, Relaxed);
+            ctx.counters.in_bytes.fetch_add(len as u64, Relaxed);
+        }
+        Err(e) => tracing::error!(channel = %ctx.name, error = %e, "commit failed"),
+    }
+    true
 }
 
 fn in_latest(
@@ -771,8 +962,15 @@ fn in_latest(
     let mut seqs = Sequences::default();
     let max = slot.max_value();
     let mut set = |sample: &zenoh::sample::Sample, seqs: &mut Sequences| {
+        ctx.counters.in_samples.fetch_add(1, Relaxed);
         let bytes = sample.payload().to_bytes();
-        if let Some(value) = check(&ctx, seqs, sample, &bytes, Kind::Latest, max) {
+        for frame in wire::frames(&bytes) {
+            let (h, value) = split(frame);
+            match check(&ctx, seqs, sample, h, Kind::Latest, max) {
+                Frame::Deliver => {}
+                Frame::Skip => continue,
+                Frame::Stop => return,
+            }
             // Holding the record while setting: the outbound side checks
             // a version it read only after the version is noted here.
             let mut own = ctx

@@ -12,6 +12,9 @@ pub struct RouteCounters {
     pub out_forwarded: AtomicU64,
     /// Out: their payload bytes (without the header).
     pub out_bytes: AtomicU64,
+    /// Out: Zenoh puts (one per batch: fewer than the messages when they
+    /// come faster than one put each).
+    pub out_puts: AtomicU64,
     /// Out: local messages this bridge published itself (received from
     /// Zenoh), not sent back.
     pub out_echo_skipped: AtomicU64,
@@ -24,6 +27,8 @@ pub struct RouteCounters {
     pub out_unmatched: AtomicU64,
     /// In: messages published locally.
     pub in_forwarded: AtomicU64,
+    /// In: Zenoh samples received (each a batch of one or more messages).
+    pub in_samples: AtomicU64,
     /// In: their bytes.
     pub in_bytes: AtomicU64,
     /// In: dropped because the local ring was full (`--full drop`).
@@ -55,11 +60,13 @@ pub struct RouteStats {
     pub kind: Kind,
     pub out_forwarded: u64,
     pub out_bytes: u64,
+    pub out_puts: u64,
     pub out_echo_skipped: u64,
     pub out_errors: u64,
     pub out_matched: bool,
     pub out_unmatched: u64,
     pub in_forwarded: u64,
+    pub in_samples: u64,
     pub in_bytes: u64,
     pub in_dropped_full: u64,
     pub in_dropped_oversized: u64,
@@ -80,11 +87,13 @@ impl RouteCounters {
             kind,
             out_forwarded: self.out_forwarded.load(Relaxed),
             out_bytes: self.out_bytes.load(Relaxed),
+            out_puts: self.out_puts.load(Relaxed),
             out_echo_skipped: self.out_echo_skipped.load(Relaxed),
             out_errors: self.out_errors.load(Relaxed),
             out_matched: self.out_matched.load(Relaxed),
             out_unmatched: self.out_unmatched.load(Relaxed),
             in_forwarded: self.in_forwarded.load(Relaxed),
+            in_samples: self.in_samples.load(Relaxed),
             in_bytes: self.in_bytes.load(Relaxed),
             in_dropped_full: self.in_dropped_full.load(Relaxed),
             in_dropped_oversized: self.in_dropped_oversized.load(Relaxed),
@@ -114,11 +123,12 @@ impl std::fmt::Display for Stats {
             if r.direction.outbound() {
                 writeln!(
                     f,
-                    "  out {} -> {}: forwarded {} ({} bytes), echo skipped {}, errors {}, remote subscribers {}, put while none matched {}",
+                    "  out {} -> {}: forwarded {} ({} bytes, {} puts), echo skipped {}, errors {}, remote subscribers {}, put while none matched {}",
                     r.name,
                     r.key,
                     r.out_forwarded,
                     r.out_bytes,
+                    r.out_puts,
                     r.out_echo_skipped,
                     r.out_errors,
                     if r.out_matched { "yes" } else { "none" },
@@ -128,11 +138,12 @@ impl std::fmt::Display for Stats {
             if r.direction.inbound() {
                 writeln!(
                     f,
-                    "  in  {} <- {}: forwarded {} ({} bytes), dropped: full {}, oversized {}, malformed {}, duplicate {}; missed {} (gaps), own {}, origins {}",
+                    "  in  {} <- {}: forwarded {} ({} bytes, {} samples), dropped: full {}, oversized {}, malformed {}, duplicate {}; missed {} (gaps), own {}, origins {}",
                     r.name,
                     r.key,
                     r.in_forwarded,
                     r.in_bytes,
+                    r.in_samples,
                     r.in_dropped_full,
                     r.in_dropped_oversized,
                     r.in_dropped_malformed,
