@@ -278,7 +278,7 @@ impl Bridge {
         match open.open() {
             Ok(c) => Ok(c),
             Err(memlane::OpenError::NotFound { .. }) => {
-                let mut b = Channel::builder(name);
+                let mut b = Channel::builder(name).membarrier(config.membarrier);
                 if let Some(d) = &config.dir {
                     b = b.dir(d);
                 }

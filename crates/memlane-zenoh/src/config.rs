@@ -132,6 +132,15 @@ pub struct BridgeConfig {
     /// from the applications on a small machine.
     #[serde(default)]
     pub spin: u32,
+    /// Whether channels the bridge has to create order wake-ups with
+    /// Linux's `membarrier` (`ChannelBuilder::membarrier`); default
+    /// false: fences. The bridge's subscribers sleep at once, so each
+    /// message that finds one asleep would pay a membarrier (an
+    /// interrupt to every CPU, dear in a virtual machine) where a fence
+    /// costs a publisher some nanoseconds per message. Channels that exist
+    /// keep what they were created with.
+    #[serde(default)]
+    pub membarrier: bool,
 }
 
 fn default_prefix() -> String {
@@ -148,6 +157,7 @@ impl Default for BridgeConfig {
             capacity: None,
             max_message: None,
             spin: 0,
+            membarrier: false,
         }
     }
 }

@@ -78,6 +78,9 @@ struct Args {
     /// Polls of the bridge's local subscribers before they sleep (default 0: at once).
     #[arg(long, value_name = "POLLS")]
     spin: Option<u32>,
+    /// Create missing channels with membarrier-ordered wake-ups (default: fences; see docs/BRIDGE.md).
+    #[arg(long)]
+    membarrier: bool,
     /// Write the counters as JSON to FILE every 200 ms and at exit (replaced atomically).
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -136,6 +139,9 @@ fn bridge_config(args: &Args) -> anyhow::Result<BridgeConfig> {
     }
     if let Some(spin) = args.spin {
         cfg.spin = spin;
+    }
+    if args.membarrier {
+        cfg.membarrier = true;
     }
     if args.max_message.is_some() {
         cfg.max_message = args.max_message;

@@ -301,6 +301,13 @@ fn a_burst_travels_in_few_puts() {
     assert_eq!(line(&sub.wait(LONG)), format!("received {N}"));
     a.wait_counter("burst", "out_forwarded", N, &ba);
     b.wait_counter("burst", "in_forwarded", N, &bb);
+    // Channels the bridge created order wake-ups with fences by default.
+    let info = Channel::open_options("burst")
+        .dir(&b.dir.path)
+        .open()
+        .unwrap()
+        .info();
+    assert!(!info.membarrier, "{info:?}");
     let puts = u(&a, "burst", "out_puts");
     assert!((5..=20).contains(&puts), "{N} messages in {puts} puts");
     b.wait_counter("burst", "in_samples", puts, &bb);
