@@ -17,6 +17,13 @@ pub enum TypeError {
         /// The type the channel records.
         found: Box<TypeRecord>,
     },
+    /// Bytes given as a type record ([`TypeRecord::from_bytes`]) are not
+    /// one this version of memlane reads.
+    #[error("not a memlane type record ({reason}); it must come from `TypeRecord::to_bytes` of the same memlane format on a machine of the same byte order")]
+    BadRecord {
+        /// What is wrong with the bytes.
+        reason: String,
+    },
     /// The channel was created without a type: it carries bytes.
     #[error("channel '{channel}' was created untyped (byte messages), so it cannot be opened as {expected}: create it with `ChannelBuilder::message_type`, or use the byte API (`Channel::publisher`, `Channel::subscriber`)")]
     Untyped {

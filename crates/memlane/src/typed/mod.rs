@@ -186,6 +186,31 @@ impl ChannelBuilder {
     pub fn message_type<T: Plain>(self) -> Self {
         self.type_record(plain_record::<T>().encode())
     }
+
+    /// Records `record` as the channel's message type: a channel of the
+    /// same type as the one `record` was read from
+    /// ([`Channel::message_type`], [`TypeRecord::from_bytes`]), made
+    /// without the Rust type at hand (by a bridge or a recorder). Typed
+    /// openers check it as they check any record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mtr-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use memlane::Channel;
+    /// let a = Channel::builder("doc-mtr-a").dir(&dir).message_type::<u32>().create()?;
+    /// let record = a.message_type()?.expect("typed");
+    /// let b = Channel::builder("doc-mtr-b").dir(&dir).message_type_record(&record).create()?;
+    /// assert_eq!(b.message_type()?, Some(record));
+    /// assert!(b.typed::<u32>().is_ok());
+    /// # drop((a, b));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_type_record(self, record: &TypeRecord) -> Self {
+        self.type_record(record.encode())
+    }
 }
 
 impl Channel {

@@ -212,6 +212,57 @@ impl TypeRecord {
         self.schema.as_ref()
     }
 
+    /// The record as a channel stores it, for tools that carry a
+    /// channel's type elsewhere (memlane-bridge sends it to the machines
+    /// it forwards to) and re-create a channel of that type with
+    /// [`ChannelBuilder::message_type_record`](crate::ChannelBuilder::message_type_record).
+    /// Integers are in the machine's byte order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recbytes-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// use memlane::{Channel, TypeRecord};
+    /// let a = Channel::builder("doc-rec-a").dir(&dir).message_type::<[f32; 3]>().create()?;
+    /// let bytes = a.message_type()?.expect("typed").to_bytes();
+    /// // Elsewhere: a channel of the same type, without the Rust type at hand.
+    /// let record = TypeRecord::from_bytes(&bytes)?;
+    /// let b = Channel::builder("doc-rec-b").dir(&dir).message_type_record(&record).create()?;
+    /// assert!(b.typed::<[f32; 3]>().is_ok());
+    /// # drop((a, b));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    /// Reads bytes made by [`to_bytes`](Self::to_bytes), checking every
+    /// field as a typed open checks a channel's record. Never panics,
+    /// whatever the bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`TypeError::BadRecord`](crate::TypeError::BadRecord) naming what is
+    /// wrong (no bytes at all included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memlane::{TypeError, TypeRecord};
+    /// assert!(matches!(TypeRecord::from_bytes(b"garbage"), Err(TypeError::BadRecord { .. })));
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Result<TypeRecord, crate::TypeError> {
+        match TypeRecord::decode(bytes) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(crate::TypeError::BadRecord {
+                reason: "no bytes".into(),
+            }),
+            Err(reason) => Err(crate::TypeError::BadRecord { reason }),
+        }
+    }
+
     /// The bytes stored in the channel, padded to a multiple of 16.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let schema: &[u8] = self.schema.as_ref().map_or(&[], |s| s.as_bytes());
@@ -523,6 +574,27 @@ mod tests {
     }
 
     /// Garbage of every length never panics.
+    #[test]
+    fn public_bytes_round_trip_and_are_checked() {
+        use crate::TypeError;
+        for r in [
+            TypeRecord::new("u32", Encoding::Plain, 4, 4, 9),
+            with_schema(),
+        ] {
+            assert_eq!(TypeRecord::from_bytes(&r.to_bytes()).unwrap(), r);
+        }
+        let bad = |b: &[u8]| matches!(TypeRecord::from_bytes(b), Err(TypeError::BadRecord { .. }));
+        assert!(bad(&[]));
+        let mut b = with_schema().to_bytes();
+        b[MAGIC_AT] ^= 1;
+        assert!(bad(&b));
+        let mut b = with_schema().to_bytes();
+        b[SCHEMA_LEN_AT..SCHEMA_LEN_AT + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(bad(&b));
+        let b = with_schema().to_bytes();
+        assert!(bad(&b[..FIXED + 2]));
+    }
+
     #[test]
     fn garbage_never_panics() {
         let mut x = 0x1234_5678_9abc_def0u64;
