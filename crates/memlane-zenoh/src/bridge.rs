@@ -9,7 +9,7 @@
 //! publishers).
 //!
 //! Whatever else the channel holds at that moment joins the same put as a
-//! batch of frames (up to 63 KiB, one Zenoh transport batch, or 1024 messages): a lone message waits
+//! batch of frames (up to 32 KiB, half a Zenoh transport batch, or 1024 messages): a lone message waits
 //! for nothing, a burst pays Zenoh's per-put costs once per batch.
 //!
 //! **In** (Zenoh → local): a Zenoh subscriber's callback, on the Zenoh
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use memlane::{Channel, Latest};
+use memlane::{Channel, Latest, TypeRecord};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Locality;
 use zenoh::Wait;
@@ -266,7 +266,13 @@ impl Bridge {
         }
     }
 
-    fn open_channel(config: &BridgeConfig, name: &str) -> Result<Channel, BridgeError> {
+    /// Opens the local channel, or creates it (with `record` as its message
+    /// type, asked for only then).
+    fn open_channel(
+        config: &BridgeConfig,
+        name: &str,
+        record: impl FnOnce() -> Option<TypeRecord>,
+    ) -> Result<Channel, BridgeError> {
         let local = |e: &dyn std::fmt::Display| BridgeError::Local {
             name: name.to_string(),
             message: e.to_string(),
@@ -288,9 +294,18 @@ impl Bridge {
                 if let Some(m) = config.max_message {
                     b = b.max_message(m);
                 }
+                let record = record();
+                if let Some(r) = &record {
+                    b = b.message_type_record(r);
+                }
                 match b.create() {
                     Ok(c) => {
-                        tracing::info!(channel = name, "created the local channel");
+                        match &record {
+                            Some(r) => {
+                                tracing::info!(channel = name, message_type = %r, "created the local channel with the remote channel's message type")
+                            }
+                            None => tracing::info!(channel = name, "created the local channel"),
+                        }
                         Ok(c)
                     }
                     // Created by someone else meanwhile.
@@ -345,7 +360,8 @@ impl Bridge {
         ctx: Ctx,
         declare: impl Fn(zenoh::Error) -> BridgeError,
     ) -> Result<(), BridgeError> {
-        let channel = Self::open_channel(config, &ctx.name)?;
+        let channel = Self::open_channel(config, &ctx.name, || None)?;
+        self.offer_type(session, &channel, &ctx, &declare)?;
         let mut sub = channel.subscriber().map_err(|e| BridgeError::Local {
             name: ctx.name.clone(),
             message: e.to_string(),
@@ -356,6 +372,40 @@ impl Bridge {
         self.spawn(&format!("out {}", ctx.name), move || {
             out_channel(ctx, sub, publisher)
         });
+        Ok(())
+    }
+
+    /// A typed channel's message type, for the bridges that create the
+    /// channel on their machines: a queryable on `KEY/@memlane-type`
+    /// answering with the record's bytes.
+    fn offer_type(
+        &mut self,
+        session: &zenoh::Session,
+        channel: &Channel,
+        ctx: &Ctx,
+        declare: impl Fn(zenoh::Error) -> BridgeError,
+    ) -> Result<(), BridgeError> {
+        let record = match channel.message_type() {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(channel = %ctx.name, error = %e, "the message type is not forwarded");
+                return Ok(());
+            }
+        };
+        tracing::info!(channel = %ctx.name, message_type = %record, "offering the message type to remote bridges");
+        let (bytes, key) = (record.to_bytes(), type_key(&ctx.key));
+        let reply_key = key.clone();
+        let queryable = session
+            .declare_queryable(key)
+            .callback(move |query| {
+                if let Err(e) = query.reply(reply_key.clone(), bytes.clone()).wait() {
+                    tracing::debug!(error = %e, "reply to a query for the message type");
+                }
+            })
+            .wait()
+            .map_err(declare)?;
+        self.keep.push(Box::new(queryable));
         Ok(())
     }
 
@@ -411,7 +461,7 @@ impl Bridge {
         ctx: Ctx,
         declare: impl Fn(zenoh::Error) -> BridgeError,
     ) -> Result<(), BridgeError> {
-        let channel = Self::open_channel(config, &ctx.name)?;
+        let channel = Self::open_channel(config, &ctx.name, || remote_type(session, &ctx.key))?;
         let publ = channel.publisher().map_err(|e| BridgeError::Local {
             name: ctx.name.clone(),
             message: e.to_string(),
@@ -494,6 +544,44 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Where a typed channel's message type is offered: a verbatim chunk
+/// (`@…`), which no wildcard of a data subscription matches.
+fn type_key(key: &str) -> String {
+    format!("{key}/@memlane-type")
+}
+
+/// The message type a remote bridge offers for `key`, if one answers
+/// within 2 s with a record that passes every check (a key with
+/// wildcards has no one type: none is asked for).
+fn remote_type(session: &zenoh::Session, key: &str) -> Option<TypeRecord> {
+    if key.contains('*') || key.contains('$') {
+        return None;
+    }
+    let replies = match session
+        .get(type_key(key))
+        .timeout(Duration::from_secs(2))
+        .wait()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "cannot ask for the remote message type");
+            return None;
+        }
+    };
+    while let Ok(reply) = replies.recv() {
+        let Ok(sample) = reply.result() else { continue };
+        match TypeRecord::from_bytes(&sample.payload().to_bytes()) {
+            Ok(r) => return Some(r),
+            Err(e) => tracing::warn!(key, error = %e, "ignored a remote message type"),
+        }
+    }
+    tracing::info!(
+        key,
+        "no remote bridge offers a message type (yet): the channel is created untyped"
+    );
+    None
 }
 
 /// What a route's thread needs.
@@ -584,11 +672,12 @@ fn put(
     }
 }
 
-/// An outbound batch holds at most this many bytes (headers included):
-/// with Zenoh's own framing it fits one batch of Zenoh's transport (64 KiB
-/// by default), so it is neither fragmented nor split. A message larger
-/// than this travels alone.
-const BATCH_BYTES: usize = 63 * 1024;
+/// An outbound batch holds at most this many bytes (headers included),
+/// half a batch of Zenoh's transport (64 KiB by default): larger puts
+/// (48 and 63 KiB were tried) were often fragmented by Zenoh when the
+/// transport batch they met was partly filled, and arrived in pieces. A
+/// message larger than this travels alone.
+const BATCH_BYTES: usize = 32 * 1024;
 /// …and at most this many messages.
 const BATCH_MESSAGES: usize = 1024;
 
@@ -832,8 +921,8 @@ fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
             loan.copy_from_slice(bytes);
             true
         };
-        if !publish(ctx, &mut st.publ, bytes.len(), fill) {
-            return; // stopping
+        if publish(ctx, &mut st.publ, bytes.len(), fill) == Published::Stopping {
+            return;
         }
     }
 }
@@ -874,21 +963,23 @@ fn in_pieces(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
             Err(e) => (Err(e), false),
         };
         let len = h.as_ref().map_or(0, |&(_, len)| len);
-        match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
+        let skip = match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
             Frame::Deliver => {
                 let fill = |loan: &mut [u8]| reader.read_exact(loan).is_ok();
-                if !publish(ctx, &mut st.publ, len, fill) {
-                    return; // stopping
+                match publish(ctx, &mut st.publ, len, fill) {
+                    Published::Yes => false,
+                    Published::Dropped => true, // its bytes are still to be passed
+                    Published::Stopping => return,
                 }
             }
-            Frame::Skip => {
-                let skipped =
-                    std::io::copy(&mut (&mut reader).take(len as u64), &mut std::io::sink());
-                if skipped.ok() != Some(len as u64) {
-                    return; // cannot happen: the length was checked against the payload's
-                }
-            }
+            Frame::Skip => true,
             Frame::Stop => return,
+        };
+        if skip {
+            let skipped = std::io::copy(&mut (&mut reader).take(len as u64), &mut std::io::sink());
+            if skipped.ok() != Some(len as u64) {
+                return; // cannot happen: the length was checked against the payload's
+            }
         }
         if !more {
             return;
@@ -896,22 +987,33 @@ fn in_pieces(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
     }
 }
 
+/// What [`publish`] did with a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Published {
+    /// Published (`fill` was called).
+    Yes,
+    /// Dropped and counted without calling `fill` (a full ring under
+    /// `--full drop`, a local error).
+    Dropped,
+    /// Not published: the bridge is stopping.
+    Stopping,
+}
+
 /// Publishes one inbound message of `len` bytes, written into its loan by
-/// `fill` (or drops it, counted, by the `--full` policy); false when the
-/// bridge is stopping.
+/// `fill` (or drops it, counted, by the `--full` policy).
 fn publish(
     ctx: &Ctx,
     publ: &mut memlane::Publisher,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> bool,
-) -> bool {
+) -> Published {
     let mut spins = 0u32;
     let mut loan = loop {
         match publ.try_loan(len) {
             Ok(loan) => break loan,
             Err(memlane::TrySendError::Full) if ctx.full == FullPolicy::Block => {
                 if ctx.stopping() {
-                    return false;
+                    return Published::Stopping;
                 }
                 spins += 1;
                 if spins < 64 {
@@ -925,14 +1027,14 @@ fn publish(
                 if should_log(n) {
                     tracing::warn!(channel = %ctx.name, dropped = n, "the local ring is full: dropped an inbound message (--full drop)");
                 }
-                return true;
+                return Published::Dropped;
             }
             Err(e) => {
                 let n = ctx.counters.in_dropped_malformed.fetch_add(1, Relaxed) + 1;
                 if should_log(n) {
                     tracing::error!(channel = %ctx.name, error = %e, "cannot publish locally: dropped");
                 }
-                return true;
+                return Published::Dropped;
             }
         }
     };
@@ -940,7 +1042,7 @@ fn publish(
         // Dropped uncommitted: the loan is discarded.
         ctx.counters.in_dropped_malformed.fetch_add(1, Relaxed);
         tracing::error!(channel = %ctx.name, "an inbound message ended early: dropped");
-        return true;
+        return Published::Yes; // its bytes were read, as far as they went
     }
     ctx.note_own(loan.position());
     match loan.commit() {
@@ -950,7 +1052,7 @@ fn publish(
         }
         Err(e) => tracing::error!(channel = %ctx.name, error = %e, "commit failed"),
     }
-    true
+    Published::Yes
 }
 
 fn in_latest(
