@@ -225,7 +225,7 @@ impl Subscriber {
     ///
     /// On Linux, a subscriber whose thread may run on one CPU only (its
     /// affinity mask when it joined: `taskset -c 0`, or a single online
-    /// CPU) polls once, whatever this says, while a publisher pinned to
+    /// CPU) polls at most once, whatever this says, while a publisher pinned to
     /// that same CPU is active: that publisher cannot run while the
     /// subscriber polls, so polling would only delay its message.
     ///
