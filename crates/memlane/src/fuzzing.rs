@@ -618,6 +618,64 @@ mod tests {
         b
     }
 
+    /// The CPU hint in a publisher slot (`PubSlot::cpu`, which another
+    /// process may have written anything into): a pinned subscriber stops
+    /// spinning only for an ACTIVE slot whose word is `1 + its CPU`; 0,
+    /// other CPUs, out-of-range values and free slots are ignored, and an
+    /// unpinned subscriber never stops. The words are written as bytes at
+    /// the documented offsets (state @+0, cpu @+48).
+    #[test]
+    fn cpu_hints_count_only_when_valid_and_active() {
+        use crate::channel::layout::{pub_slot_offset, MAX_CPUS, SLOT_ACTIVE};
+        use crate::channel::ring::CpuSharing;
+        use crate::sync::event_word::SpinCheck;
+
+        let geo = Geometry::new(1 << 16, 1024, 2, 2, 0).unwrap();
+        let r = HeapRing::new(geo);
+        let put = |slot: u64, state: u32, word: u32| {
+            let base = pub_slot_offset(slot) as usize;
+            for (i, b) in state.to_ne_bytes().into_iter().enumerate() {
+                r.set_byte(base + i, b);
+            }
+            for (i, b) in word.to_ne_bytes().into_iter().enumerate() {
+                r.set_byte(base + 48 + i, b);
+            }
+        };
+        let stops = |cpu: Option<u32>| CpuSharing::new(cpu).check(&r, SpinCheck::FirstMiss);
+
+        assert!(!stops(Some(3)), "no publisher");
+        put(1, SLOT_ACTIVE, 4);
+        assert!(stops(Some(3)));
+        assert!(!stops(Some(2)) && !stops(Some(4)), "another CPU");
+        assert!(!stops(None), "an unpinned subscriber spins");
+        put(1, SLOT_FREE, 4);
+        assert!(!stops(Some(3)), "a free slot's stale word");
+        for word in [0, MAX_CPUS + 1, MAX_CPUS + 2, u32::MAX] {
+            put(1, SLOT_ACTIVE, word);
+            for cpu in [0, 3, MAX_CPUS - 1, u32::MAX - 1, u32::MAX] {
+                assert!(!stops(Some(cpu)), "word {word:#x}, cpu {cpu}");
+            }
+        }
+        put(1, SLOT_ACTIVE, MAX_CPUS);
+        assert!(stops(Some(MAX_CPUS - 1)), "the largest CPU a word names");
+
+        // The answer is kept until the next sleep rescans.
+        let mut sharing = CpuSharing::new(Some(0));
+        put(0, SLOT_ACTIVE, 1);
+        assert!(sharing.check(&r, SpinCheck::FirstMiss));
+        put(0, SLOT_FREE, 1);
+        assert!(sharing.check(&r, SpinCheck::FirstMiss), "cached");
+        sharing.check(&r, SpinCheck::Sleeping);
+        assert!(!sharing.check(&r, SpinCheck::FirstMiss), "rescanned");
+
+        // A publisher taking a slot clears the previous owner's hint.
+        put(0, SLOT_FREE, 1);
+        let st = ring::take_publisher_slot(&r, 0, 7).expect("slot 0 is free");
+        assert_eq!(st.slot, 0);
+        assert_eq!(r.pub_slot(0).cpu.load(Ordering::Relaxed), 0);
+        assert!(!stops(Some(0)));
+    }
+
     #[test]
     fn header_accepts_a_valid_header_and_survives_garbage() {
         let b = valid_header(8192);

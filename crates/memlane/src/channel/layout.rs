@@ -184,6 +184,34 @@ pub(crate) struct PubSlot {
     pub(crate) pending_total: AtomicU64,
     /// Payload length of that claim.
     pub(crate) pending_len: AtomicU64,
+    /// A hint, see [`pinned_cpu_hint`]: 0, or 1 + the one CPU the owner's
+    /// affinity allowed when it joined (so subscribers pinned to that CPU
+    /// stop spinning early, see `ring::wait_for_data`). Written by the
+    /// owner when it takes the slot; bytes that older versions left
+    /// reserved (zero), so a slot of an older publisher reads "no hint".
+    pub(crate) cpu: AtomicU32,
+}
+
+/// [`PubSlot::cpu`] of a publisher pinned to `cpu` (0 = no hint).
+pub(crate) const fn cpu_hint(cpu: Option<u32>) -> u32 {
+    match cpu {
+        Some(c) if c < MAX_CPUS => c + 1,
+        _ => 0,
+    }
+}
+
+/// CPU numbers a [`PubSlot::cpu`] hint may name: below Linux's largest
+/// `NR_CPUS` (8192). Anything else in the word is ignored.
+pub(crate) const MAX_CPUS: u32 = 8192;
+
+/// The CPU a [`PubSlot::cpu`] word names, validated: `None` for 0 (no
+/// hint) and for a value no memlane writes (another process may have
+/// written anything there). Only ever a hint for how long to spin.
+pub(crate) const fn pinned_cpu_hint(word: u32) -> Option<u32> {
+    match word.checked_sub(1) {
+        Some(c) if c < MAX_CPUS => Some(c),
+        _ => None,
+    }
 }
 
 // Checked in production builds (loom atomics have another size).
@@ -196,6 +224,7 @@ const _: () = {
     assert!(std::mem::offset_of!(PubSlot, pending_pos) == 24);
     assert!(std::mem::offset_of!(PubSlot, pending_total) == 32);
     assert!(std::mem::offset_of!(PubSlot, pending_len) == 40);
+    assert!(std::mem::offset_of!(PubSlot, cpu) == 48);
     assert!(std::mem::size_of::<PubSlot>() <= LINE as usize);
 };
 
@@ -488,6 +517,25 @@ mod tests {
         assert!(Geometry::new(4096, 2032, 1, 1, 0).is_ok());
         assert!(Geometry::new(4096, 16, 0, 1, 0).is_err());
         assert!(Geometry::new(4096, 16, 1, MAX_ENDPOINTS + 1, 0).is_err());
+    }
+
+    /// A publisher slot's CPU word is a hint another process wrote: only
+    /// `1 + cpu` for a CPU below `MAX_CPUS` names a CPU; 0 and anything
+    /// out of range name none (and never panic).
+    #[test]
+    fn cpu_hints_are_range_checked() {
+        assert_eq!(pinned_cpu_hint(0), None);
+        assert_eq!(pinned_cpu_hint(1), Some(0));
+        assert_eq!(pinned_cpu_hint(8), Some(7));
+        assert_eq!(pinned_cpu_hint(MAX_CPUS), Some(MAX_CPUS - 1));
+        assert_eq!(pinned_cpu_hint(MAX_CPUS + 1), None);
+        assert_eq!(pinned_cpu_hint(u32::MAX), None);
+        for cpu in [0, 1, 63, MAX_CPUS - 1] {
+            assert_eq!(pinned_cpu_hint(cpu_hint(Some(cpu))), Some(cpu));
+        }
+        assert_eq!(cpu_hint(None), 0);
+        assert_eq!(cpu_hint(Some(MAX_CPUS)), 0);
+        assert_eq!(cpu_hint(Some(u32::MAX)), 0);
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl LoomRing {
                     pending_pos: AtomicU64::new(0),
                     pending_total: AtomicU64::new(0),
                     pending_len: AtomicU64::new(0),
+                    cpu: AtomicU32::new(0),
                 })
                 .collect(),
             subs: (0..subs)
@@ -204,7 +205,8 @@ fn recv(r: &LoomRing, st: &mut ring::SubState) -> Vec<u8> {
             ring::release(r, st, rec.len);
             return v;
         }
-        ring::wait_for_data(r, st, 0, None, false).expect("never corrupt");
+        ring::wait_for_data(r, st, 0, None, false, &mut ring::CpuSharing::new(None))
+            .expect("never corrupt");
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::layout::RECORD_HEADER;
+use super::layout::{self, RECORD_HEADER};
 use super::liveness::{self, ReapTimer, Role, SlotLock, REAP_EVERY};
 use super::region::HasRegion;
 use super::ring::{self, Claim, PubState, RingMem};
@@ -78,6 +78,12 @@ impl Publisher {
                 max: g.max_publishers,
             },
         )?;
+        // Subscribers pinned to the same one CPU sleep instead of polling
+        // while this publisher cannot run (see `ring::CpuSharing`).
+        ring.pub_slot(st.slot).cpu.store(
+            layout::cpu_hint(crate::sys::pinned_cpu()),
+            crate::sync::Ordering::Relaxed,
+        );
         let copy = ring.copy_messages();
         Ok(Publisher {
             ring,

@@ -53,11 +53,11 @@
 use std::time::{Duration, Instant};
 
 use super::layout::{
-    record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD, KNOWN_FLAGS,
-    RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, SLOT_LOSSY, STAMP_KEY,
+    pinned_cpu_hint, record_size, Geometry, JoinLine, PubSlot, SubSlot, FLAG_DISCARD, FLAG_PAD,
+    KNOWN_FLAGS, RECORD_HEADER, SLOT_ACTIVE, SLOT_CLAIMED, SLOT_FREE, SLOT_LOSSY, STAMP_KEY,
 };
 use crate::error::{Corrupt, JoinError};
-use crate::sync::event_word::EventWord;
+use crate::sync::event_word::{EventWord, SpinCheck};
 use crate::sync::fence;
 #[cfg(doc)]
 use crate::sync::Barrier;
@@ -345,6 +345,9 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
             slot.pid.store(pid, Ordering::Relaxed);
             slot.messages.store(0, Ordering::Relaxed);
             slot.bytes.store(0, Ordering::Relaxed);
+            // No CPU hint until the owner sets its own (a previous owner's
+            // would be stale).
+            slot.cpu.store(0, Ordering::Relaxed);
             let mut st = PubState {
                 slot: i,
                 cached_min: 0,
@@ -1473,17 +1476,85 @@ fn advance_out_of_line<M: RingMem>(m: &M, st: &mut SubState, next: u64) {
     advance(m, st, next);
 }
 
+/// Whether a subscriber's thread shares its only CPU with a publisher
+/// pinned to that same CPU: then the publisher cannot run while the
+/// subscriber polls, and polling only delays the message it waits for
+/// (issue 15: 134 µs per message with both processes on one CPU, the
+/// whole spin budget, instead of a few µs). Such a subscriber sleeps after
+/// one poll that finds nothing.
+///
+/// Only a co-location the kernel will not undo counts: both affinity
+/// masks hold that one CPU (read when each endpoint joined; the
+/// publisher's is in [`PubSlot::cpu`]). Processes that may run on
+/// several CPUs spin as before, whatever CPU they happen to share at the
+/// moment: sleeping early there keeps the scheduler from moving them
+/// apart, which is what two earlier trials (timing-based) ran into. The
+/// publishers' words are a hint another process wrote: validated, and
+/// at worst they make the subscriber sleep early or spin on, never miss
+/// a message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuSharing {
+    /// The one CPU this subscriber's thread may run on, read when it
+    /// joined; `None`: several (then nothing is ever scanned).
+    cpu: Option<u32>,
+    /// The last scan's answer.
+    shared: bool,
+    /// Whether the publisher slots were scanned yet.
+    scanned: bool,
+}
+
+impl CpuSharing {
+    /// For a subscriber whose thread may run only on `cpu` (or on several,
+    /// `None`).
+    pub(crate) const fn new(cpu: Option<u32>) -> CpuSharing {
+        CpuSharing {
+            cpu,
+            shared: false,
+            scanned: false,
+        }
+    }
+
+    /// The wait's spin policy: at the first poll that finds nothing, stop
+    /// polling if an active publisher was pinned to this subscriber's one
+    /// CPU at the last scan. The publisher slots are scanned at the
+    /// first wait and then only before a sleep (publishers come and go),
+    /// so that a wait that finds its message by polling reads no
+    /// publisher's line.
+    pub(crate) fn check<M: RingMem>(&mut self, m: &M, at: SpinCheck) -> bool {
+        let Some(cpu) = self.cpu else {
+            return false;
+        };
+        if at == SpinCheck::Sleeping || !self.scanned {
+            self.shared = pinned_publisher_on(m, cpu);
+            self.scanned = true;
+        }
+        self.shared
+    }
+}
+
+/// Whether an ACTIVE publisher slot says its owner is pinned to `cpu`.
+fn pinned_publisher_on<M: RingMem>(m: &M, cpu: u32) -> bool {
+    (0..m.geometry().max_publishers).any(|i| {
+        let slot = m.pub_slot(i);
+        slot.state.load(Ordering::Relaxed) == SLOT_ACTIVE
+            && pinned_cpu_hint(slot.cpu.load(Ordering::Relaxed)) == Some(cpu)
+    })
+}
+
 /// Waits for a message until `deadline`; false on time-out. A `lossy`
-/// subscriber also wakes when publishers have lapped it.
+/// subscriber also wakes when publishers have lapped it. Polls `spin`
+/// times before it sleeps, or once when `sharing` says a publisher is
+/// pinned to this subscriber's only CPU.
 pub(crate) fn wait_for_data<M: RingMem>(
     m: &M,
     st: &mut SubState,
     spin: u32,
     deadline: Option<Instant>,
     lossy: bool,
+    sharing: &mut CpuSharing,
 ) -> Result<bool, Corrupt> {
     let mut err = None;
-    let ok = m.data_event().wait_until(
+    let ok = m.data_event().wait_until_or_stop_spin(
         m.futex(),
         m.geometry().barrier,
         spin,
@@ -1504,6 +1575,7 @@ pub(crate) fn wait_for_data<M: RingMem>(
                 }
             }
         },
+        |at| sharing.check(m, at),
     );
     match err {
         Some(e) => Err(e),

@@ -54,6 +54,9 @@ pub struct Subscriber {
     /// The payload lengths of the current [`Batch`] (validated), reused.
     batch: Vec<u32>,
     spin: u32,
+    /// Whether a publisher shares this subscriber's only CPU (then a
+    /// blocking receive polls once, not `spin` times).
+    cpu_sharing: ring::CpuSharing,
     reap: ReapTimer,
     /// Whether publishers are around (see [`Subscriber::set_disconnect_grace`]).
     presence: Presence,
@@ -202,6 +205,7 @@ impl Subscriber {
             buf,
             batch: Vec::new(),
             spin: DEFAULT_SPIN,
+            cpu_sharing: ring::CpuSharing::new(crate::sys::pinned_cpu()),
             reap: ReapTimer::new(),
             presence: Presence::Waiting,
             grace: Some(DEFAULT_DISCONNECT_GRACE),
@@ -218,6 +222,12 @@ impl Subscriber {
     /// How many times a blocking receive polls before it sleeps (default
     /// 4000, roughly 20–100 µs). Polling longer keeps latency low while
     /// messages keep coming; 0 sleeps at once.
+    ///
+    /// On Linux, a subscriber whose thread may run on one CPU only (its
+    /// affinity mask when it joined: `taskset -c 0`, or a single online
+    /// CPU) polls at most once, whatever this says, while a publisher pinned to
+    /// that same CPU is active: that publisher cannot run while the
+    /// subscriber polls, so polling would only delay its message.
     ///
     /// # Examples
     ///
@@ -684,6 +694,7 @@ impl Subscriber {
             self.spin,
             Some(until),
             self.lossy,
+            &mut self.cpu_sharing,
         );
         if self.lapped() {
             // What the wait's looks skipped or saw may have been overwritten.

@@ -51,6 +51,15 @@ const _: () = {
     assert!(std::mem::offset_of!(EventWord, waiters) == 4);
 };
 
+/// Where [`EventWord::wait_until_or_stop_spin`] consults its spin policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpinCheck {
+    /// The first poll found nothing: return true to sleep at once.
+    FirstMiss,
+    /// The wait is about to sleep (the answer is ignored).
+    Sleeping,
+}
+
 /// How many times a waiter polls its condition before it sleeps.
 pub(crate) const DEFAULT_SPIN: u32 = 4000;
 
@@ -104,17 +113,43 @@ impl EventWord {
         spin: u32,
         deadline: Option<Instant>,
         recheck: Duration,
+        ready: impl FnMut() -> bool,
+    ) -> bool {
+        self.wait_until_or_stop_spin(futex, barrier, spin, deadline, recheck, ready, |_| false)
+    }
+
+    /// [`wait_until`](Self::wait_until), asking `spin_policy` at two
+    /// points: after the first poll that finds nothing
+    /// ([`SpinCheck::FirstMiss`]) whether polling on is pointless (the
+    /// process that would make `ready()` true cannot run while this
+    /// thread polls), and if it says so the wait sleeps at once; and once
+    /// before it sleeps ([`SpinCheck::Sleeping`], answer ignored), the
+    /// slow path where the policy may look at shared state. Sleeping early
+    /// is always safe: it is the same registered futex wait.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn wait_until_or_stop_spin(
+        &self,
+        futex: &impl Futex,
+        barrier: Barrier,
+        spin: u32,
+        deadline: Option<Instant>,
+        recheck: Duration,
         mut ready: impl FnMut() -> bool,
+        mut spin_policy: impl FnMut(SpinCheck) -> bool,
     ) -> bool {
         for i in 0..super::spins(spin) {
             if ready() {
                 return true;
+            }
+            if i == 0 && spin_policy(SpinCheck::FirstMiss) {
+                break;
             }
             if i % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             super::spin_loop();
         }
+        spin_policy(SpinCheck::Sleeping);
         self.waiters.fetch_add(1, Ordering::Relaxed);
         // If the barrier failed, a notifier may miss this waiter: re-check
         // every millisecond rather than sleep for `recheck`.

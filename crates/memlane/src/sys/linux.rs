@@ -313,6 +313,22 @@ pub(crate) fn process_stopped(pid: u32) -> bool {
         .is_some_and(|c| c == 'T' || c == 't')
 }
 
+/// The one CPU the calling thread may run on, if its affinity mask
+/// (`sched_getaffinity`) allows exactly one: the thread was pinned
+/// (`taskset -c 0`, `sched_setaffinity`), or only one CPU is online.
+/// `None` when it may run on several, or the call failed. A snapshot: the
+/// mask can change later.
+#[doc(alias = "sched_getaffinity")]
+pub(crate) fn pinned_cpu() -> Option<u32> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    if set.count() != 1 {
+        return None;
+    }
+    (0..rustix::thread::CpuSet::MAX_CPU)
+        .find(|&i| set.is_set(i))
+        .and_then(|i| u32::try_from(i).ok())
+}
+
 /// The current process id.
 pub(crate) fn current_pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32

@@ -469,6 +469,12 @@ pub(crate) fn process_stopped(_pid: u32) -> bool {
     false
 }
 
+/// The one CPU the calling thread may run on (Linux only for now: on
+/// Windows always `None`, so a blocking receive spins as it always did).
+pub(crate) fn pinned_cpu() -> Option<u32> {
+    None
+}
+
 /// The current process id.
 pub(crate) fn current_pid() -> u32 {
     std::process::id()

@@ -43,6 +43,13 @@ fn child_entry() {
     };
     let dir = PathBuf::from(var("MEMLANE_TEST_DIR"));
     let name = var("MEMLANE_TEST_CHANNEL");
+    #[cfg(target_os = "linux")]
+    if let Ok(cpu) = std::env::var("MEMLANE_TEST_PIN_CPU") {
+        // Before any endpoint joins: each reads its thread's affinity then.
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu.parse().unwrap());
+        rustix::thread::sched_setaffinity(None, &set).expect("pin to one CPU");
+    }
     if role == "without_membarrier" {
         return without_membarrier(&dir, &name);
     }
@@ -338,6 +345,65 @@ fn two_publishers_three_subscribers_nothing_lost() {
     let info = channel.info();
     assert_eq!(info.messages_sent, u64::from(per_publisher * publishers));
     assert!(info.subscribers.is_empty() && info.publishers.is_empty());
+}
+
+/// A subscriber and a publisher pinned to one CPU (each process's
+/// affinity mask holds that CPU alone): the subscriber then sleeps after
+/// its first empty poll instead of spinning (`ring::CpuSharing`). Nothing
+/// may be lost, and no wake-up either: a lost one would leave each receive
+/// to the 100 ms re-check, and 20,000 of them would run into the
+/// watchdog. (How long a receive takes is not asserted.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_subscriber_pinned_to_its_publishers_cpu_gets_everything() {
+    let cpu = rustix::thread::sched_getaffinity(None)
+        .ok()
+        .and_then(|set| (0..rustix::thread::CpuSet::MAX_CPU).find(|&i| set.is_set(i)))
+        .expect("a CPU this process may run on");
+    let d = TestDir::new("mp-pinned");
+    let name = "pinned";
+    let count = 20_000u32;
+    let channel = Channel::builder(name)
+        .capacity(1 << 16)
+        .max_message(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let pin = ("MEMLANE_TEST_PIN_CPU", cpu.to_string());
+    let sub = spawn_role(
+        ENTRY,
+        "subscriber",
+        &vars(
+            &d,
+            name,
+            &[
+                ("MEMLANE_TEST_PUBLISHERS", "1".to_string()),
+                ("MEMLANE_TEST_COUNT", count.to_string()),
+                ("MEMLANE_TEST_SPIN", "4000".to_string()),
+                pin.clone(),
+            ],
+        ),
+    );
+    wait_for(Duration::from_secs(60), "the subscriber to join", || {
+        channel.info().subscribers.len() == 1
+    });
+    let publ = spawn_role(
+        ENTRY,
+        "publisher",
+        &vars(
+            &d,
+            name,
+            &[
+                ("MEMLANE_TEST_ID", "0".to_string()),
+                ("MEMLANE_TEST_COUNT", count.to_string()),
+                pin,
+            ],
+        ),
+    );
+    let out = expect_success(&publ.wait(WATCHDOG), "publisher");
+    assert!(out.contains(&format!("RESULT sent={count}")), "{out}");
+    let out = expect_success(&sub.wait(WATCHDOG), "subscriber");
+    assert!(out.contains(&format!("RESULT received={count}")), "{out}");
 }
 
 #[cfg(unix)]
