@@ -2,7 +2,7 @@
 //! publisher/subscriber between two processes and a Unix stream socket.
 //!
 //! ```sh
-//! cargo run --release -p memlane-zenoh --example bridge_bench
+//! cargo run --release -p memlane-zenoh --example bridge_bench [ROUNDS]
 //! ```
 //!
 //! Each path links a driver process to an echo process:
@@ -15,7 +15,10 @@
 //!
 //! Latency: round trips of one message (one-way = round trip / 2), median
 //! and p99. Throughput: messages sent one way as fast as the path takes
-//! them, until the echo process has counted them all.
+//! them, until the echo process has counted them all. The paths are
+//! measured in turn, size by size, for ROUNDS rounds (`bridge_bench
+//! [ROUNDS]`, default 5); the tables give medians over rounds and the
+//! bridge/Zenoh ratios per round.
 //! Results and their reading: `docs/benchmarks/bridge.md`.
 
 use std::io::{BufReader, Read, Write};
