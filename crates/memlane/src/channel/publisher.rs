@@ -387,7 +387,10 @@ impl Publisher {
         if let Some(c) = ring::try_claim(&*self.ring, &mut self.st, len)? {
             return Ok(Some(c));
         }
-        // Full: a dead subscriber may be what holds us back.
+        // Full: sleeping subscribers owed a wake-up must have it now, or
+        // they would not make the room this publisher waits for.
+        ring::wake_owed(&*self.ring, &mut self.st);
+        // A dead subscriber may be what holds us back.
         if self.reap.maybe_reap(&self.ring, None) {
             return ring::try_claim(&*self.ring, &mut self.st, len);
         }
@@ -566,6 +569,59 @@ impl Publisher {
             .check_len(len)
             .map_err(|(len, max)| TrySendError::TooLarge { len, max })?;
         self.claim_now(len)?.ok_or(TrySendError::Full)
+    }
+
+    /// Runs `f` with this publisher, waking sleeping subscribers once, when
+    /// `f` returns (or panics), instead of at each message it sends or
+    /// commits. For a burst written in one go — a bridge publishing the
+    /// messages of a network batch, a replay — where each wake-up after
+    /// the first finds the subscriber woken but not yet running, and is a
+    /// wasted system call. Subscribers that poll see every message as soon
+    /// as it is committed; only sleeping ones wait for the end of `f`, so
+    /// keep `f` to the burst. If the ring fills inside `f`, the owed
+    /// wake-up is made at once (the sleepers are what makes room).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-onewake-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let channel = memlane::Channel::builder("doc-onewake").dir(&dir).create()?;
+    /// let mut sub = channel.subscriber()?;
+    /// let mut publ = channel.publisher()?;
+    /// publ.with_one_wakeup(|p| {
+    ///     for m in [&b"a"[..], b"b", b"c"] {
+    ///         p.send(m)?;
+    ///     }
+    ///     Ok::<(), memlane::SendError>(())
+    /// })?;
+    /// assert_eq!(&*sub.recv()?, b"a");
+    /// # drop((sub, publ, channel));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_one_wakeup<R>(&mut self, f: impl FnOnce(&mut Publisher) -> R) -> R {
+        /// Ends the quiet stretch, also when `f` panics.
+        struct Quiet<'a> {
+            publ: &'a mut Publisher,
+            outer: u8,
+        }
+        impl Drop for Quiet<'_> {
+            fn drop(&mut self) {
+                let p = &mut *self.publ;
+                // Nested, the outer stretch makes the wake-up.
+                if self.outer == 0 {
+                    ring::wake_owed(&*p.ring, &mut p.st);
+                    p.st.quiet = 0;
+                }
+            }
+        }
+        let outer = self.st.quiet;
+        if outer == 0 {
+            self.st.quiet = ring::QUIET_ON;
+        }
+        let q = Quiet { publ: self, outer };
+        f(q.publ)
     }
 
     /// Messages sent by this publisher (loans dropped without commit not
@@ -1029,5 +1085,46 @@ impl Drop for UninitLoan<'_> {
         let (claim, len) = (self.loan.claim, self.loan.len as usize);
         self.loan.publ.zero_loaned(claim, 0, len);
         self.loan.publ.st.loan = ring::LOAN_OUT;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `with_one_wakeup` holds wake-ups back for its stretch only: nested
+    /// stretches leave it to the outer one, and a panic inside ends it.
+    #[test]
+    fn quiet_stretches_end_also_on_panic() {
+        let dir = std::env::temp_dir().join(format!(
+            "memlane-quiet-{}-{}",
+            std::process::id(),
+            crate::name::unique_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let channel = crate::Channel::builder("quiet").dir(&dir).create().unwrap();
+        let mut sub = channel.subscriber().unwrap();
+        let mut publ = channel.publisher().unwrap();
+        assert_eq!(publ.st.quiet, 0);
+        publ.with_one_wakeup(|p| {
+            p.send(b"1").unwrap();
+            assert_eq!(p.st.quiet, ring::QUIET_OWED);
+            p.with_one_wakeup(|p| p.send(b"2").unwrap());
+            assert_eq!(p.st.quiet, ring::QUIET_OWED, "the inner stretch leaves it owed");
+        });
+        assert_eq!(publ.st.quiet, 0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            publ.with_one_wakeup(|p| {
+                p.send(b"3").unwrap();
+                panic!("inside");
+            })
+        }));
+        assert!(caught.is_err());
+        assert_eq!(publ.st.quiet, 0, "a panic ends the stretch");
+        for want in [&b"1"[..], b"2", b"3"] {
+            assert_eq!(&*sub.try_recv().unwrap(), want);
+        }
+        drop((sub, publ, channel));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -171,6 +171,9 @@ pub(crate) struct PubState {
     /// ends: the claim itself is in the `Loan` (and, should it leak, in
     /// the write-ahead record, see [`own_open_claim`]).
     pub(crate) loan: u8,
+    /// Wake-ups held back ([`QUIET_ON`], [`QUIET_OWED`]; 0: each commit
+    /// wakes sleeping subscribers): see `Publisher::with_one_wakeup`.
+    pub(crate) quiet: u8,
     /// When this publisher last committed a record of `DEMOTE_MIN_RECORD`
     /// bytes or more.
     last_large_commit: Option<Instant>,
@@ -358,6 +361,7 @@ pub(crate) fn take_publisher_slot<M: RingMem>(m: &M, i: u32, pid: u32) -> Option
                 demotes: m.demotes(),
                 loan: 0,
                 last_large_commit: None,
+                quiet: 0,
                 messages: 0,
                 bytes: 0,
             };
@@ -693,8 +697,16 @@ fn committed<M: RingMem>(m: &M, st: &mut PubState, off: u64, len: u32, discard: 
         slot.messages.store(st.messages, Ordering::Relaxed);
         slot.bytes.store(st.bytes, Ordering::Relaxed);
     }
-    m.data_event()
-        .notify_waiters(m.futex(), m.geometry().barrier);
+    if st.quiet == 0 {
+        m.data_event()
+            .notify_waiters(m.futex(), m.geometry().barrier);
+    } else {
+        // The wake-up is owed, made when the quiet stretch ends (or the
+        // ring fills); the barrier still orders the write-ahead record's
+        // clear before the load below.
+        m.geometry().barrier.light();
+        st.quiet = QUIET_OWED;
+    }
     if !st.single_writer {
         // Another publisher may wait for this claim to be committed (see
         // `scan`): the write-ahead record was cleared above, and the data
@@ -1598,6 +1610,22 @@ pub(crate) fn still_committed<M: RingMem>(m: &M, p: u64, rec: Record) -> bool {
     m.stamp(off).load(Ordering::Relaxed) ^ STAMP_KEY == p
         && m.meta(off).load(Ordering::Relaxed) == u64::from(rec.len)
         && rec.payload_off == off + RECORD_HEADER
+}
+
+/// [`PubState::quiet`]: commits hold their wake-up back.
+pub(crate) const QUIET_ON: u8 = 1;
+/// [`PubState::quiet`]: as [`QUIET_ON`], and a commit held one back.
+pub(crate) const QUIET_OWED: u8 = 2;
+
+/// Makes the wake-up quiet commits held back, if any (the light barrier
+/// and the waiters check of an ordinary notification, after the
+/// stamps those commits stored); commits stay quiet.
+pub(crate) fn wake_owed<M: RingMem>(m: &M, st: &mut PubState) {
+    if st.quiet == QUIET_OWED {
+        st.quiet = QUIET_ON;
+        m.data_event()
+            .notify_waiters(m.futex(), m.geometry().barrier);
+    }
 }
 
 /// [`PubState::loan`]: a loan is out.
