@@ -902,6 +902,29 @@ struct Inbound {
 /// remote publishers: back-pressure end to end.
 fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
     ctx.counters.in_samples.fetch_add(1, Relaxed);
+    let Inbound { seqs, publ, max } = st;
+    // One wake-up of sleeping subscribers for the whole batch, not one per
+    // message (each after the first would find them woken but not yet
+    // running: a wasted system call).
+    publ.with_one_wakeup(|publ| {
+        let mut into = Into {
+            seqs,
+            publ,
+            max: *max,
+        };
+        in_frames(ctx, &mut into, sample);
+    });
+}
+
+/// Where an inbound sample's frames go.
+struct Into<'a> {
+    seqs: &'a mut Sequences,
+    publ: &'a mut memlane::Publisher,
+    max: usize,
+}
+
+/// [`in_channel`] inside its quiet stretch.
+fn in_frames(ctx: &Ctx, st: &mut Into<'_>, sample: &zenoh::sample::Sample) {
     let payload = sample.payload();
     let mut slices = payload.slices();
     let (first, second) = (slices.next(), slices.next());
@@ -912,7 +935,7 @@ fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
     }
     for frame in wire::frames(first.unwrap_or_default()) {
         let (h, bytes) = split(frame);
-        match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
+        match check(ctx, st.seqs, sample, h, Kind::Channel, st.max) {
             Frame::Deliver => {}
             Frame::Skip => continue,
             Frame::Stop => return,
@@ -921,7 +944,7 @@ fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
             loan.copy_from_slice(bytes);
             true
         };
-        if publish(ctx, &mut st.publ, bytes.len(), fill) == Published::Stopping {
+        if publish(ctx, st.publ, bytes.len(), fill) == Published::Stopping {
             return;
         }
     }
@@ -940,7 +963,7 @@ fn split(
 }
 
 /// [`in_channel`] for a payload in several slices, read with a reader.
-fn in_pieces(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
+fn in_pieces(ctx: &Ctx, st: &mut Into<'_>, sample: &zenoh::sample::Sample) {
     use std::io::Read;
     let payload = sample.payload();
     let mut reader = payload.reader();
@@ -963,10 +986,10 @@ fn in_pieces(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
             Err(e) => (Err(e), false),
         };
         let len = h.as_ref().map_or(0, |&(_, len)| len);
-        let skip = match check(ctx, &mut st.seqs, sample, h, Kind::Channel, st.max) {
+        let skip = match check(ctx, st.seqs, sample, h, Kind::Channel, st.max) {
             Frame::Deliver => {
                 let fill = |loan: &mut [u8]| reader.read_exact(loan).is_ok();
-                match publish(ctx, &mut st.publ, len, fill) {
+                match publish(ctx, st.publ, len, fill) {
                     Published::Yes => false,
                     Published::Dropped => true, // its bytes are still to be passed
                     Published::Stopping => return,
