@@ -1110,7 +1110,11 @@ mod tests {
             p.send(b"1").unwrap();
             assert_eq!(p.st.quiet, ring::QUIET_OWED);
             p.with_one_wakeup(|p| p.send(b"2").unwrap());
-            assert_eq!(p.st.quiet, ring::QUIET_OWED, "the inner stretch leaves it owed");
+            assert_eq!(
+                p.st.quiet,
+                ring::QUIET_OWED,
+                "the inner stretch leaves it owed"
+            );
         });
         assert_eq!(publ.st.quiet, 0);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
