@@ -378,49 +378,14 @@ fn a_subscriber_pinned_to_its_publishers_cpu_gets_everything() {
         .and_then(|set| (0..rustix::thread::CpuSet::MAX_CPU).find(|&i| set.is_set(i)))
         .expect("a CPU this process may run on");
     let d = TestDir::new("mp-pinned");
-    let name = "pinned";
-    let count = 20_000u32;
-    let channel = Channel::builder(name)
-        .capacity(1 << 16)
-        .max_message(4096)
-        .dir(&d.path)
-        .create()
-        .unwrap();
     let pin = ("MEMLANE_TEST_PIN_CPU", cpu.to_string());
-    let sub = spawn_role(
-        ENTRY,
-        "subscriber",
-        &vars(
-            &d,
-            name,
-            &[
-                ("MEMLANE_TEST_PUBLISHERS", "1".to_string()),
-                ("MEMLANE_TEST_COUNT", count.to_string()),
-                ("MEMLANE_TEST_SPIN", "4000".to_string()),
-                pin.clone(),
-            ],
-        ),
+    one_publisher_to_one_subscriber(
+        &d,
+        "pinned",
+        1 << 16,
+        &[("MEMLANE_TEST_SPIN", "4000".to_string()), pin.clone()],
+        &[pin],
     );
-    wait_for(Duration::from_secs(60), "the subscriber to join", || {
-        channel.info().subscribers.len() == 1
-    });
-    let publ = spawn_role(
-        ENTRY,
-        "publisher",
-        &vars(
-            &d,
-            name,
-            &[
-                ("MEMLANE_TEST_ID", "0".to_string()),
-                ("MEMLANE_TEST_COUNT", count.to_string()),
-                pin,
-            ],
-        ),
-    );
-    let out = expect_success(&publ.wait(WATCHDOG), "publisher");
-    assert!(out.contains(&format!("RESULT sent={count}")), "{out}");
-    let out = expect_success(&sub.wait(WATCHDOG), "subscriber");
-    assert!(out.contains(&format!("RESULT received={count}")), "{out}");
 }
 
 /// Bursts sent with one wake-up each (`Publisher::with_one_wakeup`) into
@@ -432,43 +397,48 @@ fn a_subscriber_pinned_to_its_publishers_cpu_gets_everything() {
 #[test]
 fn bursts_with_one_wakeup_lose_nothing() {
     let d = TestDir::new("mp-burst");
-    let name = "burst";
+    one_publisher_to_one_subscriber(
+        &d,
+        "burst",
+        1 << 14,
+        &[("MEMLANE_TEST_SPIN", "0".to_string())],
+        &[("MEMLANE_TEST_BURST", "64".to_string())],
+    );
+}
+
+/// A channel `name` of `capacity` bytes (messages up to 4 KiB), a
+/// subscriber process (with `sub_vars` besides its count), then a
+/// publisher process (with `pub_vars`) sending 20,000 checksummed
+/// messages: both succeed, and the subscriber got each one in order.
+fn one_publisher_to_one_subscriber(
+    d: &TestDir,
+    name: &str,
+    capacity: u64,
+    sub_vars: &[(&'static str, String)],
+    pub_vars: &[(&'static str, String)],
+) {
     let count = 20_000u32;
     let channel = Channel::builder(name)
-        .capacity(1 << 14)
+        .capacity(capacity)
         .max_message(4096)
         .dir(&d.path)
         .create()
         .unwrap();
-    let sub = spawn_role(
-        ENTRY,
-        "subscriber",
-        &vars(
-            &d,
-            name,
-            &[
-                ("MEMLANE_TEST_PUBLISHERS", "1".to_string()),
-                ("MEMLANE_TEST_COUNT", count.to_string()),
-                ("MEMLANE_TEST_SPIN", "0".to_string()),
-            ],
-        ),
-    );
+    let mut extra = vec![
+        ("MEMLANE_TEST_PUBLISHERS", "1".to_string()),
+        ("MEMLANE_TEST_COUNT", count.to_string()),
+    ];
+    extra.extend_from_slice(sub_vars);
+    let sub = spawn_role(ENTRY, "subscriber", &vars(d, name, &extra));
     wait_for(Duration::from_secs(60), "the subscriber to join", || {
         channel.info().subscribers.len() == 1
     });
-    let publ = spawn_role(
-        ENTRY,
-        "publisher",
-        &vars(
-            &d,
-            name,
-            &[
-                ("MEMLANE_TEST_ID", "0".to_string()),
-                ("MEMLANE_TEST_COUNT", count.to_string()),
-                ("MEMLANE_TEST_BURST", "64".to_string()),
-            ],
-        ),
-    );
+    let mut extra = vec![
+        ("MEMLANE_TEST_ID", "0".to_string()),
+        ("MEMLANE_TEST_COUNT", count.to_string()),
+    ];
+    extra.extend_from_slice(pub_vars);
+    let publ = spawn_role(ENTRY, "publisher", &vars(d, name, &extra));
     let out = expect_success(&publ.wait(WATCHDOG), "publisher");
     assert!(out.contains(&format!("RESULT sent={count}")), "{out}");
     let out = expect_success(&sub.wait(WATCHDOG), "subscriber");
