@@ -37,18 +37,6 @@ fn window() -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 /// The byte lag of the channel's first subscriber (`memlane info --json`).
 fn lag(d: &TempDir) -> u64 {
     let info = run(d, &["info", "rest", "--json"]).ok();
@@ -121,7 +109,7 @@ fn a_blocked_receiver_and_a_blocked_sender_use_almost_no_cpu() {
         "at rest over {:.1} s on {}: a receiver blocked in recv used {:.3} % of a core, \
          a sender blocked on a full ring {:.3} %",
         w.as_secs_f64(),
-        cpu_model(),
+        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into()),
         receiver * 100.0,
         publisher * 100.0
     );

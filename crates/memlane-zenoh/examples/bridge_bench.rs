@@ -294,17 +294,6 @@ fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Sizes, with round trips and throughput messages per round.
 const SIZES: [(usize, usize, u64); 3] = [
     (64, 2_000, 100_000),
@@ -375,11 +364,12 @@ fn main() {
     // machine falls on all of them; the tables give medians over rounds.
     let rounds: usize = args.get(1).map(|r| r.parse().expect("ROUNDS")).unwrap_or(5);
     println!(
-        "CPU: {} ({} CPUs online); {rounds} interleaved rounds",
-        cpu_model(),
+        "CPU: {} ({} CPUs online; flags: {}); {rounds} interleaved rounds",
+        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown".into()),
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(0)
+            .unwrap_or(0),
+        memlane_benchkit::cpu_flags().unwrap_or_default()
     );
     let tmp = std::env::temp_dir().join(format!("memlane-bridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();

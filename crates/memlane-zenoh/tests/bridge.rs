@@ -360,7 +360,7 @@ fn no_echo_when_both_forward_both_ways() {
 #[test]
 fn bad_inbound_data_is_counted_and_dropped() {
     use memlane_zenoh::wire::{encode_header, Batch, Header, Kind, HEADER_LEN};
-    use memlane_zenoh::zenoh::{self, Wait};
+    use memlane_zenoh::zenoh::Wait;
     if std::env::var(ROLE_ENV).is_ok() {
         return;
     }
@@ -377,14 +377,7 @@ fn bad_inbound_data_is_counted_and_dropped() {
     let max = channel.max_message();
     let mut sub = channel.subscriber().unwrap();
 
-    let mut config = zenoh::Config::default();
-    config
-        .insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    config
-        .insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
-        .unwrap();
-    let session = zenoh::open(config).wait().unwrap();
+    let session = plain_session("connect", port);
     let publ = session.declare_publisher("memlane/data").wait().unwrap();
     wait_for(
         Duration::from_secs(60),
@@ -732,7 +725,7 @@ fn latest_value_slot_travels_and_late_joiners_get_the_newest() {
 /// channel is created untyped, and the bridge says why).
 #[test]
 fn typed_channels_carry_their_type() {
-    use memlane_zenoh::zenoh::{self, Wait};
+    use memlane_zenoh::zenoh::Wait;
     if std::env::var(ROLE_ENV).is_ok() {
         return;
     }
@@ -773,14 +766,7 @@ fn typed_channels_carry_their_type() {
     // A peer offering garbage as the type: ignored, logged.
     let c = Side::new("tc");
     let port = free_port();
-    let mut config = zenoh::Config::default();
-    config
-        .insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    config
-        .insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
-        .unwrap();
-    let session = zenoh::open(config).wait().unwrap();
+    let session = plain_session("listen", port);
     let _q = session
         .declare_queryable("memlane/odd/@memlane-type")
         .callback(|q| {

@@ -329,3 +329,21 @@ pub fn check_message(m: &[u8]) -> (u8, u64) {
     );
     (m[0], u64::from_le_bytes(m[1..9].try_into().unwrap()))
 }
+
+/// A Zenoh session of the test process itself, standing for a peer that
+/// is not a bridge: multicast scouting off, `role` ("listen" or "connect")
+/// on `tcp/127.0.0.1:PORT`.
+pub fn plain_session(role: &str, port: u16) -> memlane_zenoh::zenoh::Session {
+    use memlane_zenoh::zenoh::{self, Wait};
+    let mut config = zenoh::Config::default();
+    config
+        .insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    config
+        .insert_json5(
+            &format!("{role}/endpoints"),
+            &format!("[\"tcp/127.0.0.1:{port}\"]"),
+        )
+        .unwrap();
+    zenoh::open(config).wait().unwrap()
+}
