@@ -684,8 +684,6 @@ const BATCH_MESSAGES: usize = 1024;
 /// A route's outbound batch and the sequence numbers it stamps.
 struct Outbound {
     batch: wire::Batch,
-    /// Message bytes in the batch (without headers).
-    bytes: usize,
     seq: u64,
 }
 
@@ -712,7 +710,6 @@ impl Outbound {
             seq: self.seq,
         };
         self.batch.push(h, msg);
-        self.bytes += msg.len();
     }
 
     fn full(&self) -> bool {
@@ -722,8 +719,9 @@ impl Outbound {
     fn flush(&mut self, ctx: &Ctx, publisher: &zenoh::pubsub::Publisher<'_>) {
         if !self.batch.is_empty() {
             let frames = self.batch.frames();
-            put(ctx, publisher, self.batch.take(), frames, self.bytes);
-            self.bytes = 0;
+            // The message bytes: the batch without its headers.
+            let bytes = self.batch.bytes() - frames * HEADER_LEN;
+            put(ctx, publisher, self.batch.take(), frames, bytes);
         }
     }
 }
@@ -735,7 +733,6 @@ fn out_channel(
 ) {
     let mut out = Outbound {
         batch: wire::Batch::default(),
-        bytes: 0,
         seq: 0,
     };
     while !ctx.stopping() {

@@ -310,6 +310,9 @@ fn a_burst_travels_in_few_puts() {
     assert!(!info.membarrier, "{info:?}");
     let puts = u(&a, "burst", "out_puts");
     assert!((9..=20).contains(&puts), "{N} messages in {puts} puts");
+    // Bytes counted without the headers, on both sides (100-byte messages).
+    assert_eq!(u(&a, "burst", "out_bytes"), 100 * N);
+    b.wait_counter("burst", "in_bytes", 100 * N, &bb);
     b.wait_counter("burst", "in_samples", puts, &bb);
     assert_eq!(u(&b, "burst", "in_samples"), puts);
     assert_eq!(u(&b, "burst", "in_dropped_duplicate"), 0);
