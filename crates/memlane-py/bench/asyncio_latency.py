@@ -35,23 +35,13 @@ import time
 import uuid
 
 import memlane
+from bench import cpu_model  # the neighbouring benchmark script
 
 SMALL = 64
 # Not "fork": a child forked after this process awaited would inherit the
 # reactor's bookkeeping without its thread (memlane refuses to await there).
 CTX = mp.get_context("spawn")
 PIN = None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def new_loop_runner(kind: str):
