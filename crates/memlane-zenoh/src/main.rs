@@ -15,8 +15,10 @@ use memlane_zenoh::Bridge;
 /// expressions and back, so the same names work on several machines.
 ///
 /// Counters (forwarded, dropped, bytes, per direction) are printed on
-/// SIGUSR1, on each line read from standard input, and at exit
-/// (SIGINT/SIGTERM). Logs go to standard error (RUST_LOG sets the level).
+/// SIGUSR1, on each line read from standard input, and at exit. It stops,
+/// with its final counters, on SIGINT/SIGTERM (Windows: Ctrl-C, Ctrl-Break)
+/// or a line `quit` on standard input. Logs go to standard error (RUST_LOG
+/// sets the level).
 #[derive(Debug, Parser)]
 #[command(name = "memlane-bridge", version, after_help = EXAMPLES)]
 struct Args {
@@ -224,9 +226,44 @@ fn watch_signals(tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn watch_signals(_tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
-    Ok(()) // Ctrl-C ends the process; counters on a line of standard input.
+#[cfg(windows)]
+fn watch_signals(tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+    // signal-hook installs its handler with the C runtime's `signal`, whose
+    // console control handler raises SIGINT for Ctrl-C and SIGBREAK for
+    // Ctrl-Break (as in the memlane command); a thread turns the flag into
+    // a stop.
+    use signal_hook::consts::{SIGBREAK, SIGINT, SIGTERM};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let flag = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGBREAK, SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&flag), sig as usize)
+            .with_context(|| format!("installing the handler for signal {sig}"))?;
+    }
+    std::thread::spawn(move || loop {
+        let why = match flag.load(Ordering::Relaxed) {
+            0 => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            s if s == SIGBREAK as usize => "Ctrl-Break",
+            _ => "Ctrl-C",
+        };
+        let _ = tx.send(Event::Stop(why));
+        return;
+    });
+    Ok(())
+}
+
+/// What a line read on standard input asks for: `quit` (or `q`, `exit`,
+/// `stop`) stops the bridge as SIGTERM does — the way to stop it where
+/// there are no signals to send (a supervisor on Windows, a test) — and
+/// any other line prints the counters.
+fn stdin_event(line: &str) -> Event {
+    match line.trim() {
+        "quit" | "q" | "exit" | "stop" => Event::Stop("quit on standard input"),
+        _ => Event::Print,
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -259,8 +296,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         std::thread::spawn(move || {
             let mut line = String::new();
             while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                let ev = stdin_event(&line);
                 line.clear();
-                if tx.send(Event::Print).is_err() {
+                if tx.send(ev).is_err() {
                     return;
                 }
             }
@@ -298,4 +336,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     eprint!("{final_stats}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quit_line_stops_and_any_other_prints() {
+        for l in ["quit\n", "q\n", " exit \r\n", "stop"] {
+            assert!(matches!(stdin_event(l), Event::Stop(_)), "{l:?}");
+        }
+        for l in ["\n", "stats\n", "quitting\n", "Q\n"] {
+            assert!(matches!(stdin_event(l), Event::Print), "{l:?}");
+        }
+    }
 }

@@ -67,10 +67,33 @@ impl Proc {
             let _ = c.wait();
         }
     }
-    pub fn sigterm(&self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
+    /// Asks the bridge to stop cleanly (final counters, exit 0) as a user
+    /// would: SIGTERM on Unix, a `quit` line on standard input on Windows
+    /// (no signals there).
+    pub fn stop(&self) {
+        #[cfg(unix)]
+        assert!(self.signal("TERM"), "kill -TERM {}", self.what);
+        #[cfg(not(unix))]
+        self.line("quit");
+    }
+    /// Writes `text` and a newline on the process's standard input (the
+    /// bridge: `quit` stops it, any other line prints its counters).
+    pub fn line(&self, text: &str) {
+        use std::io::Write;
+        let stdin = self.child.as_ref().and_then(|c| c.stdin.as_ref());
+        let mut stdin = stdin.expect("the process's standard input is piped");
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("write to the process's standard input");
+    }
+    /// Sends signal `sig` (`TERM`, `STOP`, …) with kill(1); whether it went.
+    #[cfg(unix)]
+    pub fn signal(&self, sig: &str) -> bool {
+        Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
     }
     /// Waits for exit within `limit` (else kills and panics); returns stdout.
     pub fn wait(mut self, limit: Duration) -> String {

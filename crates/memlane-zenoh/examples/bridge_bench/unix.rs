@@ -1,25 +1,5 @@
-//! Latency and throughput over the bridge on loopback, next to Zenoh's own
-//! publisher/subscriber between two processes and a Unix stream socket.
-//!
-//! ```sh
-//! cargo run --release -p memlane-zenoh --example bridge_bench [ROUNDS]
-//! ```
-//!
-//! Each path links a driver process to an echo process:
-//! * `unix`: a Unix stream socket, length-prefixed frames;
-//! * `zenoh`: a Zenoh publisher and subscriber each way over TCP on
-//!   127.0.0.1 (reliable, `CongestionControl::Block`, as the bridge puts);
-//! * `bridge`: memlane channel → bridge process A → Zenoh (TCP 127.0.0.1) →
-//!   bridge process B → memlane channel, and back the same way (four
-//!   processes).
-//!
-//! Latency: round trips of one message (one-way = round trip / 2), median
-//! and p99. Throughput: messages sent one way as fast as the path takes
-//! them, until the echo process has counted them all. The paths are
-//! measured in turn, size by size, for ROUNDS rounds (`bridge_bench
-//! [ROUNDS]`, default 5); the tables give medians over rounds and the
-//! bridge/Zenoh ratios per round.
-//! Results and their reading: `docs/benchmarks/bridge.md`.
+//! The benchmark itself (Unix: it measures a Unix stream socket next to
+//! the bridge and Zenoh); see `main.rs`.
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -332,7 +312,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("unix-echo") => {
