@@ -58,6 +58,11 @@ pub fn run(dir: Option<&Path>, args: BridgeArgs) -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     {
+        // Ctrl-C and Ctrl-Break reach the bridge too (one console): it
+        // stops cleanly and prints its final counters, and this process,
+        // which would otherwise end at once, waits for it and reports how
+        // it ended.
+        let _interrupts = crate::interrupt::Interrupts::install()?;
         let status = cmd.status().with_context(missing)?;
         if status.success() {
             Ok(())
