@@ -3,6 +3,7 @@ a Python publisher killed with SIGKILL mid-send; Ctrl-C in a blocked call."""
 
 import hashlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -103,6 +104,10 @@ def test_killed_python_publisher_blocks_nobody(name):
 
 BLOCKED_RECEIVER = """
 import memlane, sys, time
+import signal
+# Python leaves SIGINT ignored when it starts with it ignored (as in a
+# background job of a non-interactive shell); Ctrl-C's usual handler here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sub = memlane.Channel.open(sys.argv[1]).subscriber()
 print("waiting", flush=True)
 try:
@@ -115,6 +120,10 @@ except KeyboardInterrupt:
 
 BLOCKED_SENDER = """
 import memlane, sys
+import signal
+# Python leaves SIGINT ignored when it starts with it ignored (as in a
+# background job of a non-interactive shell); Ctrl-C's usual handler here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 pub = memlane.Channel.open(sys.argv[1]).publisher()
 try:
     while True:
@@ -128,6 +137,13 @@ except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(42)
 """
+
+
+def readline_within(pipe, seconds: float) -> bytes:
+    """The next line from a child's pipe, or b"" if none starts within
+    `seconds`: a child that never answers fails the test instead of hanging it."""
+    ready, _, _ = select.select([pipe], [], [], seconds)
+    return pipe.readline() if ready else b""
 
 
 @pytest.mark.parametrize("call", ["recv", "event", "send", "loan"])
@@ -149,13 +165,18 @@ def test_ctrl_c_interrupts_a_blocked_call(name, call):
         code = BLOCKED_SENDER % ("send(b'y' * 1000)" if call == "send" else "loan(1000)")
     with ctx:
         child = run_python(code, name, stdout=subprocess.PIPE)
-        assert child.stdout.readline() == b"waiting\n"
-        time.sleep(0.3)  # let it block
-        start = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        assert child.stdout.readline() == b"interrupted\n"
-        elapsed = time.monotonic() - start
-        assert child.wait(timeout=30) == 42
+        try:
+            assert readline_within(child.stdout, 60) == b"waiting\n"
+            time.sleep(0.3)  # let it block
+            start = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            assert readline_within(child.stdout, 30) == b"interrupted\n"
+            elapsed = time.monotonic() - start
+            assert child.wait(timeout=30) == 42
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
         print(f"{call}: KeyboardInterrupt {elapsed * 1000:.1f} ms after SIGINT")
         assert elapsed < 1.0
     if sub is not None:
