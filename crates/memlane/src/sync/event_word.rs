@@ -61,6 +61,7 @@ pub(crate) enum SpinCheck {
 }
 
 /// How many times a waiter polls its condition before it sleeps.
+#[cfg_attr(loom, allow(dead_code))] // the loom build has no channel users
 pub(crate) const DEFAULT_SPIN: u32 = 4000;
 
 impl EventWord {
@@ -93,6 +94,7 @@ impl EventWord {
     /// Counts a notification unconditionally (a sticky, counting event:
     /// the condition is `seq` itself) and wakes sleepers if there are any.
     #[inline]
+    #[cfg_attr(loom, allow(dead_code))] // the loom build has no event users
     pub(crate) fn notify_count(&self, futex: &impl Futex, barrier: Barrier) {
         let old = self.seq.fetch_add(1, Ordering::Release);
         barrier.light();
