@@ -107,15 +107,14 @@ pub enum CreateError {
 ///
 /// ```
 /// use memlane::{CreateError, Existing, Segment};
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-existing-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-existing-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let seg = Segment::builder("doc-existing").size(64).dir(&dir).create()?;
 /// match Segment::builder("doc-existing").size(64).dir(&dir).create() {
 ///     Err(CreateError::AlreadyExists { what: Existing::Segment, .. }) => {}
 ///     other => panic!("{other:?}"),
 /// }
 /// # drop(seg);
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,13 +149,12 @@ impl std::fmt::Display for Existing {
 ///
 /// ```
 /// use memlane::{Channel, Kind, Missing, OpenError};
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-missing-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-missing-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// match Channel::open_options("doc-missing").dir(&dir).open() {
 ///     Err(OpenError::NotFound { what: Missing::Named(Kind::Channel), .. }) => {}
 ///     other => panic!("{:?}", other.err()),
 /// }
-/// # let _ = std::fs::remove_dir_all(&dir); // nothing was created in it
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -513,8 +511,8 @@ pub enum JoinError {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-corrupt-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-corrupt-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-corrupt").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// match sub.try_recv() {
@@ -525,7 +523,6 @@ pub enum JoinError {
 /// }
 /// # drop((sub, channel));
 /// # memlane::remove(Some(&dir), "doc-corrupt")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -569,8 +566,8 @@ impl Corrupt {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-lagged-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-lagged-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-lagged").capacity(4096).dir(&dir).create()?;
 /// let mut sub = channel.lossy_subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -584,7 +581,6 @@ impl Corrupt {
 /// let next = u32::from_le_bytes(sub.try_recv()?[..].try_into()?); // the oldest message still there
 /// assert!(next > 0);
 /// # drop((sub, publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -752,15 +748,14 @@ pub enum RecvTimeoutError {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-commiterr-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-commiterr-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-commiterr").dir(&dir).create()?;
 /// let mut publ = channel.publisher()?;
 /// let loan = publ.loan(4)?;
 /// let err = loan.commit_len(5).unwrap_err(); // more than was loaned: discarded
 /// assert_eq!(err, memlane::CommitError::TooLong { len: 5, loaned: 4 });
 /// # drop((publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -789,8 +784,8 @@ pub enum CommitError {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-seterr-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-seterr-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let mut slot = memlane::Latest::builder("doc-set-error").max_value(2).dir(&dir).create()?;
 /// match slot.set(b"too long") {
 ///     Err(memlane::SetError::TooLarge { len, max }) => assert_eq!((len, max), (8, 2)),
@@ -798,7 +793,6 @@ pub enum CommitError {
 /// }
 /// # drop(slot);
 /// # memlane::remove(Some(&dir), "doc-set-error")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,8 +28,8 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// ```
 /// use memlane::Event;
 /// use std::time::Duration;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-ev-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-ev-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let server = Event::builder("doc-ready").dir(&dir).create()?;
 /// let mut client = Event::open_options("doc-ready").dir(&dir).open()?;
 /// assert!(!client.wait_timeout(Duration::from_millis(1)));
@@ -37,7 +37,6 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// assert!(client.wait_timeout(Duration::from_secs(1)));
 /// # memlane::remove(Some(&dir), "doc-ready")?;
 /// # drop((server, client));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Event {
@@ -62,14 +61,13 @@ impl std::fmt::Debug for Event {
 ///
 /// ```
 /// use memlane::Event;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-evb-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-evb-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let ready = Event::builder("doc-ev-built").dir(&dir).mode(0o660).create()?;
 /// ready.notify();
 /// assert_eq!(ready.count(), 1);
 /// # drop(ready);
 /// memlane::remove(Some(&dir), "doc-ev-built")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -143,14 +141,13 @@ impl EventBuilder {
 ///
 /// ```
 /// use memlane::Event;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-evo-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-evo-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let server = Event::builder("doc-ev-opened").dir(&dir).create()?;
 /// let client = Event::open_options("doc-ev-opened").dir(&dir).open()?;
 /// server.notify();
 /// assert_eq!(client.count(), 1);
 /// # drop((server, client));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]

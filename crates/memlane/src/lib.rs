@@ -22,8 +22,8 @@
 //!
 //! ```
 //! use memlane::Channel;
-//! # let dir = std::env::temp_dir().join(format!("memlane-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir)?;
+//! # let tmp = tempfile::Builder::new().prefix("memlane-doc-lib-").tempdir()?;
+//! # let dir = tmp.path().to_path_buf();
 //! # std::env::set_var("MEMLANE_DIR", &dir);
 //! // One process creates the channel and publishes...
 //! let channel = Channel::create("doc-quickstart")?;
@@ -33,7 +33,6 @@
 //! assert_eq!(&*sub.recv()?, b"data ready");
 //! Channel::remove("doc-quickstart")?;
 //! # drop((channel, sub));
-//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

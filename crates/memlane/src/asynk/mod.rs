@@ -272,8 +272,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recvasync-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-recvasync-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-recvasync").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -285,7 +285,6 @@ impl Subscriber {
     ///     Ok::<(), Box<dyn std::error::Error>>(())
     /// })?;
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_async(&mut self) -> RecvFuture<'_> {
@@ -307,8 +306,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-stream-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-stream-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::future::poll_fn;
     /// use std::pin::Pin;
     /// use futures_core::Stream;
@@ -320,7 +319,6 @@ impl Subscriber {
     /// let first = rt.block_on(poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)));
     /// assert_eq!(first.unwrap()?, b"one");
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stream(&mut self) -> MessageStream<'_> {
@@ -353,8 +351,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-sendasync-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-sendasync-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-sendasync").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -362,7 +360,6 @@ impl Publisher {
     /// rt.block_on(publ.send_async(b"hi"))?;
     /// assert_eq!(&*sub.try_recv()?, b"hi");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_async<'a>(&'a mut self, msg: &'a [u8]) -> SendFuture<'a> {
@@ -388,8 +385,8 @@ impl Latest {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lwaitasync-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-lwaitasync-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let mut reader = memlane::Latest::builder("doc-wait-async").dir(&dir).create()?;
     /// let mut writer = memlane::Latest::open_options("doc-wait-async").dir(&dir).open()?;
     /// writer.set(b"new")?;
@@ -398,7 +395,6 @@ impl Latest {
     /// assert_eq!(reader.get()?.unwrap().bytes(), b"new");
     /// # drop((reader, writer));
     /// # memlane::remove(Some(&dir), "doc-wait-async")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_async(&mut self) -> LatestWait<'_> {
@@ -469,8 +465,8 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-ewaitasync-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-ewaitasync-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let server = memlane::Event::builder("doc-ev-async").dir(&dir).create()?;
     /// let mut client = memlane::Event::open_options("doc-ev-async").dir(&dir).open()?;
     /// server.notify();
@@ -478,7 +474,6 @@ impl Event {
     /// rt.block_on(client.wait_async()); // "data ready"
     /// # drop((server, client));
     /// # memlane::remove(Some(&dir), "doc-ev-async")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_async(&mut self) -> EventWait<'_> {

@@ -76,8 +76,8 @@ impl std::fmt::Display for Mode {
 ///
 /// ```
 /// use memlane::Channel;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-chan-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-chan-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = Channel::builder("doc-chat").capacity(64 * 1024).dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -85,7 +85,6 @@ impl std::fmt::Display for Mode {
 /// assert_eq!(&*sub.recv()?, b"hello");
 /// # drop((sub, publ, channel));
 /// memlane::remove(Some(&dir), "doc-chat")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -109,8 +108,8 @@ impl std::fmt::Debug for Channel {
 ///
 /// ```
 /// use memlane::Channel;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-chb-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-chb-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = Channel::builder("doc-ch-built")
 ///     .dir(&dir)
 ///     .capacity(64 * 1024)
@@ -119,7 +118,6 @@ impl std::fmt::Debug for Channel {
 ///     .create()?;
 /// assert_eq!(channel.max_message(), 1024);
 /// # drop(channel);
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -170,15 +168,14 @@ impl ChannelBuilder {
     /// systems, both sides use fences.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mb-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-mb-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let ch = memlane::Channel::builder("fenced")
     ///     .dir(&dir)
     ///     .membarrier(false)
     ///     .create()?;
     /// assert!(!ch.info().membarrier);
     /// # drop(ch);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn membarrier(mut self, on: bool) -> Self {
@@ -194,8 +191,8 @@ impl ChannelBuilder {
     /// process sound when peers it does not trust write the file.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-copy-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-copy-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let ch = memlane::Channel::builder("copied")
     ///     .dir(&dir)
     ///     .copy_messages(true)
@@ -205,7 +202,6 @@ impl ChannelBuilder {
     /// ch.publisher()?.send(b"mine")?;
     /// assert_eq!(&*sub.recv()?, b"mine"); // a private copy
     /// # drop((sub, ch));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn copy_messages(mut self, copy: bool) -> Self {
@@ -511,8 +507,8 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-chflush-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-chflush-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-flush")
     ///     .dir(&dir)
     ///     .file(dir.join("ring.bin"), memlane::Disposition::CreateNew)
@@ -520,7 +516,6 @@ impl Channel {
     /// channel.publisher()?.send(b"kept on disk")?;
     /// channel.flush()?;
     /// # drop(channel);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) -> std::io::Result<()> {
@@ -576,8 +571,8 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-oldest-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-oldest-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-oldest").dir(&dir).create()?;
     /// let mut publ = channel.publisher()?;
     /// publ.send(b"before")?;
@@ -586,7 +581,6 @@ impl Channel {
     /// assert_eq!(&*late.recv()?, b"before");
     /// assert_eq!(&*late.recv()?, b"anyone listened");
     /// # drop((late, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscriber_from_oldest(&self) -> Result<Subscriber, JoinError> {
@@ -612,8 +606,8 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lossy-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-lossy-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use memlane::TryRecvError;
     /// let channel = memlane::Channel::builder("doc-lossy").capacity(4096).dir(&dir).create()?;
     /// let mut slow = channel.lossy_subscriber()?;
@@ -628,7 +622,6 @@ impl Channel {
     /// let next = u32::from_le_bytes(slow.try_recv()?[..].try_into()?);
     /// assert_eq!(u64::from(next), lost); // it lost 0..next, and goes on from there
     /// # drop((slow, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lossy_subscriber(&self) -> Result<Subscriber, JoinError> {
@@ -677,8 +670,8 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-copies-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-copies-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let private = memlane::Channel::builder("own").dir(&dir).create()?; // mode 0600
     /// # #[cfg(unix)]
     /// assert!(!private.copies_messages());
@@ -686,7 +679,6 @@ impl Channel {
     /// # #[cfg(unix)]
     /// assert!(shared.copies_messages());
     /// # drop((private, shared));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn copies_messages(&self) -> bool {
@@ -707,15 +699,14 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-reap-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-reap-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-reap").dir(&dir).create()?;
     /// let reaped = channel.reap();
     /// assert!(reaped.is_empty()); // nobody died
     /// assert_eq!((reaped.publishers, reaped.subscribers), (0, 0));
     /// # drop(channel);
     /// # memlane::remove(Some(&dir), "doc-reap")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reap(&self) -> Reaped {
@@ -801,8 +792,8 @@ impl Channel {
 ///
 /// ```
 /// use memlane::Channel;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-cho-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-cho-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let created = Channel::builder("doc-ch-opened").dir(&dir).create()?;
 /// let opened = Channel::open_options("doc-ch-opened")
 ///     .dir(&dir)
@@ -810,7 +801,6 @@ impl Channel {
 ///     .open()?;
 /// assert!(opened.copies_messages());
 /// # drop((created, opened));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -882,8 +872,8 @@ impl ChannelOpenOptions {
     ///
     /// ```
     /// use memlane::Channel;
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-insp-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-insp-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = Channel::builder("doc-inspected").dir(&dir).create()?;
     /// let mut publisher = channel.publisher()?;
     /// publisher.send(b"hello")?;
@@ -891,7 +881,6 @@ impl ChannelOpenOptions {
     /// assert_eq!(info.messages_sent, 1);
     /// assert_eq!(info.publishers.len(), 1);
     /// # drop((publisher, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

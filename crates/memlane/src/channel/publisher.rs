@@ -25,8 +25,8 @@ use zerocopy::IntoBytes;
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-pub-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-pub-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-pub").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -38,7 +38,6 @@ use zerocopy::IntoBytes;
 /// assert_eq!(sub.recv()?.to_vec(), b"loaned");
 /// # drop((sub, publ, channel));
 /// # memlane::remove(Some(&dir), "doc-pub")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Publisher {
@@ -100,13 +99,12 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pmax-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-pmax-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-pmax").max_message(512).dir(&dir).create()?;
     /// let publ = channel.publisher()?;
     /// assert_eq!(publ.max_message(), 512);
     /// # drop((publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_message(&self) -> usize {
@@ -121,12 +119,11 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pcopy-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-pcopy-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let ch = memlane::Channel::builder("pcopy").dir(&dir).copy_messages(true).create()?;
     /// assert!(ch.publisher()?.copies_messages());
     /// # drop(ch);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn copies_messages(&self) -> bool {
@@ -239,8 +236,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-send-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-send-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-send").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -249,7 +246,6 @@ impl Publisher {
     /// let too_big = vec![0; publ.max_message() + 1];
     /// assert!(matches!(publ.send(&too_big), Err(memlane::SendError::TooLarge { .. })));
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
@@ -285,8 +281,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-trysend-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-trysend-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-trysend")
     ///     .capacity(4096)
     ///     .dir(&dir)
@@ -298,7 +294,6 @@ impl Publisher {
     /// assert!(sent > 0);
     /// assert_eq!(publ.try_send(&msg), Err(memlane::TrySendError::Full));
     /// # drop((_sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
@@ -331,8 +326,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-sendtimeout-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-sendtimeout-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::time::Duration;
     /// let channel = memlane::Channel::builder("doc-sendtimeout")
     ///     .capacity(4096)
@@ -345,7 +340,6 @@ impl Publisher {
     /// let err = publ.send_timeout(&msg, Duration::from_millis(10)).unwrap_err();
     /// assert_eq!(err, memlane::SendTimeoutError::Timeout);
     /// # drop((_sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
@@ -436,8 +430,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-loanfn-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-loanfn-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-loanfn").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -446,7 +440,6 @@ impl Publisher {
     /// loan.commit()?;
     /// assert_eq!(&*sub.recv()?, b"hello");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline(always)]
@@ -489,8 +482,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-uninit-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-uninit-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::mem::MaybeUninit;
     /// let channel = memlane::Channel::builder("doc-uninit").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
@@ -505,7 +498,6 @@ impl Publisher {
     /// loan.commit()?;
     /// assert_eq!(&*sub.recv()?, b"filled");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn loan_uninit(&mut self, len: usize) -> Result<UninitLoan<'_>, SendError> {
@@ -530,8 +522,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryloan-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tryloan-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-tryloan").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -545,7 +537,6 @@ impl Publisher {
     /// }
     /// assert_eq!(&*sub.recv()?, b"ok");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline(always)]
@@ -584,8 +575,8 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-onewake-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-onewake-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-onewake").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -597,7 +588,6 @@ impl Publisher {
     /// })?;
     /// assert_eq!(&*sub.recv()?, b"a");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_one_wakeup<R>(&mut self, f: impl FnOnce(&mut Publisher) -> R) -> R {
@@ -630,15 +620,14 @@ impl Publisher {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-psent-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-psent-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-psent").dir(&dir).create()?;
     /// let mut publ = channel.publisher()?;
     /// publ.send(b"one")?;
     /// publ.send(b"two")?;
     /// assert_eq!(publ.messages_sent(), 2);
     /// # drop((publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn messages_sent(&self) -> u64 {
@@ -696,8 +685,8 @@ impl Drop for Publisher {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-loan-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-loan-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-loan").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -711,7 +700,6 @@ impl Drop for Publisher {
 /// assert_eq!(&*sub.recv()?, b"hello");
 /// assert_eq!(&*sub.recv()?, b"hi");
 /// # drop((sub, publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Loan<'a> {
@@ -743,8 +731,8 @@ impl<'a> Loan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-loanpos-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-loanpos-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-loanpos").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -754,7 +742,6 @@ impl<'a> Loan<'a> {
     /// loan.commit()?;
     /// assert_eq!(sub.recv()?.position(), mine);
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn position(&self) -> u64 {
@@ -775,8 +762,8 @@ impl<'a> Loan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-commit-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-commit-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-commit").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -785,7 +772,6 @@ impl<'a> Loan<'a> {
     /// loan.commit()?;
     /// assert_eq!(&*sub.recv()?, b"abc");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline(always)]
@@ -823,8 +809,8 @@ impl<'a> Loan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-commitlen-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-commitlen-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-commitlen").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -837,7 +823,6 @@ impl<'a> Loan<'a> {
     /// loan.commit_len(n)?;
     /// assert_eq!(&*sub.recv()?, b"short");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn commit_len(mut self, len: usize) -> Result<(), CommitError> {
@@ -858,8 +843,8 @@ impl<'a> Loan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-truncate-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-truncate-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-truncate").dir(&dir).create()?;
     /// let mut publ = channel.publisher()?;
     /// let mut loan = publ.loan(10)?;
@@ -867,7 +852,6 @@ impl<'a> Loan<'a> {
     /// assert_eq!(loan.len(), 4);
     /// # drop(loan);
     /// # drop((publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn truncate(&mut self, len: usize) {
@@ -941,8 +925,8 @@ impl Drop for Loan<'_> {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-uninitloan-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-uninitloan-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-uninitloan").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -954,7 +938,6 @@ impl Drop for Loan<'_> {
 /// unsafe { loan.assume_init() }.commit()?;
 /// assert_eq!(&*sub.recv()?, [7, 7, 7]);
 /// # drop((sub, publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct UninitLoan<'a> {
@@ -982,8 +965,8 @@ impl<'a> UninitLoan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-assumeinit-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-assumeinit-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::mem::MaybeUninit;
     /// let channel = memlane::Channel::builder("doc-assumeinit").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
@@ -994,7 +977,6 @@ impl<'a> UninitLoan<'a> {
     /// unsafe { loan.assume_init() }.commit()?;
     /// assert_eq!(&*sub.recv()?, b"ok");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub unsafe fn assume_init(self) -> Loan<'a> {
@@ -1014,8 +996,8 @@ impl<'a> UninitLoan<'a> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-assumeinitlen-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-assumeinitlen-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::mem::MaybeUninit;
     /// let channel = memlane::Channel::builder("doc-assumeinitlen").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
@@ -1028,7 +1010,6 @@ impl<'a> UninitLoan<'a> {
     /// loan.commit()?;
     /// assert_eq!(&*sub.recv()?, b"!");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub unsafe fn assume_init_len(self, len: usize) -> Loan<'a> {

@@ -24,8 +24,8 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-sub-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-sub-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// use std::time::Duration;
 /// let channel = memlane::Channel::builder("doc-sub").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
@@ -36,7 +36,6 @@ use crate::sync::event_word::DEFAULT_SPIN;
 /// # drop(msg);
 /// # drop((sub, channel));
 /// # memlane::remove(Some(&dir), "doc-sub")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Subscriber {
@@ -232,15 +231,14 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-spin-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-spin-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-spin").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// sub.set_spin(0); // sleep at once: no busy polling
     /// channel.publisher()?.send(b"x")?;
     /// assert_eq!(&*sub.recv()?, b"x");
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_spin(&mut self, polls: u32) {
@@ -281,8 +279,8 @@ impl Subscriber {
     ///
     /// ```
     /// use std::time::Duration;
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-grace-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-grace-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-grace").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// sub.set_disconnect_grace(Some(Duration::from_millis(50)));
@@ -292,7 +290,6 @@ impl Subscriber {
     /// assert_eq!(&*sub.recv()?, b"last words"); // what was sent is still received
     /// assert_eq!(sub.recv().unwrap_err(), memlane::RecvError::Disconnected);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_disconnect_grace(&mut self, grace: Option<Duration>) {
@@ -304,15 +301,14 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-getgrace-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-getgrace-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-getgrace").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// assert_eq!(sub.disconnect_grace(), Some(memlane::DEFAULT_DISCONNECT_GRACE));
     /// sub.set_disconnect_grace(None);
     /// assert_eq!(sub.disconnect_grace(), None);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn disconnect_grace(&self) -> Option<Duration> {
@@ -330,8 +326,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pubs-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-pubs-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-pubs").dir(&dir).create()?;
     /// let sub = channel.subscriber()?;
     /// assert_eq!(sub.publishers(), 0);
@@ -340,7 +336,6 @@ impl Subscriber {
     /// drop(publ);
     /// assert_eq!(sub.publishers(), 0);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn publishers(&self) -> u32 {
@@ -354,12 +349,11 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-scopy-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-scopy-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let ch = memlane::Channel::builder("scopy").dir(&dir).copy_messages(true).create()?;
     /// assert!(ch.subscriber()?.copies_messages());
     /// # drop(ch);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn copies_messages(&self) -> bool {
@@ -448,15 +442,14 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryrecv-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tryrecv-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-tryrecv").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// assert_eq!(sub.try_recv().unwrap_err(), memlane::TryRecvError::Empty);
     /// channel.publisher()?.send(b"now")?;
     /// assert_eq!(&*sub.try_recv()?, b"now");
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
@@ -759,8 +752,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recv-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-recv-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-recv").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -769,7 +762,6 @@ impl Subscriber {
     ///     assert_eq!(&*sub.recv().unwrap(), b"from a thread");
     /// });
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
@@ -806,15 +798,14 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recvtimeout-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-recvtimeout-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::time::Duration;
     /// let channel = memlane::Channel::builder("doc-recvtimeout").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let err = sub.recv_timeout(Duration::from_millis(10)).unwrap_err();
     /// assert_eq!(err, memlane::RecvTimeoutError::Timeout);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
@@ -847,8 +838,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batch-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batch-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-batch").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -862,7 +853,6 @@ impl Subscriber {
     /// drop(batch); // releases both
     /// assert_eq!(&*sub.try_recv()?, b"ccc");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_batch(&mut self, max: usize) -> Result<Batch<'_>, TryRecvError> {
@@ -894,8 +884,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recvbatch-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-recvbatch-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-recvbatch").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -905,7 +895,6 @@ impl Subscriber {
     /// assert_eq!(batch.len(), 2);
     /// # drop(batch);
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_batch(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
@@ -964,8 +953,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-iter-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-iter-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::time::Duration;
     /// let channel = memlane::Channel::builder("doc-iter").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
@@ -981,7 +970,6 @@ impl Subscriber {
     /// }
     /// assert_eq!(seen, 6); // ended when every publisher had left
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> Iter<'_> {
@@ -998,8 +986,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryiter-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tryiter-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-tryiter").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -1012,7 +1000,6 @@ impl Subscriber {
     /// }
     /// assert_eq!(got, b"ab");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_iter(&mut self) -> TryIter<'_> {
@@ -1028,8 +1015,8 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lag-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-lag-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-lag").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// assert_eq!(sub.lag(), 0);
@@ -1038,7 +1025,6 @@ impl Subscriber {
     /// drop(sub.recv()?);
     /// assert_eq!(sub.lag(), 0);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lag(&self) -> u64 {
@@ -1056,15 +1042,14 @@ impl Subscriber {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-received-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-received-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-received").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// channel.publisher()?.send(b"one")?;
     /// drop(sub.recv()?);
     /// assert_eq!(sub.messages_received(), 1);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn messages_received(&self) -> u64 {
@@ -1161,8 +1146,8 @@ impl Drop for Subscriber {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-message-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-message-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-message").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// channel.publisher()?.send(b"keep me")?;
@@ -1172,7 +1157,6 @@ impl Drop for Subscriber {
 /// drop(msg); // released: the ring space goes back to publishers
 /// assert_eq!(kept, b"keep me");
 /// # drop((sub, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Message<'a> {
@@ -1190,8 +1174,8 @@ impl Message<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-msgpos-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-msgpos-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-msgpos").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -1200,7 +1184,6 @@ impl Message<'_> {
     /// let first = sub.recv()?.position();
     /// assert!(sub.recv()?.position() > first);
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn position(&self) -> u64 {
@@ -1261,8 +1244,8 @@ impl Drop for Message<'_> {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchtype-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchtype-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-batchtype").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -1276,7 +1259,6 @@ impl Drop for Message<'_> {
 /// assert_eq!(seen, [b"x".to_vec(), b"yz".to_vec()]);
 /// drop(batch); // releases both
 /// # drop((sub, publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batch<'a> {
@@ -1301,8 +1283,8 @@ impl Batch<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchlen-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchlen-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-batchlen").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// channel.publisher()?.send(b"only")?;
@@ -1311,7 +1293,6 @@ impl Batch<'_> {
     /// assert!(!batch.is_empty());
     /// # drop(batch);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
@@ -1324,8 +1305,8 @@ impl Batch<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchempty-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchempty-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-batchempty").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// channel.publisher()?.send(b"")?; // an empty message still makes a batch
@@ -1333,7 +1314,6 @@ impl Batch<'_> {
     /// assert!(!batch.is_empty());
     /// # drop(batch);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -1345,8 +1325,8 @@ impl Batch<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchiter-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchiter-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-batchiter").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -1357,7 +1337,6 @@ impl Batch<'_> {
     /// assert_eq!(lens, [1, 2]);
     /// # drop(batch);
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&self) -> BatchIter<'_> {
@@ -1374,8 +1353,8 @@ impl Batch<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchget-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchget-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-batchget").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -1386,7 +1365,6 @@ impl Batch<'_> {
     /// assert_eq!(batch.get(2), None);
     /// # drop(batch);
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, index: usize) -> Option<&[u8]> {
@@ -1418,8 +1396,8 @@ impl Drop for Batch<'_> {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-batchiterty-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-batchiterty-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-batchiterty").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// let mut publ = channel.publisher()?;
@@ -1432,7 +1410,6 @@ impl Drop for Batch<'_> {
 /// assert_eq!(it.len(), 1);
 /// # drop(batch);
 /// # drop((sub, publ, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -1496,8 +1473,8 @@ impl ExactSizeIterator for BatchIter<'_> {}
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-itertype-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-itertype-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// use std::time::Duration;
 /// let channel = memlane::Channel::builder("doc-itertype").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
@@ -1507,7 +1484,6 @@ impl ExactSizeIterator for BatchIter<'_> {}
 /// assert_eq!(&*it.next().unwrap()?, b"bye");
 /// assert!(it.next().is_none()); // every publisher has left
 /// # drop((sub, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -1528,8 +1504,8 @@ impl Iter<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-iternext-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-iternext-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::time::Duration;
     /// let channel = memlane::Channel::builder("doc-iternext").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
@@ -1545,7 +1521,6 @@ impl Iter<'_> {
     /// }
     /// assert_eq!(n, 2);
     /// # drop((sub, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(clippy::should_implement_trait)] // a lending iterator: see the type's docs
@@ -1576,8 +1551,8 @@ impl Iter<'_> {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryitertype-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tryitertype-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-tryitertype").dir(&dir).create()?;
 /// let mut sub = channel.subscriber()?;
 /// channel.publisher()?.send(b"waiting")?;
@@ -1585,7 +1560,6 @@ impl Iter<'_> {
 /// assert_eq!(&*it.next().unwrap()?, b"waiting");
 /// assert!(it.next().is_none()); // nothing more now
 /// # drop((sub, channel));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -1605,8 +1579,8 @@ impl TryIter<'_> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-tryiternext-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tryiternext-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let channel = memlane::Channel::builder("doc-tryiternext").dir(&dir).create()?;
     /// let mut sub = channel.subscriber()?;
     /// let mut publ = channel.publisher()?;
@@ -1619,7 +1593,6 @@ impl TryIter<'_> {
     /// }
     /// assert_eq!(got, b"ab");
     /// # drop((sub, publ, channel));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(clippy::should_implement_trait)] // a lending iterator: see `Iter`

@@ -63,8 +63,8 @@ mod api {
     ///
     /// ```
     /// use memlane::Latest;
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-latest-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-latest-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// // The server keeps the newest pose in "doc-pose"...
     /// let mut server = Latest::builder("doc-pose").max_value(1024).dir(&dir).create()?;
     /// // ...a client opens it by name and reads what is there now.
@@ -77,7 +77,6 @@ mod api {
     /// assert_eq!(value.version(), 2);
     /// # drop((server, client));
     /// memlane::remove(Some(&dir), "doc-pose")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub struct Latest {
@@ -112,8 +111,8 @@ mod api {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-value-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-value-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let mut slot = memlane::Latest::builder("doc-value").dir(&dir).create()?;
     /// slot.set(b"hello")?;
     /// let value = slot.get()?.unwrap();
@@ -121,7 +120,6 @@ mod api {
     /// let bytes: Vec<u8> = value.into_bytes();
     /// # drop(slot);
     /// # memlane::remove(Some(&dir), "doc-value")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,8 +192,8 @@ mod api {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-latestb-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-latestb-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let slot = memlane::Latest::builder("doc-latest-built")
     ///     .dir(&dir)
     ///     .max_value(64)
@@ -205,7 +203,6 @@ mod api {
     /// assert_eq!((slot.max_value(), slot.max_writers()), (64, 2));
     /// # drop(slot);
     /// # memlane::remove(Some(&dir), "doc-latest-built")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[derive(Debug, Clone)]
@@ -314,15 +311,14 @@ mod api {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-latesto-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-latesto-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let mut server = memlane::Latest::builder("doc-latest-opened").dir(&dir).create()?;
     /// let mut client = memlane::Latest::open_options("doc-latest-opened").dir(&dir).open()?;
     /// server.set(b"ready")?;
     /// assert_eq!(client.get()?.unwrap().bytes(), b"ready");
     /// # drop((server, client));
     /// # memlane::remove(Some(&dir), "doc-latest-opened")?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[derive(Debug, Clone)]
@@ -371,14 +367,13 @@ mod api {
         ///
         /// ```
         /// use memlane::Latest;
-        /// # let dir = std::env::temp_dir().join(format!("memlane-doc-linsp-{}", std::process::id()));
-        /// # std::fs::create_dir_all(&dir)?;
+        /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-linsp-").tempdir()?;
+        /// # let dir = tmp.path().to_path_buf();
         /// let mut slot = Latest::builder("doc-l-inspected").dir(&dir).max_value(8).create()?;
         /// slot.set(b"v1")?;
         /// let info = Latest::open_options("doc-l-inspected").dir(&dir).inspect()?;
         /// assert_eq!(info.version, 1);
         /// # drop(slot);
-        /// # std::fs::remove_dir_all(&dir)?;
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         ///
@@ -509,14 +504,13 @@ mod api {
         /// # Examples
         ///
         /// ```
-        /// # let dir = std::env::temp_dir().join(format!("memlane-doc-set-{}", std::process::id()));
-        /// # std::fs::create_dir_all(&dir)?;
+        /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-set-").tempdir()?;
+        /// # let dir = tmp.path().to_path_buf();
         /// let mut slot = memlane::Latest::builder("doc-set").max_value(4).dir(&dir).create()?;
         /// assert_eq!(slot.set(b"abcd")?, 1);
         /// assert!(matches!(slot.set(b"abcde"), Err(memlane::SetError::TooLarge { len: 5, max: 4 })));
         /// # drop(slot);
         /// # memlane::remove(Some(&dir), "doc-set")?;
-        /// # std::fs::remove_dir_all(&dir)?;
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         #[doc(alias = "store")]
@@ -603,8 +597,8 @@ mod api {
         /// # Examples
         ///
         /// ```
-        /// # let dir = std::env::temp_dir().join(format!("memlane-doc-getinto-{}", std::process::id()));
-        /// # std::fs::create_dir_all(&dir)?;
+        /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-getinto-").tempdir()?;
+        /// # let dir = tmp.path().to_path_buf();
         /// let mut slot = memlane::Latest::builder("doc-get-into").dir(&dir).create()?;
         /// let mut buf = Vec::with_capacity(slot.max_value());
         /// assert_eq!(slot.get_into(&mut buf)?, None);
@@ -613,7 +607,6 @@ mod api {
         /// assert_eq!(buf, b"42");
         /// # drop(slot);
         /// # memlane::remove(Some(&dir), "doc-get-into")?;
-        /// # std::fs::remove_dir_all(&dir)?;
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn get_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>, GetError> {
@@ -671,8 +664,8 @@ mod api {
         /// # Examples
         ///
         /// ```
-        /// # let dir = std::env::temp_dir().join(format!("memlane-doc-lwait-{}", std::process::id()));
-        /// # std::fs::create_dir_all(&dir)?;
+        /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-lwait-").tempdir()?;
+        /// # let dir = tmp.path().to_path_buf();
         /// use std::time::Duration;
         /// let mut reader = memlane::Latest::builder("doc-wait").dir(&dir).create()?;
         /// let mut writer = memlane::Latest::open_options("doc-wait").dir(&dir).open()?;
@@ -683,7 +676,6 @@ mod api {
         /// assert!(!reader.has_changed());
         /// # drop((reader, writer));
         /// # memlane::remove(Some(&dir), "doc-wait")?;
-        /// # std::fs::remove_dir_all(&dir)?;
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn wait_timeout(&mut self, timeout: Duration) -> bool {

@@ -56,8 +56,8 @@ pub enum Disposition {
 ///
 /// ```
 /// use memlane::{Access, Segment};
-/// # let dir = tempfile_dir();
-/// # std::env::set_var("MEMLANE_DIR", &dir);
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-seg-").tempdir()?;
+/// # std::env::set_var("MEMLANE_DIR", tmp.path());
 /// let mut server = Segment::create("doc-segment", 1_000_000)?;
 /// server.write(0, b"hello")?;
 ///
@@ -67,10 +67,6 @@ pub enum Disposition {
 /// assert_eq!(&buf, b"hello");
 /// Segment::remove("doc-segment")?;
 /// # drop((server, client));
-/// # std::fs::remove_dir_all(&dir)?;
-/// # fn tempfile_dir() -> std::path::PathBuf {
-/// #     let d = std::env::temp_dir().join(format!("memlane-doc-seg-{}", std::process::id()));
-/// #     std::fs::create_dir_all(&d).unwrap(); d }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Segment {
@@ -97,13 +93,12 @@ impl std::fmt::Debug for Segment {
 ///
 /// ```
 /// use memlane::Segment;
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-segb-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-segb-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let seg = Segment::builder("doc-seg-built").size(4096).dir(&dir).mode(0o660).create()?;
 /// assert_eq!(seg.len(), 4096);
 /// # drop(seg);
 /// memlane::remove(Some(&dir), "doc-seg-built")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -129,12 +124,11 @@ impl SegmentBuilder {
     ///
     /// ```
     /// use memlane::Segment;
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-pf-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-pf-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let seg = Segment::builder("doc-page-file").size(4096).dir(&dir).page_file(true).create()?;
     /// # drop(seg);
     /// # let _ = memlane::remove(Some(&dir), "doc-page-file");
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn page_file(mut self, page_file: bool) -> Self {
@@ -227,8 +221,8 @@ impl SegmentBuilder {
 ///
 /// ```
 /// use memlane::{Access, Segment};
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-sego-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-sego-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let mut seg = Segment::builder("doc-seg-view").size(8192).dir(&dir).create()?;
 /// seg.write(4096, b"second page")?;
 /// let view = Segment::open_options("doc-seg-view")
@@ -238,7 +232,6 @@ impl SegmentBuilder {
 ///     .open()?;
 /// assert_eq!(view.read_vec(0, 11)?, b"second page");
 /// # drop((seg, view));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -328,8 +321,8 @@ impl Segment {
     ///
     /// ```
     /// use memlane::{Disposition, Segment};
-    /// let dir = std::env::temp_dir().join(format!("memlane-doc-build-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-build-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let seg = Segment::builder("doc-file-backed")
     ///     .size(4096)
     ///     .dir(&dir)
@@ -337,7 +330,6 @@ impl Segment {
     ///     .create()?;
     /// seg.flush()?;
     /// # drop(seg);
-    /// std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(name: &str) -> SegmentBuilder {
@@ -461,8 +453,8 @@ impl Segment {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-asptr-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-asptr-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let mut seg = memlane::Segment::builder("doc-as-ptr").size(4096).dir(&dir).create()?;
     /// seg.write(0, b"hi")?;
     /// let mut copy = [0u8; 2];
@@ -470,7 +462,6 @@ impl Segment {
     /// unsafe { std::ptr::copy_nonoverlapping(seg.as_ptr(), copy.as_mut_ptr(), 2) };
     /// assert_eq!(&copy, b"hi");
     /// # drop(seg);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn as_ptr(&self) -> *const u8 {
@@ -639,8 +630,8 @@ impl Segment {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-rm-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-rm-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let channel = memlane::Channel::builder("doc-rm").dir(&dir).create()?;
 /// memlane::remove(Some(&dir), "doc-rm")?;
 /// assert!(matches!(
@@ -648,7 +639,6 @@ impl Segment {
 ///     Err(memlane::RemoveError::NotFound { .. })
 /// ));
 /// # drop(channel);
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[doc(alias = "shm_unlink")]
@@ -672,13 +662,12 @@ pub struct Collected {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-gcreason-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-gcreason-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// drop(memlane::Segment::builder("doc-gcreason").size(64).dir(&dir).create()?);
 /// let report = memlane::gc(Some(&dir), false)?;
 /// assert_eq!(report.removed[0].reason, memlane::GcReason::Stale);
 /// assert_eq!(report.removed[0].reason.to_string(), "segment no process holds");
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -744,15 +733,14 @@ pub struct GcReport {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-gc-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-gc-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let seg = memlane::Segment::builder("doc-gc").size(64).dir(&dir).create()?;
 /// assert!(memlane::gc(Some(&dir), false)?.removed.is_empty()); // held by `seg`
 /// drop(seg); // its creator exits without removing it
 /// let report = memlane::gc(Some(&dir), false)?;
 /// assert_eq!(report.removed[0].file, "memlane.doc-gc");
 /// assert_eq!(report.dir, dir);
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn gc(dir: Option<&Path>, dry_run: bool) -> std::io::Result<GcReport> {

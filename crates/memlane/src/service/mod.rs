@@ -367,8 +367,8 @@ fn remove_in(dir: &Option<PathBuf>, name: &str) -> Result<(), crate::RemoveError
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-svc-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-svc-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// let mut server = memlane::service("doc-echo").dir(&dir).server()?;
 /// let mut client = memlane::service("doc-echo").dir(&dir).client()?;
 /// let t = std::thread::spawn(move || {
@@ -379,7 +379,6 @@ fn remove_in(dir: &Option<PathBuf>, name: &str) -> Result<(), crate::RemoveError
 /// t.join().unwrap();
 /// # drop(client);
 /// # memlane::service::remove_service(Some(&dir), "doc-echo")?;
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn service(name: &str) -> ServiceBuilder {

@@ -170,8 +170,8 @@ impl ChannelBuilder {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mt-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-mt-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// // The builder makes a byte channel; `typed` views it as a typed one.
     /// let ch = memlane::Channel::builder("doc-mt").dir(&dir).message_type::<[f32; 4]>()
     ///     .create()?
@@ -180,7 +180,6 @@ impl ChannelBuilder {
     /// ch.publisher()?.send(&[1.0, 2.0, 3.0, 4.0])?;
     /// assert_eq!(*sub.recv()?, [1.0, 2.0, 3.0, 4.0]);
     /// # drop((sub, ch));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn message_type<T: Plain>(self) -> Self {
@@ -196,8 +195,8 @@ impl ChannelBuilder {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-mtr-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-mtr-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use memlane::Channel;
     /// let a = Channel::builder("doc-mtr-a").dir(&dir).message_type::<u32>().create()?;
     /// let record = a.message_type()?.expect("typed");
@@ -205,7 +204,6 @@ impl ChannelBuilder {
     /// assert_eq!(b.message_type()?, Some(record));
     /// assert!(b.typed::<u32>().is_ok());
     /// # drop((a, b));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn message_type_record(self, record: &TypeRecord) -> Self {
@@ -224,12 +222,11 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-cmt-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-cmt-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// let ch = memlane::Channel::builder("doc-cmt").dir(&dir).create()?;
     /// assert!(ch.message_type()?.is_none());
     /// # drop(ch);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn message_type(&self) -> Result<Option<TypeRecord>, TypeError> {
@@ -267,14 +264,13 @@ impl Channel {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-typed-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-typed-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use memlane::{Channel, TypeError};
     /// let ch = Channel::builder("doc-typed").dir(&dir).message_type::<u32>().create()?;
     /// assert!(ch.typed::<u32>().is_ok());
     /// assert!(matches!(ch.typed::<u64>(), Err(TypeError::Mismatch { .. })));
     /// # drop(ch);
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn typed<T: Plain>(&self) -> Result<TypedChannel<T>, TypeError> {
@@ -293,8 +289,8 @@ impl Channel {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-tc-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tc-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// // The builder makes a byte channel; `typed` views it as a typed one.
 /// let ch: memlane::TypedChannel<u64> = memlane::Channel::builder("doc-tc").dir(&dir).message_type::<u64>()
 ///     .create()?
@@ -308,7 +304,6 @@ impl Channel {
 /// assert_eq!(*sub.recv()?, 42);
 /// assert_eq!(&*sub.recv_slice()?, &[1, 2, 3]);
 /// # drop((sub, publ, ch));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedChannel<T> {

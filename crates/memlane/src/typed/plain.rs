@@ -87,8 +87,8 @@ fn fit<T: ?Sized + FromBytes + KnownLayout + Immutable>(bytes: &[u8]) -> Fit {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-tp-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-tp-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// // The builder makes a byte channel; `typed` views it as a typed one.
 /// let ch = memlane::Channel::builder("doc-tp").dir(&dir).message_type::<[u32; 2]>()
 ///     .create()?
@@ -101,7 +101,6 @@ fn fit<T: ?Sized + FromBytes + KnownLayout + Immutable>(bytes: &[u8]) -> Fit {
 /// loan.commit()?;
 /// assert_eq!(&*sub.recv_slice()?, &[[1, 2], [3, 4]]);
 /// # drop((sub, publ, ch));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedPublisher<T> {
@@ -287,8 +286,8 @@ impl<T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for T
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-ts-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-ts-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// // The builder makes a byte channel; `typed` views it as a typed one.
 /// let ch = memlane::Channel::builder("doc-ts").dir(&dir).message_type::<u16>()
 ///     .create()?
@@ -299,7 +298,6 @@ impl<T: ?Sized + FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for T
 /// assert_eq!(*v, 7);
 /// # drop(v);
 /// # drop((sub, ch));
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedSubscriber<T> {
@@ -401,8 +399,8 @@ impl<T: Plain> TypedSubscriber<T> {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-titer-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-titer-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use std::time::Duration;
     /// // The builder makes a byte channel; `typed` views it as a typed one.
     /// let ch = memlane::Channel::builder("doc-titer").dir(&dir).message_type::<u32>()
@@ -420,7 +418,6 @@ impl<T: Plain> TypedSubscriber<T> {
     /// }
     /// assert_eq!(sum, 3);
     /// # drop((sub, ch));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> TypedIter<'_, T> {

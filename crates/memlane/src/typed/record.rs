@@ -105,14 +105,13 @@ impl fmt::Display for Encoding {
 /// # Examples
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("memlane-doc-rec-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir)?;
+/// # let tmp = tempfile::Builder::new().prefix("memlane-doc-rec-").tempdir()?;
+/// # let dir = tmp.path().to_path_buf();
 /// use memlane::{Channel, Encoding};
 /// let ch = Channel::builder("doc-rec").dir(&dir).message_type::<u64>().create()?;
 /// let rec = ch.message_type()?.expect("created typed");
 /// assert_eq!((rec.name(), rec.size(), rec.align(), rec.encoding()), ("u64", 8, 8, Encoding::Plain));
 /// # drop(ch);
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -221,8 +220,8 @@ impl TypeRecord {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-recbytes-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-recbytes-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use memlane::{Channel, TypeRecord};
     /// let a = Channel::builder("doc-rec-a").dir(&dir).message_type::<[f32; 3]>().create()?;
     /// let bytes = a.message_type()?.expect("typed").to_bytes();
@@ -231,7 +230,6 @@ impl TypeRecord {
     /// let b = Channel::builder("doc-rec-b").dir(&dir).message_type_record(&record).create()?;
     /// assert!(b.typed::<[f32; 3]>().is_ok());
     /// # drop((a, b));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {

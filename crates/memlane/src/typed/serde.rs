@@ -47,8 +47,8 @@ impl ChannelBuilder {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-st-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-st-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     /// struct Cmd { verb: String, speed: f32 }
     /// impl memlane::MessageType for Cmd {}
@@ -61,7 +61,6 @@ impl ChannelBuilder {
     /// ch.publisher()?.send(&Cmd { verb: "go".into(), speed: 0.5 })?;
     /// assert_eq!(sub.recv()?, Cmd { verb: "go".into(), speed: 0.5 });
     /// # drop((sub, ch));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn serde_type<M: MessageType + Serialize + DeserializeOwned>(self) -> Self {
@@ -90,8 +89,8 @@ impl ChannelBuilder {
     /// # Examples
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("memlane-doc-sts-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir)?;
+    /// # let tmp = tempfile::Builder::new().prefix("memlane-doc-sts-").tempdir()?;
+    /// # let dir = tmp.path().to_path_buf();
     /// use memlane::postcard_schema::Schema;
     /// use serde::{Deserialize, Serialize};
     ///
@@ -113,7 +112,6 @@ impl ChannelBuilder {
     /// assert_eq!(schema.to_json(&msg)?, r#"{"verb":"go","speed":0.5}"#);
     /// # drop(msg);
     /// # drop((bytes, ch, raw));
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "schema")]
