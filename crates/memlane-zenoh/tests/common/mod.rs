@@ -173,8 +173,8 @@ impl Side {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_memlane-bridge"))
-            .arg("--dir")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_memlane-bridge"));
+        cmd.arg("--dir")
             .arg(&self.dir.path)
             .args([
                 "--no-multicast-scouting",
@@ -190,11 +190,9 @@ impl Side {
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn memlane-bridge");
+            .stderr(logf);
         Proc {
-            child: Some(child),
+            child: Some(spawn(&mut cmd).expect("spawn memlane-bridge")),
             what: format!("bridge {}", self.name),
             log: Some(log),
         }
@@ -247,6 +245,23 @@ impl Side {
     }
 }
 
+/// Starts `cmd`. Under Wine, starting a process now and then fails with
+/// `ERROR_INTERNAL_ERROR` (1359) while others start at the same moment: that
+/// error is tried again, up to five times.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 5 => {
+                eprintln!("starting {cmd:?}: {e}; trying again");
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Polls `cond` until true or `limit` (then panics, showing the bridge's log).
 pub fn wait_for(limit: Duration, what: &str, bridge: &Proc, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -276,7 +291,7 @@ pub fn spawn_role(entry: &str, role: &str, vars: &[(&str, String)]) -> Proc {
         cmd.env(k, v);
     }
     Proc {
-        child: Some(cmd.spawn().expect("spawn child")),
+        child: Some(spawn(&mut cmd).expect("spawn child")),
         what: format!("child {role}"),
         log: None,
     }
