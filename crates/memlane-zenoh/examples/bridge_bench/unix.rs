@@ -48,7 +48,9 @@ struct Zenoh {
     sub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
 }
 
-fn zenoh_session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
+/// A Zenoh configuration on 127.0.0.1 TCP: listening on and/or connecting to
+/// the given ports, multicast scouting off.
+fn zenoh_config(listen: Option<u16>, connect: Option<u16>) -> zenoh::Config {
     let mut c = zenoh::Config::default();
     c.insert_json5("scouting/multicast/enabled", "false")
         .unwrap();
@@ -60,7 +62,11 @@ fn zenoh_session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
         c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
             .unwrap();
     }
-    zenoh::open(c).wait().unwrap()
+    c
+}
+
+fn zenoh_session(listen: Option<u16>, connect: Option<u16>) -> zenoh::Session {
+    zenoh::open(zenoh_config(listen, connect)).wait().unwrap()
 }
 
 impl Zenoh {
@@ -259,18 +265,7 @@ fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
     } else {
         (None, Some(port))
     };
-    let mut z = zenoh::Config::default();
-    z.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    if let Some(p) = l {
-        z.insert_json5("listen/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
-            .unwrap();
-    }
-    if let Some(p) = c {
-        z.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{p}\"]"))
-            .unwrap();
-    }
-    let _bridge = memlane_zenoh::Bridge::start(&cfg, z).unwrap();
+    let _bridge = memlane_zenoh::Bridge::start(&cfg, zenoh_config(l, c)).unwrap();
     std::thread::sleep(Duration::from_secs(3600));
 }
 
