@@ -6,7 +6,7 @@
 //! the route's next sequence number, and is put with
 //! `CongestionControl::Block` (reliable, never dropped by Zenoh when its
 //! queues fill: the put waits, and so, through the ring, do local
-//! publishers).
+//! publishers; for up to the lease, see [`tie_waits_to_the_lease`]).
 //!
 //! Whatever else the channel holds at that moment joins the same put as a
 //! batch of frames (up to 32 KiB, half a Zenoh transport batch, or 1024 messages): a lone message waits
@@ -44,6 +44,19 @@ use crate::wire::{self, Header, Kind, HEADER_LEN};
 
 /// How often blocked loops look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// Zenoh's configuration key: how long a `CongestionControl::Block` put
+/// may wait for room before Zenoh closes the session (µs; 5 s by default).
+const WAIT_BEFORE_CLOSE_KEY: &str =
+    "transport/link/tx/queue/congestion_control/block/wait_before_close";
+/// Zenoh's default for [`WAIT_BEFORE_CLOSE_KEY`]: 5 s, in µs.
+const ZENOH_WAIT_BEFORE_CLOSE_US: u64 = 5_000_000;
+/// Zenoh's configuration key: the lease (ms; 10 s by default). A link on
+/// which the receiving side reads nothing for the remote's lease is closed.
+const LEASE_KEY: &str = "transport/link/tx/lease";
+/// How long [`Bridge::shutdown`] lets its threads finish what they are
+/// doing; one still waiting then (a put to a remote that reads nothing) is
+/// left to end on its own.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Samples queued between Zenoh and an inbound thread.
 const INBOUND_QUEUE: usize = 1024;
 
@@ -157,6 +170,8 @@ impl Bridge {
         if config.routes.is_empty() {
             return Err(BridgeError::NoRoutes);
         }
+        let mut zenoh_config = zenoh_config;
+        let stall_budget = tie_waits_to_the_lease(&mut zenoh_config)?;
         let session = zenoh::open(zenoh_config)
             .wait()
             .map_err(|e| BridgeError::Zenoh(e.to_string()))?;
@@ -204,6 +219,7 @@ impl Bridge {
                     stop: bridge.stop.clone(),
                     own,
                     full: config.full,
+                    stall_budget,
                 };
                 let declare = |e: zenoh::Error| BridgeError::Declare {
                     name: r.name.clone(),
@@ -258,11 +274,34 @@ impl Bridge {
         self.stop.store(true, Relaxed);
         // Listeners before the publishers they watch (dropped by the threads).
         self.keep.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Threads see the flag within POLL; a put waiting for a remote that
+        // reads nothing returns only when Zenoh gives up on it, and until
+        // then Zenoh cannot close the session either.
+        let start = std::time::Instant::now();
+        while self.threads.iter().any(|t| !t.is_finished()) && start.elapsed() < STOP_GRACE {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if let Some(s) = self.session.take() {
-            let _ = s.close().wait();
+        let stuck = self.threads.iter().any(|t| !t.is_finished());
+        let threads: Vec<_> = self.threads.drain(..).collect();
+        let session = self.session.take();
+        let finish = move || {
+            for t in threads {
+                let _ = t.join();
+            }
+            if let Some(s) = session {
+                let _ = s.close().wait();
+            }
+        };
+        if stuck {
+            tracing::warn!("a put still waits for a remote that reads nothing: stopping without waiting for it (Zenoh gives up on it within the lease)");
+            let spawned = std::thread::Builder::new()
+                .name("memlane-bridge-stop".into())
+                .spawn(finish);
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a thread to finish stopping: the session is left open");
+            }
+        } else {
+            finish();
         }
     }
 
@@ -470,6 +509,7 @@ impl Bridge {
             seqs: Sequences::default(),
             publ,
             max: channel.max_message(),
+            room: Room::new(channel.capacity()),
         });
         // Zenoh may call back from several threads (one per link): the
         // lock keeps each origin's frames in order and the publisher to
@@ -540,6 +580,38 @@ impl Bridge {
     }
 }
 
+/// Sets how long the bridge lets back-pressure last, from Zenoh's lease
+/// in `config` (10 s by default), and returns the stall budget: how long an
+/// inbound message may wait for room in a full ring (half the lease).
+///
+/// That wait holds the Zenoh thread that read the message, which then reads
+/// nothing more from the link; were it held for the lease, Zenoh would
+/// close the session and lose what every route had in flight. (The
+/// receiving side applies the *remote's* lease: the bridge assumes both
+/// sides use the same.) On the sending side, a blocking put waits at most
+/// [`WAIT_BEFORE_CLOSE_KEY`] before Zenoh closes the session: unless
+/// `config` sets it to something other than Zenoh's default (5 s, the
+/// budget itself), the bridge sets it to the lease, so that the remote's
+/// budget runs out first. It stays bounded: while a put waits, Zenoh
+/// cannot close that link, not even for a remote that has gone (lease).
+fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, BridgeError> {
+    let number = |key: &str| {
+        config
+            .get_json(key)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let lease = Duration::from_millis(number(LEASE_KEY).unwrap_or(10_000));
+    let mut wait = number(WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
+    if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
+        config
+            .insert_json5(WAIT_BEFORE_CLOSE_KEY, &lease.as_micros().to_string())
+            .map_err(|e| BridgeError::Zenoh(e.to_string()))?;
+        wait = Some(lease);
+    }
+    Ok(lease.min(wait.unwrap_or(lease)) / 2)
+}
+
 impl Drop for Bridge {
     fn drop(&mut self) {
         self.stop_all();
@@ -593,6 +665,9 @@ struct Ctx {
     stop: Arc<AtomicBool>,
     own: Option<Own>,
     full: FullPolicy,
+    /// How long an inbound message waits for room in a full ring under
+    /// `--full block` before the route drops instead ([`stall_budget`]).
+    stall_budget: Duration,
 }
 
 impl Ctx {
@@ -890,6 +965,43 @@ struct Inbound {
     seqs: Sequences,
     publ: memlane::Publisher,
     max: usize,
+    room: Room,
+}
+
+/// Whether an inbound route's ring has been full for longer than the stall
+/// budget ("overflowing"): then a message that does not fit is dropped
+/// (counted) after a few yields, not the budget, until the local
+/// subscribers are seen consuming again: room appearing during those
+/// yields, or more than the ring's size published since the last drop
+/// (which the ring, full then, could only take if they read).
+struct Room {
+    overflowing: bool,
+    /// Dropped since the route began to overflow.
+    dropped: u64,
+    /// Message bytes published since the last drop.
+    since_drop: u64,
+    /// The ring's size in bytes.
+    capacity: u64,
+}
+
+impl Room {
+    fn new(capacity: u64) -> Room {
+        Room {
+            overflowing: false,
+            dropped: 0,
+            since_drop: 0,
+            capacity,
+        }
+    }
+
+    /// The subscribers consume again: waits for room return to the budget.
+    fn drained(&mut self, ctx: &Ctx) {
+        if self.overflowing {
+            self.overflowing = false;
+            tracing::warn!(channel = %ctx.name, dropped = self.dropped, "the local subscribers consume again: inbound messages wait for room again, dropped none since");
+            self.dropped = 0;
+        }
+    }
 }
 
 /// Publishes the frames of an inbound sample into the local ring, on the
@@ -899,7 +1011,12 @@ struct Inbound {
 /// remote publishers: back-pressure end to end.
 fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
     ctx.counters.in_samples.fetch_add(1, Relaxed);
-    let Inbound { seqs, publ, max } = st;
+    let Inbound {
+        seqs,
+        publ,
+        max,
+        room,
+    } = st;
     // One wake-up of sleeping subscribers for the whole batch, not one per
     // message (each after the first would find them woken but not yet
     // running: a wasted system call).
@@ -908,6 +1025,7 @@ fn in_channel(ctx: &Ctx, st: &mut Inbound, sample: &zenoh::sample::Sample) {
             seqs,
             publ,
             max: *max,
+            room,
         };
         in_frames(ctx, &mut into, sample);
     });
@@ -918,6 +1036,7 @@ struct Into<'a> {
     seqs: &'a mut Sequences,
     publ: &'a mut memlane::Publisher,
     max: usize,
+    room: &'a mut Room,
 }
 
 /// [`in_channel`] inside its quiet stretch.
@@ -941,7 +1060,7 @@ fn in_frames(ctx: &Ctx, st: &mut Into<'_>, sample: &zenoh::sample::Sample) {
             loan.copy_from_slice(bytes);
             true
         };
-        if publish(ctx, st.publ, bytes.len(), fill) == Published::Stopping {
+        if publish(ctx, st.publ, st.room, bytes.len(), fill) == Published::Stopping {
             return;
         }
     }
@@ -986,7 +1105,7 @@ fn in_pieces(ctx: &Ctx, st: &mut Into<'_>, sample: &zenoh::sample::Sample) {
         let skip = match check(ctx, st.seqs, sample, h, Kind::Channel, st.max) {
             Frame::Deliver => {
                 let fill = |loan: &mut [u8]| reader.read_exact(loan).is_ok();
-                match publish(ctx, st.publ, len, fill) {
+                match publish(ctx, st.publ, st.room, len, fill) {
                     Published::Yes => false,
                     Published::Dropped => true, // its bytes are still to be passed
                     Published::Stopping => return,
@@ -1021,19 +1140,54 @@ enum Published {
 
 /// Publishes one inbound message of `len` bytes, written into its loan by
 /// `fill` (or drops it, counted, by the `--full` policy).
+///
+/// Under `--full block` a full ring is waited for, up to the stall budget
+/// (half Zenoh's lease): a local subscriber that consumes slowly thus slows
+/// the remote publishers down and loses nothing. One that consumes nothing
+/// for that long (paused, hung) makes the route drop, counted in
+/// `in_dropped_full`, without waiting, until the ring has room again: a
+/// longer wait would make Zenoh close the whole session (its lease), losing
+/// what every route had in flight.
 fn publish(
     ctx: &Ctx,
     publ: &mut memlane::Publisher,
+    room: &mut Room,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> bool,
 ) -> Published {
     let mut spins = 0u32;
+    let mut waiting_since = None;
     let mut loan = loop {
         match publ.try_loan(len) {
-            Ok(loan) => break loan,
+            Ok(loan) => {
+                if waiting_since.is_some() {
+                    room.drained(ctx); // room appeared: a subscriber read
+                }
+                room.since_drop += len as u64;
+                if room.since_drop > room.capacity {
+                    room.drained(ctx);
+                }
+                break loan;
+            }
             Err(memlane::TrySendError::Full) if ctx.full == FullPolicy::Block => {
                 if ctx.stopping() {
                     return Published::Stopping;
+                }
+                let since = *waiting_since.get_or_insert_with(std::time::Instant::now);
+                let stalled = if room.overflowing {
+                    spins >= 64
+                } else {
+                    since.elapsed() >= ctx.stall_budget
+                };
+                if stalled {
+                    if !room.overflowing {
+                        room.overflowing = true;
+                        tracing::warn!(channel = %ctx.name, waited = ?ctx.stall_budget, "the local ring stayed full (its subscribers consume nothing): dropping inbound messages that do not fit, counted, until they consume again (a longer wait would make Zenoh close the session)");
+                    }
+                    room.dropped += 1;
+                    room.since_drop = 0;
+                    ctx.counters.in_dropped_full.fetch_add(1, Relaxed);
+                    return Published::Dropped;
                 }
                 spins += 1;
                 if spins < 64 {
@@ -1125,5 +1279,40 @@ fn in_latest(
             Ok(None) => {}
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waits(sets: &[(&str, &str)]) -> (Duration, String) {
+        let mut config = zenoh::Config::default();
+        for (k, v) in sets {
+            config.insert_json5(k, v).unwrap();
+        }
+        let budget = tie_waits_to_the_lease(&mut config).unwrap();
+        (budget, config.get_json(WAIT_BEFORE_CLOSE_KEY).unwrap())
+    }
+
+    #[test]
+    fn back_pressure_waits_follow_the_lease() {
+        // Zenoh's defaults: lease 10 s; a blocked put may wait the lease,
+        // an inbound message half of it.
+        assert_eq!(waits(&[]), (Duration::from_secs(5), "10000000".into()));
+        // A longer lease lengthens both.
+        assert_eq!(
+            waits(&[(LEASE_KEY, "40000")]),
+            (Duration::from_secs(20), "40000000".into())
+        );
+        // A put's wait set by the user is kept, and bounds the budget.
+        assert_eq!(
+            waits(&[(WAIT_BEFORE_CLOSE_KEY, "2000000")]),
+            (Duration::from_secs(1), "2000000".into())
+        );
+        assert_eq!(
+            waits(&[(WAIT_BEFORE_CLOSE_KEY, "60000000")]),
+            (Duration::from_secs(5), "60000000".into())
+        );
     }
 }

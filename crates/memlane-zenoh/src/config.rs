@@ -33,7 +33,10 @@ impl Direction {
 #[serde(rename_all = "lowercase")]
 pub enum FullPolicy {
     /// Wait for room: the bridge stops reading Zenoh, which holds the
-    /// remote publishers back (lossless end to end).
+    /// remote publishers back (lossless end to end while the local
+    /// subscribers read; while they read nothing for half Zenoh's lease,
+    /// the messages that do not fit are dropped and counted, so that Zenoh
+    /// keeps the session).
     #[default]
     Block,
     /// Drop the message and count it (`dropped_full`).

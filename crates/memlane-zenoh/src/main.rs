@@ -62,7 +62,8 @@ struct Args {
     /// Turn off multicast scouting (peers then find each other only through listed endpoints).
     #[arg(long)]
     no_multicast_scouting: bool,
-    /// When a local ring is full: block (hold the remote publishers back) or drop (and count).
+    /// When a local ring is full: block (hold the remote publishers back; while its subscribers
+    /// read nothing for half Zenoh's lease, drop and count) or drop (and count).
     #[arg(long, value_name = "block|drop")]
     full: Option<String>,
     /// Key prefix for routes given without a key expression.

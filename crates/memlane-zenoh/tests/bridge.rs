@@ -91,11 +91,22 @@ fn child_role() {
                 let stop = PathBuf::from(env("STOP"));
                 let progress = PathBuf::from(env("PROGRESS"));
                 let mut last_write = Instant::now();
+                let mut written = 0;
+                let mut seq = 0;
                 while !stop.exists() {
                     let Ok(m) = sub.recv_timeout(Duration::from_millis(50)) else {
+                        // Idle: what arrived last is written too.
+                        if written != count {
+                            let tmp = progress.with_extension("tmp");
+                            std::fs::write(&tmp, format!("{count} {seq} {missing}")).unwrap();
+                            if std::fs::rename(&tmp, &progress).is_ok() {
+                                written = count;
+                            }
+                        }
                         continue;
                     };
-                    let (tag, seq) = check_message(&m);
+                    let tag;
+                    (tag, seq) = check_message(&m);
                     let prev = last.entry(tag).or_insert(0);
                     assert!(
                         seq > *prev,
@@ -111,6 +122,7 @@ fn child_role() {
                         // the file; the next write, 20 ms on, tries again.
                         if std::fs::rename(&tmp, &progress).is_ok() {
                             last_write = Instant::now();
+                            written = count;
                         }
                     }
                 }
@@ -314,6 +326,179 @@ fn a_burst_travels_in_few_puts() {
     assert_eq!(u(&b, "burst", "in_dropped_duplicate"), 0);
     assert_eq!(u(&b, "burst", "in_missed"), 0);
     stop_bridge(ba);
+    stop_bridge(bb);
+}
+
+/// Runs a publisher of `n` messages on A and a subscriber on B that is
+/// paused (SIGSTOP) for `pause` once the publisher has started, with both
+/// bridges started with `extra` arguments. Returns what the subscriber
+/// counted ("received R missing M"), B's counters and whether A's route
+/// ever lost its remote subscriber (Zenoh closed the session).
+fn paused_subscriber(n: u64, pause: Duration, extra: &[&str]) -> (u64, u64, Side, Side, bool) {
+    let (a, b) = (Side::new("pa"), Side::new("pb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let mut args_a = vec!["--out", "paused", "--listen", &ep];
+    let mut args_b = vec!["--in", "paused", "--connect", &ep];
+    args_a.extend_from_slice(extra);
+    args_b.extend_from_slice(extra);
+    let ba = a.bridge(&args_a);
+    let bb = b.bridge(&args_b);
+    a.wait_matched("paused", &ba);
+    let stop = b.dir.join("stop-sub");
+    let progress_file = b.dir.join("progress");
+    let sub = spawn_role(
+        "child_role",
+        "subscribe",
+        &[
+            ("DIR", dir_of(&b)),
+            ("CHAN", "paused".into()),
+            ("READY", b.dir.join("ready").to_str().unwrap().into()),
+            ("GAPS", "1".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+            ("PROGRESS", progress_file.to_str().unwrap().into()),
+        ],
+    );
+    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
+        b.dir.join("ready").exists()
+    });
+    let publ = publisher(&a, "paused", 4, n);
+    // Paused while the stream flows: the ring fills, then the link.
+    wait_for(Duration::from_secs(60), "the stream flowing", &bb, || {
+        progress(&progress_file).0 > 100
+    });
+    assert!(sub.signal("STOP"), "kill -STOP");
+    std::thread::sleep(pause);
+    let forwarded_while_paused = u(&a, "paused", "out_forwarded");
+    assert!(sub.signal("CONT"), "kill -CONT");
+    assert!(
+        forwarded_while_paused < n,
+        "the publisher never had to wait: all {n} forwarded while the subscriber was paused"
+    );
+    assert_eq!(line(&publ.wait(LONG)), format!("sent {n}"));
+    // Everything the bridge published or dropped is accounted for.
+    wait_for(
+        Duration::from_secs(120),
+        "B to account for every message",
+        &bb,
+        || {
+            b.counter("paused", "in_forwarded")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                + b.counter("paused", "in_dropped_full")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                + b.counter("paused", "in_missed")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                >= n
+        },
+    );
+    let in_forwarded = u(&b, "paused", "in_forwarded");
+    wait_for(
+        Duration::from_secs(120),
+        "the subscriber to read all",
+        &bb,
+        || progress(&progress_file).0 >= in_forwarded,
+    );
+    std::fs::write(&stop, b"").unwrap();
+    let report = line(&sub.wait(LONG));
+    let mut words = report.split_whitespace().skip(1);
+    let received: u64 = words.next().unwrap().parse().unwrap();
+    let missing: u64 = words.nth(1).unwrap().parse().unwrap();
+    let log = std::fs::read_to_string(a.dir.join("bridge-pa.log")).unwrap_or_default();
+    let session_lost = log.contains("no remote subscriber");
+    stop_bridge(ba);
+    stop_bridge(bb);
+    (received, missing, a, b, session_lost)
+}
+
+/// Back-pressure under `--full block` while a subscriber is paused for
+/// less than the stall budget (half Zenoh's lease, raised here to 40 s):
+/// the ring fills, the receiving bridge waits for room, the link and then
+/// the sending bridge's puts stall, and the publisher blocks; after SIGCONT
+/// every message arrives, in order, once. (Zenoh's own limit on a blocked
+/// put, 5 s, would have closed the session: the bridge lifts it.)
+#[test]
+#[cfg(unix)] // SIGSTOP: Windows has no way to pause a process from outside.
+fn a_subscriber_paused_within_the_lease_loses_nothing() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    // ~25 MB of mixed sizes: more than the rings, Zenoh's queues and the
+    // sockets' buffers hold, so the publisher itself must block.
+    const N: u64 = 60_000;
+    let lease = ["--zenoh-set", "transport/link/tx/lease=40000"];
+    let (received, missing, _a, b, lost) = paused_subscriber(N, Duration::from_secs(12), &lease);
+    assert_eq!((received, missing), (N, 0));
+    assert!(!lost, "the session was closed");
+    assert_eq!(u(&b, "paused", "in_dropped_full"), 0);
+    assert_eq!(u(&b, "paused", "in_missed"), 0);
+}
+
+/// A subscriber paused for longer than the stall budget (Zenoh's default
+/// lease, 10 s: 5 s): the receiving bridge stops waiting and drops what
+/// arrives, counted, until the ring has room; the session stays up (a wait
+/// for the whole lease would have closed it, losing what every route had
+/// in flight), and the subscriber's gap is exactly the count.
+#[test]
+#[cfg(unix)] // SIGSTOP
+fn a_subscriber_paused_past_the_budget_costs_counted_drops_not_the_session() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    const N: u64 = 60_000;
+    let (received, missing, _a, b, lost) = paused_subscriber(N, Duration::from_secs(12), &[]);
+    assert!(!lost, "the session was closed");
+    let dropped = u(&b, "paused", "in_dropped_full");
+    assert!(dropped > 0, "nothing dropped");
+    assert_eq!(u(&b, "paused", "in_missed"), 0);
+    assert_eq!(
+        received + dropped,
+        N,
+        "received {received}, dropped {dropped}"
+    );
+    assert_eq!(missing, dropped);
+}
+
+/// A bridge asked to stop while its put waits for a remote that reads
+/// nothing (the receiving bridge paused: a blocking put may wait a day for
+/// a live remote) stops cleanly anyway, without waiting for the put: after
+/// a grace period it closes the session under it.
+#[test]
+#[cfg(unix)] // SIGSTOP
+fn a_bridge_stops_while_its_put_waits_for_a_stalled_remote() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("sa"), Side::new("sb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--out", "stall", "--listen", &ep]);
+    let bb = b.bridge(&["--in", "stall", "--connect", &ep]);
+    a.wait_matched("stall", &ba);
+    assert!(bb.signal("STOP"), "kill -STOP");
+    let publ = publisher(&a, "stall", 5, 60_000);
+    // The link's buffers fill and A's put waits: its count stops growing.
+    let mut last = u64::MAX;
+    wait_for(Duration::from_secs(60), "A's put to block", &ba, || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = a
+            .counter("stall", "out_forwarded")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let still = now == last && now > 0;
+        last = now;
+        still
+    });
+    ba.stop();
+    let log = ba.log.clone().unwrap();
+    ba.wait(Duration::from_secs(60)); // exit status 0, within the watchdog
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("a put still waits"),
+        "the put was not waiting:\n{log}"
+    );
+    assert!(bb.signal("CONT"), "kill -CONT");
+    drop(publ);
     stop_bridge(bb);
 }
 

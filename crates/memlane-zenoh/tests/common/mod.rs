@@ -154,6 +154,25 @@ pub struct Side {
     pub name: &'static str,
 }
 
+/// A failing test shows each side's bridge log and last counters: the
+/// panic is usually a child's report ("seq X after Y"), which alone cannot
+/// tell a message the bridge lost from one Zenoh never delivered (the
+/// bridge counts those in `in_missed`).
+impl Drop for Side {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+            eprintln!(
+                "--- side {}: bridge log ---\n{}--- side {}: last counters ---\n{}",
+                self.name,
+                read(self.dir.join(&format!("bridge-{}.log", self.name))),
+                self.name,
+                read(self.stats_path()),
+            );
+        }
+    }
+}
+
 impl Side {
     pub fn new(name: &'static str) -> Side {
         Side {
@@ -186,7 +205,10 @@ impl Side {
             .arg("--stats-json")
             .arg(self.stats_path())
             .args(args)
-            .env("RUST_LOG", "info,zenoh=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("MEMLANE_ZENOH_TEST_LOG").unwrap_or("info,zenoh=warn".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
