@@ -666,7 +666,7 @@ struct Ctx {
     own: Option<Own>,
     full: FullPolicy,
     /// How long an inbound message waits for room in a full ring under
-    /// `--full block` before the route drops instead ([`stall_budget`]).
+    /// `--full block` before the route drops instead ([`tie_waits_to_the_lease`]).
     stall_budget: Duration,
 }
 

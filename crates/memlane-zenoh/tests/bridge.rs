@@ -334,6 +334,7 @@ fn a_burst_travels_in_few_puts() {
 /// bridges started with `extra` arguments. Returns what the subscriber
 /// counted ("received R missing M"), B's counters and whether A's route
 /// ever lost its remote subscriber (Zenoh closed the session).
+#[cfg(unix)] // SIGSTOP
 fn paused_subscriber(n: u64, pause: Duration, extra: &[&str]) -> (u64, u64, Side, Side, bool) {
     let (a, b) = (Side::new("pa"), Side::new("pb"));
     let ep = format!("tcp/127.0.0.1:{}", free_port());
