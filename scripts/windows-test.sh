@@ -6,9 +6,8 @@
 #     bash scripts/windows-test.sh --clippy     (lints for Windows only)
 #
 # Arguments go to `cargo test --target x86_64-pc-windows-gnu`; without a
-# `-p`, `-p memlane -p memlane-cli` is added. Exits with cargo's status.
-# The Zenoh bridge's tests run with `-p memlane-zenoh`; they are not in the
-# default set yet: under Wine they failed now and then (docs/BRIDGE.md#build).
+# `-p`, `-p memlane -p memlane-cli -p memlane-zenoh` is added (the library,
+# the command and the Zenoh bridge). Exits with cargo's status.
 #
 # Runs scripts/windows-setup.sh first (installs wine, wine64 and mingw-w64
 # if missing, the rustup target, the bcryptprimitives.dll stand-in, a private
@@ -81,7 +80,7 @@ wineserver -p >/dev/null 2>&1 </dev/null || true  # fails if one already runs
 
 
 if [ $# -eq 0 ] || [[ "${1:-}" == --* && "$*" != *"-p "* ]]; then
-    set -- -p memlane -p memlane-cli "$@"
+    set -- -p memlane -p memlane-cli -p memlane-zenoh "$@"
 fi
 # The example programs are run by memlane's tests from beside the test
 # binaries (a Windows test binary cannot start the host's cargo).
