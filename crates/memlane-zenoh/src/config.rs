@@ -130,9 +130,12 @@ pub struct BridgeConfig {
     #[serde(default)]
     pub max_message: Option<usize>,
     /// Polls of the bridge's local subscribers before they sleep
-    /// (`Subscriber::set_spin`); default 0: sleep at once. A network hop
-    /// costs far more than a wake-up, and a spinning bridge takes CPU time
-    /// from the applications on a small machine.
+    /// (`Subscriber::set_spin`); default 0: sleep at once. Polling spares
+    /// the hop from the local publisher its wake-up (on a 2-vCPU VM, 4000
+    /// halved the one-way latency while the applications' subscribers
+    /// slept), but on a small machine whose applications poll too (memlane's
+    /// default) it takes the CPU time they need: poll where the bridge has
+    /// a core of its own (docs/benchmarks/bridge.md, "Who polls").
     #[serde(default)]
     pub spin: u32,
     /// Whether channels the bridge has to create order wake-ups with

@@ -46,6 +46,11 @@ struct Zenoh {
     _session: zenoh::Session,
     publ: zenoh::pubsub::Publisher<'static>,
     sub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+    /// How long a receive polls the queue before it blocks
+    /// (`BENCH_ZENOH_POLL_US`, default 0): Zenoh's subscriber has no such
+    /// setting, so this stands for an application that polls, as the
+    /// bridge's outbound subscriber does.
+    poll: Duration,
 }
 
 /// A Zenoh configuration on 127.0.0.1 TCP: listening on and/or connecting to
@@ -81,10 +86,12 @@ impl Zenoh {
             .with(zenoh::handlers::FifoChannel::new(1024))
             .wait()
             .unwrap();
+        let poll_us = std::env::var("BENCH_ZENOH_POLL_US").map_or(0, |s| s.parse().unwrap());
         Zenoh {
             _session: session,
             publ,
             sub,
+            poll: Duration::from_micros(poll_us),
         }
     }
 }
@@ -94,6 +101,13 @@ impl Link for Zenoh {
         self.publ.put(msg.to_vec()).wait().unwrap();
     }
     fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        while start.elapsed() < self.poll {
+            if let Ok(Some(s)) = self.sub.try_recv() {
+                return Some(s.payload().to_bytes().into_owned());
+            }
+            std::hint::spin_loop();
+        }
         let s = self.sub.recv_timeout(timeout).ok()??;
         Some(s.payload().to_bytes().into_owned())
     }
@@ -254,6 +268,9 @@ fn run_bridge(dir: &str, port: u16, listen: bool, out: &str, inp: &str) {
         dir: Some(PathBuf::from(dir)),
         capacity: Some(4 << 20),
         max_message: Some(1 << 20),
+        // The bridge's own default (0) unless BENCH_BRIDGE_SPIN says otherwise.
+        spin: std::env::var("BENCH_BRIDGE_SPIN")
+            .map_or(BridgeConfig::default().spin, |s| s.parse().unwrap()),
         ..BridgeConfig::default()
     };
     cfg.routes
