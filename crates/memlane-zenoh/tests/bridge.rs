@@ -521,6 +521,79 @@ fn a_bridge_stops_while_its_put_waits_for_a_stalled_remote() {
     stop_bridge(bb);
 }
 
+/// A remote bridge that freezes (SIGSTOP: no reads, no keepalives, no
+/// closed connection) while the sending bridge's put waits for it is given
+/// up within Zenoh's lease plus the put's limit (both 10 s), not after a
+/// day; when it thaws, the session comes back, forwarding resumes and the
+/// gap is reported: the receiving bridge's count is what the subscriber
+/// missed.
+#[test]
+#[cfg(unix)] // SIGSTOP
+fn a_frozen_remote_bridge_is_given_up_and_forwarding_resumes() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (a, b) = (Side::new("fa"), Side::new("fb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let ba = a.bridge(&["--out", "frozen", "--listen", &ep]);
+    let bb = b.bridge(&["--in", "frozen", "--connect", &ep]);
+    a.wait_matched("frozen", &ba);
+    let (stop, prog, ready) = (
+        b.dir.join("stop"),
+        b.dir.join("progress"),
+        b.dir.join("ready"),
+    );
+    let sub = spawn_role(
+        "child_role",
+        "subscribe",
+        &[
+            ("DIR", dir_of(&b)),
+            ("CHAN", "frozen".into()),
+            ("GAPS", "1".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+            ("PROGRESS", prog.to_str().unwrap().into()),
+            ("READY", ready.to_str().unwrap().into()),
+        ],
+    );
+    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
+        ready.exists()
+    });
+    let publ = spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(&a)),
+            ("CHAN", "frozen".into()),
+            ("TAG", "6".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+        ],
+    );
+    wait_for(Duration::from_secs(60), "messages flowing", &bb, || {
+        progress(&prog).0 > 1000
+    });
+    assert!(bb.signal("STOP"), "kill -STOP");
+    // Given up while B is still frozen: within lease + the put's limit.
+    a.wait_for_field("frozen", "out_matched", serde_json::json!(false), &ba);
+    assert!(bb.signal("CONT"), "kill -CONT");
+    a.wait_matched("frozen", &ba);
+    let (c0, _, _) = progress(&prog);
+    wait_for(
+        Duration::from_secs(120),
+        "messages after the thaw",
+        &bb,
+        || progress(&prog).0 >= c0 + 1000,
+    );
+    b.wait_counter("frozen", "in_missed", 1, &bb); // the gap is reported
+    std::fs::write(&stop, b"").unwrap();
+    let sent = line(&publ.wait(LONG));
+    let report = line(&sub.wait(LONG));
+    let missing: u64 = report.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let lost = u(&b, "frozen", "in_missed") + u(&b, "frozen", "in_dropped_full");
+    assert_eq!(missing, lost, "{report}; {sent}");
+    stop_bridge(ba);
+    stop_bridge(bb);
+}
+
 /// Both bridges forward one channel both ways, publishers on both sides:
 /// every message is seen exactly once on each side (none echoed back).
 #[test]
