@@ -998,7 +998,7 @@ impl Room {
     fn drained(&mut self, ctx: &Ctx) {
         if self.overflowing {
             self.overflowing = false;
-            tracing::warn!(channel = %ctx.name, dropped = self.dropped, "the local subscribers consume again: inbound messages wait for room again, dropped none since");
+            tracing::warn!(channel = %ctx.name, dropped_while_full = self.dropped, "the local subscribers consume again: inbound messages wait for room again");
             self.dropped = 0;
         }
     }
@@ -1163,7 +1163,7 @@ fn publish(
                 if waiting_since.is_some() {
                     room.drained(ctx); // room appeared: a subscriber read
                 }
-                room.since_drop += len as u64;
+                room.since_drop = room.since_drop.saturating_add(len as u64);
                 if room.since_drop > room.capacity {
                     room.drained(ctx);
                 }
