@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -205,6 +205,29 @@ fn subscriber(side: &Side, chan: &str, expect: &str, quiet_ms: u64) -> Proc {
     p
 }
 
+/// A subscriber on `side`'s channel `chan` in GAPS mode (sequence numbers
+/// only increasing, gaps counted) until `stop` exists, once it has joined;
+/// returns it and its progress file (see [`progress`]).
+fn gaps_subscriber(side: &Side, chan: &str, stop: &Path, bridge: &Proc) -> (Proc, PathBuf) {
+    let (prog, ready) = (side.dir.join("progress"), side.dir.join("ready"));
+    let sub = spawn_role(
+        "child_role",
+        "subscribe",
+        &[
+            ("DIR", dir_of(side)),
+            ("CHAN", chan.into()),
+            ("GAPS", "1".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+            ("PROGRESS", prog.to_str().unwrap().into()),
+            ("READY", ready.to_str().unwrap().into()),
+        ],
+    );
+    wait_for(Duration::from_secs(60), "subscriber ready", bridge, || {
+        ready.exists()
+    });
+    (sub, prog)
+}
+
 fn publisher(side: &Side, chan: &str, tag: u8, count: u64) -> Proc {
     spawn_role(
         "child_role",
@@ -347,22 +370,7 @@ fn paused_subscriber(n: u64, pause: Duration, extra: &[&str]) -> Paused {
     let bb = b.bridge(&args_b);
     a.wait_matched("paused", &ba);
     let stop = b.dir.join("stop-sub");
-    let progress_file = b.dir.join("progress");
-    let sub = spawn_role(
-        "child_role",
-        "subscribe",
-        &[
-            ("DIR", dir_of(&b)),
-            ("CHAN", "paused".into()),
-            ("READY", b.dir.join("ready").to_str().unwrap().into()),
-            ("GAPS", "1".into()),
-            ("STOP", stop.to_str().unwrap().into()),
-            ("PROGRESS", progress_file.to_str().unwrap().into()),
-        ],
-    );
-    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
-        b.dir.join("ready").exists()
-    });
+    let (sub, progress_file) = gaps_subscriber(&b, "paused", &stop, &bb);
     let publ = publisher(&a, "paused", 4, n);
     // Paused while the stream flows: the ring fills, then the link.
     wait_for(Duration::from_secs(60), "the stream flowing", &bb, || {
@@ -403,7 +411,7 @@ fn paused_subscriber(n: u64, pause: Duration, extra: &[&str]) -> Paused {
     let mut words = report.split_whitespace().skip(1);
     let received: u64 = words.next().unwrap().parse().unwrap();
     let missing: u64 = words.nth(1).unwrap().parse().unwrap();
-    let log = std::fs::read_to_string(a.dir.join("bridge-pa.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(a.log_path()).unwrap_or_default();
     let session_lost = log.contains("no remote subscriber");
     stop_bridge(ba);
     stop_bridge(bb);
@@ -538,26 +546,8 @@ fn a_frozen_remote_bridge_is_given_up_and_forwarding_resumes() {
     let ba = a.bridge(&["--out", "frozen", "--listen", &ep]);
     let bb = b.bridge(&["--in", "frozen", "--connect", &ep]);
     a.wait_matched("frozen", &ba);
-    let (stop, prog, ready) = (
-        b.dir.join("stop"),
-        b.dir.join("progress"),
-        b.dir.join("ready"),
-    );
-    let sub = spawn_role(
-        "child_role",
-        "subscribe",
-        &[
-            ("DIR", dir_of(&b)),
-            ("CHAN", "frozen".into()),
-            ("GAPS", "1".into()),
-            ("STOP", stop.to_str().unwrap().into()),
-            ("PROGRESS", prog.to_str().unwrap().into()),
-            ("READY", ready.to_str().unwrap().into()),
-        ],
-    );
-    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
-        ready.exists()
-    });
+    let stop = b.dir.join("stop");
+    let (sub, prog) = gaps_subscriber(&b, "frozen", &stop, &bb);
     let publ = spawn_role(
         "child_role",
         "publish",
@@ -884,26 +874,8 @@ fn forwarding_resumes_after_link_loss_and_kill_9() {
     let mut ba = a.bridge(&a_args);
     a.wait_matched("data", &ba);
 
-    let (stop, prog, ready) = (
-        b.dir.join("stop"),
-        b.dir.join("progress"),
-        b.dir.join("ready"),
-    );
-    let sub = spawn_role(
-        "child_role",
-        "subscribe",
-        &[
-            ("DIR", dir_of(&b)),
-            ("CHAN", "data".into()),
-            ("GAPS", "1".into()),
-            ("STOP", stop.to_str().unwrap().into()),
-            ("PROGRESS", prog.to_str().unwrap().into()),
-            ("READY", ready.to_str().unwrap().into()),
-        ],
-    );
-    wait_for(Duration::from_secs(60), "subscriber ready", &bb, || {
-        ready.exists()
-    });
+    let stop = b.dir.join("stop");
+    let (sub, prog) = gaps_subscriber(&b, "data", &stop, &bb);
     let publ = spawn_role(
         "child_role",
         "publish",

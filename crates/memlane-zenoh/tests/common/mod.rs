@@ -165,7 +165,7 @@ impl Drop for Side {
             eprintln!(
                 "--- side {}: bridge log ---\n{}--- side {}: last counters ---\n{}",
                 self.name,
-                read(self.dir.join(&format!("bridge-{}.log", self.name))),
+                read(self.log_path()),
                 self.name,
                 read(self.stats_path()),
             );
@@ -180,13 +180,17 @@ impl Side {
             name,
         }
     }
+    /// Where this side's bridge writes its log (appended across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(&format!("bridge-{}.log", self.name))
+    }
     pub fn stats_path(&self) -> PathBuf {
         self.dir.join("stats.json")
     }
     /// Starts this side's bridge with `args` (routes, --listen/--connect).
     pub fn bridge(&self, args: &[&str]) -> Proc {
         let _ = std::fs::remove_file(self.stats_path());
-        let log = self.dir.join(&format!("bridge-{}.log", self.name));
+        let log = self.log_path();
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
