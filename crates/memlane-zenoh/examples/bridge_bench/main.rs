@@ -19,6 +19,12 @@
 //! measured in turn, size by size, for ROUNDS rounds (`bridge_bench
 //! [ROUNDS]`, default 5); the tables give medians over rounds and the
 //! bridge/Zenoh ratios per round.
+//!
+//! Environment: `BENCH_SPIN`, `BENCH_BRIDGE_SPIN` and `BENCH_ZENOH_POLL_US`
+//! set who polls (see the results page); `BENCH_PATHS=zenoh,bridge` and
+//! `BENCH_SIZES=4096` narrow a run to some paths and sizes (for a
+//! profiler), and `BENCH_TPUT_X=N` sends N times as many throughput
+//! messages per round (steadier figures).
 //! Results and their reading: `docs/benchmarks/bridge.md`.
 //!
 //! Unix only: the baseline it measures beside the bridge is a Unix stream

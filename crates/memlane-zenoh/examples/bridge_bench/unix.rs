@@ -400,13 +400,36 @@ pub fn main() {
     }
     let mut bridge = Memlane::new(Path::new(&a), "ping", "pong");
 
+    // `BENCH_PATHS=zenoh,bridge` and `BENCH_SIZES=4096` narrow a run (for a
+    // profiler, say); `BENCH_TPUT_X=N` sends N times as many throughput
+    // messages per round.
+    let only = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let (paths, sizes) = (only("BENCH_PATHS"), only("BENCH_SIZES"));
+    let tput_x: u64 = std::env::var("BENCH_TPUT_X").map_or(1, |s| s.parse().expect("BENCH_TPUT_X"));
+    let wanted = |list: &Option<Vec<String>>, item: &str| {
+        list.as_ref().is_none_or(|l| l.iter().any(|x| x == item))
+    };
     let mut rows = Vec::new();
     for round in 0..rounds {
         eprintln!("round {}", round + 1);
         for &(size, n_lat, n_tput) in &SIZES {
-            rows.push(measure("unix", &mut unix, size, n_lat, n_tput));
-            rows.push(measure("zenoh", &mut zenoh, size, n_lat, n_tput));
-            rows.push(measure("bridge", &mut bridge, size, n_lat, n_tput));
+            if !wanted(&sizes, &size.to_string()) {
+                continue;
+            }
+            let links: [(&'static str, &mut dyn Link); 3] = [
+                ("unix", &mut unix),
+                ("zenoh", &mut zenoh),
+                ("bridge", &mut bridge),
+            ];
+            for (name, link) in links {
+                if wanted(&paths, name) {
+                    rows.push(measure(name, link, size, n_lat, n_tput * tput_x));
+                }
+            }
         }
     }
     drop(children);
@@ -420,6 +443,9 @@ pub fn main() {
     println!("|---|---|---|---|---|---|");
     for p in ["unix", "zenoh", "bridge"] {
         for &(size, _, _) in &SIZES {
+            if of(p, size).next().is_none() {
+                continue;
+            }
             let p50 = median(of(p, size).map(|r| us(r.lat.p50)).collect());
             let p99 = median(of(p, size).map(|r| us(r.lat.p99)).collect());
             let rate = median(of(p, size).map(|r| r.rate).collect());
@@ -434,6 +460,9 @@ pub fn main() {
     println!("|---|---|---|");
     for &(size, _, _) in &SIZES {
         let pairs: Vec<(&Row, &Row)> = of("bridge", size).zip(of("zenoh", size)).collect();
+        if pairs.is_empty() {
+            continue;
+        }
         let lat: Vec<f64> = pairs
             .iter()
             .map(|(b, z)| b.lat.p50.as_secs_f64() / z.lat.p50.as_secs_f64())
