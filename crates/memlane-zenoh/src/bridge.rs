@@ -9,8 +9,9 @@
 //! publishers; for up to the lease, see [`tie_waits_to_the_lease`]).
 //!
 //! Whatever else the channel holds at that moment joins the same put as a
-//! batch of frames (up to 32 KiB, half a Zenoh transport batch, or 1024 messages): a lone message waits
-//! for nothing, a burst pays Zenoh's per-put costs once per batch.
+//! batch of frames (up to 47.5 KiB, so that it fits one Zenoh transport
+//! batch, see [`BATCH_BYTES`]; or 1024 messages): a lone message waits for
+//! nothing, a burst pays Zenoh's per-put costs once per batch.
 //!
 //! **In** (Zenoh → local): a Zenoh subscriber's callback, on the Zenoh
 //! thread that received the sample, checks each frame's header, drops what
@@ -747,12 +748,17 @@ fn put(
     }
 }
 
-/// An outbound batch holds at most this many bytes (headers included),
-/// half a batch of Zenoh's transport (64 KiB by default): larger puts
-/// (48 and 63 KiB were tried) were often fragmented by Zenoh when the
-/// transport batch they met was partly filled, and arrived in pieces. A
-/// message larger than this travels alone.
-const BATCH_BYTES: usize = 32 * 1024;
+/// An outbound batch holds at most this many bytes (headers included): a
+/// put must fit one of Zenoh's transport batches, or Zenoh fragments it
+/// and the receiving bridge reads it in pieces. Zenoh sizes a TCP link's
+/// batches from the socket's MSS (zenoh-link-tcp: the largest multiple of
+/// MSS/2 below 64 KiB, the smaller of both ends'): 65,160 bytes on an
+/// Ethernet link (MSS 1,448), 49,152 on Linux loopback (MSS 32,768 on the
+/// accepting end). 48 KiB less 512 bytes for Zenoh's own headers fits
+/// both. Measured on loopback: 4 KiB messages travel 11 to a put instead
+/// of 7 with the former 32 KiB, for about a fifth more throughput; 60 KiB
+/// puts arrived fragmented. A message larger than this travels alone.
+const BATCH_BYTES: usize = 48 * 1024 - 512;
 /// …and at most this many messages.
 const BATCH_MESSAGES: usize = 1024;
 

@@ -299,7 +299,7 @@ fn hundred_thousand_each_way_at_once() {
 /// A burst waiting in the channel travels in a few batched puts: the
 /// sending bridge is stopped (SIGSTOP) while 2,000 messages are published,
 /// then continued; all arrive once, in order, in ≤ 20 Zenoh puts (2,000 ×
-/// 140 framed bytes in batches of up to 32 KiB: 9), each one sample on
+/// 140 framed bytes in batches of up to 47.5 KiB: 6), each one sample on
 /// the receiving side.
 #[test]
 #[cfg(unix)] // SIGSTOP: Windows has no way to pause a process from outside.
@@ -340,7 +340,7 @@ fn a_burst_travels_in_few_puts() {
         .info();
     assert!(!info.membarrier, "{info:?}");
     let puts = u(&a, "burst", "out_puts");
-    assert!((9..=20).contains(&puts), "{N} messages in {puts} puts");
+    assert!((6..=20).contains(&puts), "{N} messages in {puts} puts");
     // Bytes counted without the headers, on both sides (100-byte messages).
     assert_eq!(u(&a, "burst", "out_bytes"), 100 * N);
     b.wait_counter("burst", "in_bytes", 100 * N, &bb);
