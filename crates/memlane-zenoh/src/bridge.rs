@@ -108,6 +108,9 @@ pub enum BridgeError {
     /// No route is configured.
     #[error("no route: give --out, --in or --both (or routes in a --config file)")]
     NoRoutes,
+    /// The configuration does not hold together (see [`BridgeConfig::check`]).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A running bridge. Dropping it stops it (as [`Bridge::shutdown`]).
@@ -163,7 +166,8 @@ impl Bridge {
     /// # Errors
     ///
     /// [`BridgeError`]: the session does not open, a key expression is
-    /// invalid, a local name cannot be opened or created.
+    /// invalid, a local name cannot be opened or created, the
+    /// configuration fails [`BridgeConfig::check`].
     pub fn start(
         config: &BridgeConfig,
         zenoh_config: zenoh::Config,
@@ -171,6 +175,7 @@ impl Bridge {
         if config.routes.is_empty() {
             return Err(BridgeError::NoRoutes);
         }
+        config.check()?;
         let mut zenoh_config = zenoh_config;
         let stall_budget = tie_waits_to_the_lease(&mut zenoh_config)?;
         let session = zenoh::open(zenoh_config)
@@ -219,7 +224,7 @@ impl Bridge {
                     counters,
                     stop: bridge.stop.clone(),
                     own,
-                    full: config.full,
+                    full: r.full_policy(config.full),
                     stall_budget,
                 };
                 let declare = |e: zenoh::Error| BridgeError::Declare {
@@ -1205,7 +1210,7 @@ fn publish(
             Err(memlane::TrySendError::Full) => {
                 let n = ctx.counters.in_dropped_full.fetch_add(1, Relaxed) + 1;
                 if should_log(n) {
-                    tracing::warn!(channel = %ctx.name, dropped = n, "the local ring is full: dropped an inbound message (--full drop)");
+                    tracing::warn!(channel = %ctx.name, dropped = n, "the local ring is full: dropped an inbound message (its full policy: drop)");
                 }
                 return Published::Dropped;
             }

@@ -57,6 +57,12 @@ pub struct Route {
     /// A channel (default) or a latest-value slot.
     #[serde(default = "default_kind")]
     pub kind: Kind,
+    /// What an inbound message of this route does when its local ring is
+    /// full; default the bridge's [`BridgeConfig::full`]. Only for
+    /// channels forwarded inbound (`in` or `both`): a latest-value slot
+    /// never fills, and outbound routes publish nothing locally.
+    #[serde(default)]
+    pub full: Option<FullPolicy>,
 }
 
 fn default_kind() -> Kind {
@@ -93,7 +99,14 @@ impl Route {
             key,
             direction,
             kind,
+            full: None,
         })
+    }
+
+    /// What an inbound message of this route does when its ring is full:
+    /// its own policy, else `default` (the bridge's).
+    pub fn full_policy(&self, default: FullPolicy) -> FullPolicy {
+        self.full.unwrap_or(default)
     }
 
     /// The key expression, given `prefix` for routes without one.
@@ -120,7 +133,8 @@ pub struct BridgeConfig {
     /// Where the local names live; default `$MEMLANE_DIR`, else `/dev/shm`.
     #[serde(default)]
     pub dir: Option<PathBuf>,
-    /// What an inbound message does when the local ring is full.
+    /// What an inbound message does when the local ring is full (a route
+    /// may set its own, [`Route::full`]).
     #[serde(default)]
     pub full: FullPolicy,
     /// Ring capacity for channels the bridge has to create (bytes).
@@ -184,6 +198,10 @@ impl BridgeConfig {
                 path: Some(path.to_path_buf()),
                 message,
             },
+            ConfigError::Route(_) => ConfigError::Toml {
+                path: Some(path.to_path_buf()),
+                message: e.to_string(),
+            },
             e => e,
         })
     }
@@ -207,10 +225,53 @@ impl BridgeConfig {
     /// # Ok::<(), memlane_zenoh::config::ConfigError>(())
     /// ```
     pub fn from_toml(text: &str) -> Result<BridgeConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Toml {
+        let cfg: BridgeConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
             path: None,
             message: e.to_string(),
-        })
+        })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types alone do not: a route's own `full` policy is
+    /// for an inbound channel only. ([`Bridge::start`](crate::Bridge::start)
+    /// checks too.)
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] naming the route and what to change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memlane_zenoh::config::BridgeConfig;
+    /// let err = BridgeConfig::from_toml(r#"
+    ///     [[route]]
+    ///     name = "imu"
+    ///     direction = "out"
+    ///     full = "drop"
+    /// "#).unwrap_err();
+    /// assert!(err.to_string().contains("inbound"), "{err}");
+    /// ```
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for r in &self.routes {
+            if r.full.is_none() {
+                continue;
+            }
+            let why = if r.kind == Kind::Latest {
+                "a latest-value slot never fills (a new value replaces the old)"
+            } else if !r.direction.inbound() {
+                "an outbound route publishes nothing on this machine"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Route(format!(
+                "{:?}: `full` applies to channels forwarded inbound (direction \"in\" or \"both\"), \
+                 and {why}: remove it from this route",
+                r.name
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -237,4 +298,97 @@ pub enum ConfigError {
         /// What the TOML parser said.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_INBOUND: &str = r#"
+        full = "block"
+        [[route]]
+        name = "video"
+        direction = "in"
+        full = "drop"
+        [[route]]
+        name = "cmd"
+        direction = "both"
+    "#;
+
+    #[test]
+    fn a_route_may_set_its_own_full_policy() {
+        let cfg = BridgeConfig::from_toml(TWO_INBOUND).unwrap();
+        let policies: Vec<_> = cfg
+            .routes
+            .iter()
+            .map(|r| (r.name.as_str(), r.full, r.full_policy(cfg.full)))
+            .collect();
+        assert_eq!(
+            policies,
+            [
+                ("video", Some(FullPolicy::Drop), FullPolicy::Drop),
+                ("cmd", None, FullPolicy::Block)
+            ]
+        );
+        // The bridge-wide policy (e.g. `--full drop`) applies to routes
+        // without their own.
+        assert_eq!(
+            cfg.routes[1].full_policy(FullPolicy::Drop),
+            FullPolicy::Drop
+        );
+        assert_eq!(
+            cfg.routes[0].full_policy(FullPolicy::Block),
+            FullPolicy::Drop
+        );
+    }
+
+    #[test]
+    fn full_on_a_route_that_cannot_fill_is_refused_with_the_reason() {
+        for (route, reason) in [
+            (
+                "name = \"imu\"\ndirection = \"out\"",
+                "outbound route publishes nothing",
+            ),
+            (
+                "name = \"pose\"\ndirection = \"in\"\nkind = \"latest\"",
+                "latest-value slot never fills",
+            ),
+        ] {
+            let text = format!("[[route]]\n{route}\nfull = \"drop\"\n");
+            let err = BridgeConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(reason) && err.contains("remove it"), "{err}");
+            // Built in code instead of read from a file: the same check.
+            let mut cfg = BridgeConfig::from_toml(&text.replace("full = \"drop\"\n", "")).unwrap();
+            assert!(cfg.check().is_ok());
+            cfg.routes[0].full = Some(FullPolicy::Drop);
+            assert!(cfg.check().unwrap_err().to_string().contains(reason));
+        }
+        // Unknown policies are the TOML parser's to refuse.
+        let err = BridgeConfig::from_toml(
+            "[[route]]\nname = \"a\"\ndirection = \"in\"\nfull = \"wait\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("block") && err.contains("drop"), "{err}");
+    }
+
+    #[test]
+    fn a_file_names_itself_in_a_route_error() {
+        let dir =
+            std::env::temp_dir().join(format!("memlane-bridge-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.toml");
+        std::fs::write(
+            &path,
+            "[[route]]\nname = \"imu\"\ndirection = \"out\"\nfull = \"drop\"\n",
+        )
+        .unwrap();
+        let res = BridgeConfig::from_toml_file(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = res.unwrap_err().to_string();
+        assert!(
+            err.contains("bridge.toml") && err.contains("\"imu\""),
+            "{err}"
+        );
+    }
 }

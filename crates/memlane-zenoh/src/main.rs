@@ -63,7 +63,8 @@ struct Args {
     #[arg(long)]
     no_multicast_scouting: bool,
     /// When a local ring is full: block (hold the remote publishers back; while its subscribers
-    /// read nothing for half Zenoh's lease, drop and count) or drop (and count).
+    /// read nothing for half Zenoh's lease, drop and count) or drop (and count). A route in a
+    /// --config file may set its own `full`, which wins.
     #[arg(long, value_name = "block|drop")]
     full: Option<String>,
     /// Key prefix for routes given without a key expression.

@@ -1209,6 +1209,107 @@ fn full_ring_drops_with_a_count_when_configured() {
 /// on standard input) prints the counters; SIGTERM (Windows: a `quit` line)
 /// stops bridge B cleanly, printing them again, and a `quit` line on its
 /// standard input stops bridge A cleanly.
+/// A route of a configuration file may set its own `full` policy: on a
+/// bridge that blocks by default, a route whose ring is stuck full (its
+/// subscriber reads only at the end) drops with a count at once, and the
+/// route beside it on the same Zenoh link delivers every message. Under
+/// the bridge's `block` the stuck route would first wait half the lease
+/// and then log that its ring "stayed full": that line must not appear.
+#[test]
+fn a_route_may_drop_while_the_bridge_blocks() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    const N: u64 = 2_000;
+    let (a, b) = (Side::new("ra"), Side::new("rb"));
+    let channel = Channel::builder("video")
+        .capacity(4096)
+        .max_message(1024)
+        .dir(&b.dir.path)
+        .create()
+        .unwrap();
+    let mut stuck = channel.subscriber().unwrap(); // reads only at the end
+    let config = b.dir.join("bridge.toml");
+    std::fs::write(
+        &config,
+        "full = \"block\"\n\n[[route]]\nname = \"video\"\ndirection = \"in\"\nfull = \"drop\"\n\n\
+         [[route]]\nname = \"cmd\"\ndirection = \"in\"\n",
+    )
+    .unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let bb = b.bridge(&["--config", config.to_str().unwrap(), "--listen", &ep]);
+    let ba = a.bridge(&["--out", "video", "--out", "cmd", "--connect", &ep]);
+    a.wait_matched("video", &ba);
+    a.wait_matched("cmd", &ba);
+    let cmd = subscriber(&b, "cmd", &format!("4:{N}"), 300);
+    let small = |chan: &str, tag: &str| {
+        spawn_role(
+            "child_role",
+            "publish",
+            &[
+                ("DIR", dir_of(&a)),
+                ("CHAN", chan.into()),
+                ("TAG", tag.into()),
+                ("COUNT", N.to_string()),
+                ("SMALL", "1".into()),
+            ],
+        )
+    };
+    let (pv, pc) = (small("video", "3"), small("cmd", "4"));
+    assert_eq!(line(&pv.wait(LONG)), format!("sent {N}"));
+    assert_eq!(line(&pc.wait(LONG)), format!("sent {N}"));
+    assert_eq!(line(&cmd.wait(LONG)), format!("received {N}"));
+    wait_for(
+        Duration::from_secs(120),
+        "every video message accounted for",
+        &bb,
+        || {
+            b.counter("video", "in_forwarded")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                + b.counter("video", "in_dropped_full")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                == N
+        },
+    );
+    let (delivered, dropped) = (
+        u(&b, "video", "in_forwarded"),
+        u(&b, "video", "in_dropped_full"),
+    );
+    assert!(
+        dropped > 0 && delivered > 0,
+        "video: delivered {delivered}, dropped {dropped}"
+    );
+    b.wait_counter("cmd", "in_forwarded", N, &bb);
+    assert_eq!(u(&b, "cmd", "in_dropped_full"), 0);
+    assert_eq!(u(&b, "cmd", "in_missed"), 0);
+    let mut last = 0;
+    for _ in 0..delivered {
+        let (tag, seq) = check_message(&stuck.recv_timeout(Duration::from_secs(10)).unwrap());
+        assert!(tag == 3 && seq > last, "in order");
+        last = seq;
+    }
+    assert!(stuck.try_recv().is_err(), "no more than counted");
+    stop_bridge(ba);
+    stop_bridge(bb);
+    let log = std::fs::read_to_string(b.log_path()).unwrap();
+    let video_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("channel=video"))
+        .collect();
+    assert!(
+        video_lines
+            .iter()
+            .any(|l| l.contains("its full policy: drop")),
+        "the video route dropped by its own policy:\n{log}"
+    );
+    assert!(
+        !log.contains("stayed full"),
+        "no route waited for room:\n{log}"
+    );
+}
+
 #[test]
 fn the_memlane_command_runs_the_bridge_from_config_files() {
     if std::env::var_os(ROLE_ENV).is_some() {
