@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder of bytes
 # memlane does not trust: the segment header, the channel config, the
-# ring's records, a typed channel's type record, and the CLI's
-# size/duration/name arguments. The targets
-# are in fuzz/fuzz_targets/; their entry points in the library are
-# `memlane::fuzzing` (which tests/fuzz_corpus also runs, without libFuzzer).
+# ring's records, a typed channel's type record, the CLI's
+# size/duration/name arguments, and the Zenoh bridge's wire format. The
+# targets are in fuzz/fuzz_targets/; their entry points in the libraries are
+# `memlane::fuzzing` (which tests/fuzz_corpus also runs, without libFuzzer)
+# and `memlane_zenoh::fuzzing` (replayed by its unit tests).
 #
 #     bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
@@ -31,7 +32,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
     echo "usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
     exit 2
 fi
-all=(header channel_config ring latest_slot type_record cli_size_duration)
+all=(header channel_config ring latest_slot type_record cli_size_duration bridge_wire)
 if [ $# -gt 0 ]; then
     targets=("$@")
 else

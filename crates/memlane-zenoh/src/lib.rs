@@ -21,12 +21,21 @@
 //! println!("{}", bridge.shutdown());
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
+//!
+//! Features: `bridge` (default) is the bridge itself; without it the crate
+//! is its wire format, configuration and counters only. `fuzzing` adds
+//! [`fuzzing`], the entry points of the fuzz targets.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "bridge")]
 mod bridge;
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod stats;
 pub mod wire;
 
+#[cfg(feature = "bridge")]
 pub use bridge::{Bridge, BridgeError};
+#[cfg(feature = "bridge")]
 pub use zenoh;
