@@ -81,10 +81,11 @@ for t in "${targets[@]}"; do
     if [ -z "$runs" ]; then
         # No final line (it stopped at a crash): the last status line
         # ("#<runs> ...") has the count so far.
-        runs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+        runs=$({ grep -o '^#[0-9]*' "$log" || true; } | tail -n 1 | tr -d '#')
         took="<$secs"
     fi
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+    # (grep finds nothing when an input of the corpus crashes at once.)
+    cov=$({ grep -o 'cov: [0-9]*' "$log" || true; } | tail -n 1 | cut -d' ' -f2)
     summary+=("$(printf '%-18s %12s executions in %4s s  cov %-6s %s' \
         "$t" "${runs:-?}" "${took:-?}" "${cov:-?}" "$status")")
     if [ "$status" != ok ]; then
