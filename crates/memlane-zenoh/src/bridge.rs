@@ -113,12 +113,22 @@ pub enum BridgeError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// A route as the bridge runs it.
+struct RouteEntry {
+    route: Route,
+    key: String,
+    counters: Arc<RouteCounters>,
+    full: Option<FullPolicy>,
+}
+
 /// A running bridge. Dropping it stops it (as [`Bridge::shutdown`]).
 pub struct Bridge {
     id: u128,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    routes: Vec<(Route, String, Arc<RouteCounters>)>,
+    /// Per route: its key expression, counters and, for a channel
+    /// forwarded inbound, the policy its full ring follows.
+    routes: Vec<RouteEntry>,
     /// Matching listeners and queryables, kept alive.
     keep: Vec<Box<dyn std::any::Any + Send>>,
     session: Option<zenoh::Session>,
@@ -206,11 +216,17 @@ impl Bridge {
                     continue;
                 }
                 let key = r.key_expr(&config.prefix);
-                let counters = match bridge.routes.iter().find(|(x, _, _)| x == r) {
-                    Some((_, _, c)) => c.clone(),
+                let counters = match bridge.routes.iter().find(|e| &e.route == r) {
+                    Some(e) => e.counters.clone(),
                     None => {
                         let c = Arc::new(RouteCounters::default());
-                        bridge.routes.push((r.clone(), key.clone(), c.clone()));
+                        bridge.routes.push(RouteEntry {
+                            route: r.clone(),
+                            key: key.clone(),
+                            counters: c.clone(),
+                            full: (r.direction.inbound() && r.kind == Kind::Channel)
+                                .then(|| r.full_policy(config.full)),
+                        });
                         c
                     }
                 };
@@ -263,7 +279,12 @@ impl Bridge {
             routes: self
                 .routes
                 .iter()
-                .map(|(r, key, c)| c.snapshot(&r.name, key, r.direction, r.kind))
+                .map(|e| {
+                    let r = &e.route;
+                    let mut s = e.counters.snapshot(&r.name, &e.key, r.direction, r.kind);
+                    s.full = e.full;
+                    s
+                })
                 .collect(),
         }
     }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::config::Direction;
+use crate::config::{Direction, FullPolicy};
 use crate::wire::Kind;
 
 /// The live counters of one route (shared with its threads).
@@ -75,6 +75,11 @@ pub struct RouteStats {
     pub in_own: u64,
     pub in_missed: u64,
     pub in_origins: u64,
+    /// In (channels): what a message finding the local ring full does
+    /// (the route's own policy, else the bridge's); `None` for the routes
+    /// it does not apply to. [`RouteCounters::snapshot`] leaves it `None`.
+    #[serde(default)]
+    pub full: Option<FullPolicy>,
 }
 
 impl RouteCounters {
@@ -102,6 +107,7 @@ impl RouteCounters {
             in_own: self.in_own.load(Relaxed),
             in_missed: self.in_missed.load(Relaxed),
             in_origins: self.in_origins.load(Relaxed),
+            full: None,
         }
     }
 }
@@ -138,13 +144,18 @@ impl std::fmt::Display for Stats {
             if r.direction.inbound() {
                 writeln!(
                     f,
-                    "  in  {} <- {}: forwarded {} ({} bytes, {} samples), dropped: full {}, oversized {}, malformed {}, duplicate {}; missed {} (gaps), own {}, origins {}",
+                    "  in  {} <- {}: forwarded {} ({} bytes, {} samples), dropped: full {}{}, oversized {}, malformed {}, duplicate {}; missed {} (gaps), own {}, origins {}",
                     r.name,
                     r.key,
                     r.in_forwarded,
                     r.in_bytes,
                     r.in_samples,
                     r.in_dropped_full,
+                    match r.full {
+                        Some(FullPolicy::Block) => " (policy block)",
+                        Some(FullPolicy::Drop) => " (policy drop)",
+                        None => "",
+                    },
                     r.in_dropped_oversized,
                     r.in_dropped_malformed,
                     r.in_dropped_duplicate,

@@ -1282,6 +1282,9 @@ fn a_route_may_drop_while_the_bridge_blocks() {
         "video: delivered {delivered}, dropped {dropped}"
     );
     b.wait_counter("cmd", "in_forwarded", N, &bb);
+    // The counters say which policy each route follows.
+    assert_eq!(b.counter("video", "full"), Some("drop".into()));
+    assert_eq!(b.counter("cmd", "full"), Some("block".into()));
     assert_eq!(u(&b, "cmd", "in_dropped_full"), 0);
     assert_eq!(u(&b, "cmd", "in_missed"), 0);
     let mut last = 0;
