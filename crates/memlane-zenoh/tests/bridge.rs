@@ -1136,6 +1136,45 @@ fn latest_value_slot_both_ways_without_echo() {
     stop_bridge(bb);
 }
 
+/// Waits until `side`'s inbound route `chan` has delivered or dropped (full
+/// ring) all `n` messages of tag 3; checks that some of each happened and
+/// that `stuck`, which read nothing so far, now reads exactly the delivered
+/// ones, in order.
+fn dropped_and_delivered_in_order(
+    side: &Side,
+    bridge: &Proc,
+    chan: &str,
+    n: u64,
+    stuck: &mut memlane::Subscriber,
+) {
+    let count = |field| {
+        side.counter(chan, field)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    };
+    wait_for(
+        Duration::from_secs(120),
+        &format!("every {chan} message accounted for"),
+        bridge,
+        || count("in_forwarded") + count("in_dropped_full") == n,
+    );
+    let (delivered, dropped) = (
+        u(side, chan, "in_forwarded"),
+        u(side, chan, "in_dropped_full"),
+    );
+    assert!(
+        dropped > 0 && delivered > 0,
+        "{chan}: delivered {delivered}, dropped {dropped}"
+    );
+    let mut last = 0;
+    for _ in 0..delivered {
+        let (tag, seq) = check_message(&stuck.recv_timeout(Duration::from_secs(10)).unwrap());
+        assert!(tag == 3 && seq > last, "in order");
+        last = seq;
+    }
+    assert!(stuck.try_recv().is_err(), "no more than counted");
+}
+
 /// With `--full drop`, inbound messages that find the local ring full
 /// (a subscriber there reads nothing) are dropped and counted; every
 /// message is accounted for, and what was delivered is in order.
@@ -1169,46 +1208,11 @@ fn full_ring_drops_with_a_count_when_configured() {
         ],
     );
     publ.wait(LONG);
-    wait_for(
-        Duration::from_secs(120),
-        "every message accounted for",
-        &bb,
-        || {
-            b.counter("data", "in_forwarded")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0)
-                + b.counter("data", "in_dropped_full")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0)
-                == N
-        },
-    );
-    let (delivered, dropped) = (
-        u(&b, "data", "in_forwarded"),
-        u(&b, "data", "in_dropped_full"),
-    );
-    assert!(
-        dropped > 0 && delivered > 0,
-        "delivered {delivered}, dropped {dropped}"
-    );
-    let mut last = 0;
-    for _ in 0..delivered {
-        let (tag, seq) = check_message(&stuck.recv_timeout(Duration::from_secs(10)).unwrap());
-        assert!(tag == 3 && seq > last, "in order");
-        last = seq;
-    }
-    assert!(stuck.try_recv().is_err(), "no more than counted");
+    dropped_and_delivered_in_order(&b, &bb, "data", N, &mut stuck);
     stop_bridge(ba);
     stop_bridge(bb);
 }
 
-/// `memlane bridge` (the `memlane` command running `memlane-bridge` found
-/// beside it) configured by files: routes in a TOML file, Zenoh's own
-/// configuration in a JSON5 file (mode, listen endpoint, scouting off).
-/// Messages published on side A arrive on side B; SIGUSR1 (Windows: a line
-/// on standard input) prints the counters; SIGTERM (Windows: a `quit` line)
-/// stops bridge B cleanly, printing them again, and a `quit` line on its
-/// standard input stops bridge A cleanly.
 /// A route of a configuration file may set its own `full` policy: on a
 /// bridge that blocks by default, a route whose ring is stuck full (its
 /// subscriber reads only at the end) drops with a count at once, and the
@@ -1259,41 +1263,13 @@ fn a_route_may_drop_while_the_bridge_blocks() {
     assert_eq!(line(&pv.wait(LONG)), format!("sent {N}"));
     assert_eq!(line(&pc.wait(LONG)), format!("sent {N}"));
     assert_eq!(line(&cmd.wait(LONG)), format!("received {N}"));
-    wait_for(
-        Duration::from_secs(120),
-        "every video message accounted for",
-        &bb,
-        || {
-            b.counter("video", "in_forwarded")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0)
-                + b.counter("video", "in_dropped_full")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0)
-                == N
-        },
-    );
-    let (delivered, dropped) = (
-        u(&b, "video", "in_forwarded"),
-        u(&b, "video", "in_dropped_full"),
-    );
-    assert!(
-        dropped > 0 && delivered > 0,
-        "video: delivered {delivered}, dropped {dropped}"
-    );
+    dropped_and_delivered_in_order(&b, &bb, "video", N, &mut stuck);
     b.wait_counter("cmd", "in_forwarded", N, &bb);
     // The counters say which policy each route follows.
     assert_eq!(b.counter("video", "full"), Some("drop".into()));
     assert_eq!(b.counter("cmd", "full"), Some("block".into()));
     assert_eq!(u(&b, "cmd", "in_dropped_full"), 0);
     assert_eq!(u(&b, "cmd", "in_missed"), 0);
-    let mut last = 0;
-    for _ in 0..delivered {
-        let (tag, seq) = check_message(&stuck.recv_timeout(Duration::from_secs(10)).unwrap());
-        assert!(tag == 3 && seq > last, "in order");
-        last = seq;
-    }
-    assert!(stuck.try_recv().is_err(), "no more than counted");
     stop_bridge(ba);
     stop_bridge(bb);
     let log = std::fs::read_to_string(b.log_path()).unwrap();
@@ -1313,6 +1289,13 @@ fn a_route_may_drop_while_the_bridge_blocks() {
     );
 }
 
+/// `memlane bridge` (the `memlane` command running `memlane-bridge` found
+/// beside it) configured by files: routes in a TOML file, Zenoh's own
+/// configuration in a JSON5 file (mode, listen endpoint, scouting off).
+/// Messages published on side A arrive on side B; SIGUSR1 (Windows: a line
+/// on standard input) prints the counters; SIGTERM (Windows: a `quit` line)
+/// stops bridge B cleanly, printing them again, and a `quit` line on its
+/// standard input stops bridge A cleanly.
 #[test]
 fn the_memlane_command_runs_the_bridge_from_config_files() {
     if std::env::var_os(ROLE_ENV).is_some() {
