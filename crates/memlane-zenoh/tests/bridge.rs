@@ -229,16 +229,37 @@ fn gaps_subscriber(side: &Side, chan: &str, stop: &Path, bridge: &Proc) -> (Proc
 }
 
 fn publisher(side: &Side, chan: &str, tag: u8, count: u64) -> Proc {
-    spawn_role(
-        "child_role",
-        "publish",
-        &[
-            ("DIR", dir_of(side)),
-            ("CHAN", chan.into()),
-            ("TAG", tag.to_string()),
-            ("COUNT", count.to_string()),
-        ],
-    )
+    spawn_publisher(side, chan, tag, count, &[])
+}
+
+/// [`publisher`] of small messages (100 bytes each).
+fn small_publisher(side: &Side, chan: &str, tag: u8, count: u64) -> Proc {
+    spawn_publisher(side, chan, tag, count, &[("SMALL", "1".into())])
+}
+
+fn spawn_publisher(side: &Side, chan: &str, tag: u8, count: u64, extra: &[(&str, String)]) -> Proc {
+    let mut env = vec![
+        ("DIR", dir_of(side)),
+        ("CHAN", chan.into()),
+        ("TAG", tag.to_string()),
+        ("COUNT", count.to_string()),
+    ];
+    env.extend_from_slice(extra);
+    spawn_role("child_role", "publish", &env)
+}
+
+/// A channel `name` on `side` (4 KiB ring, messages up to 1 KiB) created by
+/// the test, with a subscriber that reads nothing until the test says so:
+/// the ring stays full.
+fn stuck_channel(side: &Side, name: &str) -> (Channel, memlane::Subscriber) {
+    let channel = Channel::builder(name)
+        .capacity(4096)
+        .max_message(1024)
+        .dir(&side.dir.path)
+        .create()
+        .unwrap();
+    let stuck = channel.subscriber().unwrap();
+    (channel, stuck)
 }
 
 fn stop_bridge(b: Proc) {
@@ -315,17 +336,7 @@ fn a_burst_travels_in_few_puts() {
     a.wait_matched("burst", &ba);
     let sub = subscriber(&b, "burst", &format!("3:{N}"), 300);
     assert!(ba.signal("STOP"), "kill -STOP");
-    let publ = spawn_role(
-        "child_role",
-        "publish",
-        &[
-            ("DIR", dir_of(&a)),
-            ("CHAN", "burst".into()),
-            ("TAG", "3".into()),
-            ("COUNT", N.to_string()),
-            ("SMALL", "1".into()),
-        ],
-    );
+    let publ = small_publisher(&a, "burst", 3, N);
     let sent = publ.wait(LONG); // the ring (1 MiB) holds all of it
     assert!(ba.signal("CONT"), "kill -CONT");
     assert_eq!(line(&sent), format!("sent {N}"));
@@ -1186,29 +1197,12 @@ fn full_ring_drops_with_a_count_when_configured() {
     }
     const N: u64 = 2_000;
     let (a, b) = (Side::new("fa"), Side::new("fb"));
-    let channel = Channel::builder("data")
-        .capacity(4096)
-        .max_message(1024)
-        .dir(&b.dir.path)
-        .create()
-        .unwrap();
-    let mut stuck = channel.subscriber().unwrap(); // reads only at the end
+    let (_channel, mut stuck) = stuck_channel(&b, "data"); // read only at the end
     let ep = format!("tcp/127.0.0.1:{}", free_port());
     let bb = b.bridge(&["--in", "data", "--full", "drop", "--listen", &ep]);
     let ba = a.bridge(&["--out", "data", "--connect", &ep]);
     a.wait_matched("data", &ba);
-    let publ = spawn_role(
-        "child_role",
-        "publish",
-        &[
-            ("DIR", dir_of(&a)),
-            ("CHAN", "data".into()),
-            ("TAG", "3".into()),
-            ("COUNT", N.to_string()),
-            ("SMALL", "1".into()),
-        ],
-    );
-    publ.wait(LONG);
+    small_publisher(&a, "data", 3, N).wait(LONG);
     dropped_and_delivered_in_order(&b, &bb, "data", N, &mut stuck);
     stop_bridge(ba);
     stop_bridge(bb);
@@ -1227,13 +1221,7 @@ fn a_route_may_drop_while_the_bridge_blocks() {
     }
     const N: u64 = 2_000;
     let (a, b) = (Side::new("ra"), Side::new("rb"));
-    let channel = Channel::builder("video")
-        .capacity(4096)
-        .max_message(1024)
-        .dir(&b.dir.path)
-        .create()
-        .unwrap();
-    let mut stuck = channel.subscriber().unwrap(); // reads only at the end
+    let (_channel, mut stuck) = stuck_channel(&b, "video"); // read only at the end
     let config = b.dir.join("bridge.toml");
     std::fs::write(
         &config,
@@ -1247,20 +1235,10 @@ fn a_route_may_drop_while_the_bridge_blocks() {
     a.wait_matched("video", &ba);
     a.wait_matched("cmd", &ba);
     let cmd = subscriber(&b, "cmd", &format!("4:{N}"), 300);
-    let small = |chan: &str, tag: &str| {
-        spawn_role(
-            "child_role",
-            "publish",
-            &[
-                ("DIR", dir_of(&a)),
-                ("CHAN", chan.into()),
-                ("TAG", tag.into()),
-                ("COUNT", N.to_string()),
-                ("SMALL", "1".into()),
-            ],
-        )
-    };
-    let (pv, pc) = (small("video", "3"), small("cmd", "4"));
+    let (pv, pc) = (
+        small_publisher(&a, "video", 3, N),
+        small_publisher(&a, "cmd", 4, N),
+    );
     assert_eq!(line(&pv.wait(LONG)), format!("sent {N}"));
     assert_eq!(line(&pc.wait(LONG)), format!("sent {N}"));
     assert_eq!(line(&cmd.wait(LONG)), format!("received {N}"));
