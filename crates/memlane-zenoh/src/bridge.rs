@@ -216,6 +216,7 @@ impl Bridge {
                     continue;
                 }
                 let key = r.key_expr(&config.prefix);
+                let full = r.full_policy(config.full);
                 let counters = match bridge.routes.iter().find(|e| &e.route == r) {
                     Some(e) => e.counters.clone(),
                     None => {
@@ -225,7 +226,7 @@ impl Bridge {
                             key: key.clone(),
                             counters: c.clone(),
                             full: (r.direction.inbound() && r.kind == Kind::Channel)
-                                .then(|| r.full_policy(config.full)),
+                                .then_some(full),
                         });
                         c
                     }
@@ -240,7 +241,7 @@ impl Bridge {
                     counters,
                     stop: bridge.stop.clone(),
                     own,
-                    full: r.full_policy(config.full),
+                    full,
                     stall_budget,
                 };
                 let declare = |e: zenoh::Error| BridgeError::Declare {
@@ -281,9 +282,8 @@ impl Bridge {
                 .iter()
                 .map(|e| {
                     let r = &e.route;
-                    let mut s = e.counters.snapshot(&r.name, &e.key, r.direction, r.kind);
-                    s.full = e.full;
-                    s
+                    e.counters
+                        .snapshot(&r.name, &e.key, r.direction, r.kind, e.full)
                 })
                 .collect(),
         }

@@ -77,14 +77,22 @@ pub struct RouteStats {
     pub in_origins: u64,
     /// In (channels): what a message finding the local ring full does
     /// (the route's own policy, else the bridge's); `None` for the routes
-    /// it does not apply to. [`RouteCounters::snapshot`] leaves it `None`.
+    /// it does not apply to.
     #[serde(default)]
     pub full: Option<FullPolicy>,
 }
 
 impl RouteCounters {
-    /// A copy, labelled.
-    pub fn snapshot(&self, name: &str, key: &str, direction: Direction, kind: Kind) -> RouteStats {
+    /// A copy, labelled (`full`: the policy of an inbound channel's full
+    /// ring, `None` for other routes).
+    pub fn snapshot(
+        &self,
+        name: &str,
+        key: &str,
+        direction: Direction,
+        kind: Kind,
+        full: Option<FullPolicy>,
+    ) -> RouteStats {
         RouteStats {
             name: name.to_string(),
             key: key.to_string(),
@@ -107,7 +115,7 @@ impl RouteCounters {
             in_own: self.in_own.load(Relaxed),
             in_missed: self.in_missed.load(Relaxed),
             in_origins: self.in_origins.load(Relaxed),
-            full: None,
+            full,
         }
     }
 }
