@@ -66,6 +66,7 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     pub(super) fn join(ring: Arc<ShmRing>) -> Result<Publisher, JoinError> {
+        ring.populate();
         let pid = crate::sys::current_pid();
         let g = *ring.geometry();
         let (st, lock) = liveness::join(

@@ -13,6 +13,8 @@ pub(crate) struct ShmRing {
     /// Endpoints copy messages instead of handing out references into the
     /// ring (see `trust.rs`).
     copy_messages: bool,
+    /// The data region's pages were mapped in ([`ShmRing::populate`]).
+    populated: std::sync::Once,
 }
 
 // SAFETY: the mapping is process-wide memory that stays mapped as long as
@@ -24,8 +26,9 @@ unsafe impl Send for ShmRing {}
 unsafe impl Sync for ShmRing {}
 
 /// At most this much of a channel's data region is mapped into the page
-/// tables at open ([`ShmRing::new`]): the rest of a larger ring faults in
-/// on first touch, so that opening a huge channel stays quick.
+/// tables at a handle's first join ([`ShmRing::populate`]): the rest of a
+/// larger ring faults in on first touch, so that joining a huge channel
+/// stays quick.
 const POPULATE_MAX: u64 = 64 << 20;
 
 fn populate_len(data_len: u64) -> usize {
@@ -46,19 +49,29 @@ impl ShmRing {
         // kept beside the region), and the ring protocol accesses it only
         // through atomics and raw copies.
         let region = unsafe { Region::new(seg.data_ptr(), geo) };
-        if seg.writable() {
-            // The ring is written and read in a cycle: without this, each
-            // process takes a page fault at its first touch of each page
-            // (a 1 MiB ring: 256 per process), microseconds each, in the
-            // first lap's latency (p99.9 8 B one-way: 8.5 µs against
-            // 0.2 µs for the cache-line floor, docs/benchmarks/).
-            crate::sys::populate_write(seg.data_ptr(), populate_len(geo.data_len()));
-        }
         ShmRing {
             seg,
             region,
             copy_messages,
+            populated: std::sync::Once::new(),
         }
+    }
+
+    /// Maps the data region's pages into this process's page tables, once
+    /// per handle; called when an endpoint joins. The ring is written and
+    /// read in a cycle: without this, each process takes a page fault at
+    /// its first touch of each page (a 1 MiB ring: 256 per process), a
+    /// microsecond or more each, in the first lap's latency (p99.9 8 B
+    /// one-way: 8.5 µs against 0.2 µs for the cache-line floor,
+    /// docs/benchmarks/). At the join rather than at open: a handle that
+    /// never joins (inspection, removal) stays quick to open and close and
+    /// maps in nothing (a 1 MiB ring: ~0.3 ms and 1 MiB of page tables'
+    /// reach per process, docs/benchmarks/ "Set-up costs").
+    pub(crate) fn populate(&self) {
+        self.populated.call_once(|| {
+            let len = populate_len(self.region.geometry().data_len());
+            crate::sys::populate(self.seg.data_ptr(), len, self.seg.writable());
+        });
     }
 
     /// `Corrupt` if another process truncated the channel's file (caught

@@ -172,6 +172,7 @@ impl Subscriber {
         start: ring::Start,
         lossy: bool,
     ) -> Result<Subscriber, JoinError> {
+        ring.populate();
         let pid = crate::sys::current_pid();
         let g = *ring.geometry();
         let (st, lock) = liveness::join(

@@ -417,16 +417,23 @@ pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Durati
     }
 }
 
-/// Maps every page of `len` bytes at `ptr` (a shared, writable mapping of
-/// a file whose pages are allocated) into this process's page tables now,
-/// writable (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+), so that the
+/// Maps every page of `len` bytes at `ptr` (a shared mapping of a file
+/// whose pages are allocated, writable if `writable`) into this process's
+/// page tables now (`madvise(MADV_POPULATE_WRITE)`, or
+/// `MADV_POPULATE_READ` for a read-only mapping; Linux 5.14+), so that the
 /// first touch of each page on the hot path takes no page fault. Best
 /// effort: on older kernels, or if the kernel refuses, the pages fault in
 /// on first touch as before.
-pub(crate) fn populate_write(ptr: *mut u8, len: usize) {
-    // SAFETY: MADV_POPULATE_WRITE faults pages in as a write access would,
-    // without changing any byte; the caller's range is mapped writable.
-    let _ = unsafe { rustix::mm::madvise(ptr.cast(), len, rustix::mm::Advice::LinuxPopulateWrite) };
+pub(crate) fn populate(ptr: *mut u8, len: usize, writable: bool) {
+    let advice = if writable {
+        rustix::mm::Advice::LinuxPopulateWrite
+    } else {
+        rustix::mm::Advice::LinuxPopulateRead
+    };
+    // SAFETY: MADV_POPULATE_{WRITE,READ} fault pages in as a write (read)
+    // access would, without changing any byte; the caller's range is
+    // mapped, writable when `writable` says so.
+    let _ = unsafe { rustix::mm::madvise(ptr.cast(), len, advice) };
 }
 
 /// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`

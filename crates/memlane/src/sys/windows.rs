@@ -664,9 +664,9 @@ fn push_hex(buf: &mut Vec<u16>, v: u32) {
     buf.extend(digits[..n].iter().rev());
 }
 
-/// Linux maps a channel's pages into the page tables at open
-/// (`populate_write`); here pages fault in on first touch.
-pub(crate) fn populate_write(_ptr: *mut u8, _len: usize) {}
+/// Linux maps a channel's pages into the page tables when an endpoint
+/// joins (`populate`); here pages fault in on first touch.
+pub(crate) fn populate(_ptr: *mut u8, _len: usize, _writable: bool) {}
 
 /// Windows has no cross-process asymmetric barrier
 /// (`FlushProcessWriteBuffers` reaches only this process): never

@@ -1593,3 +1593,81 @@ fn inspect_reads_without_writing_and_reports_corruption() {
     assert_eq!((slot.version, slot.writers.len()), (0, 0));
     drop((s, p, c));
 }
+
+/// KiB of the mappings of `path` present in this process's page tables
+/// (`Rss` in `/proc/self/smaps`).
+#[cfg(target_os = "linux")]
+fn mapped_kib(path: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        // A mapping's header line starts with its address range.
+        let header = line.split_whitespace().next().is_some_and(|w| {
+            w.contains('-') && w.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        });
+        if header {
+            inside = line.ends_with(name);
+        } else if let (true, Some(v)) = (inside, line.strip_prefix("Rss:")) {
+            kib += v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    kib
+}
+
+/// Minor page faults this thread has taken (`/proc/thread-self/stat`,
+/// field 10).
+#[cfg(target_os = "linux")]
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // The command name (field 2) may hold spaces: count after its ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(7).unwrap().parse().unwrap()
+}
+
+/// Joining maps the ring's pages in, so the first lap through the ring
+/// takes no page faults on the message path; a handle that only opens
+/// maps nothing in (it stays quick to open and close).
+#[cfg(target_os = "linux")]
+#[test]
+fn joining_maps_the_ring_in_and_opening_does_not() {
+    let d = TestDir::new("ch-populate");
+    let c = channel(&d, "populate", 1 << 20, 4096);
+    let path = c.path().to_path_buf();
+    let opened = mapped_kib(&path);
+    assert!(
+        opened <= 64,
+        "an open handle has {opened} KiB of its mapping in, expected only its header"
+    );
+    let mut p = c.publisher().unwrap();
+    let mut s = c.subscriber().unwrap();
+    let joined = mapped_kib(&path);
+    assert!(
+        joined >= 1024 + opened,
+        "a joined handle has {joined} KiB of its mapping in, expected the 1 MiB ring"
+    );
+    // A lap and a half through the ring: 4 KiB messages (4,128-byte
+    // records), received as they go, into a buffer allocated up front.
+    let msg = vec![7u8; 4096];
+    let mut buf = vec![0u8; 4096];
+    let faults = minor_faults();
+    for _ in 0..400 {
+        p.send(&msg).unwrap();
+        let m = s.try_recv().unwrap();
+        buf.copy_from_slice(&m);
+    }
+    let taken = minor_faults() - faults;
+    assert_eq!(buf, msg);
+    // Without the join's mapping in: one per page of the ring, 256.
+    assert!(
+        taken < 16,
+        "{taken} page faults in a lap through a joined ring"
+    );
+    drop((s, p, c));
+}
