@@ -421,14 +421,22 @@ pub struct BenchArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Round trips per latency measurement (default 100000, a quarter of that
-    /// at 64 KiB; 1000 with --quick).
+    /// Round trips per latency measurement and round (default 40000, a
+    /// quarter of that at 64 KiB; 1000 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub round_trips: Option<u64>,
-    /// Messages per throughput measurement (default 2000000 of 64 B and
-    /// 3000 of 1 MiB; --quick: 20000 and 20).
+    /// Messages per throughput measurement (default 1000000 of 64 B and
+    /// 1500 of 1 MiB; --quick: 20000 and 20).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: Option<u64>,
+    /// Rounds of every two-process measurement, interleaved (each round
+    /// measures the floors and memlane once, seconds apart); each figure is
+    /// its median round's, each ratio the median of the rounds' ratios.
+    /// One round is at the mercy of a machine whose speed changes from
+    /// one minute to the next.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub rounds: u32,
 }
 
 /// Arguments of the hidden `memlane bench-child`.

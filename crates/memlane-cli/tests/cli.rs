@@ -292,8 +292,9 @@ fn demo_runs_end_to_end_and_cleans_up() {
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
 
-/// `memlane bench --quick --json` with tiny counts: the JSON has the
-/// documented shape (timing values are never asserted) and the private
+/// `memlane bench --quick --json` with tiny counts and two rounds: the
+/// JSON has the documented shape, one row per measurement whose ratio is
+/// one of its rounds' (timing values are never asserted), and the private
 /// directory of the run is gone afterwards.
 #[test]
 fn bench_quick_json_shape_and_cleanup() {
@@ -308,6 +309,8 @@ fn bench_quick_json_shape_and_cleanup() {
             "50",
             "--messages",
             "200",
+            "--rounds",
+            "2",
         ],
     )
     .ok();
@@ -316,6 +319,7 @@ fn bench_quick_json_shape_and_cleanup() {
     assert!(v["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1), "{v}");
     assert!(v["machine"]["kernel"].is_string(), "{v}");
     assert!(v["pinned"].is_boolean() && v["quick"] == true, "{v}");
+    assert_eq!(v["rounds"], 2, "{v}");
     let latency = v["latency"].as_array().expect("latency is an array");
     let throughput = v["throughput"].as_array().expect("throughput is an array");
     for row in latency {
@@ -328,13 +332,26 @@ fn bench_quick_json_shape_and_cleanup() {
         );
         assert!(row["size"].is_u64() && row["round_trips"].is_u64(), "{row}");
         assert!(row["ratio_to_floor"].is_number(), "{row}");
+        rounds_agree(row, 2);
     }
     for row in throughput {
         for key in ["msgs_per_s", "bytes_per_s", "seconds"] {
             assert!(row[key].is_number(), "{key} in {row}");
         }
         assert!(row["ratio_to_floor"].is_number(), "{row}");
+        // memcpy, one process, is measured once.
+        rounds_agree(row, if row["transport"] == "memcpy" { 0 } else { 2 });
     }
+    // Rounds are folded into one row each.
+    let mut keys: Vec<String> = latency
+        .iter()
+        .chain(throughput)
+        .map(|r| format!("{} {} {}", r["transport"], r["size"], r["subscribers"]))
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a measurement listed twice: {v}");
     let has = |rows: &[serde_json::Value], transport: &str, size: u64| {
         rows.iter()
             .any(|r| r["transport"] == transport && r["size"] == size)
@@ -394,6 +411,24 @@ fn bench_quick_json_shape_and_cleanup() {
         }
     }
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
+
+/// A `memlane bench --json` row of `rounds` rounds lists each round's
+/// ratio, and its own ratio is the median one's (the lower middle of two).
+fn rounds_agree(row: &serde_json::Value, rounds: usize) {
+    let ratios: Vec<f64> = row["round_ratios"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no round_ratios in {row}"))
+        .iter()
+        .map(|r| r.as_f64().expect("a ratio"))
+        .collect();
+    assert_eq!(ratios.len(), rounds, "{row}");
+    if rounds > 0 {
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[(rounds - 1) / 2];
+        assert_eq!(row["ratio_to_floor"].as_f64(), Some(median), "{row}");
+    }
 }
 
 /// `memlane latest NAME create|set|get|watch`, with `info`, `list` and

@@ -54,6 +54,9 @@ struct LatencyRow {
     /// divided by `floor-spin`'s p50 at the same size.
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_to_spin_floor: Option<f64>,
+    /// `ratio_to_floor` in each round, in the order the rounds ran (the
+    /// row's figures are those of the round with the median ratio).
+    round_ratios: Vec<f64>,
 }
 
 /// A one-process figure of the latest-value slot and its floor.
@@ -76,6 +79,10 @@ struct ThroughputRow {
     floor: &'static str,
     /// Messages/s divided by the floor's (higher is better).
     ratio_to_floor: Option<f64>,
+    /// `ratio_to_floor` in each round, in the order the rounds ran (the
+    /// row's figures are those of the round with the median ratio; empty
+    /// for `memcpy`, measured once).
+    round_ratios: Vec<f64>,
 }
 
 /// The `--json` document.
@@ -90,6 +97,8 @@ struct Report {
     pinned: bool,
     /// Whether this was a `--quick` run.
     quick: bool,
+    /// Rounds of every two-process measurement (`--rounds`).
+    rounds: u32,
     latency: Vec<LatencyRow>,
     throughput: Vec<ThroughputRow>,
     /// The latest-value slot in one process: `copy` (the floor),
@@ -142,12 +151,12 @@ fn floor_of(transport: &str, workload: Workload) -> &'static str {
     }
 }
 
-/// The jobs of one run, in order.
-fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
+/// The jobs of one round, in order (every round the same but for the tags).
+fn plan(args: &BenchArgs, dir: &Path, round: u32) -> Vec<Job> {
     let (rt, msgs_small, msgs_large) = if args.quick {
         (1_000, 20_000, 20)
     } else {
-        (100_000, 2_000_000, 3_000)
+        (40_000, 1_000_000, 1_500)
     };
     let rt = args.round_trips.unwrap_or(rt);
     let msgs_small = args.messages.unwrap_or(msgs_small);
@@ -163,7 +172,7 @@ fn plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
             warmup: (count / 10).max(10),
             subscribers,
             dir: dir.to_path_buf(),
-            tag: format!("b{n}"),
+            tag: format!("r{round}b{n}"),
         });
     };
     for size in [8, 1024, 64 << 10] {
@@ -226,19 +235,23 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     .context("creating a private directory for the benchmark's channels")?;
     // The job names its directory; the child needs nothing else.
     let launcher = Launcher::current_exe(&["bench-child"]).context("finding this program")?;
-    let jobs = plan(&args, tmp.path());
+    let rounds = args.rounds.max(1);
+    let per_round = plan(&args, tmp.path(), 0).len() as u64;
 
-    let bar = ProgressBar::new(jobs.len() as u64 + 4);
+    let bar = ProgressBar::new(per_round * u64::from(rounds) + 4);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut latency: Vec<LatencyResult> = Vec::new();
-    let mut throughput: Vec<ThroughputResult> = Vec::new();
+    // Per round, the results in the plan's order.
+    let mut latency: Vec<Vec<LatencyResult>> = vec![Vec::new(); rounds as usize];
+    let mut throughput: Vec<Vec<ThroughputResult>> = vec![Vec::new(); rounds as usize];
+    // One process, no other party: measured once, not in rounds.
+    let mut memcpy = Vec::new();
     for (size, n) in [(64, 200_000), (1 << 20, 200)] {
         bar.set_message(format!("memcpy {}", output::size(size as u64)));
         let n = if args.quick { n / 10 } else { n };
-        throughput.push(floor::memcpy(size, n));
+        memcpy.push(floor::memcpy(size, n));
         bar.inc(1);
     }
     let mut ops: Vec<OpResult> = Vec::new();
@@ -262,13 +275,16 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     bar.inc(2);
-    for job in &jobs {
+    let jobs =
+        (0..rounds).flat_map(|r| plan(&args, tmp.path(), r).into_iter().map(move |j| (r, j)));
+    for (round, job) in jobs {
         let what = match job.workload {
             Workload::Latency => "latency",
             Workload::Throughput => "throughput",
         };
         bar.set_message(format!(
-            "{} {what} {}{}",
+            "round {}/{rounds}: {} {what} {}{}",
+            round + 1,
             job.transport,
             output::size(job.size as u64),
             if job.subscribers > 1 {
@@ -277,7 +293,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
                 String::new()
             }
         ));
-        let outcome = run_builtin(&launcher, job);
+        let outcome = run_builtin(&launcher, &job);
         // A Ctrl-C also stops the child, which fails the job: remove the
         // directory and leave with the signal's status instead.
         if let Some(status) = interrupts.caught() {
@@ -293,50 +309,27 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             )
         })?;
         match outcome {
-            Outcome::Latency(l) => latency.push(l),
-            Outcome::Throughput(t) => throughput.push(t),
+            Outcome::Latency(l) => latency[round as usize].push(l),
+            Outcome::Throughput(t) => throughput[round as usize].push(t),
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     drop(tmp);
 
-    let latency: Vec<LatencyRow> = latency
-        .iter()
-        .map(|l| {
-            let floor = floor_of(&l.transport, Workload::Latency);
-            let base = latency
-                .iter()
-                .find(|b| b.transport == floor && b.size == l.size && b.subscribers == 1);
-            let spin = (floor != "floor-spin" && l.transport.starts_with("latest-"))
-                .then(|| {
-                    latency.iter().find(|b| {
-                        b.transport == "floor-spin" && b.size == l.size && b.subscribers == 1
-                    })
-                })
-                .flatten();
-            LatencyRow {
-                result: l.clone(),
-                floor,
-                ratio_to_floor: base.map(|b| l.p50_ns / b.p50_ns),
-                ratio_to_spin_floor: spin.map(|b| l.p50_ns / b.p50_ns),
-            }
-        })
-        .collect();
-    let throughput: Vec<ThroughputRow> = throughput
-        .iter()
-        .map(|t| {
-            let floor = floor_of(&t.transport, Workload::Throughput);
-            let base = throughput
-                .iter()
-                .find(|b| b.transport == floor && b.size == t.size);
+    let latency = latency_rows(&latency);
+    let mut throughput = throughput_rows(&throughput);
+    for m in memcpy.into_iter().rev() {
+        throughput.insert(
+            0,
             ThroughputRow {
-                result: t.clone(),
-                floor,
-                ratio_to_floor: base.map(|b| t.msgs_per_s / b.msgs_per_s),
-            }
-        })
-        .collect();
+                result: m,
+                floor: "memcpy",
+                ratio_to_floor: Some(1.0),
+                round_ratios: Vec::new(),
+            },
+        );
+    }
     let latest_ops: Vec<OpRow> = ops
         .iter()
         .map(|o| {
@@ -353,6 +346,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         blocking_floor: floor::BLOCKING_FLOOR,
         pinned,
         quick: args.quick,
+        rounds,
         latency,
         throughput,
         latest_ops,
@@ -365,8 +359,91 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Of the rounds' figures of one row, the round with the median ratio
+/// (ties, as in a floor's own row, broken by `value`, so a floor row shows
+/// its median round too); with an even count, the lower middle.
+fn median_round(ratios: &[Option<f64>], values: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ra = ratios[a].unwrap_or(f64::NAN);
+        let rb = ratios[b].unwrap_or(f64::NAN);
+        ra.total_cmp(&rb).then(values[a].total_cmp(&values[b]))
+    });
+    order[(order.len() - 1) / 2]
+}
+
+/// One row per latency job: its median round, with its ratios to the
+/// floors of the same round. Every round ran the same plan, so a job has
+/// the same index in each.
+fn latency_rows(rounds: &[Vec<LatencyResult>]) -> Vec<LatencyRow> {
+    let in_round = |r: usize, floor: &str, l: &LatencyResult| {
+        rounds[r]
+            .iter()
+            .find(|b| b.transport == floor && b.size == l.size && b.subscribers == 1)
+            .map(|b| l.p50_ns / b.p50_ns)
+    };
+    (0..rounds[0].len())
+        .map(|i| {
+            let l = &rounds[0][i];
+            let floor = floor_of(&l.transport, Workload::Latency);
+            let ratios: Vec<Option<f64>> = (0..rounds.len())
+                .map(|r| in_round(r, floor, &rounds[r][i]))
+                .collect();
+            let p50s: Vec<f64> = rounds.iter().map(|round| round[i].p50_ns).collect();
+            let m = median_round(&ratios, &p50s);
+            let spin = floor != "floor-spin" && l.transport.starts_with("latest-");
+            LatencyRow {
+                result: rounds[m][i].clone(),
+                floor,
+                ratio_to_floor: ratios[m],
+                ratio_to_spin_floor: spin
+                    .then(|| in_round(m, "floor-spin", &rounds[m][i]))
+                    .flatten(),
+                round_ratios: ratios.into_iter().flatten().collect(),
+            }
+        })
+        .collect()
+}
+
+/// One row per throughput job, as [`latency_rows`].
+fn throughput_rows(rounds: &[Vec<ThroughputResult>]) -> Vec<ThroughputRow> {
+    (0..rounds[0].len())
+        .map(|i| {
+            let t = &rounds[0][i];
+            let floor = floor_of(&t.transport, Workload::Throughput);
+            let ratios: Vec<Option<f64>> = rounds
+                .iter()
+                .map(|round| {
+                    round
+                        .iter()
+                        .find(|b| b.transport == floor && b.size == t.size)
+                        .map(|b| round[i].msgs_per_s / b.msgs_per_s)
+                })
+                .collect();
+            let rates: Vec<f64> = rounds.iter().map(|round| round[i].msgs_per_s).collect();
+            let m = median_round(&ratios, &rates);
+            ThroughputRow {
+                result: rounds[m][i].clone(),
+                floor,
+                ratio_to_floor: ratios[m],
+                round_ratios: ratios.into_iter().flatten().collect(),
+            }
+        })
+        .collect()
+}
+
 fn ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
+}
+
+/// The lowest and highest of a row's round ratios (`-` with fewer than two).
+fn range(ratios: &[f64]) -> String {
+    if ratios.len() < 2 {
+        return "-".into();
+    }
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.2}-{hi:.2}")
 }
 
 fn print_table(r: &Report) {
@@ -387,17 +464,24 @@ fn print_table(r: &Report) {
             ""
         }
     );
+    if r.rounds > 1 {
+        println!(
+            "{} interleaved rounds: each row is its median round; ratio = the median of the \
+             rounds' ratios to the floor of the same round, range = the lowest and highest",
+            r.rounds
+        );
+    }
     println!(
         "\none-way latency (half a round trip); ratio = p50 / the floor's p50, lower is better"
     );
     println!(
-        "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  floor",
-        "transport", "size", "subs", "p50", "p99", "p99.9", "ratio"
+        "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}{:>12}  floor",
+        "transport", "size", "subs", "p50", "p99", "p99.9", "ratio", "range"
     );
     for row in r.latency.iter().filter(|r| !is_latest(&r.result.transport)) {
         let l = &row.result;
         println!(
-            "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}  {}",
+            "{:<15}{:>9}{:>6}{:>11}{:>11}{:>11}{:>9}{:>12}  {}",
             l.transport,
             output::size(l.size as u64),
             l.subscribers,
@@ -405,23 +489,25 @@ fn print_table(r: &Report) {
             output::nanos(l.p99_ns as u64),
             output::nanos(l.p999_ns as u64),
             ratio(row.ratio_to_floor),
+            range(&row.round_ratios),
             row.floor
         );
     }
     println!("\nthroughput, one direction; ratio = messages/s / the floor's, higher is better");
     println!(
-        "{:<15}{:>9}{:>12}{:>10}{:>9}  floor",
-        "transport", "size", "M msgs/s", "GB/s", "ratio"
+        "{:<18}{:>9}{:>12}{:>10}{:>9}{:>12}  floor",
+        "transport", "size", "M msgs/s", "GB/s", "ratio", "range"
     );
     for row in &r.throughput {
         let t = &row.result;
         println!(
-            "{:<15}{:>9}{:>12.3}{:>10.2}{:>9}  {}",
+            "{:<18}{:>9}{:>12.3}{:>10.2}{:>9}{:>12}  {}",
             t.transport,
             output::size(t.size as u64),
             t.msgs_per_s / 1e6,
             t.bytes_per_s / 1e9,
             ratio(row.ratio_to_floor),
+            range(&row.round_ratios),
             row.floor
         );
     }
