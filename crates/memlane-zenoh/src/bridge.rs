@@ -6,7 +6,7 @@
 //! the route's next sequence number, and is put with
 //! `CongestionControl::Block` (reliable, never dropped by Zenoh when its
 //! queues fill: the put waits, and so, through the ring, do local
-//! publishers; for up to the lease, see [`tie_waits_to_the_lease`]).
+//! publishers; for up to 80 % of the lease, see [`tie_waits_to_the_lease`]).
 //!
 //! Whatever else the channel holds at that moment joins the same put as a
 //! batch of frames (up to 47.5 KiB, so that it fits one Zenoh transport
@@ -51,6 +51,16 @@ const WAIT_BEFORE_CLOSE_KEY: &str =
     "transport/link/tx/queue/congestion_control/block/wait_before_close";
 /// Zenoh's default for [`WAIT_BEFORE_CLOSE_KEY`]: 5 s, in µs.
 const ZENOH_WAIT_BEFORE_CLOSE_US: u64 = 5_000_000;
+/// How long a blocking put may wait, in percent of the lease, unless the
+/// Zenoh configuration says otherwise ([`tie_waits_to_the_lease`]).
+const PUT_WAIT_PERCENT_OF_LEASE: u32 = 80;
+/// Zenoh's configuration key: how many keep-alives a link sends per lease
+/// when it has nothing else to send (4 by default).
+const KEEP_ALIVE_KEY: &str = "transport/link/tx/keep_alive";
+/// Zenoh's default for [`KEEP_ALIVE_KEY`].
+const ZENOH_KEEP_ALIVE: u64 = 4;
+/// The bridge's default for [`KEEP_ALIVE_KEY`] ([`tie_waits_to_the_lease`]).
+const KEEP_ALIVES_PER_LEASE: u64 = 20;
 /// Zenoh's configuration key: the lease (ms; 10 s by default). A link on
 /// which the receiving side reads nothing for the remote's lease is closed.
 const LEASE_KEY: &str = "transport/link/tx/lease";
@@ -618,23 +628,47 @@ impl Bridge {
 /// sides use the same.) On the sending side, a blocking put waits at most
 /// [`WAIT_BEFORE_CLOSE_KEY`] before Zenoh closes the session: unless
 /// `config` sets it to something other than Zenoh's default (5 s, the
-/// budget itself), the bridge sets it to the lease, so that the remote's
-/// budget runs out first. It stays bounded: while a put waits, Zenoh
-/// cannot close that link, not even for a remote that has gone (lease).
+/// budget itself), the bridge sets it to 80 % of the lease, so that the
+/// remote's budget runs out first (with 3 s to spare by default, for the
+/// remote to read through what had piled up in the link).
+///
+/// And so that a remote that reads nothing *and* sends nothing (a frozen
+/// process, a machine gone) is given up by the put's limit, before the
+/// lease expires: when the lease expires while a put waits, Zenoh cannot
+/// close the link until the put gives up, then closes the transport twice
+/// (the put's failure, then the lease's close once the link is closed: a
+/// keep-alive period of flushing and up to 10 s of TCP linger later, or at
+/// once when the remote resets the connection); a remote
+/// reconnecting between both has its new transport deleted by the second
+/// close (Zenoh 1.10 removes it from its table by the peer's id): the
+/// remote's subscribers still match, but every put to them is dropped
+/// without an error, for good. The lease expires at the earliest one
+/// keep-alive period (the lease / `transport/link/tx/keep_alive`) short of
+/// the lease after the remote's last message: unless `config` sets it, the
+/// bridge sends keep-alives 20 times per lease rather than Zenoh's four,
+/// which leaves a put 1.5 s (of the default lease) after the remote's
+/// freeze to begin waiting, and shortens that window.
 fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, BridgeError> {
-    let number = |key: &str| {
+    let number = |config: &zenoh::Config, key: &str| {
         config
             .get_json(key)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    let lease = Duration::from_millis(number(LEASE_KEY).unwrap_or(10_000));
-    let mut wait = number(WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
-    if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
+    let zerr = |e: zenoh::Error| BridgeError::Zenoh(e.to_string());
+    let lease = Duration::from_millis(number(config, LEASE_KEY).unwrap_or(10_000));
+    if number(config, KEEP_ALIVE_KEY) == Some(ZENOH_KEEP_ALIVE) {
         config
-            .insert_json5(WAIT_BEFORE_CLOSE_KEY, &lease.as_micros().to_string())
-            .map_err(|e| BridgeError::Zenoh(e.to_string()))?;
-        wait = Some(lease);
+            .insert_json5(KEEP_ALIVE_KEY, &KEEP_ALIVES_PER_LEASE.to_string())
+            .map_err(zerr)?;
+    }
+    let wait = number(config, WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
+    if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
+        let shorter = lease * PUT_WAIT_PERCENT_OF_LEASE / 100;
+        config
+            .insert_json5(WAIT_BEFORE_CLOSE_KEY, &shorter.as_micros().to_string())
+            .map_err(zerr)?;
+        return Ok(lease / 2);
     }
     Ok(lease.min(wait.unwrap_or(lease)) / 2)
 }
@@ -1329,13 +1363,13 @@ mod tests {
 
     #[test]
     fn back_pressure_waits_follow_the_lease() {
-        // Zenoh's defaults: lease 10 s; a blocked put may wait the lease,
-        // an inbound message half of it.
-        assert_eq!(waits(&[]), (Duration::from_secs(5), "10000000".into()));
+        // Zenoh's defaults: lease 10 s; a blocked put may wait 80 % of the
+        // lease, an inbound message half of it.
+        assert_eq!(waits(&[]), (Duration::from_secs(5), "8000000".into()));
         // A longer lease lengthens both.
         assert_eq!(
             waits(&[(LEASE_KEY, "40000")]),
-            (Duration::from_secs(20), "40000000".into())
+            (Duration::from_secs(20), "32000000".into())
         );
         // A put's wait set by the user is kept, and bounds the budget.
         assert_eq!(
@@ -1346,5 +1380,19 @@ mod tests {
             waits(&[(WAIT_BEFORE_CLOSE_KEY, "60000000")]),
             (Duration::from_secs(5), "60000000".into())
         );
+    }
+
+    #[test]
+    fn keep_alives_are_twenty_per_lease_unless_configured() {
+        let keep_alive = |sets: &[(&str, &str)]| {
+            let mut config = zenoh::Config::default();
+            for (k, v) in sets {
+                config.insert_json5(k, v).unwrap();
+            }
+            tie_waits_to_the_lease(&mut config).unwrap();
+            config.get_json(KEEP_ALIVE_KEY).unwrap()
+        };
+        assert_eq!(keep_alive(&[]), "20");
+        assert_eq!(keep_alive(&[(KEEP_ALIVE_KEY, "6")]), "6");
     }
 }

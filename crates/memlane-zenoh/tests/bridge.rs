@@ -542,13 +542,15 @@ fn a_bridge_stops_while_its_put_waits_for_a_stalled_remote() {
 
 /// A remote bridge that freezes (SIGSTOP: no reads, no keepalives, no
 /// closed connection) while the sending bridge's put waits for it is given
-/// up within Zenoh's lease plus the put's limit (both 10 s), not after a
-/// day; when it thaws, the session comes back, forwarding resumes and the
-/// gap is reported: the receiving bridge's count is what the subscriber
-/// missed.
+/// up by the put's limit (8 s, before the 10 s lease), not after a day;
+/// when it thaws, right after, the session comes back, forwarding resumes
+/// and the gap is reported: the receiving bridge's count is what the
+/// subscriber missed. (With the put's limit equal to the lease, both
+/// closed the session, and in 2 of 7 CI runs the later close deleted the
+/// session the thawed bridge had just reopened: matched, puts without an
+/// error, nothing arriving; see `tie_waits_to_the_lease`.)
 #[test]
 #[cfg(unix)] // SIGSTOP
-#[ignore = "known bug (docs/BRIDGE.md, Limits): after the thaw, forwarding sometimes does not resume (2 of 7 CI runs on 2026-12-06); run with --ignored"]
 fn a_frozen_remote_bridge_is_given_up_and_forwarding_resumes() {
     if std::env::var(ROLE_ENV).is_ok() {
         return;
@@ -574,7 +576,7 @@ fn a_frozen_remote_bridge_is_given_up_and_forwarding_resumes() {
         progress(&prog).0 > 1000
     });
     assert!(bb.signal("STOP"), "kill -STOP");
-    // Given up while B is still frozen: within lease + the put's limit.
+    // Given up while B is still frozen: at the put's limit.
     a.wait_for_field("frozen", "out_matched", serde_json::json!(false), &ba);
     assert!(bb.signal("CONT"), "kill -CONT");
     a.wait_matched("frozen", &ba);
