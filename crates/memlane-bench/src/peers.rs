@@ -310,6 +310,7 @@ pub fn supports(transport: &str, workload: Workload, size: usize) -> bool {
         // Seqpacket messages must fit the socket buffer (wmem_max).
         "uds-seqpacket" => size <= 64 << 10,
         "floor-ring" => workload == Workload::Throughput,
+        "floor-lines" => workload == Workload::Latency && size <= (1 << 20) - 16,
         _ => true,
     }
 }

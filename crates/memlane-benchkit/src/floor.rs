@@ -44,15 +44,23 @@ pub enum Floor {
     Futex,
     /// A minimal SPSC byte ring (throughput).
     Ring,
+    /// The busy-polling floor in the shape of a ring: per direction a
+    /// 1 MiB region of slots (a sequence word, the length, the payload;
+    /// 16-byte aligned, as memlane's records), each message in the next
+    /// slot. What moving through fresh lines costs next to `floor-spin`,
+    /// which reuses one buffer whose lines stay in the two caches.
+    Lines,
 }
 
 impl Floor {
-    /// The floor named `name` (`floor-spin`, `floor-futex`, `floor-ring`).
+    /// The floor named `name` (`floor-spin`, `floor-futex`, `floor-ring`,
+    /// `floor-lines`).
     pub fn from_name(name: &str) -> Option<Floor> {
         match name {
             "floor-spin" => Some(Floor::Spin),
             "floor-futex" => Some(Floor::Futex),
             "floor-ring" => Some(Floor::Ring),
+            "floor-lines" => Some(Floor::Lines),
             _ => None,
         }
     }
@@ -63,6 +71,17 @@ const PAYLOAD: usize = 8;
 
 fn half_len(size: usize) -> usize {
     (PAYLOAD + size).next_multiple_of(4096)
+}
+
+/// `floor-lines`: the region of slots per direction (a memlane channel's
+/// default ring).
+const LINES_REGION: u64 = 1 << 20;
+
+/// `floor-lines`: a slot of a `size`-byte message (16 bytes of sequence
+/// word and length, the payload, 16-byte aligned: memlane's record size).
+/// Both sides know the job's size, so both wrap at the same slot.
+fn lines_slot(size: usize) -> u64 {
+    (16 + size as u64).next_multiple_of(16)
 }
 
 /// Ring layout: head line, tail line, data at 4096.
@@ -86,6 +105,12 @@ impl Transport for Floor {
                     return Err(bad("floor-ring measures throughput only"));
                 }
                 DATA + job.ring_capacity() as usize
+            }
+            Floor::Lines => {
+                if job.workload != Workload::Latency || lines_slot(job.size) > LINES_REGION {
+                    return Err(bad("floor-lines measures latency of messages up to 1 MiB"));
+                }
+                2 * LINES_REGION as usize
             }
             _ => 2 * half_len(job.size),
         };
@@ -120,6 +145,8 @@ pub struct FloorLink {
     seq_out: u32,
     seq_seen: u32,
     /// Ring: capacity, my index and the cached index of the other side.
+    /// Lines: the slot size, and the offsets of my next outgoing and
+    /// incoming slots.
     cap: u64,
     head: u64,
     tail: u64,
@@ -127,7 +154,10 @@ pub struct FloorLink {
 
 impl FloorLink {
     fn new(kind: Floor, shm: Shm, wakeup: Option<Wakeup>, job: &Job, parent: bool) -> FloorLink {
-        let h = half_len(job.size);
+        let h = match kind {
+            Floor::Lines => LINES_REGION as usize,
+            _ => half_len(job.size),
+        };
         let (out, inc) = if parent { (0, h) } else { (h, 0) };
         FloorLink {
             kind,
@@ -137,7 +167,10 @@ impl FloorLink {
             inc,
             seq_out: 0,
             seq_seen: 0,
-            cap: job.ring_capacity(),
+            cap: match kind {
+                Floor::Lines => lines_slot(job.size),
+                _ => job.ring_capacity(),
+            },
             head: 0,
             tail: 0,
         }
@@ -169,6 +202,40 @@ impl FloorLink {
         self.shm.u64_at(HEAD).store(self.head, Ordering::Release);
     }
 
+    fn lines_send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if 16 + msg.len() as u64 > self.cap {
+            return Err(bad("floor-lines: a message longer than the job's size"));
+        }
+        let off = self.out + self.head as usize;
+        self.shm.write(off + 16, msg);
+        self.shm
+            .u64_at(off + 8)
+            .store(msg.len() as u64, Ordering::Relaxed);
+        self.seq_out = self.seq_out.wrapping_add(1);
+        // Release: pairs with the receiver's Acquire load of the sequence.
+        self.shm
+            .u64_at(off)
+            .store(u64::from(self.seq_out), Ordering::Release);
+        self.head = next_slot(self.head, self.cap);
+        Ok(())
+    }
+
+    fn lines_recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let off = self.inc + self.tail as usize;
+        let want = u64::from(self.seq_seen.wrapping_add(1));
+        while self.shm.u64_at(off).load(Ordering::Acquire) != want {
+            std::hint::spin_loop();
+        }
+        self.seq_seen = self.seq_seen.wrapping_add(1);
+        let len = self.shm.u64_at(off + 8).load(Ordering::Relaxed) as usize;
+        if len > buf.len() || 16 + len as u64 > self.cap {
+            return Err(bad(format!("floor-lines: bad length {len}")));
+        }
+        self.shm.read(off + 16, &mut buf[..len]);
+        self.tail = next_slot(self.tail, self.cap);
+        Ok(len)
+    }
+
     fn ring_recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let cap = self.cap;
         loop {
@@ -196,11 +263,25 @@ impl FloorLink {
     }
 }
 
+/// `floor-lines`: the slot after the one at `at`, back to the region's
+/// start where a whole slot no longer fits.
+fn next_slot(at: u64, slot: u64) -> u64 {
+    if at + 2 * slot > LINES_REGION {
+        0
+    } else {
+        at + slot
+    }
+}
+
 impl Link for FloorLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        if self.kind == Floor::Ring {
-            self.ring_send(msg);
-            return Ok(());
+        match self.kind {
+            Floor::Ring => {
+                self.ring_send(msg);
+                return Ok(());
+            }
+            Floor::Lines => return self.lines_send(msg),
+            _ => {}
         }
         self.shm.write(self.out + PAYLOAD, msg);
         self.shm
@@ -217,8 +298,10 @@ impl Link for FloorLink {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.kind == Floor::Ring {
-            return self.ring_recv(buf);
+        match self.kind {
+            Floor::Ring => return self.ring_recv(buf),
+            Floor::Lines => return self.lines_recv(buf),
+            _ => {}
         }
         let seq = self.shm.u32_at(self.inc);
         loop {

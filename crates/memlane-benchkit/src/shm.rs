@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use memmap2::MmapRaw;
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::sys;
 
@@ -18,6 +18,13 @@ pub(crate) struct Shm {
     map: MmapRaw,
 }
 
+/// Maps `f` whole, its pages in the page tables at once (`MAP_POPULATE`
+/// on Linux), as memlane maps a channel's ring when an endpoint joins: so
+/// that no floor takes the first lap's page faults memlane does not.
+fn map(f: &std::fs::File) -> io::Result<MmapRaw> {
+    MmapOptions::new().populate().map_raw(f)
+}
+
 impl Shm {
     /// Creates `path` (new; on Unix mode 0600) of `len` bytes, zero-filled,
     /// and maps it.
@@ -25,17 +32,13 @@ impl Shm {
         let f = sys::private_file(OpenOptions::new().read(true).write(true).create_new(true))
             .open(path)?;
         f.set_len(len as u64)?;
-        Ok(Shm {
-            map: MmapRaw::map_raw(&f)?,
-        })
+        Ok(Shm { map: map(&f)? })
     }
 
     /// Maps the existing file `path`.
     pub(crate) fn open(path: &Path) -> io::Result<Shm> {
         let f = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Shm {
-            map: MmapRaw::map_raw(&f)?,
-        })
+        Ok(Shm { map: map(&f)? })
     }
 
     fn check(&self, off: usize, len: usize, align: usize) {

@@ -359,6 +359,7 @@ fn bench_quick_json_shape_and_cleanup() {
     for t in [
         "floor-spin",
         "floor-futex",
+        "floor-lines",
         "memlane-spin",
         "memlane-block",
         "memlane-sleep",

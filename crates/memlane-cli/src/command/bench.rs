@@ -180,6 +180,7 @@ fn plan(args: &BenchArgs, dir: &Path, round: u32) -> Vec<Job> {
         for t in [
             "floor-spin",
             "floor-futex",
+            "floor-lines",
             "memlane-spin",
             "memlane-block",
             "memlane-sleep",
@@ -521,6 +522,10 @@ fn print_table(r: &Report) {
          are to memlane-spin and memlane-loan, the byte API, in the same run."
     );
     println!("floor-futex sleeps and wakes with: {}.", r.blocking_floor);
+    println!(
+        "floor-lines is floor-spin in the shape of a ring (each message in the next slot of \
+         1 MiB): its ratio is what moving through fresh cache lines costs on this machine."
+    );
     print_latest(r);
 }
 
