@@ -415,7 +415,7 @@ pub struct DemoClientArgs {
 /// Arguments of `memlane bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Far fewer iterations (about a second instead of about a minute): rough figures.
+    /// Far fewer iterations (seconds instead of about half a minute): rough figures.
     #[arg(long)]
     pub quick: bool,
     /// Print JSON instead of tables.

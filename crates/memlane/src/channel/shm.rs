@@ -66,7 +66,8 @@ impl ShmRing {
     /// docs/benchmarks/). At the join rather than at open: a handle that
     /// never joins (inspection, removal) stays quick to open and close and
     /// maps in nothing (a 1 MiB ring: ~0.3 ms and 1 MiB of page tables'
-    /// reach per process, docs/benchmarks/ "Set-up costs").
+    /// reach per process on the AMD VM of docs/benchmarks/, "Issue 15 on an
+    /// AMD EPYC").
     pub(crate) fn populate(&self) {
         self.populated.call_once(|| {
             let len = populate_len(self.region.geometry().data_len());
