@@ -663,14 +663,39 @@ fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, Bridge
             .map_err(zerr)?;
     }
     let wait = number(config, WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
-    if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
+    let (wait, budget) = if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
         let shorter = lease * PUT_WAIT_PERCENT_OF_LEASE / 100;
         config
             .insert_json5(WAIT_BEFORE_CLOSE_KEY, &shorter.as_micros().to_string())
             .map_err(zerr)?;
-        return Ok(lease / 2);
+        (shorter, lease / 2)
+    } else {
+        let wait = wait.unwrap_or(lease);
+        (wait, lease.min(wait) / 2)
+    };
+    let keep_alive = number(config, KEEP_ALIVE_KEY).unwrap_or(ZENOH_KEEP_ALIVE);
+    if put_limit_meets_the_lease(lease, wait, keep_alive) {
+        tracing::warn!(
+            wait_before_close_ms = wait.as_millis() as u64,
+            lease_ms = lease.as_millis() as u64,
+            keep_alive,
+            "a blocked put may wait until the lease can expire (wait_before_close >= lease - \
+             lease / keep_alive): a peer that freezes while a put waits may have its session \
+             closed twice, and if it returns in between, its new session is lost on this side \
+             (matched, but nothing arrives): make wait_before_close shorter (docs/BRIDGE.md, Limits)"
+        );
     }
-    Ok(lease.min(wait.unwrap_or(lease)) / 2)
+    Ok(budget)
+}
+
+/// Whether a put waiting `wait` can still wait when the lease expires for
+/// a remote that went silent just before the put began: the lease expires
+/// at the earliest one keep-alive period (`lease / keep_alive`) short of
+/// the lease. Then Zenoh closes the session twice, see
+/// [`tie_waits_to_the_lease`].
+fn put_limit_meets_the_lease(lease: Duration, wait: Duration, keep_alive: u64) -> bool {
+    let period = lease / u32::try_from(keep_alive.max(1)).unwrap_or(u32::MAX);
+    wait + period >= lease
 }
 
 impl Drop for Bridge {
@@ -1380,6 +1405,21 @@ mod tests {
             waits(&[(WAIT_BEFORE_CLOSE_KEY, "60000000")]),
             (Duration::from_secs(5), "60000000".into())
         );
+    }
+
+    #[test]
+    fn a_put_limit_that_reaches_the_lease_is_told_apart() {
+        let s = Duration::from_secs;
+        // The bridge's defaults: 8 s against a lease of 10 s, expiring at
+        // the earliest 0.5 s early.
+        assert!(!put_limit_meets_the_lease(s(10), s(8), 20));
+        // The former default (the lease itself), and Zenoh's four
+        // keep-alives with the bridge's 8 s (the lease may expire at 7.5 s).
+        assert!(put_limit_meets_the_lease(s(10), s(10), 20));
+        assert!(put_limit_meets_the_lease(s(10), s(8), 4));
+        assert!(!put_limit_meets_the_lease(s(10), s(7), 4));
+        // A keep-alive count of 0 does not divide by zero.
+        assert!(put_limit_meets_the_lease(s(10), s(1), 0));
     }
 
     #[test]
