@@ -649,20 +649,24 @@ impl Bridge {
 /// which leaves a put 1.5 s (of the default lease) after the remote's
 /// freeze to begin waiting, and shortens that window.
 fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, BridgeError> {
-    let number = |config: &zenoh::Config, key: &str| {
+    let number = |key: &str| {
         config
             .get_json(key)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
+    let lease = Duration::from_millis(number(LEASE_KEY).unwrap_or(10_000));
+    let keep_alive = number(KEEP_ALIVE_KEY);
+    let wait = number(WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
     let zerr = |e: zenoh::Error| BridgeError::Zenoh(e.to_string());
-    let lease = Duration::from_millis(number(config, LEASE_KEY).unwrap_or(10_000));
-    if number(config, KEEP_ALIVE_KEY) == Some(ZENOH_KEEP_ALIVE) {
+    let keep_alive = if keep_alive == Some(ZENOH_KEEP_ALIVE) {
         config
             .insert_json5(KEEP_ALIVE_KEY, &KEEP_ALIVES_PER_LEASE.to_string())
             .map_err(zerr)?;
-    }
-    let wait = number(config, WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
+        KEEP_ALIVES_PER_LEASE
+    } else {
+        keep_alive.unwrap_or(ZENOH_KEEP_ALIVE)
+    };
     let (wait, budget) = if wait == Some(Duration::from_micros(ZENOH_WAIT_BEFORE_CLOSE_US)) {
         let shorter = lease * PUT_WAIT_PERCENT_OF_LEASE / 100;
         config
@@ -673,7 +677,6 @@ fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, Bridge
         let wait = wait.unwrap_or(lease);
         (wait, lease.min(wait) / 2)
     };
-    let keep_alive = number(config, KEEP_ALIVE_KEY).unwrap_or(ZENOH_KEEP_ALIVE);
     if put_limit_meets_the_lease(lease, wait, keep_alive) {
         tracing::warn!(
             wait_before_close_ms = wait.as_millis() as u64,

@@ -237,9 +237,9 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     // The job names its directory; the child needs nothing else.
     let launcher = Launcher::current_exe(&["bench-child"]).context("finding this program")?;
     let rounds = args.rounds.max(1);
-    let per_round = plan(&args, tmp.path(), 0).len() as u64;
+    let plans: Vec<Vec<Job>> = (0..rounds).map(|r| plan(&args, tmp.path(), r)).collect();
 
-    let bar = ProgressBar::new(per_round * u64::from(rounds) + 4);
+    let bar = ProgressBar::new(plans.iter().map(Vec::len).sum::<usize>() as u64 + 4);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -276,8 +276,10 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     bar.inc(2);
-    let jobs =
-        (0..rounds).flat_map(|r| plan(&args, tmp.path(), r).into_iter().map(move |j| (r, j)));
+    let jobs = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(r, plan)| plan.iter().map(move |j| (r, j)));
     for (round, job) in jobs {
         let what = match job.workload {
             Workload::Latency => "latency",
@@ -294,7 +296,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
                 String::new()
             }
         ));
-        let outcome = run_builtin(&launcher, &job);
+        let outcome = run_builtin(&launcher, job);
         // A Ctrl-C also stops the child, which fails the job: remove the
         // directory and leave with the signal's status instead.
         if let Some(status) = interrupts.caught() {
@@ -310,8 +312,8 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             )
         })?;
         match outcome {
-            Outcome::Latency(l) => latency[round as usize].push(l),
-            Outcome::Throughput(t) => throughput[round as usize].push(t),
+            Outcome::Latency(l) => latency[round].push(l),
+            Outcome::Throughput(t) => throughput[round].push(t),
         }
         bar.inc(1);
     }
@@ -319,18 +321,17 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     drop(tmp);
 
     let latency = latency_rows(&latency);
-    let mut throughput = throughput_rows(&throughput);
-    for m in memcpy.into_iter().rev() {
-        throughput.insert(
-            0,
-            ThroughputRow {
-                result: m,
-                floor: "memcpy",
-                ratio_to_floor: Some(1.0),
-                round_ratios: Vec::new(),
-            },
-        );
-    }
+    // memcpy first, as measured; then the rounds' rows.
+    let throughput: Vec<ThroughputRow> = memcpy
+        .into_iter()
+        .map(|m| ThroughputRow {
+            result: m,
+            floor: "memcpy",
+            ratio_to_floor: Some(1.0),
+            round_ratios: Vec::new(),
+        })
+        .chain(throughput_rows(&throughput))
+        .collect();
     let latest_ops: Vec<OpRow> = ops
         .iter()
         .map(|o| {

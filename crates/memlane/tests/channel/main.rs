@@ -1652,7 +1652,7 @@ fn joining_maps_the_ring_in_and_opening_does_not() {
         joined >= 1024 + opened,
         "a joined handle has {joined} KiB of its mapping in, expected the 1 MiB ring"
     );
-    // A lap and a half through the ring: 4 KiB messages (4,128-byte
+    // A lap and a half through the ring: 4 KiB messages (4,112-byte
     // records), received as they go, into a buffer allocated up front.
     let msg = vec![7u8; 4096];
     let mut buf = vec![0u8; 4096];
