@@ -955,6 +955,85 @@ fn forwarding_resumes_after_link_loss_and_kill_9() {
     stop_bridge(bb);
 }
 
+/// Deployment through a router (docs/BRIDGE.md, "Deployment across
+/// machines"): one bridge in router mode listens, two bridges in client
+/// mode connect only to it. A stream from one client reaches the other
+/// through the router, in order; the router killed with SIGKILL and
+/// restarted, the clients reconnect and forwarding resumes, the gap
+/// reported by the receiving client as exactly what its subscriber missed,
+/// never a message twice.
+#[test]
+fn clients_forward_through_a_router_bridge_and_survive_its_restart() {
+    if std::env::var(ROLE_ENV).is_ok() {
+        return;
+    }
+    let (r, a, b) = (Side::new("rr"), Side::new("ra"), Side::new("rb"));
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    // The router's machine has a route of its own (a channel nobody
+    // publishes here), so the sending client's match can only be the other
+    // client's subscriber, learnt through the router.
+    let r_args = ["--mode", "router", "--listen", &ep, "--out", "local"];
+    let mut br = r.bridge(&r_args);
+    wait_for(Duration::from_secs(60), "the router started", &br, || {
+        r.stats().is_some()
+    });
+    let bb = b.bridge(&["--mode", "client", "--connect", &ep, "--in", "data"]);
+    let ba = a.bridge(&["--mode", "client", "--connect", &ep, "--out", "data"]);
+    a.wait_matched("data", &ba);
+
+    let stop = b.dir.join("stop");
+    let (sub, prog) = gaps_subscriber(&b, "data", &stop, &bb);
+    let publ = spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(&a)),
+            ("CHAN", "data".into()),
+            ("TAG", "1".into()),
+            ("PACE_US", "500".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+        ],
+    );
+    let advance = |what: &str| {
+        let (c0, _, _) = progress(&prog);
+        wait_for(Duration::from_secs(120), what, &bb, || {
+            progress(&prog).0 >= c0 + 300
+        });
+    };
+    advance("messages flowing through the router");
+    assert_eq!(u(&b, "data", "in_missed"), 0);
+
+    br.kill9();
+    a.wait_for_field("data", "out_matched", serde_json::json!(false), &ba);
+    std::thread::sleep(Duration::from_millis(500)); // puts with no router
+    br = r.bridge(&r_args);
+    a.wait_matched("data", &ba);
+    advance("messages after the router restarted");
+    b.wait_counter("data", "in_missed", 1, &bb);
+    let missed = u(&b, "data", "in_missed");
+    wait_for(
+        Duration::from_secs(60),
+        "the subscriber's count of missing messages",
+        &bb,
+        || progress(&prog).2 >= missed,
+    );
+    assert_eq!(
+        progress(&prog).2,
+        missed,
+        "the bridge's gap is what the subscriber missed"
+    );
+    assert_eq!(u(&b, "data", "in_dropped_duplicate"), 0);
+    eprintln!("router restarted: {missed} messages missed, reported by the receiving client");
+
+    std::fs::write(&stop, b"").unwrap();
+    let sent = line(&publ.wait(LONG));
+    let got = line(&sub.wait(LONG));
+    eprintln!("publisher: {sent}; subscriber: {got}");
+    stop_bridge(ba);
+    stop_bridge(bb);
+    stop_bridge(br);
+}
+
 /// A latest-value slot travels as a Zenoh put; a bridge started later gets
 /// the newest value from the sending bridge's queryable.
 #[test]
