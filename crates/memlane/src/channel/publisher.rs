@@ -252,10 +252,20 @@ impl Publisher {
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         // A single writer's common case in one straight run (see
-        // `ring::send_single`); everything else below.
+        // `ring::send_single`); everything else out of line.
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
         }
+        self.send_general(msg)
+    }
+
+    /// [`send`](Self::send) for everything but a single writer's common
+    /// case. Out of line, so that the straight path inlined into the
+    /// caller stays small: no registers to save for this part (on the path
+    /// from a message's arrival to the reply, every instruction counts; see
+    /// `docs/benchmarks/`).
+    #[inline(never)]
+    fn send_general(&mut self, msg: &[u8]) -> Result<(), SendError> {
         if self.st.loan != 0 {
             self.settle_leaked_loan();
         }
@@ -302,6 +312,13 @@ impl Publisher {
         if ring::send_single(&*self.ring, &mut self.st, msg) {
             return Ok(self.ring.check_truncated()?);
         }
+        self.try_send_general(msg)
+    }
+
+    /// [`try_send`](Self::try_send) for everything but a single writer's
+    /// common case (out of line, as [`send_general`](Self::send_general)).
+    #[inline(never)]
+    fn try_send_general(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
         if self.st.loan != 0 {
             self.settle_leaked_loan();
         }

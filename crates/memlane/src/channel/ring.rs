@@ -411,6 +411,7 @@ pub(crate) fn try_claim<M: RingMem>(
     len: u32,
 ) -> Result<Option<Claim>, Corrupt> {
     let g = *m.geometry();
+    let single = st.single_writer;
     loop {
         let h = m.claim().load(Ordering::Acquire);
         if h % 16 != 0 {
@@ -420,7 +421,7 @@ pub(crate) fn try_claim<M: RingMem>(
         if !fits(g.capacity, h, total, st.cached_min) && !refit(m, st, h, total) {
             return Ok(None);
         }
-        if !claim_at(m, st, h, len, total) {
+        if !claim_at(m, st, single, h, len, total) {
             crate::sync::spin_loop();
             continue;
         }
@@ -437,10 +438,13 @@ pub(crate) fn try_claim<M: RingMem>(
 /// any pad), with the write-ahead record first, so that whoever finds this
 /// publisher dead can tell which claim it held (see
 /// `repair_dead_publisher`). False when another publisher moved the claim
-/// first (the CAS failed; nothing is claimed).
+/// first (the CAS failed; nothing is claimed). `single` is
+/// `st.single_writer`, read by the caller before its Acquire load of the
+/// claim (after which the compiler would read it again, and keep the CAS
+/// path in a single writer's straight path).
 #[inline(always)]
-fn claim_at<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) -> bool {
-    if st.single_writer {
+fn claim_at<M: RingMem>(m: &M, st: &PubState, single: bool, h: u64, len: u32, total: u64) -> bool {
+    if single {
         claim_single(m, st, h, len, total);
         return true;
     }
@@ -486,11 +490,17 @@ fn claim_at<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) -> b
 /// check the general one.
 #[inline(always)]
 pub(crate) fn claim_straight<M: RingMem>(m: &M, st: &mut PubState, len: usize) -> Option<u64> {
-    let g = m.geometry();
+    // Copied before the Acquire load below, after which the compiler would
+    // read the fields again.
+    let g = *m.geometry();
+    let single = st.single_writer;
     if len > g.max_message as usize || st.saw_joining | st.wants_space | (st.loan != 0) {
         return None;
     }
     let len = len as u32;
+    // Its address too: the stores of the claim would make the compiler
+    // read the region's base again.
+    let sub_gen = &m.join().sub_gen;
     let h = m.claim().load(Ordering::Acquire);
     let rec = record_size(u64::from(len));
     let off = h & g.mask;
@@ -498,11 +508,11 @@ pub(crate) fn claim_straight<M: RingMem>(m: &M, st: &mut PubState, len: usize) -
     if off + rec > g.capacity || h % 16 != 0 || !fits(g.capacity, h, rec, st.cached_min) {
         return None;
     }
-    if !claim_at(m, st, h, len, rec) {
+    if !claim_at(m, st, single, h, len, rec) {
         return None;
     }
     crate::fault::point("after_claim");
-    if m.join().sub_gen.load(JOIN_LOAD) != st.cached_gen {
+    if sub_gen.load(JOIN_LOAD) != st.cached_gen {
         after_claim(m, st, h, rec, true);
     }
     Some(h)
@@ -537,12 +547,15 @@ fn misaligned_claim(h: u64) -> Corrupt {
 /// run-time choice of barrier.
 #[inline(always)]
 fn claim_single<M: RingMem>(m: &M, st: &PubState, h: u64, len: u32, total: u64) {
+    // Both addresses before the first store (which would make the compiler
+    // read the region's base again).
     let slot = m.pub_slot(st.slot);
+    let claim = m.claim();
     slot.pending_len.store(u64::from(len), Ordering::Relaxed);
     slot.pending_total
         .store(total | PENDING_OWNED, Ordering::Relaxed);
     slot.pending_pos.store(h, Ordering::Release);
-    m.claim().store(h.wrapping_add(total), Ordering::Release);
+    claim.store(h.wrapping_add(total), Ordering::Release);
     crate::sync::Barrier::Membarrier.light();
     // As in `try_claim`: the claim before the bytes written into it.
     fence(Ordering::Release);
@@ -767,12 +780,15 @@ pub(crate) fn send_single<M: RingMem>(m: &M, st: &mut PubState, msg: &[u8]) -> b
     };
     let len = msg.len() as u32;
     let off = h & m.geometry().mask;
+    // The header's words before the payload is written: after it, the
+    // compiler would read the ring's address and mask again.
+    let (meta, stamp) = (m.meta(off), m.stamp(off));
     // SAFETY: the claim reserves `record_size(len)` bytes at ring offset
     // `off`, inside the ring (checked by `claim_straight`).
     unsafe { write_payload(m, off, msg) };
-    m.meta(off).store(u64::from(len), Ordering::Relaxed);
+    meta.store(u64::from(len), Ordering::Relaxed);
     crate::fault::point("before_commit");
-    m.stamp(off).store(h ^ STAMP_KEY, Ordering::Release);
+    stamp.store(h ^ STAMP_KEY, Ordering::Release);
     crate::fault::point("after_commit");
     committed(m, st, off, len, false);
     true
@@ -1358,7 +1374,10 @@ pub(crate) enum Glance {
 pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
     let g = m.geometry();
     let off = p & g.mask;
-    let stamp = m.stamp(off).load(Ordering::Acquire) ^ STAMP_KEY;
+    // The meta word's address with the stamp's: after the Acquire load the
+    // compiler would read the ring's address and mask again.
+    let (stamp, meta) = (m.stamp(off), m.meta(off));
+    let stamp = stamp.load(Ordering::Acquire) ^ STAMP_KEY;
     if stamp != p {
         // A stamp a whole number of laps ahead: overwritten (see
         // `peek_slow`, which reports it).
@@ -1368,7 +1387,7 @@ pub(crate) fn glance<M: RingMem>(m: &M, p: u64) -> Glance {
         }
         return Glance::Empty;
     }
-    let meta = m.meta(off).load(Ordering::Relaxed);
+    let meta = meta.load(Ordering::Relaxed);
     // A plain record has no flags (the high half of meta) and a length
     // within `max_message` whose record ends inside the ring: with `off`
     // 16-aligned, `off + record_size(len) <= capacity` exactly when
