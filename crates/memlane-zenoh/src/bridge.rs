@@ -28,11 +28,11 @@
 //! thus published locally and never sent back, and each bridge ignores its
 //! own puts if Zenoh delivers them to it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memlane::{Channel, Latest, TypeRecord};
 use zenoh::qos::CongestionControl;
@@ -70,6 +70,15 @@ const LEASE_KEY: &str = "transport/link/tx/lease";
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Samples queued between Zenoh and an inbound thread.
 const INBOUND_QUEUE: usize = 1024;
+/// Where each bridge in peer mode declares its session's liveliness token,
+/// `@memlane/bridge/peer/<zid>` (a verbatim chunk: no wildcard of anyone
+/// else's matches it), for the [split watch](Bridge::split). Only peers:
+/// a peer relays its clients' declarations to other peers, so a client's
+/// token would reach peers that have no connection to it.
+const ALIVE_PREFIX: &str = "@memlane/bridge/peer";
+/// How often the split watch compares the remote bridges this session
+/// routes to with its connections.
+const SPLIT_CHECK: Duration = Duration::from_secs(1);
 
 /// A route's Zenoh subscriber: samples queued for its inbound thread.
 type InboundSubscriber =
@@ -142,6 +151,8 @@ pub struct Bridge {
     /// Matching listeners and queryables, kept alive.
     keep: Vec<Box<dyn std::any::Any + Send>>,
     session: Option<zenoh::Session>,
+    /// Set by the split watch (see [`Bridge::split`]).
+    split: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -198,6 +209,8 @@ impl Bridge {
         config.check()?;
         let mut zenoh_config = zenoh_config;
         let stall_budget = tie_waits_to_the_lease(&mut zenoh_config)?;
+        let watch_splits = splits_are_seen_directly(&zenoh_config);
+        let lease = lease_of(&zenoh_config);
         let session = zenoh::open(zenoh_config)
             .wait()
             .map_err(|e| BridgeError::Zenoh(e.to_string()))?;
@@ -208,8 +221,12 @@ impl Bridge {
             routes: Vec::new(),
             keep: Vec::new(),
             session: Some(session.clone()),
+            split: Arc::new(AtomicBool::new(false)),
         };
         tracing::info!(bridge_id = %format_args!("{:032x}", bridge.id), zid = %session.zid(), "bridge starting");
+        if watch_splits {
+            bridge.watch_for_splits(&session, lease)?;
+        }
         // Names forwarded both ways share the record of their own publications.
         let mut own: HashMap<String, Own> = HashMap::new();
         let mut outbound_names = std::collections::HashSet::new();
@@ -283,6 +300,21 @@ impl Bridge {
         self.id
     }
 
+    /// Whether Zenoh has lost this session's connection to a remote bridge
+    /// it still routes to: the remote's liveliness token has been visible
+    /// for a lease with no connection to its session. Then Zenoh reports
+    /// the remote's subscribers as matching and accepts puts for them, and
+    /// nothing reaches them, for good (a Zenoh 1.10 fault; see
+    /// docs/BRIDGE.md, Limits). Reopening the session in the same process
+    /// does not mend it (the lost connection lives on, unreachable, and the
+    /// remote keeps it); ending the process does: stop the bridge and start
+    /// it again, as `memlane-bridge` does itself. Watched in peer mode
+    /// while no router is connected (through a router, remote bridges are
+    /// reached without a connection to them), once a second.
+    pub fn split(&self) -> bool {
+        self.split.load(Relaxed)
+    }
+
     /// A copy of the counters now.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -340,6 +372,81 @@ impl Bridge {
         } else {
             finish();
         }
+    }
+
+    /// Declares this session's liveliness token and watches the remote
+    /// bridges' tokens against the session's connections (see
+    /// [`split`](Self::split)): a remote whose token stays visible for
+    /// `lease` with no connection to its session sets the split flag.
+    fn watch_for_splits(
+        &mut self,
+        session: &zenoh::Session,
+        lease: Duration,
+    ) -> Result<(), BridgeError> {
+        let zerr = |e: zenoh::Error| BridgeError::Zenoh(e.to_string());
+        let own = session.zid().to_string();
+        let token = session
+            .liveliness()
+            .declare_token(format!("{ALIVE_PREFIX}/{own}"))
+            .wait()
+            .map_err(zerr)?;
+        let remotes: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let seen = remotes.clone();
+        let watcher = session
+            .liveliness()
+            .declare_subscriber(format!("{ALIVE_PREFIX}/*"))
+            .history(true)
+            .callback(move |sample| {
+                let Some(zid) = sample.key_expr().as_str().rsplit('/').next() else {
+                    return;
+                };
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                match sample.kind() {
+                    zenoh::sample::SampleKind::Put => seen.insert(zid.to_string()),
+                    zenoh::sample::SampleKind::Delete => seen.remove(zid),
+                };
+            })
+            .wait()
+            .map_err(zerr)?;
+        self.keep.push(Box::new(token));
+        self.keep.push(Box::new(watcher));
+        let (session, split, stop) = (session.clone(), self.split.clone(), self.stop.clone());
+        self.spawn("split watch", move || {
+            let mut since = HashMap::new();
+            let mut next = Instant::now() + SPLIT_CHECK;
+            while !stop.load(Relaxed) {
+                // Stops within POLL; looks every SPLIT_CHECK.
+                std::thread::sleep(POLL);
+                if Instant::now() < next {
+                    continue;
+                }
+                next += SPLIT_CHECK;
+                // Through a router, remote bridges are reached without a
+                // connection of this session's to them.
+                if session.info().routers_zid().wait().next().is_some() {
+                    since.clear();
+                    continue;
+                }
+                let connected: HashSet<String> = session
+                    .info()
+                    .peers_zid()
+                    .wait()
+                    .map(|z| z.to_string())
+                    .collect();
+                let mut tokens = remotes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                tokens.remove(&own);
+                let lost = split_peers(&tokens, &connected, &mut since, Instant::now(), lease);
+                if !lost.is_empty() && !split.swap(true, Relaxed) {
+                    tracing::error!(
+                        remote = ?lost,
+                        "Zenoh routes to a remote bridge this session has no connection to \
+                         (for a lease): whatever is put for it is lost (a Zenoh 1.10 fault after \
+                         a frozen peer's return, docs/BRIDGE.md, Limits)"
+                    );
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Opens the local channel, or creates it (with `record` as its message
@@ -699,6 +806,48 @@ fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, Bridge
 fn put_limit_meets_the_lease(lease: Duration, wait: Duration, keep_alive: u64) -> bool {
     let period = lease / u32::try_from(keep_alive.max(1)).unwrap_or(u32::MAX);
     wait + period >= lease
+}
+
+/// The lease of a Zenoh configuration (10 s unless set).
+fn lease_of(config: &zenoh::Config) -> Duration {
+    let ms = config
+        .get_json(LEASE_KEY)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    Duration::from_millis(ms.unwrap_or(10_000))
+}
+
+/// Whether, with this Zenoh configuration, every remote bridge whose
+/// liveliness token the session sees is one it is connected to: in peer
+/// mode (the default), where peers do not relay for each other (Zenoh 1.10
+/// ignores the former `routing/peer/mode = "linkstate"`), unless a router is
+/// connected (checked as it runs). The split watch is meaningful only then.
+fn splits_are_seen_directly(config: &zenoh::Config) -> bool {
+    let mode = config.get_json("mode").unwrap_or_default();
+    !(mode.contains("client") || mode.contains("router"))
+}
+
+/// The remote bridges whose liveliness `tokens` this session has seen for
+/// `after` or longer while not `connected` to them (`since` holds when
+/// each was first seen so; the others are forgotten, so that a remote must
+/// be missing for `after` in a row).
+fn split_peers(
+    tokens: &HashSet<String>,
+    connected: &HashSet<String>,
+    since: &mut HashMap<String, Instant>,
+    now: Instant,
+    after: Duration,
+) -> Vec<String> {
+    since.retain(|zid, _| tokens.contains(zid) && !connected.contains(zid));
+    let mut lost = Vec::new();
+    for zid in tokens.difference(connected) {
+        let first = *since.entry(zid.clone()).or_insert(now);
+        if now.duration_since(first) >= after {
+            lost.push(zid.clone());
+        }
+    }
+    lost.sort();
+    lost
 }
 
 impl Drop for Bridge {
@@ -1423,6 +1572,50 @@ mod tests {
         assert!(!put_limit_meets_the_lease(s(10), s(7), 4));
         // A keep-alive count of 0 does not divide by zero.
         assert!(put_limit_meets_the_lease(s(10), s(1), 0));
+    }
+
+    #[test]
+    fn a_remote_is_split_after_a_lease_routed_to_without_a_connection() {
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        let (t0, lease) = (Instant::now(), Duration::from_secs(10));
+        let mut since = HashMap::new();
+        // "b" is connected; "c" is routed to (its token seen) without a
+        // connection: not yet split, and still not 9 s later.
+        assert!(split_peers(&set(&["b", "c"]), &set(&["b"]), &mut since, t0, lease).is_empty());
+        let at = |s| t0 + Duration::from_secs(s);
+        assert!(split_peers(&set(&["b", "c"]), &set(&["b"]), &mut since, at(9), lease).is_empty());
+        // A lease in a row: split.
+        assert_eq!(
+            split_peers(&set(&["b", "c"]), &set(&["b"]), &mut since, at(10), lease),
+            ["c"]
+        );
+        // Connected again (or its token gone) in between: the count starts
+        // over.
+        let mut since = HashMap::new();
+        split_peers(&set(&["c"]), &set(&[]), &mut since, t0, lease);
+        split_peers(&set(&["c"]), &set(&["c"]), &mut since, at(5), lease);
+        assert!(split_peers(&set(&["c"]), &set(&[]), &mut since, at(12), lease).is_empty());
+        assert_eq!(
+            split_peers(&set(&["c"]), &set(&[]), &mut since, at(22), lease),
+            ["c"]
+        );
+        split_peers(&set(&[]), &set(&[]), &mut since, at(23), lease);
+        assert!(since.is_empty(), "a token gone is forgotten");
+    }
+
+    #[test]
+    fn splits_are_watched_between_peers_only() {
+        let watched = |sets: &[(&str, &str)]| {
+            let mut config = zenoh::Config::default();
+            for (k, v) in sets {
+                config.insert_json5(k, v).unwrap();
+            }
+            splits_are_seen_directly(&config)
+        };
+        assert!(watched(&[]));
+        assert!(watched(&[("mode", "\"peer\"")]));
+        assert!(!watched(&[("mode", "\"client\"")]));
+        assert!(!watched(&[("mode", "\"router\"")]));
     }
 
     #[test]

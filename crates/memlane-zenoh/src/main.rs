@@ -268,9 +268,59 @@ fn stdin_event(line: &str) -> Event {
     }
 }
 
+/// Set in the environment of a bridge that restarted itself: how many
+/// times it did (see [`restart`]).
+const RESTARTS_ENV: &str = "MEMLANE_BRIDGE_RESTARTS";
+
+/// The exit status of a bridge that must be started again and cannot do it
+/// itself (not on Unix): `EX_TEMPFAIL`, for a supervisor to act on.
+const EXIT_RESTART: u8 = 75;
+
+/// How a run ends.
+enum Ending {
+    /// Stopped, as asked.
+    Stopped,
+    /// Its Zenoh session lost a remote bridge it still routes to
+    /// (`Bridge::split`): to be started again.
+    Split,
+}
+
+/// Starts the bridge afresh with the same arguments, which ends the Zenoh
+/// sessions of this process (with their sockets): on Unix by `exec`, in
+/// the same process (the same pid, standard input and output), so a
+/// supervisor or a script sees nothing but the logs. Returns only if that
+/// failed, or on other systems, with the status to exit with.
+fn restart() -> std::process::ExitCode {
+    let restarts = std::env::var(RESTARTS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        match std::env::current_exe() {
+            Ok(exe) => {
+                let e = std::process::Command::new(exe)
+                    .args(std::env::args_os().skip(1))
+                    .env(RESTARTS_ENV, restarts.to_string())
+                    .exec();
+                eprintln!("error: cannot restart the bridge: {e}");
+            }
+            Err(e) => eprintln!("error: cannot find the bridge's own program to restart it: {e}"),
+        }
+    }
+    eprintln!(
+        "error: the Zenoh session lost a remote bridge it still routes to: start the bridge \
+         again (exit status {EXIT_RESTART}; restart {restarts})"
+    );
+    std::process::ExitCode::from(EXIT_RESTART)
+}
+
 fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Ending::Stopped) => std::process::ExitCode::SUCCESS,
+        Ok(Ending::Split) => restart(),
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -281,7 +331,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> anyhow::Result<Ending> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -308,17 +358,28 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let bridge = Bridge::start(&cfg, z)?;
     tracing::info!(routes = cfg.routes.len(), "memlane-bridge ready");
+    if let Ok(n) = std::env::var(RESTARTS_ENV) {
+        tracing::warn!(restarts = %n, "restarted after its Zenoh session lost a remote bridge it still routed to");
+    }
     let every = args
         .stats_every
         .filter(|s| *s > 0.0)
         .map(Duration::from_secs_f64);
     let mut last_print = Instant::now();
-    let reason = loop {
+    let (reason, ending) = loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Print) => eprint!("{}", bridge.stats()),
-            Ok(Event::Stop(why)) => break why,
+            Ok(Event::Stop(why)) => break (why, Ending::Stopped),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break "no event source",
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break ("no event source", Ending::Stopped)
+            }
+        }
+        if bridge.split() {
+            break (
+                "its Zenoh session lost a remote bridge it still routes to: restarting",
+                Ending::Split,
+            );
         }
         if let Some(p) = &args.stats_json {
             write_stats_json(p, &bridge);
@@ -337,7 +398,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, p))?;
     }
     eprint!("{final_stats}");
-    Ok(())
+    Ok(ending)
 }
 
 #[cfg(test)]

@@ -187,6 +187,10 @@ impl Side {
     pub fn stats_path(&self) -> PathBuf {
         self.dir.join("stats.json")
     }
+    /// Whether this side's bridge log (all its runs) holds `text`.
+    pub fn log_text_has(&self, text: &str) -> bool {
+        std::fs::read_to_string(self.log_path()).is_ok_and(|l| l.contains(text))
+    }
     /// Starts this side's bridge with `args` (routes, --listen/--connect).
     pub fn bridge(&self, args: &[&str]) -> Proc {
         let _ = std::fs::remove_file(self.stats_path());
