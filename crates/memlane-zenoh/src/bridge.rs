@@ -762,7 +762,7 @@ fn tie_waits_to_the_lease(config: &mut zenoh::Config) -> Result<Duration, Bridge
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    let lease = Duration::from_millis(number(LEASE_KEY).unwrap_or(10_000));
+    let lease = lease_of(config);
     let keep_alive = number(KEEP_ALIVE_KEY);
     let wait = number(WAIT_BEFORE_CLOSE_KEY).map(Duration::from_micros);
     let zerr = |e: zenoh::Error| BridgeError::Zenoh(e.to_string());
