@@ -599,6 +599,7 @@ fn a_split_session_restarts_the_bridge_and_forwarding_resumes() {
 }
 
 /// What bridge A logs when it restarted itself after a split session.
+#[cfg(unix)]
 const RESTARTED: &str = "restarted after its Zenoh session lost a remote bridge";
 
 /// A stream A→B; B frozen (SIGSTOP) while A's put waits for it, until A
@@ -608,6 +609,7 @@ const RESTARTED: &str = "restarted after its Zenoh session lost a remote bridge"
 /// subscriber missed (after a restart A is a new origin, whose messages
 /// lost before B matched it are counted on A, in `out_unmatched`, not on
 /// B). Both bridges get `extra`; returns A's, B's is stopped.
+#[cfg(unix)] // SIGSTOP
 fn freeze_and_thaw(a: &Side, b: &Side, extra: &[&str]) -> Proc {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
     let ba = a.bridge(&[&["--out", "frozen", "--listen", &ep][..], extra].concat());
