@@ -1529,11 +1529,17 @@ fn in_latest(
 mod tests {
     use super::*;
 
-    fn waits(sets: &[(&str, &str)]) -> (Duration, String) {
+    /// Zenoh's default configuration with `sets` (key, JSON5 value) applied.
+    fn config_with(sets: &[(&str, &str)]) -> zenoh::Config {
         let mut config = zenoh::Config::default();
         for (k, v) in sets {
             config.insert_json5(k, v).unwrap();
         }
+        config
+    }
+
+    fn waits(sets: &[(&str, &str)]) -> (Duration, String) {
+        let mut config = config_with(sets);
         let budget = tie_waits_to_the_lease(&mut config).unwrap();
         (budget, config.get_json(WAIT_BEFORE_CLOSE_KEY).unwrap())
     }
@@ -1605,13 +1611,7 @@ mod tests {
 
     #[test]
     fn splits_are_watched_between_peers_only() {
-        let watched = |sets: &[(&str, &str)]| {
-            let mut config = zenoh::Config::default();
-            for (k, v) in sets {
-                config.insert_json5(k, v).unwrap();
-            }
-            splits_are_seen_directly(&config)
-        };
+        let watched = |sets: &[(&str, &str)]| splits_are_seen_directly(&config_with(sets));
         assert!(watched(&[]));
         assert!(watched(&[("mode", "\"peer\"")]));
         assert!(!watched(&[("mode", "\"client\"")]));
@@ -1621,10 +1621,7 @@ mod tests {
     #[test]
     fn keep_alives_are_twenty_per_lease_unless_configured() {
         let keep_alive = |sets: &[(&str, &str)]| {
-            let mut config = zenoh::Config::default();
-            for (k, v) in sets {
-                config.insert_json5(k, v).unwrap();
-            }
+            let mut config = config_with(sets);
             tie_waits_to_the_lease(&mut config).unwrap();
             config.get_json(KEEP_ALIVE_KEY).unwrap()
         };
