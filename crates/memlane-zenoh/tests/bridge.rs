@@ -922,6 +922,54 @@ fn progress(path: &std::path::Path) -> (u64, u64, u64) {
     }
 }
 
+/// A publisher of `side`'s channel `chan` sending a message every 500 µs
+/// until `stop` exists.
+fn paced_publisher(side: &Side, chan: &str, stop: &Path) -> Proc {
+    spawn_role(
+        "child_role",
+        "publish",
+        &[
+            ("DIR", dir_of(side)),
+            ("CHAN", chan.into()),
+            ("TAG", "1".into()),
+            ("PACE_US", "500".into()),
+            ("STOP", stop.to_str().unwrap().into()),
+        ],
+    )
+}
+
+/// Waits until the subscriber whose progress file is `prog` received 300
+/// more messages.
+fn wait_for_300_more(prog: &Path, what: &str, bridge: &Proc) {
+    let (c0, _, _) = progress(prog);
+    wait_for(Duration::from_secs(120), what, bridge, || {
+        progress(prog).0 >= c0 + 300
+    });
+}
+
+/// After an outage and traffic resumed: `side`'s bridge reports a gap on
+/// `chan`, exactly what the subscriber whose progress file is `prog`
+/// missed, and no duplicate; returns the gap.
+fn gap_is_what_the_subscriber_missed(side: &Side, chan: &str, prog: &Path, bridge: &Proc) -> u64 {
+    side.wait_counter(chan, "in_missed", 1, bridge); // the gap is reported
+    let missed = u(side, chan, "in_missed");
+    // Both figures are final once traffic resumed; the subscriber's file
+    // may lag a little.
+    wait_for(
+        Duration::from_secs(60),
+        "the subscriber's count of missing messages",
+        bridge,
+        || progress(prog).2 >= missed,
+    );
+    assert_eq!(
+        progress(prog).2,
+        missed,
+        "the bridge's gap is what the subscriber missed"
+    );
+    assert_eq!(u(side, chan, "in_dropped_duplicate"), 0);
+    missed
+}
+
 /// A steady stream A→B survives: the link cut and restored (the gap is
 /// counted by the receiving bridge, exactly the messages the subscriber
 /// missed), the receiving bridge killed with SIGKILL and restarted, and the
@@ -948,23 +996,8 @@ fn forwarding_resumes_after_link_loss_and_kill_9() {
 
     let stop = b.dir.join("stop");
     let (sub, prog) = gaps_subscriber(&b, "data", &stop, &bb);
-    let publ = spawn_role(
-        "child_role",
-        "publish",
-        &[
-            ("DIR", dir_of(&a)),
-            ("CHAN", "data".into()),
-            ("TAG", "1".into()),
-            ("PACE_US", "500".into()),
-            ("STOP", stop.to_str().unwrap().into()),
-        ],
-    );
-    let advance = |what: &str, bridge: &Proc| {
-        let (c0, _, _) = progress(&prog);
-        wait_for(Duration::from_secs(120), what, bridge, || {
-            progress(&prog).0 >= c0 + 300
-        });
-    };
+    let publ = paced_publisher(&a, "data", &stop);
+    let advance = |what: &str, bridge: &Proc| wait_for_300_more(&prog, what, bridge);
     advance("messages flowing", &bb);
 
     // The link fails and comes back: the bridges live on.
@@ -974,23 +1007,8 @@ fn forwarding_resumes_after_link_loss_and_kill_9() {
     let link = Link::up(pl, pb);
     a.wait_matched("data", &ba);
     advance("messages after the link came back", &bb);
-    b.wait_counter("data", "in_missed", 1, &bb); // the gap is reported
-    let missed = u(&b, "data", "in_missed");
-    // Both figures are final once traffic resumed; the subscriber's file
-    // may lag a little.
-    wait_for(
-        Duration::from_secs(60),
-        "the subscriber's count of missing messages",
-        &bb,
-        || progress(&prog).2 >= missed,
-    );
-    assert_eq!(
-        progress(&prog).2,
-        missed,
-        "the bridge's gap is what the subscriber missed"
-    );
+    let missed = gap_is_what_the_subscriber_missed(&b, "data", &prog, &bb);
     eprintln!("link cut: {missed} messages missed, reported by the receiving bridge");
-    assert_eq!(u(&b, "data", "in_dropped_duplicate"), 0);
 
     // The receiving bridge is killed and restarted.
     bb.kill9();
@@ -1041,23 +1059,8 @@ fn clients_forward_through_a_router_bridge_and_survive_its_restart() {
 
     let stop = b.dir.join("stop");
     let (sub, prog) = gaps_subscriber(&b, "data", &stop, &bb);
-    let publ = spawn_role(
-        "child_role",
-        "publish",
-        &[
-            ("DIR", dir_of(&a)),
-            ("CHAN", "data".into()),
-            ("TAG", "1".into()),
-            ("PACE_US", "500".into()),
-            ("STOP", stop.to_str().unwrap().into()),
-        ],
-    );
-    let advance = |what: &str| {
-        let (c0, _, _) = progress(&prog);
-        wait_for(Duration::from_secs(120), what, &bb, || {
-            progress(&prog).0 >= c0 + 300
-        });
-    };
+    let publ = paced_publisher(&a, "data", &stop);
+    let advance = |what: &str| wait_for_300_more(&prog, what, &bb);
     advance("messages flowing through the router");
     assert_eq!(u(&b, "data", "in_missed"), 0);
 
@@ -1067,20 +1070,7 @@ fn clients_forward_through_a_router_bridge_and_survive_its_restart() {
     br = r.bridge(&r_args);
     a.wait_matched("data", &ba);
     advance("messages after the router restarted");
-    b.wait_counter("data", "in_missed", 1, &bb);
-    let missed = u(&b, "data", "in_missed");
-    wait_for(
-        Duration::from_secs(60),
-        "the subscriber's count of missing messages",
-        &bb,
-        || progress(&prog).2 >= missed,
-    );
-    assert_eq!(
-        progress(&prog).2,
-        missed,
-        "the bridge's gap is what the subscriber missed"
-    );
-    assert_eq!(u(&b, "data", "in_dropped_duplicate"), 0);
+    let missed = gap_is_what_the_subscriber_missed(&b, "data", &prog, &bb);
     eprintln!("router restarted: {missed} messages missed, reported by the receiving client");
 
     std::fs::write(&stop, b"").unwrap();
