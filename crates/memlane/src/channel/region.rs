@@ -41,6 +41,13 @@ pub(crate) trait HasRegion {
     fn demotes(&self) -> bool {
         false
     }
+    /// [`RingMem::prefetch_write`]; the default does nothing.
+    #[inline]
+    fn prefetch_write(&self, _off: u64) {}
+    /// [`RingMem::prefetches`]; the default: no.
+    fn prefetches(&self) -> bool {
+        false
+    }
     /// Called by [`RingMem::stamp`] before it returns the stamp word at
     /// ring offset `off`. Lets a single-threaded test play a publisher
     /// that writes just ahead of a reader (`fuzzing`'s
@@ -106,6 +113,13 @@ impl<T: HasRegion> RingMem for T {
     }
     fn demotes(&self) -> bool {
         HasRegion::demotes(self)
+    }
+    #[inline]
+    fn prefetch_write(&self, off: u64) {
+        HasRegion::prefetch_write(self, off);
+    }
+    fn prefetches(&self) -> bool {
+        HasRegion::prefetches(self)
     }
     #[inline]
     unsafe fn write(&self, off: u64, src: &[u8]) {
@@ -245,6 +259,31 @@ impl Region {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+
+    /// Asks for the ring line holding offset `off` (masked into the ring)
+    /// in this core's cache, ready to be written: `PREFETCHW` on x86-64,
+    /// nothing elsewhere (see [`RingMem::prefetch_write`]). Only to be
+    /// called where [`crate::sys::cpu_has_prefetchw`] said yes.
+    #[inline]
+    pub(crate) fn prefetch_write(&self, off: u64) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            let line = self.ring.wrapping_add((off & self.geo.mask) as usize);
+            // SAFETY: `line` lies inside the ring (masked offset). PREFETCHW
+            // only fetches the line into this core's cache in a writable
+            // state: it neither reads nor changes any byte, and never
+            // faults; the caller runs it only on a CPU that has it.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
         let _ = off;
     }
 

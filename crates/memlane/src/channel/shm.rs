@@ -123,4 +123,11 @@ impl HasRegion for ShmRing {
     fn demotes(&self) -> bool {
         crate::sys::cpu_has_cldemote()
     }
+    #[inline]
+    fn prefetch_write(&self, off: u64) {
+        self.region.prefetch_write(off);
+    }
+    fn prefetches(&self) -> bool {
+        crate::sys::cpu_has_prefetchw()
+    }
 }

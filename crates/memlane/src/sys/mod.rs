@@ -52,6 +52,31 @@ pub(crate) struct FileInfo {
     pub(crate) age_secs: u64,
 }
 
+/// Whether this CPU has `PREFETCHW` (CPUID leaf 0x8000_0001, ECX bit 8:
+/// every AMD x86-64, Intel since Broadwell), asked once per process: a
+/// publisher hints with it that it is about to write a record's first line
+/// (see `channel::ring::claim_straight`). The environment variable
+/// `MEMLANE_NO_PREFETCHW` (any value) makes this say no, to measure what
+/// the hint gains (see `docs/benchmarks/README.md`).
+pub(crate) fn cpu_has_prefetchw() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            if std::env::var_os("MEMLANE_NO_PREFETCHW").is_some() {
+                return false;
+            }
+            // The extended leaf exists when leaf 0x8000_0000's EAX reaches it.
+            let max_leaf = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+            max_leaf >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        {
+            false
+        }
+    })
+}
+
 /// Whether this CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25),
 /// which moves a line from this core's private caches to the shared one
 /// (see `channel::ring::demote_lines`), asked once per process. Where it
@@ -78,4 +103,26 @@ pub(crate) fn cpu_has_cldemote() -> bool {
             false
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The CPUID bit read for `PREFETCHW` is the one Linux reports as
+    /// `3dnowprefetch` (unless the measuring switch turns it off).
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    #[test]
+    fn prefetchw_is_detected_as_the_kernel_reports_it() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+        let flags = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .expect("a flags line");
+        let listed = flags.split_whitespace().any(|f| f == "3dnowprefetch");
+        let switched_off = std::env::var_os("MEMLANE_NO_PREFETCHW").is_some();
+        assert_eq!(
+            super::cpu_has_prefetchw(),
+            listed && !switched_off,
+            "{flags}"
+        );
+    }
 }
