@@ -117,6 +117,13 @@ fn usage() -> ExitCode {
     eprintln!("  --out DIR   where RESULTS.md and the SVG plots go (default docs/benchmarks)");
     eprintln!("  --quick     far fewer iterations: a smoke test, not a measurement");
     eprintln!("  --single    run one job and print its result (e.g. under strace or perf stat)");
+    eprintln!("       memlane-compare --paired A B SIZE COUNT [BLOCK]");
+    eprintln!(
+        "  --paired    latency of A and B (floors, memlane modes) in alternating blocks of BLOCK"
+    );
+    eprintln!(
+        "              round trips (default 2000) between one pair of processes; prints B / A"
+    );
     eprintln!("       memlane-compare --async [--quick]");
     eprintln!(
         "  --async     async one-way latency (tokio) next to blocking recv and the futex floor"
@@ -183,6 +190,15 @@ fn main() -> ExitCode {
                 .and_then(|r| setup::table(quick, r.map(|r| r as usize)))
         };
         return match run {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("--paired") {
+        return match paired(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -269,6 +285,65 @@ fn single(args: &[String]) -> io::Result<()> {
             t.bytes_per_s / 1e9
         ),
     }
+    Ok(())
+}
+
+/// `--paired A B SIZE COUNT [BLOCK]`: A and B in alternating blocks
+/// between one pair of processes (`memlane_benchkit::paired`), B / A per
+/// pair of blocks.
+fn paired(args: &[String]) -> io::Result<()> {
+    let (a, b, size, count, block) = match args {
+        [a, b, size, count] => (a, b, size, count, None),
+        [a, b, size, count, block] => (a, b, size, count, Some(block)),
+        _ => {
+            return Err(memlane_benchkit::bad(
+                "--paired takes A B SIZE COUNT [BLOCK]",
+            ))
+        }
+    };
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| memlane_benchkit::bad(format!("{s} is not a number")))
+    };
+    let block = block.map_or(Ok(memlane_benchkit::paired::DEFAULT_BLOCK), |b| num(b))?;
+    let dir = TempDir::new("memlane-compare")?;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin_to_cpu(0);
+    }
+    let job = Job::from_args(&[
+        format!("transport={}", memlane_benchkit::paired::name(a, b, block)),
+        "workload=latency".to_string(),
+        format!("size={}", num(size)?),
+        format!("count={}", num(count)?),
+        "warmup=1000".to_string(),
+        "subscribers=1".to_string(),
+        format!("dir={}", dir.path().display()),
+        format!("tag=paired-{}", std::process::id()),
+    ])?;
+    let launcher = Launcher::current_exe(&["--child"])?;
+    let r = memlane_benchkit::paired::run(&launcher, &job)?;
+    println!(
+        "{}",
+        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into())
+    );
+    for l in [&r.a, &r.b] {
+        println!(
+            "{} latency {} B x{}: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
+            l.transport, l.size, l.round_trips, l.p50_ns, l.p99_ns, l.p999_ns
+        );
+    }
+    println!(
+        "{} / {}: median {:.3} (quartiles {:.3}-{:.3}; of means {:.3}) over {} pairs of \
+         {}-round-trip blocks",
+        r.b.transport,
+        r.a.transport,
+        r.ratio_median,
+        r.ratio_quartiles.0,
+        r.ratio_quartiles.1,
+        r.mean_ratio_median,
+        r.block_ratios.len(),
+        r.block
+    );
     Ok(())
 }
 

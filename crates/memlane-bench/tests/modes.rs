@@ -87,3 +87,31 @@ fn setup_reports_every_step_and_the_memory() {
     assert!(mem.contains("| 1 | 10"), "{mem}");
     assert!(leftovers(&format!("mlb_s{pid}_")).is_empty());
 }
+
+/// `--paired`: both transports between one pair of processes, in turns of
+/// 10 round trips (200 in all: 10 pairs of turns); each side's figures and
+/// the ratio line are printed; a bad pair is refused with a reason.
+#[test]
+fn paired_alternates_two_transports_between_one_pair_of_processes() {
+    let (_, stdout) = run_compare(&["--paired", "floor-spin", "memlane-spin", "8", "200", "10"]);
+    assert!(stdout.contains("floor-spin latency 8 B x100:"), "{stdout}");
+    assert!(
+        stdout.contains("memlane-spin latency 8 B x100:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("memlane-spin / floor-spin: median ")
+            && stdout.contains("over 10 pairs of 10-round-trip blocks"),
+        "{stdout}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
+        .args(["--paired", "floor-spin", "pipe", "8", "200", "10"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a paired job compares two of the floors and memlane's modes"),
+        "{stderr}"
+    );
+}

@@ -25,6 +25,10 @@
 //! ping-pong of values, polling or sleeping in `wait`). `memlane-bench`
 //! adds pipes, Unix sockets and iceoryx2.
 //!
+//! [`paired`] measures two of these transports between one pair of
+//! processes in alternating blocks, for a ratio that a host changing speed
+//! does not skew.
+//!
 //! Everything a run creates lives in a private directory ([`TempDir`],
 //! under `/dev/shm` when writable on Unix, else in the system temporary
 //! directory) that is removed when it is dropped.
@@ -34,6 +38,7 @@
 pub mod floor;
 pub mod lane;
 pub mod latest;
+pub mod paired;
 mod proc;
 pub mod rpc;
 mod shm;
@@ -380,6 +385,9 @@ pub fn serve<T: Transport>(t: &T, job: &Job) -> io::Result<()> {
 ///
 /// As for [`serve`].
 pub fn serve_builtin(job: &Job) -> io::Result<bool> {
+    if paired::serve(job)? {
+        return Ok(true);
+    }
     if let Some(t) = floor::Floor::from_name(&job.transport) {
         serve(&t, job)?;
     } else if let Some(t) = lane::Memlane::from_name(&job.transport) {

@@ -376,6 +376,27 @@ fn bench_quick_json_shape_and_cleanup() {
             );
         }
     }
+    // memlane-spin and floor-spin paired between one pair of processes, at
+    // 8 B and 1 KiB: 100 round trips in turns of 10, so 5 pairs of turns.
+    let paired = v["paired"].as_array().expect("paired is an array");
+    for size in [8, 1024] {
+        let p = paired
+            .iter()
+            .find(|p| p["b"]["size"] == size)
+            .unwrap_or_else(|| panic!("no paired row at {size} B: {v}"));
+        assert_eq!(p["a"]["transport"], "floor-spin", "{p}");
+        assert_eq!(p["b"]["transport"], "memlane-spin", "{p}");
+        assert_eq!(p["block"], 10, "{p}");
+        let ratios = p["block_ratios"].as_array().expect("block_ratios");
+        assert_eq!(ratios.len(), 5, "{p}");
+        assert_eq!(p["a"]["round_trips"], 50, "{p}");
+        assert_eq!(p["b"]["round_trips"], 50, "{p}");
+        let median = p["ratio_median"].as_f64().expect("ratio_median");
+        assert!(
+            ratios.iter().any(|r| r.as_f64() == Some(median)),
+            "the median is one of the pairs' ratios: {p}"
+        );
+    }
     // The typed API at 64 B, as a ratio to the byte API's figure.
     let typed = throughput
         .iter()

@@ -31,6 +31,7 @@ use std::path::Path;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use memlane_benchkit::latest::{self, OpResult};
+use memlane_benchkit::paired::PairedResult;
 use memlane_benchkit::{
     floor, pin_to_cpu, run_builtin, Job, LatencyResult, Launcher, Outcome, TempDir,
     ThroughputResult, Workload,
@@ -100,6 +101,9 @@ struct Report {
     /// Rounds of every two-process measurement (`--rounds`).
     rounds: u32,
     latency: Vec<LatencyRow>,
+    /// memlane-spin (B) and floor-spin (A) in alternating blocks between
+    /// one pair of processes, at 8 B and 1 KiB: B / A per pair of blocks.
+    paired: Vec<PairedResult>,
     throughput: Vec<ThroughputRow>,
     /// The latest-value slot in one process: `copy` (the floor),
     /// `latest-get` of an unchanged value, `latest-set` with nobody waiting.
@@ -221,6 +225,30 @@ fn plan(args: &BenchArgs, dir: &Path, round: u32) -> Vec<Job> {
     jobs
 }
 
+/// The paired jobs: memlane-spin against floor-spin at 8 B and 1 KiB,
+/// twice a round's round trips each (half on each transport), in blocks of
+/// a twentieth of that (at most `paired::DEFAULT_BLOCK`, at least 10).
+fn paired_plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
+    let rt = args
+        .round_trips
+        .unwrap_or(if args.quick { 1_000 } else { 40_000 });
+    let count = (2 * rt).max(20);
+    let block = (count / 20).clamp(10, memlane_benchkit::paired::DEFAULT_BLOCK);
+    [8, 1024]
+        .into_iter()
+        .map(|size| Job {
+            transport: memlane_benchkit::paired::name("floor-spin", "memlane-spin", block),
+            workload: Workload::Latency,
+            size,
+            count,
+            warmup: (count / 10).max(10),
+            subscribers: 1,
+            dir: dir.to_path_buf(),
+            tag: format!("paired{size}"),
+        })
+        .collect()
+}
+
 /// The value sizes of the latest-value slot's figures.
 const LATEST_SIZES: [usize; 2] = [64, 4096];
 
@@ -239,7 +267,11 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     let rounds = args.rounds.max(1);
     let plans: Vec<Vec<Job>> = (0..rounds).map(|r| plan(&args, tmp.path(), r)).collect();
 
-    let bar = ProgressBar::new(plans.iter().map(Vec::len).sum::<usize>() as u64 + 4);
+    let bar = ProgressBar::new(
+        plans.iter().map(Vec::len).sum::<usize>() as u64
+            + 4
+            + paired_plan(&args, tmp.path()).len() as u64,
+    );
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -317,6 +349,26 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         }
         bar.inc(1);
     }
+    let mut paired = Vec::new();
+    for job in paired_plan(&args, tmp.path()) {
+        bar.set_message(format!(
+            "paired: memlane-spin and floor-spin latency {}",
+            output::size(job.size as u64)
+        ));
+        let outcome = memlane_benchkit::paired::run(&launcher, &job);
+        if let Some(status) = interrupts.caught() {
+            bar.finish_and_clear();
+            drop(tmp);
+            std::process::exit(status);
+        }
+        paired.push(outcome.with_context(|| {
+            format!(
+                "memlane-spin and floor-spin paired, {} messages",
+                output::size(job.size as u64)
+            )
+        })?);
+        bar.inc(1);
+    }
     bar.finish_and_clear();
     drop(tmp);
 
@@ -350,6 +402,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         rounds,
         latency,
+        paired,
         throughput,
         latest_ops,
     };
@@ -494,6 +547,29 @@ fn print_table(r: &Report) {
             range(&row.round_ratios),
             row.floor
         );
+    }
+    if let Some(first) = r.paired.first() {
+        println!(
+            "\nbusy-poll, paired: memlane-spin and floor-spin in turns of {} round trips between \
+             one pair of processes;\nratio = memlane's median round trip / the floor's in each \
+             pair of turns: their median, and quartiles (steady when the machine's speed is not)",
+            first.block
+        );
+        println!(
+            "{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
+            "size", "memlane p50", "floor p50", "ratio", "quartiles", "pairs"
+        );
+        for p in &r.paired {
+            println!(
+                "{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
+                output::size(p.b.size as u64),
+                output::nanos(p.b.p50_ns as u64),
+                output::nanos(p.a.p50_ns as u64),
+                ratio(Some(p.ratio_median)),
+                format!("{:.2}-{:.2}", p.ratio_quartiles.0, p.ratio_quartiles.1),
+                p.block_ratios.len()
+            );
+        }
     }
     println!("\nthroughput, one direction; ratio = messages/s / the floor's, higher is better");
     println!(
