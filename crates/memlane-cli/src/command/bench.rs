@@ -225,6 +225,19 @@ fn plan(args: &BenchArgs, dir: &Path, round: u32) -> Vec<Job> {
     jobs
 }
 
+/// Leaves with the signal's status once a Ctrl-C (or SIGTERM) has come,
+/// having cleared the progress bar and removed the run's private directory
+/// (which `process::exit` would not: it runs no destructor). A Ctrl-C also
+/// stops a job's child, which fails the job: so this is checked before a
+/// job's error is reported.
+fn leave_if_interrupted(interrupts: &Interrupts, bar: &ProgressBar, tmp: &TempDir) {
+    if let Some(status) = interrupts.caught() {
+        bar.finish_and_clear();
+        let _ = std::fs::remove_dir_all(tmp.path());
+        std::process::exit(status);
+    }
+}
+
 /// The paired jobs: memlane-spin against floor-spin at 8 B and 1 KiB,
 /// twice a round's round trips each (half on each transport), in blocks of
 /// a twentieth of that (at most `paired::DEFAULT_BLOCK`, at least 10).
@@ -267,10 +280,9 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     let rounds = args.rounds.max(1);
     let plans: Vec<Vec<Job>> = (0..rounds).map(|r| plan(&args, tmp.path(), r)).collect();
 
+    let paired_jobs = paired_plan(&args, tmp.path());
     let bar = ProgressBar::new(
-        plans.iter().map(Vec::len).sum::<usize>() as u64
-            + 4
-            + paired_plan(&args, tmp.path()).len() as u64,
+        plans.iter().map(Vec::len).sum::<usize>() as u64 + 4 + paired_jobs.len() as u64,
     );
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
@@ -301,11 +313,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             latest::ops(tmp.path(), &tag, size, n, rounds)
                 .context("measuring the latest-value slot's get and set")?,
         );
-        if let Some(status) = interrupts.caught() {
-            bar.finish_and_clear();
-            drop(tmp);
-            std::process::exit(status);
-        }
+        leave_if_interrupted(&interrupts, &bar, &tmp);
     }
     bar.inc(2);
     let jobs = plans
@@ -329,13 +337,7 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
             }
         ));
         let outcome = run_builtin(&launcher, job);
-        // A Ctrl-C also stops the child, which fails the job: remove the
-        // directory and leave with the signal's status instead.
-        if let Some(status) = interrupts.caught() {
-            bar.finish_and_clear();
-            drop(tmp);
-            std::process::exit(status);
-        }
+        leave_if_interrupted(&interrupts, &bar, &tmp);
         let outcome = outcome.with_context(|| {
             format!(
                 "{} {what} benchmark with {} messages",
@@ -350,17 +352,13 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     let mut paired = Vec::new();
-    for job in paired_plan(&args, tmp.path()) {
+    for job in paired_jobs {
         bar.set_message(format!(
             "paired: memlane-spin and floor-spin latency {}",
             output::size(job.size as u64)
         ));
         let outcome = memlane_benchkit::paired::run(&launcher, &job);
-        if let Some(status) = interrupts.caught() {
-            bar.finish_and_clear();
-            drop(tmp);
-            std::process::exit(status);
-        }
+        leave_if_interrupted(&interrupts, &bar, &tmp);
         paired.push(outcome.with_context(|| {
             format!(
                 "memlane-spin and floor-spin paired, {} messages",

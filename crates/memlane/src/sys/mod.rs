@@ -6,6 +6,7 @@
 //! shared 32-bit word. One file per platform, picked by `cfg`.
 
 use std::io;
+use std::sync::OnceLock;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -59,22 +60,8 @@ pub(crate) struct FileInfo {
 /// `MEMLANE_NO_PREFETCHW` (any value) makes this say no, to measure what
 /// the hint gains (see `docs/benchmarks/README.md`).
 pub(crate) fn cpu_has_prefetchw() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        {
-            if std::env::var_os("MEMLANE_NO_PREFETCHW").is_some() {
-                return false;
-            }
-            // The extended leaf exists when leaf 0x8000_0000's EAX reaches it.
-            let max_leaf = std::arch::x86_64::__cpuid(0x8000_0000).eax;
-            max_leaf >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-        {
-            false
-        }
-    })
+    static HAS: OnceLock<bool> = OnceLock::new();
+    cpu_has(&HAS, "MEMLANE_NO_PREFETCHW", 0x8000_0001, 8)
 }
 
 /// Whether this CPU has `CLDEMOTE` (CPUID leaf 7, sub-leaf 0, ECX bit 25),
@@ -86,20 +73,28 @@ pub(crate) fn cpu_has_prefetchw() -> bool {
 /// this say no on a CPU that has it, to measure there what a CPU without
 /// it gets (see `docs/benchmarks/README.md`).
 pub(crate) fn cpu_has_cldemote() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    cpu_has(&HAS, "MEMLANE_NO_CLDEMOTE", 7, 25)
+}
+
+/// Whether CPUID leaf `leaf` (sub-leaf 0) has bit `bit` of ECX set,
+/// unless the environment variable `switch_off` is set; asked once, the
+/// answer kept in `cache`. False off x86-64 and under Miri. CPUID is on
+/// every x86-64 processor; a leaf exists when the highest leaf of its range
+/// (leaf 0's EAX for basic leaves, leaf 0x8000_0000's for extended ones)
+/// reaches it.
+fn cpu_has(cache: &OnceLock<bool>, switch_off: &str, leaf: u32, bit: u32) -> bool {
+    *cache.get_or_init(|| {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
-            if std::env::var_os("MEMLANE_NO_CLDEMOTE").is_some() {
-                return false;
-            }
-            // CPUID is available on every x86-64 processor; leaf 7 exists
-            // when the highest basic leaf (leaf 0's EAX) is at least 7.
-            let max_leaf = std::arch::x86_64::__cpuid(0).eax;
-            max_leaf >= 7 && std::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 25) != 0
+            use std::arch::x86_64::{__cpuid, __cpuid_count};
+            std::env::var_os(switch_off).is_none()
+                && __cpuid(leaf & 0x8000_0000).eax >= leaf
+                && __cpuid_count(leaf, 0).ecx & (1 << bit) != 0
         }
         #[cfg(not(all(target_arch = "x86_64", not(miri))))]
         {
+            let _ = (switch_off, leaf, bit);
             false
         }
     })
@@ -107,21 +102,28 @@ pub(crate) fn cpu_has_cldemote() -> bool {
 
 #[cfg(test)]
 mod tests {
-    /// The CPUID bit read for `PREFETCHW` is the one Linux reports as
-    /// `3dnowprefetch` (unless the measuring switch turns it off).
+    /// The CPUID bits read for `PREFETCHW` and `CLDEMOTE` are the ones
+    /// Linux reports as `3dnowprefetch` and `cldemote` (unless the
+    /// measuring switches turn them off).
     #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
     #[test]
-    fn prefetchw_is_detected_as_the_kernel_reports_it() {
+    fn cpu_features_are_detected_as_the_kernel_reports_them() {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
         let flags = cpuinfo
             .lines()
             .find(|l| l.starts_with("flags"))
             .expect("a flags line");
-        let listed = flags.split_whitespace().any(|f| f == "3dnowprefetch");
-        let switched_off = std::env::var_os("MEMLANE_NO_PREFETCHW").is_some();
+        let expect = |flag: &str, switch: &str| {
+            flags.split_whitespace().any(|f| f == flag) && std::env::var_os(switch).is_none()
+        };
         assert_eq!(
             super::cpu_has_prefetchw(),
-            listed && !switched_off,
+            expect("3dnowprefetch", "MEMLANE_NO_PREFETCHW"),
+            "{flags}"
+        );
+        assert_eq!(
+            super::cpu_has_cldemote(),
+            expect("cldemote", "MEMLANE_NO_CLDEMOTE"),
             "{flags}"
         );
     }
