@@ -243,6 +243,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// A number given on the command line.
+fn number(s: &str) -> io::Result<u64> {
+    s.parse::<u64>()
+        .map_err(|_| memlane_benchkit::bad(format!("{s} is not a number")))
+}
+
+/// The job of `--single` or `--paired` in `dir`, with this process pinned
+/// to CPU 0 where there are two (the child pins itself to CPU 1).
+fn command_line_job(
+    dir: &TempDir,
+    transport: &str,
+    workload: &str,
+    size: &str,
+    count: &str,
+    warmup: u64,
+) -> io::Result<Job> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        pin_to_cpu(0);
+    }
+    Job::from_args(&[
+        format!("transport={transport}"),
+        format!("workload={workload}"),
+        format!("size={}", number(size)?),
+        format!("count={}", number(count)?),
+        format!("warmup={warmup}"),
+        "subscribers=1".to_string(),
+        format!("dir={}", dir.path().display()),
+        format!("tag=cmd-{}", std::process::id()),
+    ])
+}
+
+/// One latency result as a line.
+fn print_latency(l: &LatencyResult) {
+    println!(
+        "{} latency {} B x{}: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
+        l.transport, l.size, l.round_trips, l.p50_ns, l.p99_ns, l.p999_ns
+    );
+}
+
 /// `--single TRANSPORT WORKLOAD SIZE COUNT`: one job, its result on
 /// standard output (for counting its system calls with `strace -c -f` or
 /// `perf stat -e raw_syscalls:sys_enter`).
@@ -252,30 +291,11 @@ fn single(args: &[String]) -> io::Result<()> {
             "--single takes TRANSPORT latency|throughput SIZE COUNT",
         ));
     };
-    let num = |s: &str| {
-        s.parse::<u64>()
-            .map_err(|_| memlane_benchkit::bad(format!("{s} is not a number")))
-    };
     let dir = TempDir::new("memlane-compare")?;
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        pin_to_cpu(0);
-    }
-    let job = Job::from_args(&[
-        format!("transport={transport}"),
-        format!("workload={workload}"),
-        format!("size={}", num(size)?),
-        format!("count={}", num(count)?),
-        "warmup=100".to_string(),
-        "subscribers=1".to_string(),
-        format!("dir={}", dir.path().display()),
-        format!("tag=single-{}", std::process::id()),
-    ])?;
+    let job = command_line_job(&dir, transport, workload, size, count, 100)?;
     let launcher = Launcher::current_exe(&["--child"])?;
     match run_job(&launcher, &job)? {
-        Outcome::Latency(l) => println!(
-            "{} latency {} B x{}: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
-            l.transport, l.size, l.round_trips, l.p50_ns, l.p99_ns, l.p999_ns
-        ),
+        Outcome::Latency(l) => print_latency(&l),
         Outcome::Throughput(t) => println!(
             "{} throughput {} B x{}: {:.3} M msgs/s, {:.2} GB/s",
             t.transport,
@@ -301,37 +321,18 @@ fn paired(args: &[String]) -> io::Result<()> {
             ))
         }
     };
-    let num = |s: &str| {
-        s.parse::<u64>()
-            .map_err(|_| memlane_benchkit::bad(format!("{s} is not a number")))
-    };
-    let block = block.map_or(Ok(memlane_benchkit::paired::DEFAULT_BLOCK), |b| num(b))?;
+    let block = block.map_or(Ok(memlane_benchkit::paired::DEFAULT_BLOCK), |b| number(b))?;
     let dir = TempDir::new("memlane-compare")?;
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        pin_to_cpu(0);
-    }
-    let job = Job::from_args(&[
-        format!("transport={}", memlane_benchkit::paired::name(a, b, block)),
-        "workload=latency".to_string(),
-        format!("size={}", num(size)?),
-        format!("count={}", num(count)?),
-        "warmup=1000".to_string(),
-        "subscribers=1".to_string(),
-        format!("dir={}", dir.path().display()),
-        format!("tag=paired-{}", std::process::id()),
-    ])?;
+    let transport = memlane_benchkit::paired::name(a, b, block);
+    let job = command_line_job(&dir, &transport, "latency", size, count, 1000)?;
     let launcher = Launcher::current_exe(&["--child"])?;
     let r = memlane_benchkit::paired::run(&launcher, &job)?;
     println!(
         "{}",
         memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into())
     );
-    for l in [&r.a, &r.b] {
-        println!(
-            "{} latency {} B x{}: p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
-            l.transport, l.size, l.round_trips, l.p50_ns, l.p99_ns, l.p999_ns
-        );
-    }
+    print_latency(&r.a);
+    print_latency(&r.b);
     println!(
         "{} / {}: median {:.3} (quartiles {:.3}-{:.3}; of means {:.3}) over {} pairs of \
          {}-round-trip blocks",
