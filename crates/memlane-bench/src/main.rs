@@ -164,13 +164,7 @@ fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("--async") {
         let quick = args.iter().any(|a| a == "--quick");
-        return match async_table(quick) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_with(async_table(quick));
     }
     if let Some(mode @ ("--contention" | "--setup")) = args.first().map(String::as_str) {
         let quick = args.iter().any(|a| a == "--quick");
@@ -189,31 +183,13 @@ fn main() -> ExitCode {
                 .map_err(io::Error::other)
                 .and_then(|r| setup::table(quick, r.map(|r| r as usize)))
         };
-        return match run {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_with(run);
     }
     if args.first().map(String::as_str) == Some("--paired") {
-        return match paired(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_with(paired(&args[1..]));
     }
     if args.first().map(String::as_str) == Some("--single") {
-        return match single(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_with(single(&args[1..]));
     }
     let mut opts = Options {
         out: PathBuf::from("docs/benchmarks"),
@@ -234,7 +210,13 @@ fn main() -> ExitCode {
             _ => return usage(),
         }
     }
-    match run(&opts) {
+    exit_with(run(&opts))
+}
+
+/// The exit status of a mode: success, or the error on standard error and
+/// failure.
+fn exit_with(r: io::Result<()>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
