@@ -307,17 +307,29 @@ pub fn run_latency<T: Transport>(
         link.recv(&mut buf)?;
     }
     for _ in 0..job.count {
-        let t0 = std::time::Instant::now();
-        link.send(&msg)?;
-        let n = link.recv(&mut buf)?;
-        let rt = t0.elapsed();
-        if n != job.size {
-            return Err(bad(format!("echo of {n} bytes, sent {}", job.size)));
-        }
-        hist.saturating_record(rt.as_nanos() as u64);
+        hist.saturating_record(trip(&mut link, &msg, &mut buf)?);
     }
     child.finish()?;
     Ok(LatencyResult::from_round_trips(job, &hist))
+}
+
+/// One timed round trip over `l` (nanoseconds): `msg` out, its echo into
+/// `buf`, which must be as long as `msg`.
+pub(crate) fn trip<L: Link>(l: &mut L, msg: &[u8], buf: &mut [u8]) -> io::Result<u64> {
+    let t0 = std::time::Instant::now();
+    l.send(msg)?;
+    let n = l.recv(buf)?;
+    let rt = t0.elapsed();
+    if n != msg.len() {
+        return Err(bad(format!("echo of {n} bytes, sent {}", msg.len())));
+    }
+    Ok(rt.as_nanos() as u64)
+}
+
+/// One echo on `l`, as the child of a latency job does.
+pub(crate) fn echo<L: Link>(l: &mut L, buf: &mut [u8]) -> io::Result<()> {
+    let n = l.recv(buf)?;
+    l.send(&buf[..n])
 }
 
 /// Runs a throughput `job` over `t` as the parent.
@@ -363,8 +375,7 @@ pub fn serve<T: Transport>(t: &T, job: &Job) -> io::Result<()> {
     match job.workload {
         Workload::Latency => {
             for _ in 0..job.warmup + job.count {
-                let n = link.recv(&mut buf)?;
-                link.send(&buf[..n])?;
+                echo(&mut link, &mut buf)?;
             }
         }
         Workload::Throughput => {

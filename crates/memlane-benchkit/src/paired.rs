@@ -23,7 +23,7 @@ use std::io;
 use crate::floor::Floor;
 use crate::lane::Memlane;
 use crate::stats::{histogram, LatencyResult};
-use crate::{bad, pin_to_cpu, ChildProc, Job, Launcher, Link, Transport, Workload};
+use crate::{bad, echo, pin_to_cpu, trip, ChildProc, Job, Launcher, Transport, Workload};
 
 /// Round trips per block unless the name says otherwise.
 pub const DEFAULT_BLOCK: u64 = 2000;
@@ -133,24 +133,6 @@ pub fn run(launcher: &Launcher, job: &Job) -> io::Result<PairedResult> {
         )));
     }
     with_pair!(a, b, run_pair(launcher, job, a, b, block))
-}
-
-/// One timed round trip over `l`: `msg` out, the echo into `buf`.
-fn trip<L: Link>(l: &mut L, msg: &[u8], buf: &mut [u8]) -> io::Result<u64> {
-    let t0 = std::time::Instant::now();
-    l.send(msg)?;
-    let n = l.recv(buf)?;
-    let rt = t0.elapsed();
-    if n != msg.len() {
-        return Err(bad(format!("echo of {n} bytes, sent {}", msg.len())));
-    }
-    Ok(rt.as_nanos() as u64)
-}
-
-/// One echo on `l`, as the child of a latency job does.
-fn echo<L: Link>(l: &mut L, buf: &mut [u8]) -> io::Result<()> {
-    let n = l.recv(buf)?;
-    l.send(&buf[..n])
 }
 
 #[allow(clippy::too_many_arguments)]
