@@ -193,6 +193,86 @@ fn loans_commit_and_discard() {
     assert_eq!(c.info().messages_sent, 2);
 }
 
+/// A blocking receive first polls on its own (tightly, as a `try_recv`
+/// loop would), for its whole spin budget. With a budget of `u32::MAX`
+/// polls (minutes of polling) it must still end at its deadline.
+#[test]
+fn a_polling_receive_still_ends_at_its_deadline() {
+    let d = TestDir::new("ch-polldeadline");
+    let c = channel(&d, "pd", 4096, 100);
+    let mut s = c.subscriber().unwrap();
+    s.set_spin(u32::MAX);
+    let start = Instant::now();
+    assert!(matches!(
+        s.recv_timeout(Duration::from_millis(30)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(30));
+    // Not a speed check: ignoring the deadline would poll for minutes.
+    assert!(
+        took < Duration::from_secs(20),
+        "the polls ignored the deadline: {took:?}"
+    );
+}
+
+/// The polling phase of a blocking receive hands the records it cannot
+/// take plainly (here the pad before a record that did not fit before the
+/// ring's end) to the general path, and receives what follows, in place
+/// and in copy mode. With a budget of `u32::MAX` polls, a receive that
+/// missed the record would poll for minutes before its first sleep.
+#[test]
+fn a_polling_receive_steps_over_a_pad_to_the_next_message() {
+    for copy in [false, true] {
+        let d = TestDir::new("ch-pollpad");
+        let c = Channel::builder("pp")
+            .capacity(4096)
+            .max_message(1000)
+            .copy_messages(copy)
+            .dir(&d.path)
+            .create()
+            .unwrap();
+        let mut s = c.subscriber().unwrap();
+        let mut p = c.publisher().unwrap();
+        // Records of 528 and 3 × 1,024 bytes (16-byte header, payload
+        // rounded up to 16) leave less than 1,024 before the ring's end:
+        // the next 1000-byte message goes to its start, after a pad.
+        let mut end = 0;
+        for (i, len) in [500, 1000, 1000, 1000].into_iter().enumerate() {
+            p.send(&vec![i as u8; len]).unwrap();
+            let m = s.recv().unwrap();
+            assert_eq!(&*m, &vec![i as u8; len][..]);
+            end = m.position() + 16 + len.next_multiple_of(16) as u64;
+        }
+        let pad = 4096 - end % 4096;
+        assert!(pad < 1024, "the next record needs a pad");
+        s.set_spin(u32::MAX);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            p.send(&[9; 1000]).unwrap();
+            p.send(b"after").unwrap();
+            p
+        });
+        let start = Instant::now();
+        let m = s.recv().unwrap();
+        assert_eq!(&*m, &[9; 1000][..], "copy mode {copy}");
+        assert_eq!(
+            m.position(),
+            end + pad,
+            "after the pad, at the ring's start"
+        );
+        drop(m);
+        let m = s.recv().unwrap();
+        assert_eq!((&*m, m.position()), (&b"after"[..], end + pad + 1024));
+        drop(m);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "found by polling, not after minutes of it"
+        );
+        drop(t.join().unwrap());
+    }
+}
+
 #[test]
 fn recv_timeout_and_blocking_recv() {
     let d = TestDir::new("ch-recv");

@@ -1102,6 +1102,40 @@ fn a_peer_truncating_the_file_does_not_kill_us() {
     ));
 }
 
+/// A blocking receive polls before it sleeps; when another process cuts
+/// the channel's file down while it polls (its looks then read the zero
+/// page that replaced the lost one), it reports the corruption at once
+/// rather than polling on: with a budget of `u32::MAX` polls, a receive
+/// that missed it would poll for minutes.
+#[cfg(unix)] // SIGBUS; Windows refuses the truncation instead (above).
+#[test]
+fn a_polling_receive_reports_a_truncation_at_once() {
+    let d = TestDir::new("rel-trunc-poll");
+    let c = Channel::builder("trunc-poll")
+        .capacity(4096)
+        .dir(&d.path)
+        .create()
+        .unwrap();
+    let mut sub = c.subscriber().unwrap();
+    let _publ = c.publisher().unwrap(); // joined: no disconnect to report
+    sub.set_spin(u32::MAX);
+    let vars = vars(&d, "trunc-poll", &[]);
+    let cutter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        spawn_role(ENTRY, "truncate", &vars).wait(Duration::from_secs(30))
+    });
+    let start = Instant::now();
+    let got = sub.recv().map(|m| m.to_vec());
+    let took = start.elapsed();
+    let out = cutter.join().unwrap();
+    assert!(expect_success(&out, "truncating child").contains("RESULT truncated"));
+    assert!(
+        matches!(got, Err(memlane::RecvError::Corrupt(_))),
+        "{got:?}"
+    );
+    assert!(took < Duration::from_secs(20), "it polled on for {took:?}");
+}
+
 /// memlane's SIGBUS handler takes only the faults the kernel raises for
 /// an access inside one of its mappings: a SIGBUS sent by another process
 /// (`kill -BUS`, si_code SI_USER) keeps its default meaning and ends the
