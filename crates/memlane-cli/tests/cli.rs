@@ -376,16 +376,22 @@ fn bench_quick_json_shape_and_cleanup() {
             );
         }
     }
-    // memlane-spin and floor-spin paired between one pair of processes, at
-    // 8 B and 1 KiB: 100 round trips in turns of 10, so 5 pairs of turns.
+    // memlane-spin (a try_recv loop) and memlane-block (recv) each paired
+    // with floor-spin between one pair of processes, at 8 B and 1 KiB: 100
+    // round trips in turns of 10, so 5 pairs of turns.
     let paired = v["paired"].as_array().expect("paired is an array");
-    for size in [8, 1024] {
+    assert_eq!(paired.len(), 4, "{v}");
+    for (memlane, size) in [
+        ("memlane-spin", 8),
+        ("memlane-spin", 1024),
+        ("memlane-block", 8),
+        ("memlane-block", 1024),
+    ] {
         let p = paired
             .iter()
-            .find(|p| p["b"]["size"] == size)
-            .unwrap_or_else(|| panic!("no paired row at {size} B: {v}"));
+            .find(|p| p["b"]["size"] == size && p["b"]["transport"] == memlane)
+            .unwrap_or_else(|| panic!("no paired {memlane} row at {size} B: {v}"));
         assert_eq!(p["a"]["transport"], "floor-spin", "{p}");
-        assert_eq!(p["b"]["transport"], "memlane-spin", "{p}");
         assert_eq!(p["block"], 10, "{p}");
         let ratios = p["block_ratios"].as_array().expect("block_ratios");
         assert_eq!(ratios.len(), 5, "{p}");

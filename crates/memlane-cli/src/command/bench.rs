@@ -238,7 +238,11 @@ fn leave_if_interrupted(interrupts: &Interrupts, bar: &ProgressBar, tmp: &TempDi
     }
 }
 
-/// The paired jobs: memlane-spin against floor-spin at 8 B and 1 KiB,
+/// The receivers of the paired jobs: a `try_recv` loop and a blocking
+/// `recv` (which polls as tightly before it sleeps).
+const PAIRED: [&str; 2] = ["memlane-spin", "memlane-block"];
+
+/// The paired jobs: each of [`PAIRED`] against floor-spin at 8 B and 1 KiB,
 /// twice a round's round trips each (half on each transport), in blocks of
 /// a twentieth of that (at most `paired::DEFAULT_BLOCK`, at least 10).
 fn paired_plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
@@ -247,17 +251,18 @@ fn paired_plan(args: &BenchArgs, dir: &Path) -> Vec<Job> {
         .unwrap_or(if args.quick { 1_000 } else { 40_000 });
     let count = (2 * rt).max(20);
     let block = (count / 20).clamp(10, memlane_benchkit::paired::DEFAULT_BLOCK);
-    [8, 1024]
+    PAIRED
         .into_iter()
-        .map(|size| Job {
-            transport: memlane_benchkit::paired::name("floor-spin", "memlane-spin", block),
+        .flat_map(|memlane| [8, 1024].map(|size| (memlane, size)))
+        .map(|(memlane, size)| Job {
+            transport: memlane_benchkit::paired::name("floor-spin", memlane, block),
             workload: Workload::Latency,
             size,
             count,
             warmup: (count / 10).max(10),
             subscribers: 1,
             dir: dir.to_path_buf(),
-            tag: format!("paired{size}"),
+            tag: format!("paired-{memlane}-{size}"),
         })
         .collect()
 }
@@ -353,18 +358,15 @@ pub fn run(dir: Option<&Path>, args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut paired = Vec::new();
     for job in paired_jobs {
-        bar.set_message(format!(
-            "paired: memlane-spin and floor-spin latency {}",
+        let what = format!(
+            "{} paired with floor-spin, {} messages",
+            job.transport.split(':').nth(2).unwrap_or("memlane"),
             output::size(job.size as u64)
-        ));
+        );
+        bar.set_message(what.clone());
         let outcome = memlane_benchkit::paired::run(&launcher, &job);
         leave_if_interrupted(&interrupts, &bar, &tmp);
-        paired.push(outcome.with_context(|| {
-            format!(
-                "memlane-spin and floor-spin paired, {} messages",
-                output::size(job.size as u64)
-            )
-        })?);
+        paired.push(outcome.with_context(|| what)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -548,18 +550,20 @@ fn print_table(r: &Report) {
     }
     if let Some(first) = r.paired.first() {
         println!(
-            "\nbusy-poll, paired: memlane-spin and floor-spin in turns of {} round trips between \
-             one pair of processes;\nratio = memlane's median round trip / the floor's in each \
-             pair of turns: their median, and quartiles (steady when the machine's speed is not)",
+            "\npaired: memlane (a try_recv loop, memlane-spin; a blocking recv, memlane-block) and \
+             floor-spin in turns of {} round trips between one pair of processes;\nratio = \
+             memlane's median round trip / the floor's in each pair of turns: their median, and \
+             quartiles (steady when the machine's speed is not)",
             first.block
         );
         println!(
-            "{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
-            "size", "memlane p50", "floor p50", "ratio", "quartiles", "pairs"
+            "{:<15}{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
+            "receiver", "size", "memlane p50", "floor p50", "ratio", "quartiles", "pairs"
         );
         for p in &r.paired {
             println!(
-                "{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
+                "{:<15}{:<9}{:>14}{:>14}{:>9}{:>15}{:>7}",
+                p.b.transport,
                 output::size(p.b.size as u64),
                 output::nanos(p.b.p50_ns as u64),
                 output::nanos(p.a.p50_ns as u64),
