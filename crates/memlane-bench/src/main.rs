@@ -124,6 +124,11 @@ fn usage() -> ExitCode {
     eprintln!(
         "              round trips (default 2000) between one pair of processes; prints B / A"
     );
+    eprintln!("       memlane-compare --paired-throughput A B SIZE COUNT [BLOCK]");
+    eprintln!("  --paired-throughput  the same for throughput: blocks of BLOCK messages (default");
+    eprintln!(
+        "              100000) one way; floor-ring and memlane's lossless modes; B / A msgs/s"
+    );
     eprintln!("       memlane-compare --async [--quick]");
     eprintln!(
         "  --async     async one-way latency (tokio) next to blocking recv and the futex floor"
@@ -187,6 +192,9 @@ fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("--paired") {
         return exit_with(paired(&args[1..]));
+    }
+    if args.first().map(String::as_str) == Some("--paired-throughput") {
+        return exit_with(paired_throughput(&args[1..]));
     }
     if args.first().map(String::as_str) == Some("--single") {
         return exit_with(single(&args[1..]));
@@ -278,41 +286,37 @@ fn single(args: &[String]) -> io::Result<()> {
     let launcher = Launcher::current_exe(&["--child"])?;
     match run_job(&launcher, &job)? {
         Outcome::Latency(l) => print_latency(&l),
-        Outcome::Throughput(t) => println!(
-            "{} throughput {} B x{}: {:.3} M msgs/s, {:.2} GB/s",
-            t.transport,
-            t.size,
-            t.messages,
-            t.msgs_per_s / 1e6,
-            t.bytes_per_s / 1e9
-        ),
+        Outcome::Throughput(t) => print_throughput(&t),
     }
     Ok(())
+}
+
+/// One throughput result as a line.
+fn print_throughput(t: &ThroughputResult) {
+    println!(
+        "{} throughput {} B x{}: {:.3} M msgs/s, {:.2} GB/s",
+        t.transport,
+        t.size,
+        t.messages,
+        t.msgs_per_s / 1e6,
+        t.bytes_per_s / 1e9
+    );
 }
 
 /// `--paired A B SIZE COUNT [BLOCK]`: A and B in alternating blocks
 /// between one pair of processes (`memlane_benchkit::paired`), B / A per
 /// pair of blocks.
 fn paired(args: &[String]) -> io::Result<()> {
-    let (a, b, size, count, block) = match args {
-        [a, b, size, count] => (a, b, size, count, None),
-        [a, b, size, count, block] => (a, b, size, count, Some(block)),
-        _ => {
-            return Err(memlane_benchkit::bad(
-                "--paired takes A B SIZE COUNT [BLOCK]",
-            ))
-        }
-    };
-    let block = block.map_or(Ok(memlane_benchkit::paired::DEFAULT_BLOCK), |b| number(b))?;
-    let dir = TempDir::new("memlane-compare")?;
-    let transport = memlane_benchkit::paired::name(a, b, block);
-    let job = command_line_job(&dir, &transport, "latency", size, count, 1000)?;
+    let (dir, job) = paired_job(
+        args,
+        "--paired",
+        "latency",
+        memlane_benchkit::paired::DEFAULT_BLOCK,
+    )?;
     let launcher = Launcher::current_exe(&["--child"])?;
     let r = memlane_benchkit::paired::run(&launcher, &job)?;
-    println!(
-        "{}",
-        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into())
-    );
+    drop(dir);
+    print_cpu();
     print_latency(&r.a);
     print_latency(&r.b);
     println!(
@@ -324,6 +328,64 @@ fn paired(args: &[String]) -> io::Result<()> {
         r.ratio_quartiles.0,
         r.ratio_quartiles.1,
         r.mean_ratio_median,
+        r.block_ratios.len(),
+        r.block
+    );
+    Ok(())
+}
+
+/// The job of `FLAG A B SIZE COUNT [BLOCK]` (`--paired`,
+/// `--paired-throughput`) and the directory it runs in.
+fn paired_job(
+    args: &[String],
+    flag: &str,
+    workload: &str,
+    default_block: u64,
+) -> io::Result<(TempDir, Job)> {
+    let (a, b, size, count, block) = match args {
+        [a, b, size, count] => (a, b, size, count, None),
+        [a, b, size, count, block] => (a, b, size, count, Some(block)),
+        _ => {
+            return Err(memlane_benchkit::bad(format!(
+                "{flag} takes A B SIZE COUNT [BLOCK]"
+            )))
+        }
+    };
+    let block = block.map_or(Ok(default_block), |b| number(b))?;
+    let dir = TempDir::new("memlane-compare")?;
+    let transport = memlane_benchkit::paired::name(a, b, block);
+    let job = command_line_job(&dir, &transport, workload, size, count, 1000)?;
+    Ok((dir, job))
+}
+
+/// The CPU the figures come from, first line of a paired result.
+fn print_cpu() {
+    println!(
+        "{}",
+        memlane_benchkit::cpu_model().unwrap_or_else(|| "unknown CPU".into())
+    );
+}
+
+/// `--paired-throughput A B SIZE COUNT [BLOCK]`: A and B in alternating
+/// blocks of messages between one pair of processes, B / A messages/s per
+/// pair of blocks.
+fn paired_throughput(args: &[String]) -> io::Result<()> {
+    let (dir, job) = paired_job(args, "--paired-throughput", "throughput", 100_000)?;
+    let launcher = Launcher::current_exe(&["--child"])?;
+    let r = memlane_benchkit::paired::run_throughput(&launcher, &job)?;
+    drop(dir);
+    print_cpu();
+    for t in [&r.a, &r.b] {
+        print_throughput(t);
+    }
+    println!(
+        "{} / {} (messages/s): median {:.3} (quartiles {:.3}-{:.3}) over {} pairs of \
+         {}-message blocks",
+        r.b.transport,
+        r.a.transport,
+        r.ratio_median,
+        r.ratio_quartiles.0,
+        r.ratio_quartiles.1,
         r.block_ratios.len(),
         r.block
     );

@@ -115,3 +115,51 @@ fn paired_alternates_two_transports_between_one_pair_of_processes() {
         "{stderr}"
     );
 }
+
+/// `--paired-throughput`: blocks of 100 messages one way, in turns (2,000
+/// in all: 10 pairs of blocks, after 1,000 on each to warm up); each side's
+/// figures cover its half; transports that hold one message at a time are
+/// refused with the reason.
+#[test]
+fn paired_throughput_alternates_blocks_of_messages() {
+    let (_, stdout) = run_compare(&[
+        "--paired-throughput",
+        "floor-ring",
+        "memlane-block",
+        "64",
+        "2000",
+        "100",
+    ]);
+    assert!(
+        stdout.contains("floor-ring throughput 64 B x1000:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("memlane-block throughput 64 B x1000:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("memlane-block / floor-ring (messages/s): median ")
+            && stdout.contains("over 10 pairs of 100-message blocks"),
+        "{stdout}"
+    );
+    for bad in ["floor-spin", "memlane-lossy"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memlane-compare"))
+            .args([
+                "--paired-throughput",
+                bad,
+                "memlane-spin",
+                "64",
+                "2000",
+                "100",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{bad} does not queue messages")),
+            "{stderr}"
+        );
+    }
+}

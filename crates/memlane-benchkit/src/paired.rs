@@ -16,14 +16,20 @@
 //!
 //! The job's transport names both: `paired:A:B:BLOCK` (see [`name`]); A
 //! and B are this crate's floors ([`Floor`]) or memlane's channels
-//! ([`Memlane`]), latency only.
+//! ([`Memlane`]).
+//!
+//! Throughput is paired the same way ([`run_throughput`]): blocks of
+//! `BLOCK` messages sent one way, each timed from its first send until the
+//! child says it has the block's last message; each pair of blocks gives
+//! B's messages/s over A's. Only transports that queue every message take
+//! part (`floor-ring` and memlane's lossless modes: [`queues_messages`]).
 
 use std::io;
 
 use crate::floor::Floor;
 use crate::lane::Memlane;
-use crate::stats::{histogram, LatencyResult};
-use crate::{bad, echo, pin_to_cpu, trip, ChildProc, Job, Launcher, Transport, Workload};
+use crate::stats::{histogram, LatencyResult, ThroughputResult};
+use crate::{bad, echo, pin_to_cpu, trip, ChildProc, Job, Launcher, Link, Transport, Workload};
 
 /// Round trips per block unless the name says otherwise.
 pub const DEFAULT_BLOCK: u64 = 2000;
@@ -48,6 +54,41 @@ pub struct PairedResult {
     /// of those: finer than the medians', which move in the steps in which
     /// a busy-polling receiver sees a message arrive.
     pub mean_ratio_median: f64,
+}
+
+/// What a paired throughput job measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PairedThroughputResult {
+    /// A's throughput over all its blocks.
+    pub a: ThroughputResult,
+    /// B's throughput over all its blocks.
+    pub b: ThroughputResult,
+    /// Messages per block.
+    pub block: u64,
+    /// B's messages/s over A's, for each pair of blocks, in order (higher
+    /// is better for B).
+    pub block_ratios: Vec<f64>,
+    /// The median of `block_ratios`.
+    pub ratio_median: f64,
+    /// Their first and third quartiles.
+    pub ratio_quartiles: (f64, f64),
+}
+
+/// Whether the transport named `name` queues every message sent (so that
+/// blocks of them can be sent back to back and all received): the
+/// minimal ring and memlane's lossless modes. The other floors hold one
+/// message at a time, and a lossy subscriber may lose some.
+///
+/// # Examples
+///
+/// ```
+/// use memlane_benchkit::paired::queues_messages;
+/// assert!(queues_messages("floor-ring") && queues_messages("memlane-block"));
+/// assert!(!queues_messages("floor-spin") && !queues_messages("memlane-lossy"));
+/// ```
+pub fn queues_messages(name: &str) -> bool {
+    Floor::from_name(name) == Some(Floor::Ring)
+        || Memlane::from_name(name).is_some_and(|m| m != Memlane::Lossy)
 }
 
 /// The transport name of a paired job: `paired:A:B:BLOCK`.
@@ -123,7 +164,7 @@ macro_rules! with_pair {
 /// failure of the transports or the child.
 pub fn run(launcher: &Launcher, job: &Job) -> io::Result<PairedResult> {
     if job.workload != Workload::Latency {
-        return Err(bad("a paired job measures latency only"));
+        return Err(bad("a paired throughput job runs with run_throughput"));
     }
     let (a, b, block) = parse(&job.transport)?;
     if job.count < 2 * block {
@@ -200,6 +241,111 @@ fn run_pair<A: Transport, B: Transport>(
     })
 }
 
+/// Runs a paired throughput job as the parent (`job.transport` as
+/// [`name`] makes it; `job.count` messages in all, half on each transport,
+/// in blocks; `job.warmup` more on each before).
+///
+/// # Errors
+///
+/// A malformed name, a transport that does not queue messages (see
+/// [`queues_messages`]), a latency job, or any failure of the transports
+/// or the child.
+pub fn run_throughput(launcher: &Launcher, job: &Job) -> io::Result<PairedThroughputResult> {
+    if job.workload != Workload::Throughput {
+        return Err(bad("a paired latency job runs with run"));
+    }
+    let (a, b, block) = parse(&job.transport)?;
+    if let Some(t) = [a, b].into_iter().find(|t| !queues_messages(t)) {
+        return Err(bad(format!(
+            "{t} does not queue messages: paired throughput takes floor-ring and memlane's \
+             lossless modes"
+        )));
+    }
+    if job.count < 2 * block {
+        return Err(bad(format!(
+            "a paired job of {} messages holds no pair of {block}-message blocks",
+            job.count
+        )));
+    }
+    with_pair!(a, b, run_pair_throughput(launcher, job, a, b, block))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pair_throughput<A: Transport, B: Transport>(
+    ta: &A,
+    tb: &B,
+    launcher: &Launcher,
+    job: &Job,
+    a: &str,
+    b: &str,
+    block: u64,
+) -> io::Result<PairedThroughputResult> {
+    let (ja, jb) = (side(job, a, "a"), side(job, b, "b"));
+    let mut link_b = None;
+    let mut spawn_b = || -> io::Result<ChildProc> {
+        let (l, child) = tb.parent(&jb, &mut || launcher.spawn(job))?;
+        link_b = Some(l);
+        Ok(child)
+    };
+    let (mut la, mut child) = ta.parent(&ja, &mut spawn_b)?;
+    let mut lb = link_b.ok_or_else(|| bad("paired job: B's side was not set up"))?;
+    child.expect_line("ready")?;
+    let msg = crate::payload(job.size);
+    for _ in 0..job.warmup {
+        la.send(&msg)?;
+    }
+    for _ in 0..job.warmup {
+        lb.send(&msg)?;
+    }
+    child.expect_line("warm")?;
+    let (mut ta_total, mut tb_total) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let (mut ratios, mut a_rate) = (Vec::new(), 0.0);
+    for i in 0..blocks(job.count, block) {
+        let t0 = std::time::Instant::now();
+        for _ in 0..block {
+            if i % 2 == 0 {
+                la.send(&msg)?;
+            } else {
+                lb.send(&msg)?;
+            }
+        }
+        child.expect_line("block")?;
+        let took = t0.elapsed();
+        let rate = block as f64 / took.as_secs_f64().max(1e-9);
+        if i % 2 == 0 {
+            ta_total += took;
+            a_rate = rate;
+        } else {
+            tb_total += took;
+            ratios.push(rate / a_rate);
+        }
+    }
+    drop((la, lb));
+    child.finish()?;
+    let per_side = blocks(job.count, block) / 2 * block;
+    let (ratio_median, ratio_quartiles) = median_and_quartiles(&ratios);
+    Ok(PairedThroughputResult {
+        a: ThroughputResult::new(
+            &Job {
+                count: per_side,
+                ..ja
+            },
+            ta_total,
+        ),
+        b: ThroughputResult::new(
+            &Job {
+                count: per_side,
+                ..jb
+            },
+            tb_total,
+        ),
+        block,
+        block_ratios: ratios,
+        ratio_median,
+        ratio_quartiles,
+    })
+}
+
 /// The mean of the values of `h` up to its 99th percentile.
 fn trimmed_mean(h: &hdrhistogram::Histogram<u64>) -> f64 {
     let limit = h.value_at_quantile(0.99);
@@ -266,6 +412,29 @@ fn serve_pair<A: Transport, B: Transport>(
     writeln!(out, "ready")?;
     out.flush()?;
     let mut buf = vec![0u8; job.size.max(1)];
+    if job.workload == Workload::Throughput {
+        // Drains each block and says so; the parent times the block.
+        for _ in 0..job.warmup {
+            la.recv(&mut buf)?;
+        }
+        for _ in 0..job.warmup {
+            lb.recv(&mut buf)?;
+        }
+        writeln!(out, "warm")?;
+        out.flush()?;
+        for i in 0..blocks(job.count, block) {
+            for _ in 0..block {
+                if i % 2 == 0 {
+                    la.recv(&mut buf)?;
+                } else {
+                    lb.recv(&mut buf)?;
+                }
+            }
+            writeln!(out, "block")?;
+            out.flush()?;
+        }
+        return Ok(());
+    }
     for _ in 0..job.warmup {
         echo(&mut la, &mut buf)?;
         echo(&mut lb, &mut buf)?;
