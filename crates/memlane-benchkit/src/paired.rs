@@ -187,17 +187,7 @@ fn run_pair<A: Transport, B: Transport>(
     block: u64,
 ) -> io::Result<PairedResult> {
     let (ja, jb) = (side(job, a, "a"), side(job, b, "b"));
-    // A's setup starts the child through B's, so that both sides' files
-    // exist before the child opens them.
-    let mut link_b = None;
-    let mut spawn_b = || -> io::Result<ChildProc> {
-        let (l, child) = tb.parent(&jb, &mut || launcher.spawn(job))?;
-        link_b = Some(l);
-        Ok(child)
-    };
-    let (mut la, mut child) = ta.parent(&ja, &mut spawn_b)?;
-    let mut lb = link_b.ok_or_else(|| bad("paired job: B's side was not set up"))?;
-    child.expect_line("ready")?;
+    let (mut la, mut lb, child) = connect(ta, tb, launcher, job, &ja, &jb)?;
     let msg = crate::payload(job.size);
     let mut buf = vec![0u8; job.size.max(1)];
     for _ in 0..job.warmup {
@@ -241,6 +231,29 @@ fn run_pair<A: Transport, B: Transport>(
     })
 }
 
+/// Both sides' parent links (A's side `ja`, B's `jb`) and the child, once
+/// it said it is ready. A's set-up starts the child through B's, so that
+/// both sides' files exist before the child opens them.
+fn connect<A: Transport, B: Transport>(
+    ta: &A,
+    tb: &B,
+    launcher: &Launcher,
+    job: &Job,
+    ja: &Job,
+    jb: &Job,
+) -> io::Result<(A::L, B::L, ChildProc)> {
+    let mut link_b = None;
+    let mut spawn_b = || -> io::Result<ChildProc> {
+        let (l, child) = tb.parent(jb, &mut || launcher.spawn(job))?;
+        link_b = Some(l);
+        Ok(child)
+    };
+    let (la, mut child) = ta.parent(ja, &mut spawn_b)?;
+    let lb = link_b.ok_or_else(|| bad("paired job: B's side was not set up"))?;
+    child.expect_line("ready")?;
+    Ok((la, lb, child))
+}
+
 /// Runs a paired throughput job as the parent (`job.transport` as
 /// [`name`] makes it; `job.count` messages in all, half on each transport,
 /// in blocks; `job.warmup` more on each before).
@@ -281,15 +294,7 @@ fn run_pair_throughput<A: Transport, B: Transport>(
     block: u64,
 ) -> io::Result<PairedThroughputResult> {
     let (ja, jb) = (side(job, a, "a"), side(job, b, "b"));
-    let mut link_b = None;
-    let mut spawn_b = || -> io::Result<ChildProc> {
-        let (l, child) = tb.parent(&jb, &mut || launcher.spawn(job))?;
-        link_b = Some(l);
-        Ok(child)
-    };
-    let (mut la, mut child) = ta.parent(&ja, &mut spawn_b)?;
-    let mut lb = link_b.ok_or_else(|| bad("paired job: B's side was not set up"))?;
-    child.expect_line("ready")?;
+    let (mut la, mut lb, mut child) = connect(ta, tb, launcher, job, &ja, &jb)?;
     let msg = crate::payload(job.size);
     for _ in 0..job.warmup {
         la.send(&msg)?;
