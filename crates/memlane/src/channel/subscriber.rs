@@ -775,7 +775,7 @@ impl Subscriber {
     ///
     /// The general wait's polls test the record through [`ring::peek`] from
     /// inside the event's wait loop and go back out through it: 8 B one-way
-    /// 1.18–1.24× a `try_recv` loop's; with this phase 1.00–1.06×
+    /// 1.16–1.24× a `try_recv` loop's; with this phase 1.00–1.06×
     /// (`docs/benchmarks/`).
     fn poll(&mut self, deadline: Option<Instant>, polls: &mut u32) -> Poll {
         if self.lossy || self.cpu_sharing.check(&*self.ring, SpinCheck::FirstMiss) {
