@@ -163,17 +163,37 @@ macro_rules! with_pair {
 /// A malformed name, an unknown transport, a throughput job, or any
 /// failure of the transports or the child.
 pub fn run(launcher: &Launcher, job: &Job) -> io::Result<PairedResult> {
-    if job.workload != Workload::Latency {
-        return Err(bad("a paired throughput job runs with run_throughput"));
+    let (a, b, block) = checked(job, Workload::Latency, "round trip")?;
+    with_pair!(a, b, run_pair(launcher, job, a, b, block))
+}
+
+/// A's name, B's name and the block of a paired job of `workload`, whose
+/// `count` (of `unit`s: round trips, messages) holds a pair of blocks.
+///
+/// # Errors
+///
+/// Another workload, a malformed name, or too few for two blocks.
+fn checked<'j>(
+    job: &'j Job,
+    workload: Workload,
+    unit: &str,
+) -> io::Result<(&'j str, &'j str, u64)> {
+    if job.workload != workload {
+        return Err(bad(format!(
+            "{} is a {:?} job; this runs {workload:?} jobs (paired::run for latency, \
+             paired::run_throughput for throughput)",
+            job.transport, job.workload
+        )));
     }
     let (a, b, block) = parse(&job.transport)?;
     if job.count < 2 * block {
         return Err(bad(format!(
-            "a paired job of {} round trips holds no pair of {block}-round-trip blocks",
-            job.count
+            "a paired job of {} {unit}s holds no pair of {block}-{} blocks",
+            job.count,
+            unit.replace(' ', "-")
         )));
     }
-    with_pair!(a, b, run_pair(launcher, job, a, b, block))
+    Ok((a, b, block))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -264,20 +284,11 @@ fn connect<A: Transport, B: Transport>(
 /// [`queues_messages`]), a latency job, or any failure of the transports
 /// or the child.
 pub fn run_throughput(launcher: &Launcher, job: &Job) -> io::Result<PairedThroughputResult> {
-    if job.workload != Workload::Throughput {
-        return Err(bad("a paired latency job runs with run"));
-    }
-    let (a, b, block) = parse(&job.transport)?;
+    let (a, b, block) = checked(job, Workload::Throughput, "message")?;
     if let Some(t) = [a, b].into_iter().find(|t| !queues_messages(t)) {
         return Err(bad(format!(
             "{t} does not queue messages: paired throughput takes floor-ring and memlane's \
              lossless modes"
-        )));
-    }
-    if job.count < 2 * block {
-        return Err(bad(format!(
-            "a paired job of {} messages holds no pair of {block}-message blocks",
-            job.count
         )));
     }
     with_pair!(a, b, run_pair_throughput(launcher, job, a, b, block))
