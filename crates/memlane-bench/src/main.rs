@@ -370,7 +370,12 @@ fn print_cpu() {
 /// blocks of messages between one pair of processes, B / A messages/s per
 /// pair of blocks.
 fn paired_throughput(args: &[String]) -> io::Result<()> {
-    let (dir, job) = paired_job(args, "--paired-throughput", "throughput", 100_000)?;
+    let (dir, job) = paired_job(
+        args,
+        "--paired-throughput",
+        "throughput",
+        memlane_benchkit::paired::DEFAULT_MESSAGE_BLOCK,
+    )?;
     let launcher = Launcher::current_exe(&["--child"])?;
     let r = memlane_benchkit::paired::run_throughput(&launcher, &job)?;
     drop(dir);

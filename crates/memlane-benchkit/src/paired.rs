@@ -34,6 +34,10 @@ use crate::{bad, echo, pin_to_cpu, trip, ChildProc, Job, Launcher, Link, Transpo
 /// Round trips per block unless the name says otherwise.
 pub const DEFAULT_BLOCK: u64 = 2000;
 
+/// Messages per block of a paired throughput job, the default of
+/// `memlane-compare --paired-throughput` (a few ms per block here).
+pub const DEFAULT_MESSAGE_BLOCK: u64 = 100_000;
+
 /// What a paired job measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PairedResult {
